@@ -1,0 +1,552 @@
+package forensic
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// Method names how a change set was computed.
+type Method string
+
+// The diff methods.
+const (
+	// MethodOverlay walks only an overlayfs upper directory: O(changes).
+	MethodOverlay Method = "overlay"
+	// MethodWalk compares the whole container tree with the whole image tree.
+	MethodWalk Method = "walk"
+)
+
+// Options tune a diff.
+type Options struct {
+	// MaxHashBytes is the size above which a file is not hashed; 0 means
+	// DefaultMaxHashBytes.
+	MaxHashBytes int64
+}
+
+// Diff is the result of comparing a container's filesystem with its image.
+type Diff struct {
+	// Changes are sorted by path, bytewise.
+	Changes []Change
+	Method  Method
+	// Notes report what was not fully examined, so that nothing is skipped silently.
+	Notes []string
+	// FilesHashed and BytesHashed count the content read.
+	FilesHashed, BytesHashed int64
+}
+
+// FallbackError is returned by OverlayDiff when the upper directory uses an
+// overlayfs feature the fast path cannot interpret; the caller should compare
+// the merged trees with TreeDiff instead.
+type FallbackError struct {
+	Path   string
+	Reason string
+}
+
+func (e *FallbackError) Error() string {
+	return fmt.Sprintf("overlay fast path not usable: %s at %s", e.Reason, EscapePath(e.Path))
+}
+
+// Overlay extended attributes, in the trusted namespace (root) and the user
+// namespace (userxattr mounts).
+var overlayXattrPrefixes = []string{"trusted.overlay.", "user.overlay."}
+
+// OverlayDiff computes the changes recorded in an overlayfs upper directory
+// against lower, the merged image the upper was mounted over (a read-only
+// overlay of the lower layers, or the single layer directory itself). lower may
+// be empty for a container without image layers. Only the upper directory is
+// walked; paths are looked up in lower one at a time.
+func OverlayDiff(ctx context.Context, upper, lower string, opts Options) (*Diff, error) {
+	w := newWalker(ctx, opts)
+	up, err := openRoot(upper)
+	if err != nil {
+		return nil, fmt.Errorf("open upper directory: %w", err)
+	}
+	defer closeFD(up)
+	low := -1
+	if lower != "" {
+		if low, err = openRoot(lower); err != nil {
+			return nil, fmt.Errorf("open image root: %w", err)
+		}
+		defer closeFD(low)
+	}
+	if err := w.rawUpperChecks(up, "."); err != nil {
+		return nil, err
+	}
+	if _, err := w.overlayDir(up, low, "/"); err != nil {
+		return nil, err
+	}
+	return w.finish(MethodOverlay), nil
+}
+
+// TreeDiff computes the changes between two complete trees: target (the
+// container's filesystem) against base (its image). Both are walked entirely and
+// every regular file present in both is hashed, so an edit whose size and mtime
+// were put back is still found.
+func TreeDiff(ctx context.Context, target, base string, opts Options) (*Diff, error) {
+	w := newWalker(ctx, opts)
+	nw, err := openRoot(target)
+	if err != nil {
+		return nil, fmt.Errorf("open container root: %w", err)
+	}
+	defer closeFD(nw)
+	bs, err := openRoot(base)
+	if err != nil {
+		return nil, fmt.Errorf("open image root: %w", err)
+	}
+	defer closeFD(bs)
+	if _, err := w.treeDir(nw, bs, "/", false); err != nil {
+		return nil, err
+	}
+	return w.finish(MethodWalk), nil
+}
+
+type walker struct {
+	ctx     context.Context
+	hasher  *hasher
+	changes []Change
+	// unverified counts files present on both sides that were too large to hash
+	// and whose metadata matched, so their content could not be compared.
+	unverified int
+}
+
+func newWalker(ctx context.Context, opts Options) *walker {
+	return &walker{ctx: ctx, hasher: newHasher(opts.MaxHashBytes)}
+}
+
+func (w *walker) finish(m Method) *Diff {
+	sort.Slice(w.changes, func(i, j int) bool { return w.changes[i].Path < w.changes[j].Path })
+	linkHardLinks(w.changes)
+	d := &Diff{Changes: w.changes, Method: m, FilesHashed: w.hasher.files, BytesHashed: w.hasher.bytes}
+	if w.unverified > 0 {
+		d.Notes = append(d.Notes, fmt.Sprintf("%d files on both sides exceed --max-hash-bytes and have equal metadata: content not compared", w.unverified))
+	}
+	for i := range w.changes {
+		if c := &w.changes[i]; c.NotHashed != "" {
+			d.Notes = append(d.Notes, fmt.Sprintf("%s not hashed: %s", EscapePath(c.Path), c.NotHashed))
+		}
+	}
+	return d
+}
+
+// overlayDir walks the upper directory up whose merged image counterpart is low
+// (-1 when the image has no such directory). It reports whether anything below
+// changed.
+func (w *walker) overlayDir(up, low int, dir string) (bool, error) {
+	names, err := readNames(up)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", EscapePath(dir), err)
+	}
+	changed := false
+	for _, name := range names {
+		if err := w.ctx.Err(); err != nil {
+			return false, err
+		}
+		p := joinPath(dir, name)
+		md, err := lstatAt(up, name)
+		if err != nil {
+			return false, fmt.Errorf("%s: %w", EscapePath(p), err)
+		}
+		if err := checkOverlayXattrs(p, md); err != nil {
+			return false, err
+		}
+		base, err := lookupBase(low, name)
+		if err != nil {
+			return false, fmt.Errorf("image %s: %w", EscapePath(p), err)
+		}
+		if isWhiteout(md) {
+			if base != nil {
+				if err := w.deleted(low, name, p, base); err != nil {
+					return false, err
+				}
+				changed = true
+			}
+			continue
+		}
+		recurse := func(u, l int) (bool, error) {
+			if isOpaque(md) {
+				return w.treeDir(u, l, p, true)
+			}
+			return w.overlayDir(u, l, p)
+		}
+		c, err := w.entry(up, low, name, p, md, base, true, recurse)
+		if err != nil {
+			return false, err
+		}
+		changed = changed || c
+	}
+	return changed, nil
+}
+
+// treeDir compares the directory nw of the container with base of the image,
+// both walked entirely. rawUpper says nw is inside an overlayfs upper directory,
+// whose whiteouts are skipped and whose overlay attributes are checked.
+func (w *walker) treeDir(nw, base int, dir string, rawUpper bool) (bool, error) {
+	names, err := readNames(nw)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", EscapePath(dir), err)
+	}
+	baseNames, err := readNames(base)
+	if err != nil {
+		return false, fmt.Errorf("image %s: %w", EscapePath(dir), err)
+	}
+	changed := false
+	present := make(map[string]bool, len(names))
+	for _, name := range names {
+		if err := w.ctx.Err(); err != nil {
+			return false, err
+		}
+		p := joinPath(dir, name)
+		md, err := lstatAt(nw, name)
+		if err != nil {
+			return false, fmt.Errorf("%s: %w", EscapePath(p), err)
+		}
+		if rawUpper {
+			if err := checkOverlayXattrs(p, md); err != nil {
+				return false, err
+			}
+			if isWhiteout(md) {
+				continue
+			}
+		}
+		present[name] = true
+		bmd, err := lookupBase(base, name)
+		if err != nil {
+			return false, fmt.Errorf("image %s: %w", EscapePath(p), err)
+		}
+		recurse := func(n, b int) (bool, error) { return w.treeDir(n, b, p, rawUpper) }
+		c, err := w.entry(nw, base, name, p, md, bmd, false, recurse)
+		if err != nil {
+			return false, err
+		}
+		changed = changed || c
+	}
+	for _, name := range baseNames {
+		if present[name] {
+			continue
+		}
+		bmd, err := lookupBase(base, name)
+		if err != nil {
+			return false, fmt.Errorf("image %s: %w", EscapePath(joinPath(dir, name)), err)
+		}
+		if bmd == nil {
+			continue
+		}
+		if err := w.deleted(base, name, joinPath(dir, name), bmd); err != nil {
+			return false, err
+		}
+		changed = true
+	}
+	return changed, nil
+}
+
+// entry handles one path present in the container: added when base is nil,
+// otherwise compared with the image. inUpper says the entry sits in an overlayfs
+// upper directory, where a non-directory is always reported because it was
+// copied up. recurse walks a directory present on both sides.
+func (w *walker) entry(nwDir, baseDir int, name, p string, md, base *Metadata, inUpper bool,
+	recurse func(nw, base int) (bool, error)) (bool, error) {
+	if base == nil {
+		return true, w.added(nwDir, name, p, md)
+	}
+	c := Change{Kind: Changed, Path: p, Meta: md, Base: base, Fields: compareMetadata(md, base)}
+	if md.Type == TypeFile && base.Type == TypeFile {
+		if err := w.compareContent(nwDir, baseDir, name, &c); err != nil {
+			return false, err
+		}
+	} else if md.Type == TypeFile {
+		if err := w.hashInto(nwDir, name, md, &c.Digest, &c.NotHashed); err != nil {
+			return false, err
+		}
+	}
+	switch {
+	case md.Type == TypeDir && base.Type == TypeDir:
+		sub, err := w.descend(nwDir, baseDir, name, recurse)
+		if err != nil {
+			return false, err
+		}
+		if !sub && len(c.Fields) == 0 {
+			return false, nil
+		}
+	case md.Type == TypeDir:
+		// A directory replaced a file: everything in it is new.
+		if err := w.addChildren(nwDir, name, p); err != nil {
+			return false, err
+		}
+	case len(c.Fields) == 0 && !inUpper:
+		return false, nil
+	}
+	w.changes = append(w.changes, c)
+	return true, nil
+}
+
+// descend opens the directory name on both sides and walks it with recurse.
+func (w *walker) descend(nwDir, baseDir int, name string, recurse func(nw, base int) (bool, error)) (bool, error) {
+	nfd, err := openDir(nwDir, name)
+	if err != nil {
+		return false, err
+	}
+	defer closeFD(nfd)
+	bfd, err := openDir(baseDir, name)
+	if err != nil {
+		return false, err
+	}
+	defer closeFD(bfd)
+	return recurse(nfd, bfd)
+}
+
+// compareContent hashes both versions of a regular file and records the
+// digests, adding FieldContent when they differ.
+func (w *walker) compareContent(nwDir, baseDir int, name string, c *Change) error {
+	var baseReason string
+	if err := w.hashInto(nwDir, name, c.Meta, &c.Digest, &c.NotHashed); err != nil {
+		return err
+	}
+	if err := w.hashInto(baseDir, name, c.Base, &c.BaseDigest, &baseReason); err != nil {
+		return err
+	}
+	switch {
+	case c.Digest != "" && c.BaseDigest != "":
+		if c.Digest != c.BaseDigest {
+			c.Fields = append(c.Fields, FieldContent)
+		}
+	case c.Meta.Size != c.Base.Size:
+		c.Fields = append(c.Fields, FieldContent)
+	default:
+		if c.NotHashed == "" {
+			c.NotHashed = "image version: " + baseReason
+		}
+		if len(c.Fields) == 0 {
+			w.unverified++
+		}
+	}
+	return nil
+}
+
+func (w *walker) hashInto(dirfd int, name string, md *Metadata, d *digest.Digest, reason *string) error {
+	sum, why, err := w.hasher.hash(w.ctx, dirfd, name, md)
+	if err != nil {
+		return err
+	}
+	*d, *reason = sum, why
+	return nil
+}
+
+// added records name and, for a directory, everything below it as added.
+func (w *walker) added(dirfd int, name, p string, md *Metadata) error {
+	c := Change{Kind: Added, Path: p, Meta: md}
+	if md.Type == TypeFile {
+		if err := w.hashInto(dirfd, name, md, &c.Digest, &c.NotHashed); err != nil {
+			return err
+		}
+	}
+	w.changes = append(w.changes, c)
+	if md.Type == TypeDir {
+		return w.addChildren(dirfd, name, p)
+	}
+	return nil
+}
+
+func (w *walker) addChildren(dirfd int, name, p string) error {
+	fd, err := openDir(dirfd, name)
+	if err != nil {
+		return fmt.Errorf("%s: %w", EscapePath(p), err)
+	}
+	defer closeFD(fd)
+	names, err := readNames(fd)
+	if err != nil {
+		return fmt.Errorf("%s: %w", EscapePath(p), err)
+	}
+	for _, child := range names {
+		if err := w.ctx.Err(); err != nil {
+			return err
+		}
+		cp := joinPath(p, child)
+		md, err := lstatAt(fd, child)
+		if err != nil {
+			return fmt.Errorf("%s: %w", EscapePath(cp), err)
+		}
+		if err := checkOverlayXattrs(cp, md); err != nil {
+			return err
+		}
+		if isWhiteout(md) {
+			continue
+		}
+		if err := w.added(fd, child, cp, md); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deleted records a path of the image that the container no longer has. The
+// content of a deleted regular file is hashed, so that what was removed is known.
+func (w *walker) deleted(baseDir int, name, p string, base *Metadata) error {
+	c := Change{Kind: Deleted, Path: p, Meta: base}
+	if base.Type == TypeFile {
+		if err := w.hashInto(baseDir, name, base, &c.BaseDigest, &c.NotHashed); err != nil {
+			return err
+		}
+	}
+	w.changes = append(w.changes, c)
+	return nil
+}
+
+// rawUpperChecks refuses an upper directory whose root carries overlay
+// attributes the fast path cannot interpret.
+func (w *walker) rawUpperChecks(up int, name string) error {
+	md, err := lstatAt(up, name)
+	if err != nil {
+		return fmt.Errorf("upper directory: %w", err)
+	}
+	return checkOverlayXattrs("/", md)
+}
+
+// lookupBase returns the metadata of name in the image directory dirfd, or nil
+// when the image has no such entry (dirfd is -1, the entry is missing, or it is
+// a whiteout of a layer directory used directly).
+func lookupBase(dirfd int, name string) (*Metadata, error) {
+	if dirfd < 0 {
+		return nil, nil
+	}
+	md, err := lstatAt(dirfd, name)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if isWhiteout(md) {
+		return nil, nil
+	}
+	return md, nil
+}
+
+// compareMetadata lists the fields in which md differs from base. Access and
+// change times are not compared: reading or copying up a file changes them.
+func compareMetadata(md, base *Metadata) []Field {
+	var fields []Field
+	if md.Type != base.Type {
+		return []Field{FieldType}
+	}
+	add := func(differ bool, f Field) {
+		if differ {
+			fields = append(fields, f)
+		}
+	}
+	add(md.Mode != base.Mode, FieldMode)
+	add(md.UID != base.UID, FieldUID)
+	add(md.GID != base.GID, FieldGID)
+	if md.Type != TypeDir {
+		add(md.Size != base.Size, FieldSize)
+		add(md.Nlink != base.Nlink, FieldNlink)
+	}
+	add(!md.Mtime.Equal(base.Mtime), FieldMtime)
+	add(!sameXattrs(md.Xattrs, base.Xattrs), FieldXattrs)
+	add(md.LinkTarget != base.LinkTarget, FieldLinkTarget)
+	add(md.DevMajor != base.DevMajor || md.DevMinor != base.DevMinor, FieldDevice)
+	return fields
+}
+
+// sameXattrs compares extended attributes, leaving out overlayfs's own.
+func sameXattrs(a, b map[string][]byte) bool {
+	count := func(m map[string][]byte) int {
+		n := 0
+		for k := range m {
+			if !isOverlayXattr(k) {
+				n++
+			}
+		}
+		return n
+	}
+	if count(a) != count(b) {
+		return false
+	}
+	for k, v := range a {
+		if isOverlayXattr(k) {
+			continue
+		}
+		if bv, ok := b[k]; !ok || !bytes.Equal(v, bv) {
+			return false
+		}
+	}
+	return true
+}
+
+func isOverlayXattr(name string) bool {
+	for _, p := range overlayXattrPrefixes {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func overlayXattr(md *Metadata, attr string) ([]byte, bool) {
+	for _, p := range overlayXattrPrefixes {
+		if v, ok := md.Xattrs[p+attr]; ok {
+			return v, true
+		}
+	}
+	return nil, false
+}
+
+// checkOverlayXattrs returns a FallbackError when an upper entry relies on
+// redirect or metacopy, whose meaning depends on the lower layers.
+func checkOverlayXattrs(p string, md *Metadata) error {
+	for _, attr := range []string{"redirect", "metacopy"} {
+		if _, ok := overlayXattr(md, attr); ok {
+			return &FallbackError{Path: p, Reason: "overlay " + attr + " attribute"}
+		}
+	}
+	return nil
+}
+
+// isWhiteout reports an overlayfs whiteout: a 0/0 character device, or an
+// entry marked with the whiteout attribute.
+func isWhiteout(md *Metadata) bool {
+	if md.Type == TypeChar && md.DevMajor == 0 && md.DevMinor == 0 {
+		return true
+	}
+	_, ok := overlayXattr(md, "whiteout")
+	return ok
+}
+
+// isOpaque reports an overlayfs opaque directory: it hides everything the lower
+// layers hold below it.
+func isOpaque(md *Metadata) bool {
+	v, ok := overlayXattr(md, "opaque")
+	return ok && string(v) == "y"
+}
+
+func joinPath(dir, name string) string {
+	if dir == "/" {
+		return "/" + name
+	}
+	return dir + "/" + name
+}
+
+// linkHardLinks points every changed entry that shares an inode with an
+// earlier changed entry to that entry's path.
+func linkHardLinks(changes []Change) {
+	type key struct{ dev, ino uint64 }
+	first := make(map[key]string)
+	for i := range changes {
+		c := &changes[i]
+		if c.Kind == Deleted || c.Meta.Type == TypeDir || c.Meta.Nlink < 2 {
+			continue
+		}
+		k := key{c.Meta.Dev, c.Meta.Inode}
+		if p, ok := first[k]; ok {
+			c.HardLinkTo = p
+		} else {
+			first[k] = c.Path
+		}
+	}
+}

@@ -1,0 +1,273 @@
+package forensic
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
+)
+
+// baseTime is the mtime of every file of the test image.
+var baseTime = time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// overlayFixture is an image layer, a container's upper directory and a
+// read-write overlay mount of both, like a running container's root.
+type overlayFixture struct {
+	lower, upper, work, merged string
+}
+
+func requireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("these tests mount overlayfs and create whiteouts: run them as root (make test does)")
+	}
+}
+
+// newOverlay creates the image from files (path -> content; a trailing slash
+// makes a directory) and mounts the container root read-write.
+func newOverlay(t testing.TB, files map[string]string) *overlayFixture {
+	t.Helper()
+	requireRoot(t)
+	dir := t.TempDir()
+	f := &overlayFixture{
+		lower: filepath.Join(dir, "lower"), upper: filepath.Join(dir, "upper"),
+		work: filepath.Join(dir, "work"), merged: filepath.Join(dir, "merged"),
+	}
+	for _, d := range []string{f.lower, f.upper, f.work, f.merged} {
+		must(t, os.Mkdir(d, 0o755))
+	}
+	writeTree(t, f.lower, files)
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s,index=off", f.lower, f.upper, f.work)
+	must(t, unix.Mount("overlay", f.merged, "overlay", 0, opts))
+	t.Cleanup(func() { unix.Unmount(f.merged, unix.MNT_DETACH) })
+	return f
+}
+
+func writeTree(t testing.TB, root string, files map[string]string) {
+	t.Helper()
+	for p, content := range files {
+		full := filepath.Join(root, p)
+		if strings.HasSuffix(p, "/") {
+			must(t, os.MkdirAll(full, 0o755))
+			continue
+		}
+		must(t, os.MkdirAll(filepath.Dir(full), 0o755))
+		must(t, os.WriteFile(full, []byte(content), 0o644))
+	}
+	// Fixed times, files before directories, as an image layer has them.
+	must(t, filepath.Walk(root, func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Chtimes(p, baseTime, baseTime)
+	}))
+	must(t, os.Chtimes(root, baseTime, baseTime))
+}
+
+// diffBoth computes the change set by the fast path and by the double walk over
+// a read-only merged mount, and fails the test unless they are identical.
+func (f *overlayFixture) diffBoth(t testing.TB) []Change {
+	t.Helper()
+	must(t, unix.Unmount(f.merged, 0))
+	ctx := context.Background()
+	fast, err := OverlayDiff(ctx, f.upper, f.lower, Options{})
+	must(t, err)
+	ro := f.merged
+	opts := fmt.Sprintf("lowerdir=%s:%s,index=off", f.upper, f.lower)
+	must(t, unix.Mount("overlay", ro, "overlay", unix.MS_RDONLY, opts))
+	defer unix.Unmount(ro, 0)
+	walk, err := TreeDiff(ctx, ro, f.lower, Options{})
+	must(t, err)
+	if got, want := summarize(walk.Changes), summarize(fast.Changes); !reflect.DeepEqual(got, want) {
+		t.Fatalf("double walk and fast path differ:\nwalk:\n%s\nfast:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	return fast.Changes
+}
+
+// summarize renders what both methods must agree on.
+func summarize(changes []Change) []string {
+	out := make([]string, len(changes))
+	for i, c := range changes {
+		cc, known := c.ContentChanged()
+		out[i] = fmt.Sprintf("%s %s fields=%v digest=%s base=%s content=%v/%v link=%v",
+			c.Line(), c.Meta.Type, c.Fields, short(c.Digest), short(c.BaseDigest), cc, known, c.HardLinkTo != "")
+	}
+	return out
+}
+
+func short(d digest.Digest) string {
+	if d == "" {
+		return "-"
+	}
+	return d.Encoded()[:8]
+}
+
+func lines(changes []Change) []string {
+	out := make([]string, len(changes))
+	for i, c := range changes {
+		out[i] = c.Line()
+	}
+	return out
+}
+
+func sha(s string) digest.Digest {
+	return digest.NewDigestFromBytes(digest.SHA256, func() []byte { h := sha256.Sum256([]byte(s)); return h[:] }())
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+var webImage = map[string]string{
+	"/var/www/html/index.html":   "<h1>Welcome</h1>\n",
+	"/var/www/html/about.html":   "<h1>About</h1>\n",
+	"/var/www/html/static/a.css": "a{}\n",
+	"/var/www/html/static/b.js":  "b()\n",
+	"/etc/passwd":                "root:x:0:0:root:/root:/bin/sh\n",
+	"/opt/data/one":              "1\n",
+	"/opt/data/sub/two":          "2\n",
+	"/tmp/":                      "",
+}
+
+func TestDiffScenarios(t *testing.T) {
+	tests := []struct {
+		name   string
+		attack func(t testing.TB, root string)
+		want   []string
+		check  func(t *testing.T, changes []Change)
+	}{
+		{
+			name: "deface and drop a shell",
+			attack: func(t testing.TB, root string) {
+				must(t, os.WriteFile(root+"/var/www/html/index.html", []byte("hacked\n"), 0o644))
+				must(t, os.WriteFile(root+"/var/www/html/shell.php", []byte("<?php eval($_GET['cmd']); ?>\n"), 0o644))
+			},
+			want: []string{"C /var", "C /var/www", "C /var/www/html", "C /var/www/html/index.html", "A /var/www/html/shell.php"},
+			check: func(t *testing.T, changes []Change) {
+				idx := find(t, changes, "/var/www/html/index.html")
+				if idx.Digest != sha("hacked\n") || idx.BaseDigest != sha("<h1>Welcome</h1>\n") || !idx.Has(FieldContent) {
+					t.Errorf("index.html: digest %s base %s fields %v", idx.Digest, idx.BaseDigest, idx.Fields)
+				}
+				if sh := find(t, changes, "/var/www/html/shell.php"); sh.Digest != sha("<?php eval($_GET['cmd']); ?>\n") {
+					t.Errorf("shell.php digest %s", sh.Digest)
+				}
+				if www := find(t, changes, "/var/www"); len(www.Fields) != 0 {
+					t.Errorf("/var/www is only a parent, got fields %v", www.Fields)
+				}
+			},
+		},
+		{
+			name:   "delete a file",
+			attack: func(t testing.TB, root string) { must(t, os.Remove(root+"/etc/passwd")) },
+			want:   []string{"C /etc", "D /etc/passwd"},
+			check: func(t *testing.T, changes []Change) {
+				if d := find(t, changes, "/etc/passwd"); d.BaseDigest != sha("root:x:0:0:root:/root:/bin/sh\n") {
+					t.Errorf("deleted file keeps the digest of what was removed, got %q", d.BaseDigest)
+				}
+			},
+		},
+		{
+			name: "delete a directory and recreate it",
+			attack: func(t testing.TB, root string) {
+				must(t, os.RemoveAll(root+"/opt/data"))
+				must(t, os.Mkdir(root+"/opt/data", 0o755))
+				must(t, os.WriteFile(root+"/opt/data/new", []byte("x"), 0o644))
+			},
+			want: []string{"C /opt", "C /opt/data", "A /opt/data/new", "D /opt/data/one", "D /opt/data/sub"},
+		},
+		{
+			name:   "chmod only",
+			attack: func(t testing.TB, root string) { must(t, os.Chmod(root+"/etc/passwd", 0o666)) },
+			want:   []string{"C /etc", "C /etc/passwd"},
+			check: func(t *testing.T, changes []Change) {
+				c := find(t, changes, "/etc/passwd")
+				if cc, _ := c.ContentChanged(); cc || !reflect.DeepEqual(c.Fields, []Field{FieldMode}) {
+					t.Errorf("chmod: content changed %v, fields %v", cc, c.Fields)
+				}
+			},
+		},
+		{
+			name: "touch only",
+			attack: func(t testing.TB, root string) {
+				now := time.Now()
+				must(t, os.Chtimes(root+"/var/www/html/about.html", now, now))
+			},
+			want: []string{"C /var", "C /var/www", "C /var/www/html", "C /var/www/html/about.html"},
+			check: func(t *testing.T, changes []Change) {
+				c := find(t, changes, "/var/www/html/about.html")
+				if cc, _ := c.ContentChanged(); cc || !reflect.DeepEqual(c.Fields, []Field{FieldMtime}) {
+					t.Errorf("touch: content changed %v, fields %v", cc, c.Fields)
+				}
+			},
+		},
+		{
+			name: "edit with size and mtime put back",
+			attack: func(t testing.TB, root string) {
+				p := root + "/var/www/html/index.html"
+				must(t, os.WriteFile(p, []byte("<h1>Welcomf</h1>\n"), 0o644))
+				must(t, os.Chtimes(p, baseTime, baseTime))
+			},
+			want: []string{"C /var", "C /var/www", "C /var/www/html", "C /var/www/html/index.html"},
+			check: func(t *testing.T, changes []Change) {
+				c := find(t, changes, "/var/www/html/index.html")
+				if cc, known := c.ContentChanged(); !cc || !known || !reflect.DeepEqual(c.Fields, []Field{FieldContent}) {
+					t.Errorf("hidden edit: content changed %v (known %v), fields %v", cc, known, c.Fields)
+				}
+			},
+		},
+		{
+			name: "hostile names",
+			attack: func(t testing.TB, root string) {
+				must(t, os.WriteFile(root+"/tmp/evil\nname", []byte("n"), 0o644))
+				must(t, os.WriteFile(root+"/tmp/bad\xffname", []byte("u"), 0o644))
+				must(t, os.Symlink("/etc/shadow", root+"/tmp/shadow"))
+				must(t, unix.Mkfifo(root+"/tmp/fifo", 0o600))
+				must(t, os.Link(root+"/tmp/evil\nname", root+"/tmp/hardlink"))
+			},
+			want: []string{"C /tmp", `A /tmp/bad\xffname`, `A /tmp/evil\nname`, "A /tmp/fifo", "A /tmp/hardlink", "A /tmp/shadow"},
+			check: func(t *testing.T, changes []Change) {
+				if l := find(t, changes, "/tmp/shadow"); l.Meta.LinkTarget != "/etc/shadow" || l.Digest != "" {
+					t.Errorf("symlink: target %q digest %q", l.Meta.LinkTarget, l.Digest)
+				}
+				if h := find(t, changes, "/tmp/hardlink"); h.HardLinkTo != "/tmp/evil\nname" {
+					t.Errorf("hard link to %q", h.HardLinkTo)
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newOverlay(t, webImage)
+			tt.attack(t, f.merged)
+			changes := f.diffBoth(t)
+			if got := lines(changes); !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("changes:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+			if tt.check != nil {
+				tt.check(t, changes)
+			}
+		})
+	}
+}
+
+func find(t *testing.T, changes []Change, p string) *Change {
+	t.Helper()
+	for i := range changes {
+		if changes[i].Path == p {
+			return &changes[i]
+		}
+	}
+	t.Fatalf("no change for %q", p)
+	return nil
+}

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/docker/go-units"
+	"github.com/urfave/cli/v2"
+
+	"github.com/ctrforensics/ctrforensics/forensic"
+	"github.com/ctrforensics/ctrforensics/internal/output"
+	"github.com/ctrforensics/ctrforensics/snapshot"
+)
+
+func diffCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "diff",
+		Usage:     "list what was added (A), changed (C) or deleted (D) in a container versus its image",
+		ArgsUsage: "CONTAINER",
+		Description: "Prints docker-diff lines sorted by path; --format json adds every metadata field and the\n" +
+			"sha256 of the new content and of the content it replaced. Paths the runtime created (mount\n" +
+			"points of the OCI spec) are left out of the table unless --all. Names are printed with\n" +
+			"backslash escapes for control characters, backslashes and bytes that are not UTF-8.",
+		Flags: []cli.Flag{
+			formatFlag(),
+			&cli.BoolFlag{Name: "all", Usage: "include paths the container runtime created"},
+			&cli.StringFlag{Name: "method", Value: "auto",
+				Usage: "auto, overlay (walk only the upper directory) or walk (compare the whole read-only trees)"},
+			&cli.StringFlag{Name: "max-hash-bytes", Value: units.BytesSize(float64(forensic.DefaultMaxHashBytes)),
+				Usage: "do not hash files larger than this (they are reported as not hashed)"},
+		},
+		Action: runDiff,
+	}
+}
+
+func runDiff(c *cli.Context) error {
+	a, err := args(c, "CONTAINER")
+	if err != nil {
+		return err
+	}
+	format, err := output.ParseFormat(c.String("format"), output.Table, output.JSON)
+	if err != nil {
+		return err
+	}
+	opts, err := diffOptions(c)
+	if err != nil {
+		return err
+	}
+	return withClient(c, func(ctx context.Context, cl *snapshot.Client) error {
+		ctr, err := cl.LoadContainer(ctx, a[0])
+		if err != nil {
+			return err
+		}
+		s, err := cl.Begin(ctx, "", snapshot.SessionOptions{Purpose: "diff"})
+		if err != nil {
+			return err
+		}
+		d, err := s.Diff(ctx, ctr, opts)
+		if cerr := s.Close(ctx); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("diff %s: %w", ctr.Info.ID, err)
+		}
+		for _, n := range d.Notes {
+			fmt.Fprintln(c.App.ErrWriter, "ctrforensics: note: "+n)
+		}
+		if format == output.JSON {
+			return output.JSONLines(c.App.Writer, d.Changes)
+		}
+		for _, ch := range d.Changes {
+			if !ch.Runtime || c.Bool("all") {
+				fmt.Fprintln(c.App.Writer, ch.Line())
+			}
+		}
+		return nil
+	})
+}
+
+func diffOptions(c *cli.Context) (snapshot.DiffOptions, error) {
+	var opts snapshot.DiffOptions
+	switch m := c.String("method"); m {
+	case "auto":
+	case "overlay", "walk":
+		opts.Method = forensic.Method(m)
+	default:
+		return opts, fmt.Errorf("unknown --method %q (auto, overlay or walk)", m)
+	}
+	n, err := units.RAMInBytes(c.String("max-hash-bytes"))
+	if err != nil || n <= 0 {
+		return opts, fmt.Errorf("bad --max-hash-bytes %q: give a size such as 512MiB or 16GiB", c.String("max-hash-bytes"))
+	}
+	opts.MaxHashBytes = n
+	return opts, nil
+}

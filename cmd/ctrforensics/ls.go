@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ctrforensics/ctrforensics/forensic"
+	"github.com/ctrforensics/ctrforensics/internal/output"
+	"github.com/ctrforensics/ctrforensics/snapshot"
+)
+
+func lsCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "ls",
+		Aliases:   []string{"containers"},
+		Usage:     "list containers with their task state, snapshotter and pod",
+		ArgsUsage: " ",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "all-namespaces", Aliases: []string{"A"}, Usage: "list the containers of every namespace"},
+			formatFlag(),
+		},
+		Action: runLs,
+	}
+}
+
+// containerJSON is one line of `ls --format json`.
+type containerJSON struct {
+	Namespace      string            `json:"namespace"`
+	ID             string            `json:"id"`
+	Image          string            `json:"image"`
+	Status         string            `json:"status"`
+	Pid            uint32            `json:"pid,omitempty"`
+	Runtime        string            `json:"runtime"`
+	Snapshotter    string            `json:"snapshotter"`
+	SnapshotKey    string            `json:"snapshot_key"`
+	ReadOnlyRootfs bool              `json:"readonly_rootfs"`
+	Created        string            `json:"created"`
+	PodNamespace   string            `json:"pod_namespace,omitempty"`
+	Pod            string            `json:"pod,omitempty"`
+	ContainerName  string            `json:"container_name,omitempty"`
+	Labels         map[string]string `json:"labels"`
+}
+
+func runLs(c *cli.Context) error {
+	if _, err := args(c); err != nil {
+		return err
+	}
+	format, err := output.ParseFormat(c.String("format"), output.Table, output.JSON)
+	if err != nil {
+		return err
+	}
+	return withClient(c, func(ctx context.Context, cl *snapshot.Client) error {
+		ctrs, err := cl.Containers(ctx, c.Bool("all-namespaces"))
+		if err != nil {
+			return err
+		}
+		if format == output.JSON {
+			rows := make([]containerJSON, len(ctrs))
+			for i, ctr := range ctrs {
+				rows[i] = toContainerJSON(ctr)
+			}
+			return output.JSONLines(c.App.Writer, rows)
+		}
+		return lsTable(c, ctrs)
+	})
+}
+
+func toContainerJSON(ctr *snapshot.Container) containerJSON {
+	podNS, pod, name := ctr.Pod()
+	labels := ctr.Info.Labels
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	return containerJSON{
+		Namespace: ctr.Namespace, ID: ctr.Info.ID, Image: ctr.Info.Image, Status: ctr.Status, Pid: ctr.Pid,
+		Runtime: ctr.Info.Runtime.Name, Snapshotter: ctr.Info.Snapshotter, SnapshotKey: ctr.Info.SnapshotKey,
+		ReadOnlyRootfs: ctr.ReadOnlyRootfs(), Created: forensic.FormatTime(ctr.Created()),
+		PodNamespace: podNS, Pod: pod, ContainerName: name, Labels: labels,
+	}
+}
+
+func lsTable(c *cli.Context, ctrs []*snapshot.Container) error {
+	all := c.Bool("all-namespaces")
+	headers := []string{"CONTAINER", "IMAGE", "STATUS", "SNAPSHOTTER", "RO-ROOTFS", "CREATED", "POD"}
+	if all {
+		headers = append([]string{"NAMESPACE"}, headers...)
+	}
+	t := output.NewTable(c.App.Writer, headers...)
+	for _, ctr := range ctrs {
+		podNS, pod, name := ctr.Pod()
+		podText := "-"
+		if pod != "" {
+			podText = podNS + "/" + pod + "/" + name
+		}
+		row := []string{ctr.Info.ID, orDash(ctr.Info.Image), ctr.Status, orDash(ctr.Info.Snapshotter),
+			strconv.FormatBool(ctr.ReadOnlyRootfs()), ctr.Created().Format(time.RFC3339), podText}
+		if all {
+			row = append([]string{ctr.Namespace}, row...)
+		}
+		t.Row(row...)
+	}
+	return t.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

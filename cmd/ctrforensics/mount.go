@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ctrforensics/ctrforensics/snapshot"
+)
+
+func mountCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "mount",
+		Usage:     "mount a container's or an image's filesystem read-only at DIR, to browse it",
+		ArgsUsage: "CONTAINER|IMAGE DIR",
+		Description: "A container shows its own layer over its image's layers; --upper-only shows its own layer\n" +
+			"alone. An image must be unpacked for the snapshotter. The mount stays until `ctrforensics umount DIR`,\n" +
+			"which also releases the containerd lease (and view) it holds.",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "upper-only", Usage: "show only the container's own (upper) layer"},
+			&cli.StringFlag{Name: "snapshotter", Value: "overlayfs", Usage: "snapshotter holding an image's layers"},
+			&cli.StringFlag{Name: "state-dir", Value: snapshot.DefaultStateDir, Usage: "where mounts are recorded for umount", Hidden: true},
+		},
+		Action: runMount,
+	}
+}
+
+func runMount(c *cli.Context) error {
+	a, err := args(c, "CONTAINER|IMAGE", "DIR")
+	if err != nil {
+		return err
+	}
+	return withClient(c, func(ctx context.Context, cl *snapshot.Client) error {
+		t := snapshot.MountTarget{UpperOnly: c.Bool("upper-only"), Snapshotter: c.String("snapshotter")}
+		ctr, err := cl.LoadContainer(ctx, a[0])
+		var nf *snapshot.NotFoundError
+		switch {
+		case err == nil:
+			t.Container = ctr
+		case errors.As(err, &nf):
+			if t.UpperOnly {
+				return fmt.Errorf("--upper-only needs a container: %w", err)
+			}
+			t.Image = a[0]
+		default:
+			return err
+		}
+		rec, err := cl.Mount(ctx, t, a[1], c.String("state-dir"))
+		if err != nil {
+			return fmt.Errorf("mount %s: %w", a[0], err)
+		}
+		fmt.Fprintf(c.App.Writer, "mounted %s read-only at %s (lease %s)\nundo with: ctrforensics umount %s\n",
+			rec.Source, rec.Mountpoint, rec.Lease, rec.Mountpoint)
+		return nil
+	})
+}
+
+func umountCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "umount",
+		Aliases:   []string{"unmount"},
+		Usage:     "undo `ctrforensics mount`: unmount DIR and release its lease and view",
+		ArgsUsage: "DIR",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "state-dir", Value: snapshot.DefaultStateDir, Usage: "where mounts are recorded", Hidden: true},
+		},
+		Action: runUmount,
+	}
+}
+
+func runUmount(c *cli.Context) error {
+	a, err := args(c, "DIR")
+	if err != nil {
+		return err
+	}
+	rec, err := snapshot.ReadMountRecord(c.String("state-dir"), a[0])
+	if err != nil {
+		return err
+	}
+	// The lease lives in the daemon and namespace the mount was made with.
+	if err := c.Set("address", rec.Address); err != nil {
+		return err
+	}
+	if err := c.Set("namespace", rec.Namespace); err != nil {
+		return err
+	}
+	return withClient(c, func(ctx context.Context, cl *snapshot.Client) error {
+		removed, err := cl.Unmount(ctx, rec.Mountpoint, c.String("state-dir"))
+		if err != nil {
+			return fmt.Errorf("umount %s: %w", rec.Mountpoint, err)
+		}
+		fmt.Fprintf(c.App.Writer, "removed: %s\n", strings.Join(removed, ", "))
+		return nil
+	})
+}

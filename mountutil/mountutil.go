@@ -1,0 +1,164 @@
+// Package mountutil mounts containerd snapshots read-only. It turns the mounts a
+// snapshotter returns for a container's active snapshot into mounts that expose
+// the same tree without any writable layer, and makes sure every temporary mount
+// is undone.
+package mountutil
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/containerd/containerd/v2/core/mount"
+)
+
+// Overlay is the layer stack of an overlayfs mount.
+type Overlay struct {
+	// Upper is the writable layer; empty for a read-only overlay.
+	Upper string
+	// Lowers are the read-only layers, topmost first.
+	Lowers []string
+	// UserXattr says the layers keep overlay attributes in the user namespace.
+	UserXattr bool
+}
+
+// UnknownOptionError reports mount options whose effect on the merged tree
+// ctrforensics does not know; callers must not interpret the layers themselves.
+type UnknownOptionError struct {
+	Options []string
+}
+
+func (e *UnknownOptionError) Error() string {
+	return "unknown overlay mount options: " + strings.Join(e.Options, ",")
+}
+
+// ParseOverlay returns the layers of an overlayfs mount. Options that change
+// how layers merge in ways the overlay fast path does not model (metacopy,
+// redirects that follow, data-only layers) yield an *UnknownOptionError.
+func ParseOverlay(m mount.Mount) (*Overlay, error) {
+	if m.Type != "overlay" {
+		return nil, fmt.Errorf("mount type %q is not overlay", m.Type)
+	}
+	o := &Overlay{}
+	var unknown []string
+	for _, opt := range m.Options {
+		key, value, _ := strings.Cut(opt, "=")
+		switch key {
+		case "upperdir":
+			o.Upper = unescapeOverlayPath(value)
+		case "lowerdir":
+			o.Lowers = splitLowerdir(value)
+		case "userxattr":
+			o.UserXattr = true
+		case "workdir", "index", "volatile", "rw", "ro", "xino", "uuid", "nfs_export", "fsync":
+		case "metacopy", "redirect_dir":
+			if value != "off" {
+				unknown = append(unknown, opt)
+			}
+		default:
+			unknown = append(unknown, opt)
+		}
+	}
+	if len(unknown) > 0 {
+		return o, &UnknownOptionError{Options: unknown}
+	}
+	if len(o.Lowers) == 0 {
+		return nil, errors.New("overlay mount without lowerdir")
+	}
+	return o, nil
+}
+
+// splitLowerdir splits a lowerdir value on unescaped colons.
+func splitLowerdir(v string) []string {
+	var out []string
+	var cur strings.Builder
+	for i := 0; i < len(v); i++ {
+		switch {
+		case v[i] == '\\' && i+1 < len(v):
+			i++
+			cur.WriteByte(v[i])
+		case v[i] == ':':
+			out = append(out, cur.String())
+			cur.Reset()
+		default:
+			cur.WriteByte(v[i])
+		}
+	}
+	return append(out, cur.String())
+}
+
+func unescapeOverlayPath(v string) string {
+	parts := splitLowerdir(v)
+	return strings.Join(parts, ":")
+}
+
+func escapeOverlayPath(p string) string {
+	r := strings.NewReplacer(`\`, `\\`, `:`, `\:`, `,`, `\,`)
+	return r.Replace(p)
+}
+
+// ReadOnlyMounts returns mounts of the tree stacked from layers (topmost first),
+// read-only: nothing for no layer, a read-only bind mount of a single layer,
+// otherwise a read-only overlay with index=off and no upper or work directory.
+func ReadOnlyMounts(layers []string, userXattr bool) []mount.Mount {
+	switch len(layers) {
+	case 0:
+		return nil
+	case 1:
+		return []mount.Mount{{Type: "bind", Source: layers[0], Options: []string{"ro", "rbind"}}}
+	}
+	escaped := make([]string, len(layers))
+	for i, l := range layers {
+		escaped[i] = escapeOverlayPath(l)
+	}
+	opts := []string{"ro", "index=off", "lowerdir=" + strings.Join(escaped, ":")}
+	if userXattr {
+		opts = append(opts, "userxattr")
+	}
+	return []mount.Mount{{Type: "overlay", Source: "overlay", Options: opts}}
+}
+
+// ReadOnly returns mounts that expose the same tree as mounts without any way
+// to write to it. An overlay keeps its layers with the upper directory put on
+// top of the lower ones; a bind mount becomes a read-only bind mount. Any other
+// mount type is refused rather than mounted in a way that might write.
+func ReadOnly(mounts []mount.Mount) ([]mount.Mount, error) {
+	if len(mounts) != 1 {
+		return nil, fmt.Errorf("expected one mount, got %d", len(mounts))
+	}
+	m := mounts[0]
+	switch m.Type {
+	case "overlay":
+		o, err := ParseOverlay(m)
+		if err != nil {
+			return nil, err
+		}
+		layers := o.Lowers
+		if o.Upper != "" {
+			layers = append([]string{o.Upper}, o.Lowers...)
+		}
+		return ReadOnlyMounts(layers, o.UserXattr), nil
+	case "bind", "rbind":
+		return ReadOnlyMounts([]string{m.Source}, false), nil
+	}
+	return nil, fmt.Errorf("cannot mount a %q snapshot read-only: only overlay and bind mounts are supported", m.Type)
+}
+
+// Writable reports whether a mount of m could write to its layers: a bind
+// mount without "ro", or an overlay with an upper directory.
+func Writable(m mount.Mount) bool {
+	if m.Type == "overlay" {
+		for _, o := range m.Options {
+			if strings.HasPrefix(o, "upperdir=") {
+				return true
+			}
+		}
+		return false
+	}
+	for _, o := range m.Options {
+		if o == "ro" {
+			return false
+		}
+	}
+	return true
+}

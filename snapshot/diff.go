@@ -1,0 +1,104 @@
+package snapshot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/ctrforensics/ctrforensics/forensic"
+)
+
+// DiffOptions tune Diff.
+type DiffOptions struct {
+	// Method forces a method; empty picks the overlay fast path when it applies
+	// and the double walk otherwise.
+	Method forensic.Method
+	forensic.Options
+}
+
+// Diff computes what changed in the container's filesystem versus its image.
+// On an overlay snapshot it walks only the upper directory; it falls back to
+// comparing the complete read-only trees when the overlay uses features the
+// fast path cannot interpret (the reason is in the result's notes).
+func (s *Session) Diff(ctx context.Context, ctr *Container, opts DiffOptions) (*forensic.Diff, error) {
+	switch opts.Method {
+	case "", forensic.MethodOverlay, forensic.MethodWalk:
+	default:
+		return nil, fmt.Errorf("unknown diff method %q (overlay or walk)", opts.Method)
+	}
+	r, err := s.Rootfs(ctx, ctr)
+	if err != nil {
+		return nil, err
+	}
+	var fallback string
+	if opts.Method != forensic.MethodWalk {
+		d, err := s.overlayDiff(ctx, r, opts.Options)
+		var fb *forensic.FallbackError
+		switch {
+		case err == nil:
+			return finishDiff(d, ctr, ""), nil
+		case opts.Method == forensic.MethodOverlay:
+			return nil, err
+		case errors.As(err, &fb), errors.Is(err, errNoOverlay):
+			fallback = err.Error()
+		default:
+			return nil, err
+		}
+	}
+	d, err := s.walkDiff(ctx, r, opts.Options)
+	if err != nil {
+		return nil, err
+	}
+	return finishDiff(d, ctr, fallback), nil
+}
+
+var errNoOverlay = errors.New("no overlay upper directory")
+
+func (s *Session) overlayDiff(ctx context.Context, r *Rootfs, opts forensic.Options) (*forensic.Diff, error) {
+	upper, err := r.UpperDir()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errNoOverlay, err)
+	}
+	var d *forensic.Diff
+	err = s.WithImageRoot(ctx, r, func(lower string) error {
+		var err error
+		d, err = forensic.OverlayDiff(ctx, upper, lower, opts)
+		return err
+	})
+	return d, err
+}
+
+func (s *Session) walkDiff(ctx context.Context, r *Rootfs, opts forensic.Options) (*forensic.Diff, error) {
+	target, err := r.ReadOnlyMounts()
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %w", r.Key, err)
+	}
+	var d *forensic.Diff
+	err = s.WithMount(ctx, "container "+r.Key, target, func(root string) error {
+		return s.WithImageRoot(ctx, r, func(base string) error {
+			var err error
+			d, err = forensic.TreeDiff(ctx, root, base, opts)
+			return err
+		})
+	})
+	return d, err
+}
+
+func finishDiff(d *forensic.Diff, ctr *Container, fallback string) *forensic.Diff {
+	if fallback != "" {
+		d.Notes = append([]string{"compared the whole trees: " + fallback}, d.Notes...)
+	}
+	forensic.MarkRuntime(d.Changes, ctr.Mountpoints())
+	return d
+}
+
+// withEmptyDir calls fn with a new empty directory, removed afterwards.
+func withEmptyDir(fn func(root string) error) error {
+	dir, err := os.MkdirTemp("", "ctrforensics-empty-")
+	if err != nil {
+		return fmt.Errorf("create empty image root: %w", err)
+	}
+	defer os.Remove(dir)
+	return fn(dir)
+}

@@ -1,0 +1,251 @@
+package snapshot
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/containerd/containerd/v2/core/leases"
+	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
+	"github.com/opencontainers/image-spec/identity"
+
+	"github.com/ctrforensics/ctrforensics/mountutil"
+)
+
+// DefaultStateDir is where `mount` records what `umount` must undo.
+const DefaultStateDir = "/run/ctrforensics/mounts"
+
+// MountRecord is what a browsing mount holds on the host. It is written before
+// anything is created, so that `umount` can undo a `mount` that was killed.
+type MountRecord struct {
+	Mountpoint string    `json:"mountpoint"`
+	Source     string    `json:"source"`
+	Address    string    `json:"address"`
+	Namespace  string    `json:"namespace"`
+	Lease      string    `json:"lease"`
+	Views      []View    `json:"views,omitempty"`
+	Created    time.Time `json:"created"`
+}
+
+// MountTarget says what to mount: a container (optionally its upper layer
+// only) or an image already unpacked for a snapshotter.
+type MountTarget struct {
+	Container   *Container
+	UpperOnly   bool
+	Image       string
+	Snapshotter string
+}
+
+func (t MountTarget) describe() string {
+	switch {
+	case t.Container != nil && t.UpperOnly:
+		return "container " + t.Container.Info.ID + " (upper layer only)"
+	case t.Container != nil:
+		return "container " + t.Container.Info.ID
+	}
+	return "image " + t.Image
+}
+
+// Mount mounts the target read-only at dir and leaves it mounted, holding a
+// lease (and a view, for an image) until Unmount. dir must be an empty
+// directory or not exist yet.
+func (c *Client) Mount(ctx context.Context, t MountTarget, dir, stateDir string) (rec *MountRecord, err error) {
+	if dir, err = prepareMountpoint(dir); err != nil {
+		return nil, err
+	}
+	lease := "ctrforensics-" + randomID()
+	rec = &MountRecord{Mountpoint: dir, Source: t.describe(), Address: c.address, Namespace: c.namespace,
+		Lease: lease, Created: time.Now().UTC()}
+	if t.Container == nil {
+		rec.Views = []View{{Snapshotter: t.Snapshotter, Key: lease + "-view-0"}}
+	}
+	if err := writeRecord(stateDir, rec); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_, uerr := c.undoMount(context.WithoutCancel(ctx), rec, stateDir)
+			err = errors.Join(err, uerr)
+		}
+	}()
+	s, err := c.beginWithID(ctx, lease, dir)
+	if err != nil {
+		return rec, err
+	}
+	mounts, err := s.mountsFor(ctx, t)
+	if err != nil {
+		return rec, err
+	}
+	if err := mountutil.Mount(mounts, dir); err != nil {
+		return rec, err
+	}
+	return rec, nil
+}
+
+func (c *Client) beginWithID(ctx context.Context, lease, dir string) (*Session, error) {
+	ctx = namespaces.WithNamespace(ctx, c.namespace)
+	labels := map[string]string{LabelPurpose: "mount", LabelMountpoint: dir}
+	l, err := c.c.LeasesService().Create(ctx, leases.WithID(lease), leases.WithLabels(labels))
+	if err != nil {
+		return nil, fmt.Errorf("create lease: %w", err)
+	}
+	return &Session{c: c, namespace: c.namespace, lease: l}, nil
+}
+
+func (s *Session) mountsFor(ctx context.Context, t MountTarget) ([]mount.Mount, error) {
+	if t.Container == nil {
+		chain, err := s.c.ImageChainID(ctx, t.Image)
+		if err != nil {
+			return nil, err
+		}
+		return s.View(ctx, t.Snapshotter, chain)
+	}
+	r, err := s.Rootfs(ctx, t.Container)
+	if err != nil {
+		return nil, err
+	}
+	if t.UpperOnly {
+		return r.UpperOnlyMounts()
+	}
+	return r.ReadOnlyMounts()
+}
+
+// ImageChainID returns the ChainID of an image's layers: the name of the
+// committed snapshot that holds its unpacked filesystem.
+func (c *Client) ImageChainID(ctx context.Context, ref string) (string, error) {
+	ctx = c.nsctx(ctx, "")
+	img, err := c.c.GetImage(ctx, ref)
+	if errdefs.IsNotFound(err) {
+		return "", &NotFoundError{Kind: "image", Name: ref, Namespace: c.namespace}
+	}
+	if err != nil {
+		return "", fmt.Errorf("load image %s: %w", ref, err)
+	}
+	diffIDs, err := img.RootFS(ctx)
+	if err != nil {
+		return "", fmt.Errorf("read layers of %s: %w", ref, err)
+	}
+	return identity.ChainID(diffIDs).String(), nil
+}
+
+// Unmount undoes a browsing mount at dir: unmounts it, removes its view and
+// lease, and forgets it. It returns what it removed.
+func (c *Client) Unmount(ctx context.Context, dir, stateDir string) ([]string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := readRecord(stateDir, abs)
+	if err != nil {
+		return nil, err
+	}
+	return c.undoMount(ctx, rec, stateDir)
+}
+
+func (c *Client) undoMount(ctx context.Context, rec *MountRecord, stateDir string) ([]string, error) {
+	var removed []string
+	mounted, err := mountutil.IsMountpoint(rec.Mountpoint)
+	if err == nil && mounted {
+		if err := mountutil.Unmount(rec.Mountpoint); err != nil {
+			return removed, err
+		}
+		removed = append(removed, "mount "+rec.Mountpoint)
+	}
+	if err := c.Release(ctx, rec.Namespace, rec.Lease, rec.Views); err != nil {
+		return removed, err
+	}
+	for _, v := range rec.Views {
+		removed = append(removed, "view "+v.Snapshotter+"/"+v.Key)
+	}
+	removed = append(removed, "lease "+rec.Lease)
+	if err := os.Remove(recordPath(stateDir, rec.Mountpoint)); err != nil && !os.IsNotExist(err) {
+		return removed, fmt.Errorf("remove mount record: %w", err)
+	}
+	return removed, nil
+}
+
+// prepareMountpoint returns dir as an absolute path, creating it if needed, and
+// refuses a directory that is not empty or already a mount point.
+func prepareMountpoint(dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return "", fmt.Errorf("create mount point: %w", err)
+	}
+	entries, err := os.ReadDir(abs)
+	if err != nil {
+		return "", fmt.Errorf("mount point %s: %w", abs, err)
+	}
+	if len(entries) > 0 {
+		return "", fmt.Errorf("mount point %s is not empty: pick an empty directory", abs)
+	}
+	if mounted, _ := mountutil.IsMountpoint(abs); mounted {
+		return "", fmt.Errorf("%s is already a mount point: run `ctrforensics umount %s` first", abs, abs)
+	}
+	return abs, nil
+}
+
+func recordPath(stateDir, mountpoint string) string {
+	sum := sha256.Sum256([]byte(mountpoint))
+	return filepath.Join(stateDir, hex.EncodeToString(sum[:8])+".json")
+}
+
+func writeRecord(stateDir string, rec *MountRecord) error {
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return fmt.Errorf("create state directory: %w", err)
+	}
+	b, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return err
+	}
+	p := recordPath(stateDir, rec.Mountpoint)
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("write mount record: %w", err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		return fmt.Errorf("write mount record: %w", err)
+	}
+	return nil
+}
+
+// NotMountedError says no ctrforensics mount is recorded for a directory.
+type NotMountedError struct{ Dir string }
+
+func (e *NotMountedError) Error() string {
+	return fmt.Sprintf("%s is not a ctrforensics mount (nothing recorded for it; `ctrforensics mount` creates one)", e.Dir)
+}
+
+func readRecord(stateDir, mountpoint string) (*MountRecord, error) {
+	b, err := os.ReadFile(recordPath(stateDir, mountpoint))
+	if os.IsNotExist(err) {
+		return nil, &NotMountedError{Dir: mountpoint}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read mount record: %w", err)
+	}
+	var rec MountRecord
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return nil, fmt.Errorf("mount record of %s is damaged: %w", mountpoint, err)
+	}
+	return &rec, nil
+}
+
+// ReadMountRecord returns what `mount` recorded for dir.
+func ReadMountRecord(stateDir, dir string) (*MountRecord, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	return readRecord(stateDir, abs)
+}

@@ -1,0 +1,118 @@
+package snapshot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/containerd/containerd/v2/core/mount"
+
+	"github.com/ctrforensics/ctrforensics/mountutil"
+)
+
+// Rootfs is a container's root filesystem as its snapshotter stores it.
+type Rootfs struct {
+	Snapshotter string
+	// Key is the active snapshot; Parent the committed image snapshot below it.
+	Key, Parent string
+	// mounts are the snapshotter's writable mounts: never mounted as they are.
+	mounts []mount.Mount
+	// overlay is the layer stack when the snapshot is an overlay; overlayErr
+	// says why the layers cannot be interpreted directly.
+	overlay    *mountutil.Overlay
+	overlayErr error
+}
+
+// Rootfs resolves the container's active snapshot and adds it to the lease.
+func (s *Session) Rootfs(ctx context.Context, ctr *Container) (*Rootfs, error) {
+	info, mounts, err := s.c.ActiveSnapshot(ctx, ctr)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Protect(ctx, ctr.Info.Snapshotter, ctr.Info.SnapshotKey); err != nil {
+		return nil, err
+	}
+	r := &Rootfs{Snapshotter: ctr.Info.Snapshotter, Key: info.Name, Parent: info.Parent, mounts: mounts}
+	r.overlay, r.overlayErr = overlayOf(mounts)
+	return r, nil
+}
+
+// overlayOf interprets a snapshot's mounts as an overlay layer stack.
+func overlayOf(mounts []mount.Mount) (*mountutil.Overlay, error) {
+	if len(mounts) != 1 {
+		return nil, fmt.Errorf("snapshot has %d mounts", len(mounts))
+	}
+	if mounts[0].Type != "overlay" {
+		return nil, fmt.Errorf("snapshot is a %s mount, not overlay", mounts[0].Type)
+	}
+	o, err := mountutil.ParseOverlay(mounts[0])
+	if err != nil {
+		return nil, err
+	}
+	if o.Upper == "" {
+		return nil, errors.New("overlay has no upper directory")
+	}
+	return o, nil
+}
+
+// UpperDir returns the overlay upper directory: exactly the container's own
+// changes. The error says why there is none usable (another snapshotter, or
+// overlay options whose effect is not known).
+func (r *Rootfs) UpperDir() (string, error) {
+	if r.overlayErr != nil {
+		return "", r.overlayErr
+	}
+	return r.overlay.Upper, nil
+}
+
+// Lowers returns the image layer directories below the upper, topmost first.
+func (r *Rootfs) Lowers() ([]string, error) {
+	if r.overlayErr != nil {
+		return nil, r.overlayErr
+	}
+	return r.overlay.Lowers, nil
+}
+
+// ReadOnlyMounts returns mounts of the container's whole filesystem, read-only.
+func (r *Rootfs) ReadOnlyMounts() ([]mount.Mount, error) {
+	return mountutil.ReadOnly(r.mounts)
+}
+
+// UpperOnlyMounts returns a read-only bind mount of the upper directory alone.
+func (r *Rootfs) UpperOnlyMounts() ([]mount.Mount, error) {
+	upper, err := r.UpperDir()
+	if err != nil {
+		return nil, fmt.Errorf("--upper-only needs an overlay snapshot: %w", err)
+	}
+	return mountutil.ReadOnlyMounts([]string{upper}, false), nil
+}
+
+// ImageMounts returns read-only mounts of the image below the container: the
+// overlay's lower layers, or a view of the parent snapshot for other
+// snapshotters. No mounts means an empty image.
+func (s *Session) ImageMounts(ctx context.Context, r *Rootfs) ([]mount.Mount, error) {
+	if r.overlayErr == nil {
+		return mountutil.ReadOnlyMounts(r.overlay.Lowers, r.overlay.UserXattr), nil
+	}
+	if r.Parent == "" {
+		return nil, nil
+	}
+	return s.View(ctx, r.Snapshotter, r.Parent)
+}
+
+// WithImageRoot calls fn with a directory showing the image below the
+// container, read-only. A single overlay layer is used in place, with no mount;
+// an empty image is an empty temporary directory.
+func (s *Session) WithImageRoot(ctx context.Context, r *Rootfs, fn func(root string) error) error {
+	mounts, err := s.ImageMounts(ctx, r)
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(mounts) == 0:
+		return withEmptyDir(fn)
+	case r.overlayErr == nil && len(r.overlay.Lowers) == 1:
+		return fn(r.overlay.Lowers[0])
+	}
+	return s.WithMount(ctx, "image of "+r.Key, mounts, fn)
+}

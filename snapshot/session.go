@@ -1,0 +1,201 @@
+package snapshot
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/containerd/containerd/v2/core/leases"
+	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
+
+	"github.com/ctrforensics/ctrforensics/mountutil"
+)
+
+// Labels ctrforensics puts on the leases it creates, so that `umount` and
+// `cleanup` can find what an interrupted run left behind.
+const (
+	LabelPurpose    = "ctrforensics.io/purpose"
+	LabelPid        = "ctrforensics.io/pid"
+	LabelMountpoint = "ctrforensics.io/mountpoint"
+)
+
+// defaultLeaseExpiry bounds how long a lease outlives a killed run: containerd
+// then drops it and collects the views it held.
+const defaultLeaseExpiry = time.Hour
+
+// SideEffect is one change ctrforensics made on the host, for the acquisition log.
+type SideEffect struct {
+	Time   time.Time `json:"time"`
+	Action string    `json:"action"`
+	Detail string    `json:"detail"`
+}
+
+// SessionOptions tune Begin.
+type SessionOptions struct {
+	// Purpose labels the lease: diff, mount, collect...
+	Purpose string
+	// Expiry is how long containerd keeps the lease if it is never released;
+	// 0 means an hour, a negative value never.
+	Expiry time.Duration
+	// Labels are added to the lease.
+	Labels map[string]string
+}
+
+// Session holds a containerd lease for one operation and remembers every view
+// snapshot and mount it made, so that Close undoes them all.
+type Session struct {
+	c         *Client
+	namespace string
+	lease     leases.Lease
+	views     []View
+	effects   []SideEffect
+}
+
+// View names a view snapshot a session created.
+type View struct {
+	Snapshotter string `json:"snapshotter"`
+	Key         string `json:"key"`
+}
+
+// Begin starts a session in namespace ns ("" for the client's) with a new lease.
+func (c *Client) Begin(ctx context.Context, ns string, opts SessionOptions) (*Session, error) {
+	if ns == "" {
+		ns = c.namespace
+	}
+	expiry := opts.Expiry
+	if expiry == 0 {
+		expiry = defaultLeaseExpiry
+	}
+	labels := map[string]string{LabelPurpose: opts.Purpose, LabelPid: strconv.Itoa(os.Getpid())}
+	for k, v := range opts.Labels {
+		labels[k] = v
+	}
+	lopts := []leases.Opt{leases.WithID("ctrforensics-" + randomID()), leases.WithLabels(labels)}
+	if expiry > 0 {
+		lopts = append(lopts, leases.WithExpiration(expiry))
+	}
+	l, err := c.c.LeasesService().Create(namespaces.WithNamespace(ctx, ns), lopts...)
+	if err != nil {
+		return nil, fmt.Errorf("create lease: %w", err)
+	}
+	s := &Session{c: c, namespace: ns, lease: l}
+	s.Record("lease created", fmt.Sprintf("%s in namespace %s (expires after %s)", l.ID, ns, expiryText(expiry)))
+	return s, nil
+}
+
+func expiryText(d time.Duration) string {
+	if d < 0 {
+		return "never"
+	}
+	return d.String()
+}
+
+func randomID() string {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// Lease is the session's lease ID.
+func (s *Session) Lease() string { return s.lease.ID }
+
+// Namespace is the namespace the session works in.
+func (s *Session) Namespace() string { return s.namespace }
+
+// Context returns ctx bound to the session's namespace and lease: every
+// resource containerd creates with it belongs to the lease.
+func (s *Session) Context(ctx context.Context) context.Context {
+	return leases.WithLease(namespaces.WithNamespace(ctx, s.namespace), s.lease.ID)
+}
+
+// Record adds a side effect to the session's log.
+func (s *Session) Record(action, detail string) {
+	s.effects = append(s.effects, SideEffect{Time: time.Now().UTC(), Action: action, Detail: detail})
+}
+
+// Effects returns every side effect recorded so far.
+func (s *Session) Effects() []SideEffect { return append([]SideEffect(nil), s.effects...) }
+
+// Views returns the view snapshots the session created and has not removed.
+func (s *Session) Views() []View { return append([]View(nil), s.views...) }
+
+// Protect adds a snapshot to the lease, so that containerd keeps it while the
+// session runs even if its container is deleted meanwhile.
+func (s *Session) Protect(ctx context.Context, snapshotter, key string) error {
+	r := leases.Resource{ID: key, Type: "snapshots/" + snapshotter}
+	if err := s.c.c.LeasesService().AddResource(s.Context(ctx), s.lease, r); err != nil {
+		return fmt.Errorf("add snapshot %s to lease: %w", key, err)
+	}
+	s.Record("snapshot leased", snapshotter+"/"+key)
+	return nil
+}
+
+// View creates a read-only view snapshot of the committed snapshot parent and
+// returns its mounts, made read-only. The view belongs to the lease and is
+// removed by Close.
+func (s *Session) View(ctx context.Context, snapshotter, parent string) ([]mount.Mount, error) {
+	key := fmt.Sprintf("%s-view-%d", s.lease.ID, len(s.views))
+	mounts, err := s.c.c.SnapshotService(snapshotter).View(s.Context(ctx), key, parent)
+	if err != nil {
+		return nil, fmt.Errorf("create view of %s: %w", parent, err)
+	}
+	s.views = append(s.views, View{Snapshotter: snapshotter, Key: key})
+	s.Record("view created", fmt.Sprintf("%s/%s of %s", snapshotter, key, parent))
+	ro, err := mountutil.ReadOnly(mounts)
+	if err != nil {
+		return nil, fmt.Errorf("view %s: %w", key, err)
+	}
+	return ro, nil
+}
+
+// WithMount mounts mounts read-only on a temporary directory for the duration of
+// fn, recording the mount and the unmount.
+func (s *Session) WithMount(ctx context.Context, what string, mounts []mount.Mount, fn func(root string) error) error {
+	return mountutil.WithTempMount(ctx, mounts, func(root string) error {
+		s.Record("mounted read-only", what+" at "+root)
+		defer s.Record("unmounted", root)
+		return fn(root)
+	})
+}
+
+// Close removes the session's views and its lease. It works on a context that
+// is not cancelled, so that an interrupted operation still cleans up.
+func (s *Session) Close(ctx context.Context) error {
+	ctx = context.WithoutCancel(ctx)
+	err := s.c.Release(ctx, s.namespace, s.lease.ID, s.views)
+	s.views = nil
+	if err == nil {
+		s.Record("lease released", s.lease.ID)
+	}
+	return err
+}
+
+// Release removes view snapshots and then a lease of namespace ns; those already
+// gone are skipped. It is how Close, umount and cleanup undo a session.
+func (c *Client) Release(ctx context.Context, ns, lease string, views []View) error {
+	ctx = namespaces.WithNamespace(ctx, ns)
+	var errs []error
+	for i := len(views) - 1; i >= 0; i-- {
+		v := views[i]
+		err := c.c.SnapshotService(v.Snapshotter).Remove(ctx, v.Key)
+		if err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove view %s/%s: %w", v.Snapshotter, v.Key, err))
+		}
+	}
+	if lease != "" {
+		err := c.c.LeasesService().Delete(ctx, leases.Lease{ID: lease})
+		if err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("delete lease %s: %w", lease, err))
+		}
+	}
+	return errors.Join(errs...)
+}

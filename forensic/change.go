@@ -52,9 +52,12 @@ type Metadata struct {
 	Btime *time.Time
 	// LinkTarget is a symlink's target as stored, never resolved.
 	LinkTarget string
-	// Xattrs holds every extended attribute, values as raw bytes.
+	// Xattrs holds every extended attribute, values as raw bytes, except
+	// overlayfs's own bookkeeping in an upper directory.
 	Xattrs             map[string][]byte
 	DevMajor, DevMinor uint32
+
+	overlay overlayAttrs
 }
 
 // Field names a metadata field that differs between a path and its image version.

@@ -53,10 +53,6 @@ func (e *FallbackError) Error() string {
 	return fmt.Sprintf("overlay fast path not usable: %s at %s", e.Reason, EscapePath(e.Path))
 }
 
-// Overlay extended attributes, in the trusted namespace (root) and the user
-// namespace (userxattr mounts).
-var overlayXattrPrefixes = []string{"trusted.overlay.", "user.overlay."}
-
 // OverlayDiff computes the changes recorded in an overlayfs upper directory
 // against lower, the merged image the upper was mounted over (a read-only
 // overlay of the lower layers, or the single layer directory itself). lower may
@@ -454,24 +450,12 @@ func compareMetadata(md, base *Metadata) []Field {
 	return fields
 }
 
-// sameXattrs compares extended attributes, leaving out overlayfs's own.
+// sameXattrs compares extended attributes (overlayfs's own are never in them).
 func sameXattrs(a, b map[string][]byte) bool {
-	count := func(m map[string][]byte) int {
-		n := 0
-		for k := range m {
-			if !isOverlayXattr(k) {
-				n++
-			}
-		}
-		return n
-	}
-	if count(a) != count(b) {
+	if len(a) != len(b) {
 		return false
 	}
 	for k, v := range a {
-		if isOverlayXattr(k) {
-			continue
-		}
 		if bv, ok := b[k]; !ok || !bytes.Equal(v, bv) {
 			return false
 		}
@@ -479,31 +463,47 @@ func sameXattrs(a, b map[string][]byte) bool {
 	return true
 }
 
-func isOverlayXattr(name string) bool {
-	for _, p := range overlayXattrPrefixes {
-		if strings.HasPrefix(name, p) {
-			return true
-		}
-	}
-	return false
-}
+// overlayAttrs are the overlayfs attributes an entry of an upper directory
+// carries; they are bookkeeping of overlayfs, not metadata of the file.
+type overlayAttrs uint8
 
-func overlayXattr(md *Metadata, attr string) ([]byte, bool) {
-	for _, p := range overlayXattrPrefixes {
-		if v, ok := md.Xattrs[p+attr]; ok {
-			return v, true
+const (
+	overlayOpaque overlayAttrs = 1 << iota
+	overlayRedirect
+	overlayMetacopy
+	overlayWhiteout
+	overlayOther
+)
+
+// overlayAttrOf classifies an attribute name in the trusted (root) or user
+// (userxattr mounts) namespace of overlayfs.
+func overlayAttrOf(name string) (overlayAttrs, bool) {
+	for _, p := range []string{"trusted.overlay.", "user.overlay."} {
+		if rest, ok := strings.CutPrefix(name, p); ok {
+			switch rest {
+			case "opaque":
+				return overlayOpaque, true
+			case "redirect":
+				return overlayRedirect, true
+			case "metacopy":
+				return overlayMetacopy, true
+			case "whiteout":
+				return overlayWhiteout, true
+			}
+			return overlayOther, true
 		}
 	}
-	return nil, false
+	return 0, false
 }
 
 // checkOverlayXattrs returns a FallbackError when an upper entry relies on
 // redirect or metacopy, whose meaning depends on the lower layers.
 func checkOverlayXattrs(p string, md *Metadata) error {
-	for _, attr := range []string{"redirect", "metacopy"} {
-		if _, ok := overlayXattr(md, attr); ok {
-			return &FallbackError{Path: p, Reason: "overlay " + attr + " attribute"}
-		}
+	switch {
+	case md.overlay&overlayRedirect != 0:
+		return &FallbackError{Path: p, Reason: "overlay redirect attribute"}
+	case md.overlay&overlayMetacopy != 0:
+		return &FallbackError{Path: p, Reason: "overlay metacopy attribute"}
 	}
 	return nil
 }
@@ -511,18 +511,13 @@ func checkOverlayXattrs(p string, md *Metadata) error {
 // isWhiteout reports an overlayfs whiteout: a 0/0 character device, or an
 // entry marked with the whiteout attribute.
 func isWhiteout(md *Metadata) bool {
-	if md.Type == TypeChar && md.DevMajor == 0 && md.DevMinor == 0 {
-		return true
-	}
-	_, ok := overlayXattr(md, "whiteout")
-	return ok
+	return md.Type == TypeChar && md.DevMajor == 0 && md.DevMinor == 0 || md.overlay&overlayWhiteout != 0
 }
 
 // isOpaque reports an overlayfs opaque directory: it hides everything the lower
 // layers hold below it.
 func isOpaque(md *Metadata) bool {
-	v, ok := overlayXattr(md, "opaque")
-	return ok && string(v) == "y"
+	return md.overlay&overlayOpaque != 0
 }
 
 func joinPath(dir, name string) string {

@@ -59,17 +59,23 @@ func openNoatime(dirfd int, name string, flags int) (int, error) {
 }
 
 // readNames returns the names in the directory dirfd, sorted bytewise. The
-// descriptor stays open and owned by the caller.
+// descriptor stays open and owned by the caller; it must be freshly opened, as
+// the directory is read from its current offset.
 func readNames(dirfd int) ([]string, error) {
-	dup, err := unix.Dup(dirfd)
-	if err != nil {
-		return nil, fmt.Errorf("dup directory: %w", err)
-	}
-	f := os.NewFile(uintptr(dup), "dir")
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
-	if err != nil {
-		return nil, fmt.Errorf("read directory: %w", err)
+	buf := make([]byte, 32<<10)
+	var names []string
+	for {
+		n, err := unix.Getdents(dirfd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read directory: %w", err)
+		}
+		if n <= 0 {
+			break
+		}
+		_, _, names = unix.ParseDirent(buf[:n], -1, names)
 	}
 	sort.Strings(names)
 	return names, nil
@@ -94,11 +100,11 @@ func lstatAt(dirfd int, name string) (*Metadata, error) {
 		}
 		md.LinkTarget = target
 	}
-	xattrs, err := xattrsAt(dirfd, name)
+	xattrs, ovl, err := xattrsAt(dirfd, name)
 	if err != nil {
 		return nil, err
 	}
-	md.Xattrs = xattrs
+	md.Xattrs, md.overlay = xattrs, ovl
 	return md, nil
 }
 
@@ -174,30 +180,32 @@ func readlinkAt(dirfd int, name string) (string, error) {
 	}
 }
 
-// xattrsAt returns every extended attribute of name below dirfd, without
-// following a symlink. It uses listxattrat/getxattrat (Linux 6.13) and falls back
-// to an O_PATH descriptor reached through /proc/self/fd on older kernels.
-func xattrsAt(dirfd int, name string) (map[string][]byte, error) {
-	x, err := xattrsAtSyscall(dirfd, name)
+// xattrsAt returns the extended attributes of name below dirfd, without
+// following a symlink, and separately the overlayfs attributes it carries (only
+// their presence matters, and the value of opaque). It uses
+// listxattrat/getxattrat (Linux 6.13) and falls back to an O_PATH descriptor
+// reached through /proc/self/fd on older kernels.
+func xattrsAt(dirfd int, name string) (map[string][]byte, overlayAttrs, error) {
+	x, ovl, err := xattrsAtSyscall(dirfd, name)
 	if err == unix.ENOSYS {
-		x, err = xattrsViaProc(dirfd, name)
+		x, ovl, err = xattrsViaProc(dirfd, name)
 	}
 	if err != nil {
-		return nil, &os.PathError{Op: "read xattrs", Path: name, Err: err}
+		return nil, 0, &os.PathError{Op: "read xattrs", Path: name, Err: err}
 	}
-	return x, nil
+	return x, ovl, nil
 }
 
-func xattrsAtSyscall(dirfd int, name string) (map[string][]byte, error) {
+func xattrsAtSyscall(dirfd int, name string) (map[string][]byte, overlayAttrs, error) {
 	list := func(buf []byte) (int, error) { return listxattrat(dirfd, name, buf) }
 	get := func(attr string, buf []byte) (int, error) { return getxattrat(dirfd, name, attr, buf) }
 	return collectXattrs(list, get)
 }
 
-func xattrsViaProc(dirfd int, name string) (map[string][]byte, error) {
+func xattrsViaProc(dirfd int, name string) (map[string][]byte, overlayAttrs, error) {
 	fd, err := unix.Openat(dirfd, name, pathOpenFlags, 0)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer unix.Close(fd)
 	// The magic link leads to the inode the O_PATH descriptor holds, which is the
@@ -208,17 +216,23 @@ func xattrsViaProc(dirfd int, name string) (map[string][]byte, error) {
 	return collectXattrs(list, get)
 }
 
-func collectXattrs(list func([]byte) (int, error), get func(string, []byte) (int, error)) (map[string][]byte, error) {
+func collectXattrs(list func([]byte) (int, error), get func(string, []byte) (int, error)) (map[string][]byte, overlayAttrs, error) {
 	names, err := growRead(list)
 	if err != nil {
 		if err == unix.ENOTSUP {
-			return nil, nil
+			return nil, 0, nil
 		}
-		return nil, err
+		return nil, 0, err
 	}
 	var out map[string][]byte
+	var ovl overlayAttrs
 	for _, attr := range bytes.Split(names, []byte{0}) {
 		if len(attr) == 0 {
+			continue
+		}
+		flag, isOverlay := overlayAttrOf(string(attr))
+		if isOverlay && flag != overlayOpaque {
+			ovl |= flag
 			continue
 		}
 		value, err := growRead(func(buf []byte) (int, error) { return get(string(attr), buf) })
@@ -226,36 +240,40 @@ func collectXattrs(list func([]byte) (int, error), get func(string, []byte) (int
 			continue // removed while we read
 		}
 		if err != nil {
-			return nil, fmt.Errorf("get %s: %w", attr, err)
+			return nil, 0, fmt.Errorf("get %s: %w", attr, err)
+		}
+		if isOverlay {
+			if string(value) == "y" {
+				ovl |= overlayOpaque
+			}
+			continue
 		}
 		if out == nil {
 			out = make(map[string][]byte)
 		}
 		out[string(attr)] = value
 	}
-	return out, nil
+	return out, ovl, nil
 }
 
-// growRead calls read with a buffer that grows until the value fits.
+// growRead calls read with a page-sized buffer, and asks for the size and
+// retries only when the value does not fit: most entries have no or small
+// attributes, so this is one system call instead of two.
 func growRead(read func([]byte) (int, error)) ([]byte, error) {
-	size, err := read(nil)
-	if err != nil {
-		return nil, err
-	}
+	buf := make([]byte, 4096)
 	for {
-		if size == 0 {
-			return nil, nil
-		}
-		buf := make([]byte, size+64)
 		n, err := read(buf)
-		if err == unix.ERANGE {
-			size *= 2
-			continue
+		if err != unix.ERANGE {
+			if err != nil || n == 0 {
+				return nil, err
+			}
+			return buf[:n], nil
 		}
+		size, err := read(nil)
 		if err != nil {
 			return nil, err
 		}
-		return buf[:n], nil
+		buf = make([]byte, max(size, 2*len(buf)))
 	}
 }
 

@@ -2,6 +2,7 @@ package forensic
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 
 	"github.com/opencontainers/go-digest"
@@ -49,8 +50,7 @@ func (h *hasher) hash(ctx context.Context, dirfd int, name string, md *Metadata)
 	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Ino != md.Inode {
 		return "", "entry replaced while it was read", nil
 	}
-	digester := digest.SHA256.Digester()
-	w := digester.Hash()
+	w := sha256.New()
 	var total int64
 	for chunk := 0; ; chunk++ {
 		if chunk%64 == 0 {
@@ -76,5 +76,5 @@ func (h *hasher) hash(ctx context.Context, dirfd int, name string, md *Metadata)
 	}
 	h.files++
 	h.bytes += total
-	return digester.Digest(), "", nil
+	return digest.NewDigest(digest.SHA256, w), "", nil
 }

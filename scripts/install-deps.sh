@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the Debian packages ctrforensics's tests and demo run against, when
+# missing: a real containerd and runc, a static busybox for test images.
+set -euo pipefail
+
+need=()
+command -v containerd >/dev/null || need+=(containerd)
+command -v runc >/dev/null || need+=(runc)
+command -v ctr >/dev/null || need+=(containerd)
+dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "ok installed" || need+=(busybox-static)
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+  echo "install-deps: missing ${need[*]}; run as root to install them" >&2
+  exit 2
+fi
+echo "install-deps: installing ${need[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

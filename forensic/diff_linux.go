@@ -28,6 +28,11 @@ type Options struct {
 	// MaxHashBytes is the size above which a file is not hashed; 0 means
 	// DefaultMaxHashBytes.
 	MaxHashBytes int64
+	// IgnoreDirMtime leaves directory mtimes out of the comparison, for trees
+	// whose directory times are not preserved (containerd's native snapshotter
+	// sets them when it copies a snapshot). A directory is then reported only
+	// when something else about it, or below it, changed.
+	IgnoreDirMtime bool
 }
 
 // Diff is the result of comparing a container's filesystem with its image.
@@ -105,6 +110,7 @@ func TreeDiff(ctx context.Context, target, base string, opts Options) (*Diff, er
 
 type walker struct {
 	ctx     context.Context
+	opts    Options
 	hasher  *hasher
 	changes []Change
 	// unverified counts files present on both sides that were too large to hash
@@ -113,13 +119,16 @@ type walker struct {
 }
 
 func newWalker(ctx context.Context, opts Options) *walker {
-	return &walker{ctx: ctx, hasher: newHasher(opts.MaxHashBytes)}
+	return &walker{ctx: ctx, opts: opts, hasher: newHasher(opts.MaxHashBytes)}
 }
 
 func (w *walker) finish(m Method) *Diff {
 	sort.Slice(w.changes, func(i, j int) bool { return w.changes[i].Path < w.changes[j].Path })
 	linkHardLinks(w.changes)
 	d := &Diff{Changes: w.changes, Method: m, FilesHashed: w.hasher.files, BytesHashed: w.hasher.bytes}
+	if w.opts.IgnoreDirMtime {
+		d.Notes = append(d.Notes, "directory mtimes were not compared: this snapshotter does not preserve them")
+	}
 	if w.unverified > 0 {
 		d.Notes = append(d.Notes, fmt.Sprintf("%d files on both sides exceed --max-hash-bytes and have equal metadata: content not compared", w.unverified))
 	}
@@ -251,7 +260,7 @@ func (w *walker) entry(nwDir, baseDir int, name, p string, md, base *Metadata, i
 	if base == nil {
 		return true, w.added(nwDir, name, p, md)
 	}
-	c := Change{Kind: Changed, Path: p, Meta: md, Base: base, Fields: compareMetadata(md, base)}
+	c := Change{Kind: Changed, Path: p, Meta: md, Base: base, Fields: compareMetadata(md, base, w.opts.IgnoreDirMtime)}
 	if md.Type == TypeFile && base.Type == TypeFile {
 		if err := w.compareContent(nwDir, baseDir, name, &c); err != nil {
 			return false, err
@@ -426,7 +435,7 @@ func lookupBase(dirfd int, name string) (*Metadata, error) {
 
 // compareMetadata lists the fields in which md differs from base. Access and
 // change times are not compared: reading or copying up a file changes them.
-func compareMetadata(md, base *Metadata) []Field {
+func compareMetadata(md, base *Metadata, ignoreDirMtime bool) []Field {
 	var fields []Field
 	if md.Type != base.Type {
 		return []Field{FieldType}
@@ -443,7 +452,7 @@ func compareMetadata(md, base *Metadata) []Field {
 		add(md.Size != base.Size, FieldSize)
 		add(md.Nlink != base.Nlink, FieldNlink)
 	}
-	add(!md.Mtime.Equal(base.Mtime), FieldMtime)
+	add(!md.Mtime.Equal(base.Mtime) && !(ignoreDirMtime && md.Type == TypeDir), FieldMtime)
 	add(!sameXattrs(md.Xattrs, base.Xattrs), FieldXattrs)
 	add(md.LinkTarget != base.LinkTarget, FieldLinkTarget)
 	add(md.DevMajor != base.DevMajor || md.DevMinor != base.DevMinor, FieldDevice)

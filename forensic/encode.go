@@ -89,7 +89,7 @@ type jsonMetadata struct {
 	GID              uint32            `json:"gid"`
 	Size             int64             `json:"size"`
 	Allocated        int64             `json:"allocated"`
-	Nlink            uint64            `json:"nlink"`
+	Nlink            *uint64           `json:"nlink,omitempty"`
 	Inode            uint64            `json:"inode"`
 	Mtime            string            `json:"mtime"`
 	Atime            string            `json:"atime"`
@@ -110,12 +110,16 @@ func (md *Metadata) toJSON() jsonMetadata {
 		GID:       md.GID,
 		Size:      md.Size,
 		Allocated: md.Allocated,
-		Nlink:     md.Nlink,
 		Inode:     md.Inode,
 		Mtime:     FormatTime(md.Mtime),
 		Atime:     FormatTime(md.Atime),
 		Ctime:     FormatTime(md.Ctime),
 		Xattrs:    make(map[string]string, len(md.Xattrs)),
+	}
+	// A directory's link count differs between an upper directory and a merged
+	// overlay (which reports 1) and says nothing about changes: left out.
+	if md.Type != TypeDir {
+		j.Nlink = &md.Nlink
 	}
 	if md.Btime != nil {
 		s := FormatTime(*md.Btime)

@@ -46,6 +46,9 @@ func (s *Session) Diff(ctx context.Context, ctr *Container, opts DiffOptions) (*
 			return nil, err
 		}
 	}
+	// The native snapshotter copies snapshots and gives every copied directory
+	// the time of the copy, so the container's and the image's differ anyway.
+	opts.IgnoreDirMtime = opts.IgnoreDirMtime || r.Snapshotter == "native"
 	d, err := s.walkDiff(ctx, r, opts.Options)
 	if err != nil {
 		return nil, err

@@ -62,7 +62,9 @@ func (e *FallbackError) Error() string {
 // against lower, the merged image the upper was mounted over (a read-only
 // overlay of the lower layers, or the single layer directory itself). lower may
 // be empty for a container without image layers. Only the upper directory is
-// walked; paths are looked up in lower one at a time.
+// walked; paths are looked up in lower one at a time. Pass read-only mounts of
+// both: reading a symlink's target updates its access time on a writable
+// mount, which no open flag prevents.
 func OverlayDiff(ctx context.Context, upper, lower string, opts Options) (*Diff, error) {
 	w := newWalker(ctx, opts)
 	up, err := openRoot(upper)
@@ -89,7 +91,7 @@ func OverlayDiff(ctx context.Context, upper, lower string, opts Options) (*Diff,
 // TreeDiff computes the changes between two complete trees: target (the
 // container's filesystem) against base (its image). Both are walked entirely and
 // every regular file present in both is hashed, so an edit whose size and mtime
-// were put back is still found.
+// were put back is still found. Pass read-only mounts, as for OverlayDiff.
 func TreeDiff(ctx context.Context, target, base string, opts Options) (*Diff, error) {
 	w := newWalker(ctx, opts)
 	nw, err := openRoot(target)

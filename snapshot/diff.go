@@ -59,15 +59,16 @@ func (s *Session) Diff(ctx context.Context, ctr *Container, opts DiffOptions) (*
 var errNoOverlay = errors.New("no overlay upper directory")
 
 func (s *Session) overlayDiff(ctx context.Context, r *Rootfs, opts forensic.Options) (*forensic.Diff, error) {
-	upper, err := r.UpperDir()
-	if err != nil {
+	if _, err := r.UpperDir(); err != nil {
 		return nil, fmt.Errorf("%w: %v", errNoOverlay, err)
 	}
 	var d *forensic.Diff
-	err = s.WithImageRoot(ctx, r, func(lower string) error {
-		var err error
-		d, err = forensic.OverlayDiff(ctx, upper, lower, opts)
-		return err
+	err := s.WithUpperDir(ctx, r, func(upper string) error {
+		return s.WithImageRoot(ctx, r, func(lower string) error {
+			var err error
+			d, err = forensic.OverlayDiff(ctx, upper, lower, opts)
+			return err
+		})
 	})
 	return d, err
 }

@@ -101,18 +101,25 @@ func (s *Session) ImageMounts(ctx context.Context, r *Rootfs) ([]mount.Mount, er
 }
 
 // WithImageRoot calls fn with a directory showing the image below the
-// container, read-only. A single overlay layer is used in place, with no mount;
-// an empty image is an empty temporary directory.
+// container, read-only; an empty image is an empty temporary directory.
 func (s *Session) WithImageRoot(ctx context.Context, r *Rootfs, fn func(root string) error) error {
 	mounts, err := s.ImageMounts(ctx, r)
 	if err != nil {
 		return err
 	}
-	switch {
-	case len(mounts) == 0:
+	if len(mounts) == 0 {
 		return withEmptyDir(fn)
-	case r.overlayErr == nil && len(r.overlay.Lowers) == 1:
-		return fn(r.overlay.Lowers[0])
 	}
 	return s.WithMount(ctx, "image of "+r.Key, mounts, fn)
+}
+
+// WithUpperDir calls fn with a read-only bind mount of the upper directory.
+// Reading it in place would not do: reading a symlink updates its access time
+// on a writable mount, whatever the flags, and only a read-only mount spares it.
+func (s *Session) WithUpperDir(ctx context.Context, r *Rootfs, fn func(upper string) error) error {
+	mounts, err := r.UpperOnlyMounts()
+	if err != nil {
+		return err
+	}
+	return s.WithMount(ctx, "upper of "+r.Key, mounts, fn)
 }

@@ -1,0 +1,229 @@
+package integration
+
+import (
+	"encoding/json"
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/oci"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files of the CLI tests")
+
+// golden compares got with testdata/name, or rewrites it with -update.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	p := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatalf("%v (run the test with -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("output differs from %s:\n--- got\n%s--- want\n%s", p, got, want)
+	}
+}
+
+// TestDiffGolden pins the exact output of the article's attack.
+func TestDiffGolden(t *testing.T) {
+	c := h.runContainer(t, "golden", "overlayfs")
+	h.attack(t, c, scenarios(t)[0].script+"\n"+`cd /tmp && touch "$(printf 'evil\nname')"; rm /etc/app/config.ini`)
+	golden(t, "diff_attack.golden", h.mustCLI(t, "diff", c.id))
+	golden(t, "diff_attack_all.golden", h.mustCLI(t, "diff", "--all", c.id))
+}
+
+// TestUsageErrors checks every user error is one line naming the problem and
+// the fix, with exit code 2.
+func TestUsageErrors(t *testing.T) {
+	c := h.runContainer(t, "usage", "overlayfs")
+	full := t.TempDir()
+	if err := os.WriteFile(filepath.Join(full, "x"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	notSocket := filepath.Join(t.TempDir(), "plain-file")
+	if err := os.WriteFile(notSocket, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ns := []string{"--address", h.daemon.Address, "-n", h.daemon.Namespace}
+	tests := []struct {
+		name    string
+		args    []string
+		as      string
+		wantErr string
+	}{
+		{"unknown container", append(ns, "diff", "nope"), "", `container "nope" not found in namespace "` + h.daemon.Namespace + `"`},
+		{"wrong namespace", []string{"--address", h.daemon.Address, "-n", "elsewhere", "diff", c.id}, "",
+			`container "` + c.id + `" not found in namespace "elsewhere"`},
+		{"daemon not running", []string{"--address", "/run/ctrforensics-test-no-such.sock", "ls"}, "",
+			"cannot reach containerd at /run/ctrforensics-test-no-such.sock"},
+		{"address is not a socket", []string{"--address", notSocket, "ls"}, "", "cannot reach containerd at " + notSocket},
+		{"not root", append(ns, "ls"), "nobody", "must run as root"},
+		{"mount on a non-empty dir", append(ns, "mount", "--state-dir", h.stateDir, c.id, full), "", "is not empty"},
+		{"umount of something else", append(ns, "umount", "--state-dir", h.stateDir, full), "", "is not a ctrforensics mount"},
+		{"bad format", append(ns, "diff", "--format", "xml", c.id), "", `unknown --format "xml"`},
+		{"bad method", append(ns, "diff", "--method", "fast", c.id), "", `unknown --method "fast"`},
+		{"bad size", append(ns, "diff", "--max-hash-bytes", "lots", c.id), "", `bad --max-hash-bytes "lots"`},
+		{"flag after argument", append(ns, "diff", c.id, "--format", "json"), "", "flags go before arguments"},
+		{"missing argument", append(ns, "diff"), "", "diff takes 1 argument(s): CONTAINER"},
+		{"unknown flag", append(ns, "diff", "--colour", c.id), "", "flag provided but not defined: -colour"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := h.cliWith(t, func(cmd *exec.Cmd) {
+				if tt.as == "nobody" {
+					nobody(cmd)
+				}
+			}, tt.args...)
+			if r.code != 2 {
+				t.Errorf("exit %d, want 2 (stdout %q, stderr %q)", r.code, r.stdout, r.stderr)
+			}
+			lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
+			if len(lines) != 1 || !strings.HasPrefix(lines[0], "ctrforensics: ") || !strings.Contains(lines[0], tt.wantErr) {
+				t.Errorf("stderr %q, want one line with %q", r.stderr, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestLs lists containers: a running one, and a Kubernetes-style one with CRI
+// labels and a read-only root filesystem that never ran.
+func TestLs(t *testing.T) {
+	ctx := h.ctx(t)
+	c := h.runContainer(t, "ls-running", "overlayfs")
+	k8s, err := h.client.NewContainer(ctx, "ls-k8s",
+		client.WithImage(h.images["overlayfs"]),
+		client.WithSnapshotter("overlayfs"),
+		client.WithNewSnapshot("ls-k8s", h.images["overlayfs"]),
+		client.WithContainerLabels(map[string]string{
+			"io.kubernetes.pod.namespace":  "shop",
+			"io.kubernetes.pod.name":       "web-7d9f",
+			"io.kubernetes.container.name": "php",
+		}),
+		client.WithNewSpec(oci.WithImageConfig(h.images["overlayfs"]), oci.WithRootFSReadonly()),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { k8s.Delete(ctx, client.WithSnapshotCleanup) })
+
+	table := h.mustCLI(t, "ls")
+	lines := strings.Split(strings.TrimSpace(table), "\n")
+	if got := strings.Fields(lines[0]); strings.Join(got, " ") != "CONTAINER IMAGE STATUS SNAPSHOTTER RO-ROOTFS CREATED POD" {
+		t.Errorf("header %q", lines[0])
+	}
+	// Columns are separated by at least three spaces; a state may hold one.
+	columns := regexp.MustCompile(`\s{3,}`)
+	rows := map[string][]string{}
+	for _, l := range lines[1:] {
+		f := columns.Split(strings.TrimSpace(l), -1)
+		rows[f[0]] = f
+	}
+	if r := rows[c.id]; len(r) != 7 || r[2] != "running" || r[3] != "overlayfs" || r[4] != "false" || r[6] != "-" {
+		t.Errorf("running container row %q", r)
+	}
+	if r := rows["ls-k8s"]; len(r) != 7 || r[2] != "no task" || r[4] != "true" || r[6] != "shop/web-7d9f/php" {
+		t.Errorf("kubernetes container row %q", r)
+	}
+
+	var k8sJSON struct {
+		Status         string `json:"status"`
+		ReadOnlyRootfs bool   `json:"readonly_rootfs"`
+		PodNamespace   string `json:"pod_namespace"`
+		Pod            string `json:"pod"`
+		ContainerName  string `json:"container_name"`
+		Image          string `json:"image"`
+		Namespace      string `json:"namespace"`
+	}
+	for _, line := range strings.Split(strings.TrimSpace(h.mustCLI(t, "ls", "--format", "json")), "\n") {
+		if strings.Contains(line, `"id":"ls-k8s"`) {
+			if err := json.Unmarshal([]byte(line), &k8sJSON); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if k8sJSON.Status != "no task" || !k8sJSON.ReadOnlyRootfs || k8sJSON.Pod != "web-7d9f" ||
+		k8sJSON.PodNamespace != "shop" || k8sJSON.ContainerName != "php" || k8sJSON.Namespace != h.daemon.Namespace {
+		t.Errorf("kubernetes container JSON %+v", k8sJSON)
+	}
+
+	all := h.mustCLI(t, "ls", "-A")
+	if !strings.HasPrefix(all, "NAMESPACE") || !strings.Contains(all, h.daemon.Namespace) {
+		t.Errorf("ls -A:\n%s", all)
+	}
+}
+
+// TestMountBrowse mounts an attacked container, its upper layer alone and its
+// image, reads what a responder would, and unmounts.
+func TestMountBrowse(t *testing.T) {
+	c := h.runContainer(t, "browse", "overlayfs")
+	h.attack(t, c, scenarios(t)[0].script)
+	host := captureHost(t)
+	dir := filepath.Join(t.TempDir(), "view") // created by mount
+	read := func(p string) string {
+		b, err := os.ReadFile(filepath.Join(dir, p))
+		if err != nil {
+			return "<" + err.Error() + ">"
+		}
+		return string(b)
+	}
+	tests := []struct {
+		name  string
+		args  []string
+		check func(t *testing.T)
+	}{
+		{"container", []string{c.id}, func(t *testing.T) {
+			if got := read("var/www/html/shell.php"); got != "<?php eval($_GET['cmd']); ?>\n" {
+				t.Errorf("shell.php = %q", got)
+			}
+			if got := read("var/www/html/about.html"); !strings.Contains(got, "About us") {
+				t.Errorf("about.html from the image = %q", got)
+			}
+		}},
+		{"upper only", []string{"--upper-only", c.id}, func(t *testing.T) {
+			if got := read("var/www/html/index.html"); got != "<h1>hacked by x</h1>\n" {
+				t.Errorf("index.html = %q", got)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "var/www/html/about.html")); !os.IsNotExist(err) {
+				t.Errorf("the upper layer alone has no about.html: %v", err)
+			}
+		}},
+		{"image", []string{"docker.io/ctrforensics/demo-web:1"}, func(t *testing.T) {
+			if got := read("var/www/html/index.html"); !strings.Contains(got, "Welcome") {
+				t.Errorf("image index.html = %q", got)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "var/www/html/shell.php")); !os.IsNotExist(err) {
+				t.Errorf("the image has no shell.php: %v", err)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := h.mustCLI(t, append([]string{"mount", "--state-dir", h.stateDir}, append(tt.args, dir)...)...)
+			if !strings.Contains(out, "read-only at "+dir) || !strings.Contains(out, "ctrforensics umount "+dir) {
+				t.Errorf("mount said %q", out)
+			}
+			tt.check(t)
+			if err := os.WriteFile(filepath.Join(dir, "x"), nil, 0o644); err == nil {
+				t.Error("the mount is writable")
+			}
+			if r := h.cli(t, "mount", "--state-dir", h.stateDir, c.id, dir); r.code != 2 {
+				t.Errorf("mounting twice on %s: exit %d", dir, r.code)
+			}
+			out = h.mustCLI(t, "umount", "--state-dir", h.stateDir, dir)
+			if !strings.Contains(out, "mount "+dir) || !strings.Contains(out, "lease ctrforensics-") {
+				t.Errorf("umount said %q", out)
+			}
+			compareHost(t, "after umount", host, captureHost(t))
+		})
+	}
+}

@@ -29,7 +29,8 @@ import (
 type harness struct {
 	daemon *testdaemon.Daemon
 	client *client.Client
-	bin    string
+	// bin is the CLI, alone in a temporary directory.
+	bin string
 	// images maps a snapshotter to the web image unpacked for it.
 	images map[string]client.Image
 	// stateDir is where the CLI records its browsing mounts.
@@ -59,6 +60,7 @@ func TestMain(m *testing.M) {
 				code = 1
 			}
 			os.RemoveAll(h.stateDir)
+			os.RemoveAll(filepath.Dir(h.bin))
 		}()
 		code = m.Run()
 		return nil
@@ -106,13 +108,10 @@ func setup(ctx context.Context) (*harness, error) {
 	return hs, nil
 }
 
-// cliBinary returns the ctrforensics binary: $CTRFORENSICS_BIN (set by make
-// test), or one built now into a temporary directory. It is made executable
-// by every user, for the test that runs it unprivileged.
+// cliBinary returns the ctrforensics binary in a temporary directory every
+// user can reach (for the test that runs it unprivileged): a copy of
+// $CTRFORENSICS_BIN (set by make test), or one built now.
 func cliBinary() (string, error) {
-	if p := os.Getenv("CTRFORENSICS_BIN"); p != "" {
-		return p, nil
-	}
 	dir, err := os.MkdirTemp("", "ctrforensics-bin-")
 	if err != nil {
 		return "", err
@@ -122,8 +121,12 @@ func cliBinary() (string, error) {
 	}
 	bin := filepath.Join(dir, "ctrforensics")
 	cmd := exec.Command("go", "build", "-o", bin, "../cmd/ctrforensics")
+	if src := os.Getenv("CTRFORENSICS_BIN"); src != "" {
+		cmd = exec.Command("cp", src, bin)
+	}
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build ctrforensics: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("get ctrforensics binary: %v\n%s", err, out)
 	}
 	return bin, nil
 }

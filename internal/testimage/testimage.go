@@ -12,6 +12,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	_ "crypto/sha256" // registers sha256 for go-digest
 	"encoding/json"
 	"fmt"
 	"io"

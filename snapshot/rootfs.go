@@ -18,7 +18,7 @@ type Rootfs struct {
 	// mounts are the snapshotter's writable mounts: never mounted as they are.
 	mounts []mount.Mount
 	// overlay is the layer stack when the snapshot is an overlay; overlayErr
-	// says why the layers cannot be interpreted directly.
+	// says why the fast path cannot read it (overlay may still be set).
 	overlay    *mountutil.Overlay
 	overlayErr error
 }
@@ -52,7 +52,7 @@ func overlayOf(mounts []mount.Mount) (*mountutil.Overlay, error) {
 	if o.Upper == "" {
 		return nil, errors.New("overlay has no upper directory")
 	}
-	return o, nil
+	return o, o.FastPathError()
 }
 
 // UpperDir returns the overlay upper directory: exactly the container's own
@@ -65,34 +65,26 @@ func (r *Rootfs) UpperDir() (string, error) {
 	return r.overlay.Upper, nil
 }
 
-// Lowers returns the image layer directories below the upper, topmost first.
-func (r *Rootfs) Lowers() ([]string, error) {
-	if r.overlayErr != nil {
-		return nil, r.overlayErr
-	}
-	return r.overlay.Lowers, nil
-}
-
 // ReadOnlyMounts returns mounts of the container's whole filesystem, read-only.
 func (r *Rootfs) ReadOnlyMounts() ([]mount.Mount, error) {
 	return mountutil.ReadOnly(r.mounts)
 }
 
-// UpperOnlyMounts returns a read-only bind mount of the upper directory alone.
+// UpperOnlyMounts returns a read-only bind mount of the upper directory alone,
+// as it is on disk (whiteouts included).
 func (r *Rootfs) UpperOnlyMounts() ([]mount.Mount, error) {
-	upper, err := r.UpperDir()
-	if err != nil {
-		return nil, fmt.Errorf("--upper-only needs an overlay snapshot: %w", err)
+	if r.overlay == nil {
+		return nil, fmt.Errorf("--upper-only needs an overlay snapshot: %w", r.overlayErr)
 	}
-	return mountutil.ReadOnlyMounts([]string{upper}, false), nil
+	return mountutil.ReadOnlyMounts([]string{r.overlay.Upper}), nil
 }
 
 // ImageMounts returns read-only mounts of the image below the container: the
 // overlay's lower layers, or a view of the parent snapshot for other
 // snapshotters. No mounts means an empty image.
 func (s *Session) ImageMounts(ctx context.Context, r *Rootfs) ([]mount.Mount, error) {
-	if r.overlayErr == nil {
-		return mountutil.ReadOnlyMounts(r.overlay.Lowers, r.overlay.UserXattr), nil
+	if r.overlay != nil {
+		return r.overlay.LowerMounts(), nil
 	}
 	if r.Parent == "" {
 		return nil, nil

@@ -1,0 +1,95 @@
+package forensic
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+func TestEscapePath(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"/var/www/html/index.html", "/var/www/html/index.html"},
+		{"/tmp/évidence ünicode", "/tmp/évidence ünicode"},
+		{"/tmp/evil\nname", `/tmp/evil\nname`},
+		{"/tmp/tab\there", `/tmp/tab\there`},
+		{"/tmp/bad\xffname", `/tmp/bad\xffname`},
+		{`/tmp/back\slash`, `/tmp/back\\slash`},
+		{"/tmp/esc\x1b[31mred", `/tmp/esc\x1b[31mred`},
+		{"/tmp/del\x7f", `/tmp/del\x7f`},
+		{"/tmp/rtl\u202eexe.txt", `/tmp/rtl\u{202e}exe.txt`},
+	}
+	for _, tt := range tests {
+		if got := EscapePath(tt.in); got != tt.want {
+			t.Errorf("EscapePath(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestChangeJSON(t *testing.T) {
+	mtime := time.Date(2024, 2, 3, 10, 20, 30, 5, time.UTC)
+	c := Change{
+		Kind: Changed, Path: "/tmp/bad\xffname",
+		Meta: &Metadata{Type: TypeFile, Mode: 0o4755, Size: 3, Nlink: 1, Mtime: mtime, Atime: mtime, Ctime: mtime,
+			Xattrs: map[string][]byte{"security.capability": {1, 2}}},
+		Base:   &Metadata{Type: TypeFile, Mode: 0o755, Size: 3, Nlink: 1, Mtime: mtime},
+		Digest: "sha256:aa", BaseDigest: "sha256:aa",
+		Fields: []Field{FieldMode},
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"kind": "C", "path": `/tmp/bad\xffname`, "path_base64": base64.StdEncoding.EncodeToString([]byte("/tmp/bad\xffname")),
+		"type": "file", "mode": "4755", "mtime": "2024-02-03T10:20:30.000000005Z", "digest": "sha256:aa",
+		"base_digest": "sha256:aa", "content_changed": false, "link_target": nil, "runtime": false,
+		"xattrs": map[string]any{"security.capability": "AQI="},
+	}
+	for k, v := range want {
+		if gv, ok := got[k]; !ok || !equalJSON(gv, v) {
+			t.Errorf("%s = %#v, want %#v", k, got[k], v)
+		}
+	}
+	if base, ok := got["base"].(map[string]any); !ok || base["mode"] != "0755" {
+		t.Errorf("base = %#v", got["base"])
+	}
+}
+
+func equalJSON(a, b any) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return string(ja) == string(jb)
+}
+
+func TestMarkRuntime(t *testing.T) {
+	dir := func(kind Kind, p string, fields ...Field) Change {
+		return Change{Kind: kind, Path: p, Meta: &Metadata{Type: TypeDir}, Fields: fields}
+	}
+	file := func(kind Kind, p string) Change {
+		return Change{Kind: kind, Path: p, Meta: &Metadata{Type: TypeFile}}
+	}
+	changes := []Change{
+		dir(Changed, "/etc", FieldMtime),
+		file(Added, "/etc/hosts"),
+		file(Added, "/etc/resolv.conf"),
+		dir(Changed, "/opt", FieldMode), // a chmod by someone: not the runtime's
+		dir(Added, "/opt/mnt"),
+		dir(Added, "/run"),
+		dir(Changed, "/var", FieldMtime),
+		dir(Added, "/var/mnt"),
+		file(Added, "/var/shell.php"), // the attacker's, next to a mount point
+	}
+	MarkRuntime(changes, []string{"/etc/hosts", "/etc/resolv.conf", "/opt/mnt", "/run/", "/var/mnt", "/proc"})
+	want := map[string]bool{"/etc": true, "/etc/hosts": true, "/etc/resolv.conf": true, "/opt": false,
+		"/opt/mnt": true, "/run": true, "/var": false, "/var/mnt": true, "/var/shell.php": false}
+	for _, c := range changes {
+		if c.Runtime != want[c.Path] {
+			t.Errorf("%s: runtime %v, want %v", c.Path, c.Runtime, want[c.Path])
+		}
+	}
+}

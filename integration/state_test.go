@@ -151,7 +151,7 @@ func captureHost(t testing.TB) hostState {
 		t.Fatal(err)
 	}
 	for _, line := range strings.Split(string(mounts), "\n") {
-		if f := strings.Fields(line); len(f) > 4 {
+		if f := strings.Fields(line); len(f) > 4 && !otherDaemon(f[4]) {
 			hs.mounts = append(hs.mounts, f[4]) // the mount point
 		}
 	}
@@ -189,6 +189,16 @@ func captureHost(t testing.TB) hostState {
 		sort.Strings(s)
 	}
 	return hs
+}
+
+// otherDaemon tells a mount of another private containerd (other test
+// packages run theirs in parallel) from anything this package's commands
+// could have left.
+func otherDaemon(mountpoint string) bool {
+	if !strings.Contains(mountpoint, "/ctrforensics-containerd-") {
+		return false
+	}
+	return !strings.HasPrefix(mountpoint, h.daemon.Dir+"/")
 }
 
 func compareHost(t testing.TB, what string, before, after hostState) {

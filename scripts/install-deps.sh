@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Installs the Debian packages ctrforensics's tests and demo run against, when
-# missing: a real containerd and runc, a static busybox for test images.
+# missing: a real containerd and runc, a static busybox for test images, and
+# the stock tools that check evidence bundles independently (sha256sum comes
+# with coreutils; mactime with sleuthkit; skopeo reads the OCI image layout).
 set -euo pipefail
 
 need=()
 command -v containerd >/dev/null || need+=(containerd)
 command -v runc >/dev/null || need+=(runc)
 command -v ctr >/dev/null || need+=(containerd)
+command -v mactime >/dev/null || need+=(sleuthkit)
+command -v skopeo >/dev/null || need+=(skopeo)
 dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "ok installed" || need+=(busybox-static)
 
 if [ ${#need[@]} -eq 0 ]; then

@@ -37,7 +37,7 @@ func main() {
 	upper := flag.String("upper", "", "internal: upper directory")
 	lower := flag.String("lower", "", "internal: image layer")
 	merged := flag.String("merged", "", "internal: read-only merged mount")
-	runs := flag.Int("runs", 5, "runs per method and size")
+	runs := flag.Int("runs", 7, "runs per method and size")
 	sizes := flag.String("sizes", "10000,100000", "image sizes in files")
 	changes := flag.Int("changes", 100, "changed files per image")
 	flag.Parse()

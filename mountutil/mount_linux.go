@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -127,6 +128,10 @@ func IsMountpoint(dir string) (bool, error) {
 	return mountinfo.Mounted(dir)
 }
 
+// TempMountPrefix starts the name of every temporary mount point, followed by
+// the owning process's ID, so that `cleanup` can tell a dead run's mounts.
+const TempMountPrefix = "ctrforensics-mount-"
+
 // WithTempMount mounts mounts read-only on a new temporary directory, calls fn
 // with it and always unmounts and removes the directory afterwards, also when fn
 // fails or ctx is cancelled (the caller cancels ctx on SIGINT and SIGTERM).
@@ -138,7 +143,7 @@ func WithTempMount(ctx context.Context, mounts []mount.Mount, fn func(root strin
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "ctrforensics-mount-")
+	dir, err := os.MkdirTemp("", TempMountPrefix+strconv.Itoa(os.Getpid())+"-")
 	if err != nil {
 		return fmt.Errorf("create temporary mount point: %w", err)
 	}

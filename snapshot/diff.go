@@ -22,14 +22,19 @@ type DiffOptions struct {
 // comparing the complete read-only trees when the overlay uses features the
 // fast path cannot interpret (the reason is in the result's notes).
 func (s *Session) Diff(ctx context.Context, ctr *Container, opts DiffOptions) (*forensic.Diff, error) {
+	r, err := s.Rootfs(ctx, ctr)
+	if err != nil {
+		return nil, err
+	}
+	return s.DiffRootfs(ctx, r, ctr, opts)
+}
+
+// DiffRootfs is Diff on a root filesystem the session already resolved.
+func (s *Session) DiffRootfs(ctx context.Context, r *Rootfs, ctr *Container, opts DiffOptions) (*forensic.Diff, error) {
 	switch opts.Method {
 	case "", forensic.MethodOverlay, forensic.MethodWalk:
 	default:
 		return nil, fmt.Errorf("unknown diff method %q (overlay or walk)", opts.Method)
-	}
-	r, err := s.Rootfs(ctx, ctr)
-	if err != nil {
-		return nil, err
 	}
 	var fallback string
 	if opts.Method != forensic.MethodWalk {

@@ -81,6 +81,11 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			diffCommand(),
 			mountCommand(),
 			umountCommand(),
+			collectCommand(),
+			verifyCommand(),
+			custodyCommand(),
+			keyCommand(),
+			cleanupCommand(),
 		},
 		// Errors are printed once, by run, on one line.
 		ExitErrHandler: func(*cli.Context, error) {},

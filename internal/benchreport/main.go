@@ -40,6 +40,10 @@ func main() {
 	runs := flag.Int("runs", 7, "runs per method and size")
 	sizes := flag.String("sizes", "10000,100000", "image sizes in files")
 	changes := flag.Int("changes", 100, "changed files per image")
+	suites := flag.String("suites", "diff,bundle", "which benchmarks: diff, bundle")
+	bin := flag.String("bin", "bin/ctrforensics", "the ctrforensics binary, for the bundle suite")
+	bundleMiB := flag.Int("bundle-mib", 1024, "changed data of the bundle benchmark, in MiB")
+	bundleFiles := flag.Int("bundle-files", 10000, "files of the bundle benchmark")
 	flag.Parse()
 	if *worker != "" {
 		if err := runWorker(*worker, *upper, *lower, *merged); err != nil {
@@ -48,9 +52,29 @@ func main() {
 		}
 		return
 	}
-	if err := report(*sizes, *changes, *runs); err != nil {
-		fmt.Fprintln(os.Stderr, "benchreport:", err)
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "benchreport: needs root: it mounts overlayfs and runs containerd")
 		os.Exit(2)
+	}
+	for _, s := range strings.Split(*suites, ",") {
+		var err error
+		switch s {
+		case "diff":
+			err = report(*sizes, *changes, *runs)
+		case "bundle":
+			abs, aerr := filepath.Abs(*bin)
+			if aerr != nil {
+				err = aerr
+				break
+			}
+			err = bundleBench(context.Background(), abs, *bundleFiles, *bundleMiB, 3)
+		default:
+			err = fmt.Errorf("unknown suite %q", s)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "benchreport:", err)
+			os.Exit(2)
+		}
 	}
 }
 
@@ -148,9 +172,6 @@ func (r result) peakRSS() int64 {
 }
 
 func report(sizeList string, changes, runs int) error {
-	if os.Geteuid() != 0 {
-		return fmt.Errorf("needs root: it mounts overlayfs")
-	}
 	self, err := os.Executable()
 	if err != nil {
 		return err

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ctrforensics/ctrforensics/snapshot"
+)
+
+func cleanupCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "cleanup",
+		Usage: "remove what killed ctrforensics runs left: temporary mounts, leases, views, partial bundles",
+		Description: "Looks in every namespace. Anything a running ctrforensics or a live `ctrforensics mount` still\n" +
+			"uses is kept and listed.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "state-dir", Value: snapshot.DefaultStateDir, Usage: "where mounts are recorded", Hidden: true},
+		},
+		Action: func(c *cli.Context) error {
+			if _, err := args(c); err != nil {
+				return err
+			}
+			return withClient(c, func(ctx context.Context, cl *snapshot.Client) error {
+				rep, err := cl.Cleanup(ctx, c.String("state-dir"))
+				for _, r := range rep.Removed {
+					fmt.Fprintln(c.App.Writer, "removed: "+r)
+				}
+				for _, r := range rep.InUse {
+					fmt.Fprintln(c.App.Writer, "in use:  "+r)
+				}
+				if err == nil && len(rep.Removed)+len(rep.InUse) == 0 {
+					fmt.Fprintln(c.App.Writer, "nothing to clean up")
+				}
+				return err
+			})
+		},
+	}
+}

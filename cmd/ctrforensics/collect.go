@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/docker/go-units"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"github.com/ctrforensics/ctrforensics/forensic/attest"
+	"github.com/ctrforensics/ctrforensics/forensic/bagit"
+	"github.com/ctrforensics/ctrforensics/snapshot"
+)
+
+func collectCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "collect",
+		Usage:     "seal a container's evidence into a BagIt bundle (directory, .tar or .tar.gz)",
+		ArgsUsage: "CONTAINER",
+		Description: "The bundle holds the container record and OCI spec, the image as an OCI layout, every change\n" +
+			"(changes.jsonl) and the changed content (an OCI layer tar), the processes of a running task, a\n" +
+			"Sleuth Kit timeline, and the acquisition record; it is sealed with sha256 and sha512 manifests,\n" +
+			"optionally signed, and starts its chain of custody. Check it with `ctrforensics verify`.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Required: true, Usage: "bundle path: a new directory, FILE.tar or FILE.tar.gz"},
+			&cli.StringFlag{Name: "case", Usage: "case identifier (bag-info External-Identifier)"},
+			&cli.StringFlag{Name: "examiner", Value: defaultExaminer(), Usage: "who collects (the first custody event's actor)"},
+			&cli.StringFlag{Name: "note", Usage: "free text recorded with the acquisition"},
+			&cli.StringFlag{Name: "sign-key", Usage: "ed25519 private key (from `ctrforensics key generate`) to sign the bundle"},
+			&cli.BoolFlag{Name: "include-image-layers", Usage: "also copy the image's layer blobs into the OCI layout"},
+			&cli.BoolFlag{Name: "pause", Usage: "pause a running task during the capture (recorded; resumed afterwards)"},
+			&cli.StringFlag{Name: "hash", Value: "sha256,sha512", Usage: "manifest algorithms: sha256 (required), sha512, sha1, md5"},
+			&cli.StringFlag{Name: "method", Value: "auto", Usage: "diff method: auto, overlay or walk"},
+			&cli.StringFlag{Name: "max-hash-bytes", Value: units.BytesSize(float64(16 << 30)), Usage: "do not hash or archive files larger than this"},
+		},
+		Action: runCollect,
+	}
+}
+
+// defaultExaminer is the user behind sudo, or the current user.
+func defaultExaminer() string {
+	for _, v := range []string{"SUDO_USER", "USER"} {
+		if u := os.Getenv(v); u != "" {
+			return u
+		}
+	}
+	return "root"
+}
+
+func runCollect(c *cli.Context) error {
+	a, err := args(c, "CONTAINER")
+	if err != nil {
+		return err
+	}
+	opts, err := collectOptions(c)
+	if err != nil {
+		return err
+	}
+	return withClient(c, func(ctx context.Context, cl *snapshot.Client) error {
+		ctr, err := cl.LoadContainer(ctx, a[0])
+		if err != nil {
+			return err
+		}
+		if term.IsTerminal(int(os.Stderr.Fd())) {
+			opts.Progress = progressPrinter(c.App.ErrWriter)
+		}
+		res, err := cl.Collect(ctx, ctr, opts)
+		if opts.Progress != nil {
+			fmt.Fprintln(c.App.ErrWriter)
+		}
+		if err != nil {
+			return fmt.Errorf("collect %s: %w", ctr.Info.ID, err)
+		}
+		printCollected(c.App.Writer, res)
+		return nil
+	})
+}
+
+func collectOptions(c *cli.Context) (snapshot.CollectOptions, error) {
+	diff, err := diffOptions(c)
+	if err != nil {
+		return snapshot.CollectOptions{}, err
+	}
+	algs, err := bagit.ParseAlgorithms(c.String("hash"))
+	if err != nil {
+		return snapshot.CollectOptions{}, fmt.Errorf("--hash: %w", err)
+	}
+	if !containsAlg(algs, bagit.SHA256) {
+		return snapshot.CollectOptions{}, fmt.Errorf("--hash must include sha256 (the custody chain and signature name the bag by it)")
+	}
+	opts := snapshot.CollectOptions{Output: c.String("output"), Case: c.String("case"), Examiner: c.String("examiner"),
+		Note: c.String("note"), IncludeLayers: c.Bool("include-image-layers"), Pause: c.Bool("pause"),
+		Algorithms: algs, Diff: diff}
+	if p := c.String("sign-key"); p != "" {
+		if opts.SignKey, err = attest.LoadPrivateKey(p); err != nil {
+			return opts, err
+		}
+	}
+	return opts, nil
+}
+
+func containsAlg(algs []bagit.Algorithm, a bagit.Algorithm) bool {
+	for _, x := range algs {
+		if x == a {
+			return true
+		}
+	}
+	return false
+}
+
+// progressPrinter rewrites one status line on a terminal.
+func progressPrinter(w io.Writer) func(files, bytes int64) {
+	start := time.Now()
+	return func(files, bytes int64) {
+		rate := float64(bytes) / time.Since(start).Seconds()
+		fmt.Fprintf(w, "\rcollecting: %d files, %s hashed (%s/s)   ", files, units.BytesSize(float64(bytes)), units.BytesSize(rate))
+	}
+}
+
+func printCollected(w io.Writer, res *snapshot.CollectResult) {
+	acq := res.Acquisition
+	signed := "no (use --sign-key)"
+	if res.Signed {
+		signed = "yes"
+	}
+	fmt.Fprintf(w, "collected container %s into %s\n", acq.Container.ID, res.Path)
+	fmt.Fprintf(w, "  changes:      %d (%s)\n", acq.Changes, acq.DiffMethod)
+	fmt.Fprintf(w, "  manifests:    %s\n", strings.Join(acq.Algorithms, ", "))
+	fmt.Fprintf(w, "  signed:       %s\n", signed)
+	fmt.Fprintf(w, "  custody head: %s (record it: it protects the newest custody event)\n", res.Head)
+	for _, n := range acq.Notes {
+		fmt.Fprintf(w, "  note: %s\n", n)
+	}
+	fmt.Fprintf(w, "verify with: ctrforensics verify %s\n", res.Path)
+}

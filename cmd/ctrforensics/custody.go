@@ -1,0 +1,92 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ctrforensics/ctrforensics/forensic/attest"
+	"github.com/ctrforensics/ctrforensics/forensic/bundle"
+	"github.com/ctrforensics/ctrforensics/internal/output"
+)
+
+func custodyCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "custody",
+		Usage: "show or extend a bundle's chain of custody",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "add",
+				Usage:     "append an event (transferred, received, analysed...) to the chain; no other file changes",
+				ArgsUsage: "PATH",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "action", Required: true, Usage: "what happened: transferred, received, analysed, ..."},
+					&cli.StringFlag{Name: "actor", Required: true, Usage: "who did it"},
+					&cli.StringFlag{Name: "note", Usage: "free text"},
+					&cli.StringFlag{Name: "sign-key", Usage: "ed25519 private key to sign the event with"},
+				},
+				Action: runCustodyAdd,
+			},
+			{
+				Name:      "show",
+				Usage:     "list the chain's events",
+				ArgsUsage: "PATH",
+				Flags:     []cli.Flag{formatFlag()},
+				Action:    runCustodyShow,
+			},
+		},
+	}
+}
+
+func runCustodyAdd(c *cli.Context) error {
+	a, err := args(c, "PATH")
+	if err != nil {
+		return err
+	}
+	var key ed25519.PrivateKey
+	if p := c.String("sign-key"); p != "" {
+		if key, err = attest.LoadPrivateKey(p); err != nil {
+			return err
+		}
+	}
+	head, err := bundle.AddCustody(a[0], c.String("action"), c.String("actor"), c.String("note"), key)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "appended %s by %s to %s\ncustody head: %s (record it: it protects this event)\n",
+		c.String("action"), c.String("actor"), a[0], head)
+	return nil
+}
+
+func runCustodyShow(c *cli.Context) error {
+	a, err := args(c, "PATH")
+	if err != nil {
+		return err
+	}
+	format, err := output.ParseFormat(c.String("format"), output.Table, output.JSON)
+	if err != nil {
+		return err
+	}
+	chain, _, err := bundle.ReadCustody(a[0])
+	if err != nil {
+		return err
+	}
+	if format == output.JSON {
+		for _, e := range chain {
+			if _, err := c.App.Writer.Write(e.Line); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	t := output.NewTable(c.App.Writer, "SEQ", "TIME", "ACTION", "ACTOR", "SIGNED", "NOTE")
+	for _, e := range chain {
+		signed := "no"
+		if e.Sig != "" {
+			signed = "key " + e.KeyID[:16]
+		}
+		t.Row(fmt.Sprint(e.Seq), e.Time, e.Action, e.Actor, signed, e.Note)
+	}
+	return t.Flush()
+}

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/docker/go-units"
+	"github.com/urfave/cli/v2"
+
+	"github.com/ctrforensics/ctrforensics/forensic/attest"
+	"github.com/ctrforensics/ctrforensics/forensic/bundle"
+	"github.com/ctrforensics/ctrforensics/internal/output"
+)
+
+// findingsError makes the command exit 1: the check ran and found problems.
+type findingsError struct{ msg string }
+
+func (e *findingsError) Error() string { return e.msg }
+
+// ExitCode is 1.
+func (e *findingsError) ExitCode() int { return exitFindings }
+
+func verifyCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "verify",
+		Usage:     "check an evidence bundle: completeness, every digest, Payload-Oxum, image blobs, signature, custody",
+		ArgsUsage: "PATH",
+		Description: "PATH is a bundle directory, .tar or .tar.gz; a tar is read as a stream, never extracted.\n" +
+			"Exit 0 when every check holds, 1 when any fails (each failing file is named), 2 when PATH cannot be read.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "pubkey", Usage: "ed25519 public key the signature and signed custody events must verify with"},
+			&cli.StringFlag{Name: "custody-head", Usage: "the custody head digest you recorded: the chain must end there"},
+			formatFlag(),
+		},
+		Action: runVerify,
+	}
+}
+
+func runVerify(c *cli.Context) error {
+	a, err := args(c, "PATH")
+	if err != nil {
+		return err
+	}
+	format, err := output.ParseFormat(c.String("format"), output.Table, output.JSON)
+	if err != nil {
+		return err
+	}
+	var opts bundle.VerifyOptions
+	if p := c.String("pubkey"); p != "" {
+		if opts.PublicKey, err = attest.LoadPublicKey(p); err != nil {
+			return err
+		}
+	}
+	opts.CustodyHead = c.String("custody-head")
+	if _, err := os.Stat(a[0]); err != nil {
+		return fmt.Errorf("cannot read bundle: %w", err)
+	}
+	rep, err := bundle.Verify(c.Context, a[0], opts)
+	if err != nil {
+		return fmt.Errorf("cannot read bundle %s: %w", a[0], err)
+	}
+	if format == output.JSON {
+		err = writeReportJSON(c.App.Writer, rep)
+	} else {
+		writeReport(c.App.Writer, rep)
+	}
+	if err != nil {
+		return err
+	}
+	if !rep.Valid() {
+		return &findingsError{msg: fmt.Sprintf("%s is INVALID: %d problem(s)", a[0], len(rep.Problems))}
+	}
+	return nil
+}
+
+func writeReport(w io.Writer, rep *bundle.Report) {
+	algs := make([]string, len(rep.Algorithms))
+	for i, a := range rep.Algorithms {
+		algs[i] = string(a)
+	}
+	fmt.Fprintf(w, "bundle:    %s\n", rep.Path)
+	fmt.Fprintf(w, "payload:   %d files, %s; manifests: %s\n", rep.PayloadFiles, units.BytesSize(float64(rep.PayloadBytes)), strings.Join(algs, ", "))
+	if a := rep.Acquisition; a != nil {
+		fmt.Fprintf(w, "acquired:  container %s (%s) on %s by %s at %s, case %q\n", a.Container.ID, a.Container.Image, a.Host.Hostname, a.CollectedBy, a.CollectedAt, a.Case)
+	}
+	fmt.Fprintf(w, "signature: %s\n", rep.Signature)
+	fmt.Fprintf(w, "custody:   %d event(s), head %s\n", len(rep.Custody), rep.Head)
+	for _, e := range rep.Custody {
+		signed := ""
+		if e.Sig != "" {
+			signed = " (signed)"
+		}
+		fmt.Fprintf(w, "  %d  %s  %-12s %s%s\n", e.Seq, e.Time, e.Action, e.Actor, signed)
+	}
+	for _, p := range rep.Problems {
+		name := p.Path
+		if name == "" {
+			name = "(bundle)"
+		}
+		fmt.Fprintf(w, "FAIL %s: %s: %s\n", name, p.Check, p.Detail)
+	}
+	if rep.Valid() {
+		fmt.Fprintln(w, "result:    VALID")
+	} else {
+		fmt.Fprintf(w, "result:    INVALID (%d problems)\n", len(rep.Problems))
+	}
+}
+
+func writeReportJSON(w io.Writer, rep *bundle.Report) error {
+	type problem struct {
+		Path   string `json:"path"`
+		Check  string `json:"check"`
+		Detail string `json:"detail"`
+	}
+	out := struct {
+		Path         string              `json:"path"`
+		Valid        bool                `json:"valid"`
+		Problems     []problem           `json:"problems"`
+		Signature    string              `json:"signature"`
+		CustodyHead  string              `json:"custody_head"`
+		Custody      []json.RawMessage   `json:"custody"`
+		PayloadFiles int64               `json:"payload_files"`
+		PayloadBytes int64               `json:"payload_bytes"`
+		Acquisition  *bundle.Acquisition `json:"acquisition"`
+	}{Path: rep.Path, Valid: rep.Valid(), Problems: []problem{}, Signature: rep.Signature, CustodyHead: rep.Head,
+		Custody: []json.RawMessage{}, PayloadFiles: rep.PayloadFiles, PayloadBytes: rep.PayloadBytes, Acquisition: rep.Acquisition}
+	for _, p := range rep.Problems {
+		out.Problems = append(out.Problems, problem{p.Path, p.Check, p.Detail})
+	}
+	for _, e := range rep.Custody {
+		out.Custody = append(out.Custody, json.RawMessage(strings.TrimSpace(string(e.Line))))
+	}
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}

@@ -1,0 +1,434 @@
+package bagit
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Problem is one thing wrong with a bag.
+type Problem struct {
+	// Path is bag-relative, e.g. "data/rootfs/changes.tar" or "bag-info.txt";
+	// "" for the bag as a whole.
+	Path string
+	// Check is one of "bagit", "missing", "unlisted", "digest", "oxum",
+	// "manifest", "unsafe", "unreadable".
+	Check string
+	// Detail is one line, e.g. "sha256 is 3f..., manifest-sha256.txt says 9a...".
+	Detail string
+}
+
+// The checks a Problem may name.
+const (
+	CheckBagit      = "bagit"
+	CheckMissing    = "missing"
+	CheckUnlisted   = "unlisted"
+	CheckDigest     = "digest"
+	CheckOxum       = "oxum"
+	CheckManifest   = "manifest"
+	CheckUnsafe     = "unsafe"
+	CheckUnreadable = "unreadable"
+)
+
+// Options tune Verify.
+type Options struct {
+	// Extra says which files outside data/ may exist without being listed in
+	// any tag manifest, such as files that change after the bag is sealed.
+	Extra func(path string) bool
+	// Keep says which files' content to return in Result.Files. Each kept
+	// file is capped at MaxKeep bytes; a larger one is a Problem "unreadable".
+	Keep func(path string) bool
+}
+
+// MaxKeep is the largest file Verify returns in Result.Files.
+const MaxKeep = 16 << 20
+
+// Result is what Verify found.
+type Result struct {
+	// Problems are sorted by Path then Check; none means the bag is complete
+	// and valid.
+	Problems []Problem
+	// Algorithms are those of the payload manifests found.
+	Algorithms []Algorithm
+	// PayloadFiles and PayloadBytes count the regular files under data/.
+	PayloadFiles int64
+	PayloadBytes int64
+	// Info holds the fields of bag-info.txt in order.
+	Info []Field
+	// Files holds the content of the files Options.Keep selected.
+	Files map[string][]byte
+	// SHA256 holds the hex sha256 of every payload file under
+	// data/image/blobs/, by bag-relative path.
+	SHA256 map[string]string
+}
+
+// Valid reports whether the bag is complete and valid.
+func (r *Result) Valid() bool { return len(r.Problems) == 0 }
+
+const (
+	// blobDir holds the payload files whose sha256 Result.SHA256 reports.
+	blobDir = "data/image/blobs/"
+	// smallFile is the size up to which a file hashed before its manifest is
+	// known is hashed with every algorithm, to spare a second pass.
+	smallFile = 1 << 20
+	// maxLine is the longest manifest or bag-info.txt line accepted.
+	maxLine = 64 << 10
+)
+
+// Verify checks the bag at path: a directory, a tar file or a gzip-compressed
+// tar file (recognised by its magic bytes). It never writes and never follows
+// a symlink. The error is for a bag that cannot be read at all; everything
+// wrong inside a readable bag is a Problem in the Result.
+func Verify(ctx context.Context, path string, opts Options) (*Result, error) {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return nil, fmt.Errorf("verify bag %s: %w", path, err)
+	}
+	switch {
+	case isDir(&st):
+		return verifyDir(ctx, path, opts)
+	case isReg(&st):
+		open := func() (io.ReadCloser, error) {
+			f, err := openRegular(unix.AT_FDCWD, path)
+			if err != nil {
+				return nil, fmt.Errorf("open %s: %w", path, err)
+			}
+			return f, nil
+		}
+		return verifyTar(ctx, open, opts)
+	}
+	return nil, fmt.Errorf("verify bag %s: %s, not a directory or tar file", path, kindOf(st.Mode))
+}
+
+// verifier holds the state of one verification.
+type verifier struct {
+	opts     Options
+	tab      table
+	dig      *digester
+	res      *Result
+	stream   bool      // files arrive in archive order, not tag files first
+	parsed   [2]algSet // manifests parsed, by region (payload, tag)
+	named    algSet    // algorithms of the manifests and tag manifests named so far
+	bagit    bool      // bagit.txt was seen
+	oxum     []string  // Payload-Oxum values of bag-info.txt
+	problems []Problem
+}
+
+const (
+	regionPayload = 0
+	regionTag     = 1
+)
+
+func newVerifier(opts Options, stream bool) *verifier {
+	return &verifier{
+		opts:   opts,
+		tab:    newTable(),
+		dig:    newDigester(),
+		stream: stream,
+		res:    &Result{Files: make(map[string][]byte), SHA256: make(map[string]string)},
+	}
+}
+
+func (v *verifier) close() { v.dig.close() }
+
+func (v *verifier) problem(path, check, format string, args ...any) {
+	v.problems = append(v.problems, Problem{Path: path, Check: check, Detail: oneLine(fmt.Sprintf(format, args...))})
+}
+
+func regionOf(p string) int {
+	if strings.HasPrefix(p, payloadRoot) {
+		return regionPayload
+	}
+	return regionTag
+}
+
+// noteName records the algorithm of a manifest file name.
+func (v *verifier) noteName(p string) {
+	if alg, _, ok := parseManifestName(p); ok {
+		if i, known := lookupAlg(alg); known {
+			v.named = v.named.with(i)
+		}
+	}
+}
+
+// algsFor returns the algorithms to hash the file at p with: those its
+// manifests ask for, sha256 for an image blob, and, while the manifests of
+// its region are unknown, a guess that spares a second pass.
+func (v *verifier) algsFor(idx uint32, p string, size int64) algSet {
+	e := v.tab.at(idx)
+	var algs algSet
+	for i := algIndex(0); i < numAlgs; i++ {
+		if e.state[i] == stWant {
+			algs = algs.with(i)
+		}
+	}
+	if strings.HasPrefix(p, blobDir) {
+		algs = algs.with(idxSHA256)
+	}
+	_, _, isManifest := parseManifestName(p)
+	if v.parsed[regionOf(p)] != 0 || (!v.stream && !isManifest) {
+		return algs
+	}
+	if size <= smallFile {
+		return allAlgs
+	}
+	return algs | defaultAlgs | v.named
+}
+
+// file checks one regular file of the bag, read from r, and returns an error
+// when r fails. size is what the directory or archive says.
+func (v *verifier) file(ctx context.Context, p string, size int64, r io.Reader) error {
+	idx := v.tab.lookup(p)
+	e := v.tab.at(idx)
+	if e.flags&(fSeen|fOther) != 0 {
+		v.problem(p, CheckUnsafe, "appears twice in the archive; the second copy was not read")
+		return nil
+	}
+	e.flags |= fSeen
+	v.noteName(p)
+	algs := v.algsFor(idx, p, size)
+	n, sums, err := v.consume(ctx, p, algs, size, r)
+	if regionOf(p) == regionPayload {
+		v.res.PayloadFiles++
+		v.res.PayloadBytes += n
+	}
+	if err != nil {
+		v.tab.at(idx).flags |= fUnreadable
+		if ctx.Err() == nil {
+			v.problem(p, CheckUnreadable, "read failed after %d bytes: %v", n, err)
+		}
+		return err
+	}
+	v.record(idx, p, algs, sums)
+	return nil
+}
+
+// consume reads a file, hashing it and parsing or keeping it as needed.
+func (v *verifier) consume(ctx context.Context, p string, algs algSet, size int64, r io.Reader) (int64, *[numAlgs][]byte, error) {
+	v.dig.reset(algs, nil)
+	keep := v.opts.Keep != nil && v.opts.Keep(p)
+	special := p == bagitTxt || p == bagInfoTxt
+	var cb *capBuffer
+	if keep || special {
+		cb = &capBuffer{limit: MaxKeep, over: size > MaxKeep}
+		r = io.TeeReader(r, cb)
+	}
+	cr := &countReader{r: r}
+	var err error
+	if _, _, isManifest := parseManifestName(p); isManifest {
+		err = v.parseManifest(ctx, p, io.TeeReader(cr, v.dig))
+	} else {
+		_, err = v.dig.readFrom(ctx, cr)
+	}
+	if err != nil {
+		return cr.n, nil, err
+	}
+	sums, err := v.dig.finish()
+	if err != nil {
+		return cr.n, nil, err
+	}
+	v.afterRead(p, keep, cb)
+	return cr.n, sums, nil
+}
+
+// afterRead parses bagit.txt and bag-info.txt and keeps what Keep selected.
+func (v *verifier) afterRead(p string, keep bool, cb *capBuffer) {
+	if cb == nil {
+		return
+	}
+	switch {
+	case cb.over && keep:
+		v.problem(p, CheckUnreadable, "larger than the %d MiB limit for files returned to the caller", MaxKeep>>20)
+	case keep:
+		v.res.Files[p] = cb.buf
+	}
+	switch p {
+	case bagitTxt:
+		v.bagit = true
+		v.checkBagitTxt(cb)
+	case bagInfoTxt:
+		v.parseBagInfo(cb)
+	}
+}
+
+// record compares or stores the digests computed for a file.
+func (v *verifier) record(idx uint32, p string, algs algSet, sums *[numAlgs][]byte) {
+	region := regionOf(p)
+	e := v.tab.at(idx)
+	for i := algIndex(0); i < numAlgs; i++ {
+		if !algs.has(i) {
+			continue
+		}
+		switch e.state[i] {
+		case stWant:
+			v.compare(p, i, sums[i], v.tab.digest(i, e.slot[i]))
+			e.state[i] = stDone
+		case stNone:
+			if !v.parsed[region].has(i) {
+				e.slot[i], e.state[i] = v.tab.store(i, sums[i]), stGot
+			}
+		}
+	}
+	if algs.has(idxSHA256) && strings.HasPrefix(p, blobDir) {
+		v.res.SHA256[p] = hex.EncodeToString(sums[idxSHA256])
+	}
+}
+
+// compare reports a digest that differs from its manifest's.
+func (v *verifier) compare(p string, i algIndex, got, want []byte) {
+	if !bytes.Equal(got, want) {
+		v.problem(p, CheckDigest, "%s is %x, %s says %x", algSpecs[i].name, got, manifestName(regionOf(p) == regionTag, i), want)
+	}
+}
+
+// rehash hashes a file again with algorithms a manifest named after the file
+// was read.
+func (v *verifier) rehash(ctx context.Context, p string, algs algSet, r io.Reader) error {
+	idx, ok := v.tab.find(p)
+	if !ok {
+		return nil
+	}
+	v.dig.reset(algs, nil)
+	if _, err := v.dig.readFrom(ctx, r); err != nil {
+		return err
+	}
+	sums, err := v.dig.finish()
+	if err != nil {
+		return err
+	}
+	v.record(idx, p, algs, sums)
+	return nil
+}
+
+// pending returns the files that were read before a manifest asked for an
+// algorithm they were not hashed with.
+func (v *verifier) pending() map[string]algSet {
+	need := make(map[string]algSet)
+	for p, idx := range v.tab.index {
+		e := v.tab.at(idx)
+		if e.flags&fSeen == 0 || e.flags&fUnreadable != 0 {
+			continue
+		}
+		var algs algSet
+		for i := algIndex(0); i < numAlgs; i++ {
+			if e.state[i] == stWant {
+				algs = algs.with(i)
+			}
+		}
+		if algs != 0 {
+			need[p] = algs
+		}
+	}
+	return need
+}
+
+// countReader counts the bytes read through it.
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n += int64(n)
+	return n, err
+}
+
+// capBuffer keeps what is written to it up to a limit and then nothing,
+// never failing.
+type capBuffer struct {
+	buf   []byte
+	limit int
+	over  bool
+}
+
+func (c *capBuffer) Write(b []byte) (int, error) {
+	if c.over {
+		return len(b), nil
+	}
+	if len(c.buf)+len(b) > c.limit {
+		c.over, c.buf = true, nil
+		return len(b), nil
+	}
+	c.buf = append(c.buf, b...)
+	return len(b), nil
+}
+
+// conclude runs the checks that need the whole bag and returns the result.
+func (v *verifier) conclude() *Result {
+	for p, idx := range v.tab.index {
+		v.checkEntry(p, v.tab.at(idx))
+	}
+	if !v.bagit {
+		v.problem(bagitTxt, CheckBagit, "bagit.txt is missing")
+	}
+	if v.parsed[regionPayload] == 0 {
+		v.problem("", CheckManifest, "no payload manifest (manifest-<algorithm>.txt) with a supported algorithm")
+	}
+	v.checkOxum()
+	res := v.res
+	res.Algorithms = v.parsed[regionPayload].list()
+	res.Problems = v.problems
+	sort.SliceStable(res.Problems, func(a, b int) bool {
+		pa, pb := res.Problems[a], res.Problems[b]
+		if pa.Path != pb.Path {
+			return pa.Path < pb.Path
+		}
+		if pa.Check != pb.Check {
+			return pa.Check < pb.Check
+		}
+		return pa.Detail < pb.Detail
+	})
+	return res
+}
+
+// checkEntry reports a listed file that is missing, a file that is not
+// listed where it should be, and a digest that could not be computed.
+func (v *verifier) checkEntry(p string, e *entry) {
+	region := regionOf(p)
+	if e.flags&fSeen == 0 {
+		if e.listed != 0 {
+			v.problem(p, CheckMissing, "listed in %s but not in the bag", v.manifestList(region, e.listed))
+		}
+		return
+	}
+	if e.flags&fUnreadable != 0 {
+		return
+	}
+	for i := algIndex(0); i < numAlgs; i++ {
+		if e.state[i] == stWant {
+			v.problem(p, CheckUnreadable, "%s could not be computed", algSpecs[i].name)
+		}
+	}
+	if _, _, ok := parseManifestName(p); ok && region == regionTag {
+		return
+	}
+	if region == regionTag && v.opts.Extra != nil && v.opts.Extra(p) {
+		return
+	}
+	switch missing := v.parsed[region] &^ e.listed; {
+	case v.parsed[region] == 0 && region == regionTag:
+		v.problem(p, CheckUnlisted, "tag file, but the bag has no tag manifest")
+	case v.parsed[region] == 0:
+		v.problem(p, CheckUnlisted, "payload file, but the bag has no payload manifest")
+	case missing != 0:
+		v.problem(p, CheckUnlisted, "not listed in %s", v.manifestList(region, missing))
+	}
+}
+
+// manifestList names the manifests of a region for a set of algorithms.
+func (v *verifier) manifestList(region int, algs algSet) string {
+	var names []string
+	for i := algIndex(0); i < numAlgs; i++ {
+		if algs.has(i) {
+			names = append(names, manifestName(region == regionTag, i))
+		}
+	}
+	return strings.Join(names, ", ")
+}

@@ -1,0 +1,215 @@
+package forensic
+
+import (
+	"archive/tar"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
+)
+
+// TarStats says what WriteChangesTar archived and what it could not.
+type TarStats struct {
+	Entries, Bytes int64
+	// Notes name every change not archived as it is, and why.
+	Notes []string
+}
+
+// WriteChangesTar writes changes as an OCI layer: every added or changed entry
+// of root (the container's filesystem, mounted read-only) with its content and
+// all its metadata (PAX headers with nanosecond times, owners, modes, every
+// extended attribute, device numbers, link targets), hard links as links, and
+// every deletion as a whiteout (.wh.NAME). Applied over the image, it gives the
+// container's filesystem. A file whose content no longer matches the digest of
+// the change (it changed since the diff) is archived as it is now and noted.
+func WriteChangesTar(ctx context.Context, w io.Writer, root string, changes []Change, opts Options) (*TarStats, error) {
+	dirs, err := newDirCache(root)
+	if err != nil {
+		return nil, err
+	}
+	defer dirs.close()
+	tw := tar.NewWriter(w)
+	tb := &tarBuilder{ctx: ctx, tw: tw, dirs: dirs, hasher: newHasher(opts.MaxHashBytes), stats: &TarStats{}}
+	for i := range changes {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := tb.add(&changes[i]); err != nil {
+			return nil, fmt.Errorf("archive %s: %w", EscapePath(changes[i].Path), err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return tb.stats, nil
+}
+
+type tarBuilder struct {
+	ctx    context.Context
+	tw     *tar.Writer
+	dirs   *dirCache
+	hasher *hasher
+	stats  *TarStats
+}
+
+func (tb *tarBuilder) note(c *Change, format string, args ...any) {
+	tb.stats.Notes = append(tb.stats.Notes, EscapePath(c.Path)+": "+fmt.Sprintf(format, args...))
+}
+
+func (tb *tarBuilder) add(c *Change) error {
+	name := strings.TrimPrefix(c.Path, "/")
+	if c.Kind == Deleted {
+		dir, base := path.Split(name)
+		return tb.write(&tar.Header{Typeflag: tar.TypeReg, Name: dir + ".wh." + base, Mode: 0o644, Format: tar.FormatPAX}, nil, 0)
+	}
+	dirfd, base, err := tb.dirs.parent(name)
+	if err != nil {
+		return err
+	}
+	md, err := lstatAt(dirfd, base)
+	if err != nil {
+		tb.note(c, "not archived: %v", err)
+		return nil
+	}
+	hdr := tarHeader(name, md)
+	switch {
+	case c.HardLinkTo != "" && md.Type != TypeDir:
+		hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, strings.TrimPrefix(c.HardLinkTo, "/"), 0
+	case md.Type == TypeSocket:
+		tb.note(c, "a socket cannot be archived; its metadata is in changes.jsonl")
+		return nil
+	case md.Type == TypeUnknown:
+		tb.note(c, "unknown file type: not archived")
+		return nil
+	case md.Type == TypeFile:
+		return tb.addFile(c, dirfd, base, hdr, md)
+	}
+	return tb.write(hdr, nil, 0)
+}
+
+// addFile archives a regular file's content, read once and hashed on the way.
+func (tb *tarBuilder) addFile(c *Change, dirfd int, base string, hdr *tar.Header, md *Metadata) error {
+	if md.Size > tb.hasher.maxBytes {
+		tb.note(c, "content not archived: size %d exceeds --max-hash-bytes %d", md.Size, tb.hasher.maxBytes)
+		hdr.Size = 0
+		hdr.PAXRecords["CTRFORENSICS.content"] = "omitted"
+		return tb.write(hdr, nil, 0)
+	}
+	fd, err := openNoatime(dirfd, base, fileOpenFlags)
+	if err != nil {
+		tb.note(c, "content not archived: %v", err)
+		return nil
+	}
+	if err := unix.SetNonblock(fd, false); err != nil {
+		closeFD(fd)
+		return err
+	}
+	f := os.NewFile(uintptr(fd), base)
+	defer f.Close()
+	h := sha256.New()
+	if err := tb.write(hdr, io.TeeReader(f, h), md.Size); err != nil {
+		return err
+	}
+	if c.Digest != "" && digest.NewDigest(digest.SHA256, h) != c.Digest {
+		tb.note(c, "changed since the diff: archived content is %s, the diff saw %s", digest.NewDigest(digest.SHA256, h), c.Digest)
+	}
+	return nil
+}
+
+// write writes a header and exactly size bytes of content; a file that shrank
+// while it was read is padded with zeros and the shortfall reported as an error,
+// since the header already promised its size.
+func (tb *tarBuilder) write(hdr *tar.Header, content io.Reader, size int64) error {
+	if err := tb.tw.WriteHeader(hdr); err != nil {
+		return err
+	}
+	tb.stats.Entries++
+	if content == nil {
+		return nil
+	}
+	n, err := io.CopyN(tb.tw, content, size)
+	tb.stats.Bytes += n
+	if err == io.EOF {
+		return fmt.Errorf("file shrank while it was archived (%d of %d bytes)", n, size)
+	}
+	return err
+}
+
+// tarHeader describes md as a PAX header keeping every attribute.
+func tarHeader(name string, md *Metadata) *tar.Header {
+	hdr := &tar.Header{
+		Name: name, Mode: int64(md.Mode), Uid: int(md.UID), Gid: int(md.GID),
+		ModTime: md.Mtime, AccessTime: md.Atime, ChangeTime: md.Ctime,
+		Format: tar.FormatPAX, PAXRecords: map[string]string{},
+	}
+	switch md.Type {
+	case TypeDir:
+		hdr.Typeflag, hdr.Name = tar.TypeDir, name+"/"
+	case TypeSymlink:
+		hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, md.LinkTarget
+	case TypeFIFO:
+		hdr.Typeflag = tar.TypeFifo
+	case TypeChar, TypeBlock:
+		hdr.Typeflag = tar.TypeChar
+		if md.Type == TypeBlock {
+			hdr.Typeflag = tar.TypeBlock
+		}
+		hdr.Devmajor, hdr.Devminor = int64(md.DevMajor), int64(md.DevMinor)
+	default:
+		hdr.Typeflag, hdr.Size = tar.TypeReg, md.Size
+	}
+	for k, v := range md.Xattrs {
+		hdr.PAXRecords["SCHILY.xattr."+k] = string(v)
+	}
+	return hdr
+}
+
+// dirCache keeps the chain of open directories leading to the last entry, so
+// that consecutive paths of a sorted change set share their descriptors and no
+// path is ever resolved as a whole (no symlink followed, no PATH_MAX limit).
+type dirCache struct {
+	names []string // components of the current directory below the root
+	fds   []int    // fds[0] is the root; fds[i] is names[:i]
+}
+
+func newDirCache(root string) (*dirCache, error) {
+	fd, err := openRoot(root)
+	if err != nil {
+		return nil, fmt.Errorf("open container root: %w", err)
+	}
+	return &dirCache{fds: []int{fd}}, nil
+}
+
+// parent returns a descriptor of the directory holding rel and rel's base name.
+func (d *dirCache) parent(rel string) (int, string, error) {
+	comps := strings.Split(rel, "/")
+	dir, base := comps[:len(comps)-1], comps[len(comps)-1]
+	common := 0
+	for common < len(dir) && common < len(d.names) && dir[common] == d.names[common] {
+		common++
+	}
+	for len(d.names) > common {
+		closeFD(d.fds[len(d.fds)-1])
+		d.fds, d.names = d.fds[:len(d.fds)-1], d.names[:len(d.names)-1]
+	}
+	for _, c := range dir[common:] {
+		fd, err := openDir(d.fds[len(d.fds)-1], c)
+		if err != nil {
+			return -1, "", err
+		}
+		d.fds, d.names = append(d.fds, fd), append(d.names, c)
+	}
+	return d.fds[len(d.fds)-1], base, nil
+}
+
+func (d *dirCache) close() {
+	for _, fd := range d.fds {
+		closeFD(fd)
+	}
+}

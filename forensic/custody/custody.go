@@ -1,0 +1,197 @@
+// Package custody keeps an evidence bundle's chain of custody: an append-only
+// file of events (collected, transferred, received, analysed...), one JSON
+// object per line, each naming the bundle by the digest of its tag manifest and
+// the previous event by the digest of its line, optionally signed with ed25519.
+// Removing, editing or reordering an event breaks the chain; the newest event
+// is protected by its signature, or by comparing the chain's head digest with a
+// record kept elsewhere.
+package custody
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/ctrforensics/ctrforensics/forensic/attest"
+)
+
+// FileName is the chain's file at the root of a bag.
+const FileName = "custody.jsonl"
+
+// ActionCollected is the first event of every chain.
+const ActionCollected = "collected"
+
+// Event is one link of the chain.
+type Event struct {
+	Seq    int    `json:"seq"`
+	Time   string `json:"time"`
+	Action string `json:"action"`
+	Actor  string `json:"actor"`
+	Note   string `json:"note,omitempty"`
+	// Bag is the sha256 of the bag's tagmanifest-sha256.txt.
+	Bag string `json:"bag"`
+	// Prev is the sha256 of the previous event's line; empty for the first.
+	Prev  string `json:"prev"`
+	KeyID string `json:"keyid,omitempty"`
+	Sig   string `json:"sig,omitempty"`
+}
+
+// Entry is an event as read, with the exact bytes of its line.
+type Entry struct {
+	Event
+	Line []byte
+}
+
+// LineDigest is the digest of a line, as the next event's Prev names it.
+func LineDigest(line []byte) string {
+	sum := sha256.Sum256(bytes.TrimSuffix(line, []byte("\n")))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// Head returns the digest of the last line of a chain: what a custodian records
+// elsewhere to protect the newest event.
+func Head(chain []Entry) string {
+	if len(chain) == 0 {
+		return ""
+	}
+	return LineDigest(chain[len(chain)-1].Line)
+}
+
+// Next returns the line (with its newline) of a new event following chain,
+// signed with key when key is not nil.
+func Next(chain []Entry, at time.Time, action, actor, note, bag string, key ed25519.PrivateKey) ([]byte, error) {
+	if action == "" || actor == "" {
+		return nil, errors.New("a custody event needs an action and an actor")
+	}
+	ev := Event{Seq: len(chain) + 1, Time: at.UTC().Format("2006-01-02T15:04:05.000000000Z07:00"),
+		Action: action, Actor: actor, Note: note, Bag: bag, Prev: Head(chain)}
+	if key != nil {
+		ev.KeyID = attest.KeyID(key.Public().(ed25519.PublicKey))
+		ev.Sig = base64.StdEncoding.EncodeToString(ed25519.Sign(key, ev.signedBytes()))
+	}
+	line, err := json.Marshal(ev)
+	if err != nil {
+		return nil, err
+	}
+	return append(line, '\n'), nil
+}
+
+// signedBytes is what an event's signature covers: the event without its
+// signature, as JSON.
+func (e Event) signedBytes() []byte {
+	e.Sig = ""
+	b, err := json.Marshal(e)
+	if err != nil {
+		panic(err) // a struct of strings and ints always marshals
+	}
+	return b
+}
+
+// Read parses a chain. A line that is not an event is an error naming it.
+func Read(r io.Reader) ([]Entry, error) {
+	var chain []Entry
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := append([]byte(nil), sc.Bytes()...)
+		var ev Event
+		dec := json.NewDecoder(bytes.NewReader(line))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&ev); err != nil {
+			return chain, fmt.Errorf("line %d is not a custody event: %w", n, err)
+		}
+		chain = append(chain, Entry{Event: ev, Line: append(line, '\n')})
+	}
+	if err := sc.Err(); err != nil {
+		return chain, fmt.Errorf("read custody chain: %w", err)
+	}
+	return chain, nil
+}
+
+// Expect is what a chain must agree with.
+type Expect struct {
+	// Bag is the digest of the bag's tagmanifest-sha256.txt.
+	Bag string
+	// Collector and CollectedAt are the examiner and time the bag's sealed
+	// acquisition record names: the first event must match them.
+	Collector   string
+	CollectedAt string
+	// Key, when set, must verify every signed event.
+	Key ed25519.PublicKey
+	// Head, when set, must be the chain's head digest.
+	Head string
+}
+
+// Verify lists everything wrong with a chain; none means it holds.
+func Verify(chain []Entry, want Expect) []string {
+	var problems []string
+	add := func(seq int, format string, args ...any) {
+		problems = append(problems, fmt.Sprintf("event %d: ", seq)+fmt.Sprintf(format, args...))
+	}
+	if len(chain) == 0 {
+		return []string{"the chain is empty: a bag's chain starts with its collected event"}
+	}
+	first := chain[0]
+	if first.Action != ActionCollected || first.Actor != want.Collector || first.Time != want.CollectedAt {
+		add(1, "is %s by %q at %s; the sealed acquisition record says collected by %q at %s",
+			first.Action, first.Actor, first.Time, want.Collector, want.CollectedAt)
+	}
+	var last time.Time
+	for i, e := range chain {
+		seq := i + 1
+		prev := ""
+		if i > 0 {
+			prev = LineDigest(chain[i-1].Line)
+		}
+		switch {
+		case e.Seq != seq:
+			add(seq, "has sequence number %d (removed or reordered events?)", e.Seq)
+		case e.Prev != prev:
+			add(seq, "does not follow the event before it (prev %s, want %s): an event was removed, edited or moved", orNone(e.Prev), orNone(prev))
+		}
+		if e.Bag != want.Bag {
+			add(seq, "names bag %s, but this bag's tag manifest is %s", e.Bag, want.Bag)
+		}
+		t, err := time.Parse(time.RFC3339Nano, e.Time)
+		if err != nil {
+			add(seq, "has a bad time %q", e.Time)
+		} else if t.Before(last) {
+			add(seq, "is dated before the event before it")
+		} else {
+			last = t
+		}
+		if msg := checkSignature(e.Event, want.Key); msg != "" {
+			add(seq, "%s", msg)
+		}
+	}
+	if want.Head != "" && Head(chain) != want.Head {
+		problems = append(problems, fmt.Sprintf("the chain's head is %s, the recorded head is %s: the newest events were removed or edited", Head(chain), want.Head))
+	}
+	return problems
+}
+
+func checkSignature(e Event, key ed25519.PublicKey) string {
+	if e.Sig == "" || key == nil {
+		return ""
+	}
+	sig, err := base64.StdEncoding.DecodeString(e.Sig)
+	if err != nil || !ed25519.Verify(key, e.signedBytes(), sig) {
+		return "signature does not verify with the given public key (edited, or signed with another key)"
+	}
+	return ""
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"syscall"
+	"time"
+
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+
+	"github.com/ctrforensics/ctrforensics/internal/testdaemon"
+	"github.com/ctrforensics/ctrforensics/internal/testimage"
+	"github.com/ctrforensics/ctrforensics/mountutil"
+)
+
+// bundleBench measures collect against `tar | sha256sum` of the upper
+// directory, and verify against `sha256sum -c`, on a container holding
+// sizeMiB of new data in files files.
+func bundleBench(ctx context.Context, bin string, files, sizeMiB, runs int) error {
+	d, err := testdaemon.Start(ctx, "")
+	if err != nil {
+		return err
+	}
+	defer d.Stop(context.Background())
+	c, err := d.Client()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ctx = namespaces.WithNamespace(ctx, d.Namespace)
+	web, err := testimage.WebImage(ctx)
+	if err != nil {
+		return err
+	}
+	img, err := testdaemon.ImportImage(ctx, c, web, "overlayfs")
+	if err != nil {
+		return err
+	}
+	ctr, task, err := testdaemon.RunContainer(ctx, c, "bench", img, "overlayfs", "/bin/sh", "-c", "sleep 100000")
+	if err != nil {
+		return err
+	}
+	defer testdaemon.RemoveContainer(context.Background(), ctr)
+	fmt.Fprintf(os.Stderr, "writing %d MiB in %d files inside the container...\n", sizeMiB, files)
+	per := sizeMiB << 20 / files
+	script := fmt.Sprintf(`mkdir /data && cd /data && i=0 && while [ $i -lt %d ]; do head -c %d /dev/urandom > f$i || exit 1; i=$((i+1)); done`, files, per)
+	if _, stderr, err := testdaemon.Exec(ctx, task, script); err != nil {
+		return fmt.Errorf("%v: %s", err, stderr)
+	}
+	info, err := ctr.Info(ctx)
+	if err != nil {
+		return err
+	}
+	mounts, err := c.SnapshotService(info.Snapshotter).Mounts(ctx, info.SnapshotKey)
+	if err != nil {
+		return err
+	}
+	o, err := mountutil.ParseOverlay(mounts[0])
+	if err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("/var/tmp", "ctrforensics-bundle-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	cf := []string{bin, "--address", d.Address, "-n", d.Namespace}
+	bag := filepath.Join(work, "bag")
+	measures := []struct {
+		name, against string
+		run           func() (sample, error)
+	}{
+		{name: "tar | sha256sum", run: func() (sample, error) {
+			tar := exec.Command("tar", "-C", o.Upper, "-cf", "-", ".")
+			sum := exec.Command("sha256sum")
+			pipe, err := tar.StdoutPipe()
+			if err != nil {
+				return sample{}, err
+			}
+			sum.Stdin = pipe
+			return timeCommands(tar, sum)
+		}},
+		{name: "collect", against: "tar | sha256sum", run: func() (sample, error) {
+			os.RemoveAll(bag)
+			return timeCommands(exec.Command(cf[0], append(cf[1:], "collect", "-o", bag, "bench")...))
+		}},
+		{name: "sha256sum -c", run: func() (sample, error) {
+			cmd := exec.Command("sha256sum", "--quiet", "-c", "manifest-sha256.txt")
+			cmd.Dir = bag
+			return timeCommands(cmd)
+		}},
+		{name: "verify", against: "sha256sum -c", run: func() (sample, error) { return timeCommands(exec.Command(bin, "verify", bag)) }},
+	}
+	results := map[string][]sample{}
+	for _, m := range measures {
+		for i := 0; i < runs; i++ {
+			s, err := m.run()
+			if err != nil {
+				return fmt.Errorf("%s: %w", m.name, err)
+			}
+			results[m.name] = append(results[m.name], s)
+		}
+		fmt.Fprintf(os.Stderr, "  %-16s %v\n", m.name, medianOf(results[m.name]).dur)
+	}
+	fmt.Printf("\nevidence bundle benchmark: %d MiB of changed data in %d files, %d runs, warm page cache, median shown\n\n", sizeMiB, files, runs)
+	fmt.Printf("%-16s %12s %10s %10s %9s\n", "command", "median", "MiB/s", "vs base", "peak RSS")
+	for _, m := range measures {
+		med := medianOf(results[m.name])
+		ratio := "-"
+		if m.against != "" {
+			ratio = fmt.Sprintf("%.2fx", float64(med.dur)/float64(medianOf(results[m.against]).dur))
+		}
+		fmt.Printf("%-16s %12s %10.0f %10s %6.1fMiB\n", m.name, med.dur.Round(time.Millisecond),
+			float64(sizeMiB)/med.dur.Seconds(), ratio, float64(peak(results[m.name]))/1024)
+	}
+	collectRatio := float64(medianOf(results["collect"]).dur) / float64(medianOf(results["tar | sha256sum"]).dur)
+	verifyRatio := float64(medianOf(results["verify"]).dur) / float64(medianOf(results["sha256sum -c"]).dur)
+	fmt.Println("\ncollect hashes with sha256 and sha512 (and the diff's sha256 of every changed file); verify checks both manifests.")
+	fmt.Println("targets:")
+	target := func(name string, ok bool, got string) {
+		verdict := "met"
+		if !ok {
+			verdict = "MISSED"
+		}
+		fmt.Printf("  %-48s %-10s %s\n", name, got, verdict)
+	}
+	target("collect within 1.3x of tar | sha256sum", collectRatio <= 1.3, fmt.Sprintf("%.2fx", collectRatio))
+	target("verify within 1.1x of sha256sum -c", verifyRatio <= 1.1, fmt.Sprintf("%.2fx", verifyRatio))
+	target("collect peak RSS under 200 MiB", peak(results["collect"]) < 200<<10, fmt.Sprintf("%.0fMiB", float64(peak(results["collect"]))/1024))
+	target("verify peak RSS under 200 MiB", peak(results["verify"]) < 200<<10, fmt.Sprintf("%.0fMiB", float64(peak(results["verify"]))/1024))
+	return nil
+}
+
+// timeCommands starts cmds (already connected), waits for all of them, and
+// returns the wall time and the largest peak RSS among them.
+func timeCommands(cmds ...*exec.Cmd) (sample, error) {
+	start := time.Now()
+	errs := make([]*bytes.Buffer, len(cmds))
+	for i, c := range cmds {
+		errs[i] = &bytes.Buffer{}
+		c.Stderr = errs[i]
+		if c.Stdout == nil {
+			c.Stdout = io.Discard
+		}
+		if err := c.Start(); err != nil {
+			return sample{}, err
+		}
+	}
+	var s sample
+	for i, c := range cmds {
+		if err := c.Wait(); err != nil {
+			return sample{}, fmt.Errorf("%s: %v: %s", c.Path, err, errs[i])
+		}
+		s.rssKiB = max(s.rssKiB, c.ProcessState.SysUsage().(*syscall.Rusage).Maxrss)
+	}
+	s.dur = time.Since(start)
+	return s, nil
+}
+
+func medianOf(s []sample) sample {
+	c := append([]sample(nil), s...)
+	sort.Slice(c, func(i, j int) bool { return c[i].dur < c[j].dur })
+	return c[len(c)/2]
+}
+
+func peak(s []sample) int64 {
+	var m int64
+	for _, x := range s {
+		m = max(m, x.rssKiB)
+	}
+	return m
+}

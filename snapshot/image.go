@@ -1,0 +1,154 @@
+package snapshot
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/platforms"
+	"github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// PutFunc stores one file of an export at a path relative to its root.
+type PutFunc func(rel string, r io.Reader) error
+
+// ExportLayout writes the image ref as an OCI image layout (oci-layout,
+// index.json, blobs/sha256/...) with put. Blobs are copied byte for byte from
+// containerd's content store, so every digest is containerd's. Index and
+// manifest and config blobs are always written; layer blobs of the host's
+// platform only with layers. Blobs missing from the content store (discarded
+// after unpacking) are skipped and named in the returned notes.
+func (c *Client) ExportLayout(ctx context.Context, ref string, layers bool, put PutFunc) ([]string, error) {
+	ctx = c.nsctx(ctx, "")
+	img, err := c.c.ImageService().Get(ctx, ref)
+	if errdefs.IsNotFound(err) {
+		return nil, &NotFoundError{Kind: "image", Name: ref, Namespace: c.namespace}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load image %s: %w", ref, err)
+	}
+	e := &exporter{ctx: ctx, cs: c.c.ContentStore(), put: put, layers: layers, platform: platforms.Default(), done: map[digest.Digest]bool{}}
+	if err := e.blob(img.Target, true); err != nil {
+		return e.notes, err
+	}
+	target := img.Target
+	target.Annotations = map[string]string{images.AnnotationImageName: img.Name, ocispec.AnnotationRefName: refName(img.Name)}
+	index := ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{target}}
+	if err := e.putJSON("index.json", index); err != nil {
+		return e.notes, err
+	}
+	return e.notes, e.putJSON(ocispec.ImageLayoutFile, ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion})
+}
+
+type exporter struct {
+	ctx      context.Context
+	cs       content.Store
+	put      PutFunc
+	layers   bool
+	platform platforms.MatchComparer
+	done     map[digest.Digest]bool
+	notes    []string
+}
+
+// blob writes desc and what it references; wantLayers says whether layers
+// below it belong to the host's platform.
+func (e *exporter) blob(desc ocispec.Descriptor, wantLayers bool) error {
+	if e.done[desc.Digest] {
+		return nil
+	}
+	e.done[desc.Digest] = true
+	switch desc.MediaType {
+	case ocispec.MediaTypeImageIndex, images.MediaTypeDockerSchema2ManifestList:
+		var idx ocispec.Index
+		if err := e.readJSON(desc, &idx); err != nil {
+			return err
+		}
+		for _, m := range idx.Manifests {
+			if err := e.blob(m, wantLayers && (m.Platform == nil || e.platform.Match(*m.Platform))); err != nil {
+				return err
+			}
+		}
+		return nil
+	case ocispec.MediaTypeImageManifest, images.MediaTypeDockerSchema2Manifest:
+		var m ocispec.Manifest
+		if err := e.readJSON(desc, &m); err != nil {
+			return err
+		}
+		if err := e.blob(m.Config, false); err != nil {
+			return err
+		}
+		for _, l := range m.Layers {
+			if e.layers && wantLayers {
+				if err := e.copy(l); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	return e.copy(desc)
+}
+
+// readJSON writes a small blob and decodes it.
+func (e *exporter) readJSON(desc ocispec.Descriptor, v any) error {
+	b, err := content.ReadBlob(e.ctx, e.cs, desc)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", desc.Digest, err)
+	}
+	if err := e.put(blobPath(desc.Digest), bytes.NewReader(b)); err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+// copy streams a blob; a blob containerd no longer holds is noted.
+func (e *exporter) copy(desc ocispec.Descriptor) error {
+	ra, err := e.cs.ReaderAt(e.ctx, desc)
+	if errdefs.IsNotFound(err) {
+		e.notes = append(e.notes, fmt.Sprintf("blob %s (%s) is not in containerd's content store (discarded after unpacking?): not exported", desc.Digest, desc.MediaType))
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open %s: %w", desc.Digest, err)
+	}
+	defer ra.Close()
+	return e.put(blobPath(desc.Digest), io.NewSectionReader(ra, 0, ra.Size()))
+}
+
+func (e *exporter) putJSON(rel string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return e.put(rel, bytes.NewReader(b))
+}
+
+func blobPath(d digest.Digest) string {
+	return path.Join(ocispec.ImageBlobsDir, d.Algorithm().String(), d.Encoded())
+}
+
+// refName is the tag part of a reference, what OCI layouts put in
+// org.opencontainers.image.ref.name.
+func refName(name string) string {
+	if strings.Contains(name, "@") {
+		return name
+	}
+	for i := len(name) - 1; i >= 0; i-- {
+		switch name[i] {
+		case ':':
+			return name[i+1:]
+		case '/', '@':
+			return name
+		}
+	}
+	return name
+}

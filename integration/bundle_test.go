@@ -275,7 +275,9 @@ func TestTamperMatrix(t *testing.T) {
 		{"file renamed", func(t *testing.T, bag string) {
 			os.Rename(filepath.Join(bag, "data/container/spec.json"), filepath.Join(bag, "data/container/spec2.json"))
 		}, "FAIL data/container/spec.json: missing"},
-		{"manifest line edited", edit("manifest-sha256.txt", func(b []byte) []byte { return bytes.Replace(b, []byte("data/container/task.json"), []byte("data/container/tusk.json"), 1) }),
+		{"manifest line edited", edit("manifest-sha256.txt", func(b []byte) []byte {
+			return bytes.Replace(b, []byte("data/container/task.json"), []byte("data/container/tusk.json"), 1)
+		}),
 			"FAIL manifest-sha256.txt: digest"},
 		{"bag-info edited", edit("bag-info.txt", func(b []byte) []byte { return append(b, "Contact-Name: mallory\n"...) }),
 			"FAIL bag-info.txt: digest"},

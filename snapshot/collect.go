@@ -82,7 +82,7 @@ func (c *Client) collect(ctx context.Context, ctr *Container, opts CollectOption
 	}
 	stop := reportProgress(w, opts.Progress)
 	defer stop()
-	s, err := c.Begin(ctx, "", SessionOptions{Purpose: "collect", Labels: map[string]string{LabelPartial: out.bag}})
+	s, err := c.Begin(ctx, "", SessionOptions{Purpose: "collect", Labels: map[string]string{LabelPartial: out.partial}})
 	if err != nil {
 		return nil, err
 	}

@@ -17,10 +17,13 @@ import (
 const PartialMarker = ".partial-"
 
 // output is where a collect writes: the bag is built in a directory next to the
-// final path and moved (or packed) there once sealed.
+// final path (partial/NAME, NAME being the final name without .tar or .tar.gz,
+// which a tar keeps as its top-level directory) and moved or packed there once
+// sealed.
 type output struct {
-	final string
-	bag   string
+	final   string
+	partial string
+	bag     string
 	// tar and gzip say the final path is a tar, compressed or not.
 	tar, gzip bool
 }
@@ -43,7 +46,12 @@ func newOutput(path string) (*output, error) {
 	if err := o.checkFinal(); err != nil {
 		return nil, err
 	}
-	o.bag = abs + PartialMarker + randomID()[:8]
+	o.partial = abs + PartialMarker + randomID()[:8]
+	name := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(filepath.Base(abs), ".tar"), ".tar.gz"), ".tgz")
+	o.bag = filepath.Join(o.partial, name)
+	if err := os.Mkdir(o.partial, 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w", o.partial, err)
+	}
 	return o, nil
 }
 
@@ -78,9 +86,9 @@ func (o *output) commit() error {
 		if err := os.Rename(o.bag, o.final); err != nil {
 			return fmt.Errorf("move bag to %s: %w", o.final, err)
 		}
-		return nil
+		return os.Remove(o.partial)
 	}
-	tmp := o.bag + ".tar"
+	tmp := o.partial + ".tar"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
@@ -99,13 +107,13 @@ func (o *output) commit() error {
 		os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", o.final, err)
 	}
-	return os.RemoveAll(o.bag)
+	return os.RemoveAll(o.partial)
 }
 
 // abandon removes what an unfinished collect wrote.
 func (o *output) abandon() {
-	os.RemoveAll(o.bag)
-	os.Remove(o.bag + ".tar")
+	os.RemoveAll(o.partial)
+	os.Remove(o.partial + ".tar")
 }
 
 // fileDigest returns "sha256:<hex>" of a file.

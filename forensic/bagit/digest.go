@@ -58,15 +58,26 @@ func (d *digester) reset(algs algSet, sink io.Writer) {
 		d.hashes[i].Reset()
 	}
 	if d.bufs[0] == nil {
-		d.bufs = [2][]byte{make([]byte, blockSize), make([]byte, blockSize)}
+		d.bufs[0] = make([]byte, inlineLimit)
 	}
+}
+
+// room returns the free part of the current buffer, switching from the small
+// first buffer to the two full-size ones when it is full.
+func (d *digester) room() []byte {
+	if d.n == len(d.bufs[d.cur]) && d.n < blockSize {
+		big := [2][]byte{make([]byte, blockSize), make([]byte, blockSize)}
+		copy(big[0], d.bufs[d.cur][:d.n])
+		d.bufs, d.cur = big, 0
+	}
+	return d.bufs[d.cur][d.n:]
 }
 
 // Write buffers p and hashes every full block.
 func (d *digester) Write(p []byte) (int, error) {
 	total := len(p)
 	for len(p) > 0 {
-		c := copy(d.bufs[d.cur][d.n:], p)
+		c := copy(d.room(), p)
 		d.n += c
 		p = p[c:]
 		if d.n == blockSize {
@@ -86,7 +97,7 @@ func (d *digester) readFrom(ctx context.Context, r io.Reader) (int64, error) {
 		if err := ctx.Err(); err != nil {
 			return total, err
 		}
-		m, err := fill(r, d.bufs[d.cur][d.n:])
+		m, err := fill(r, d.room())
 		d.n += m
 		total += int64(m)
 		if d.n == blockSize {

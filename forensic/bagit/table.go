@@ -28,8 +28,8 @@ type entry struct {
 
 // table holds an entry per path seen in a manifest or in the bag, and the
 // raw digests of the entries, one arena per algorithm. Entries and digests
-// live in fixed-size chunks, so that a table of millions of entries grows
-// without copying.
+// live in chunks of a bounded size, so that a table of millions of entries
+// grows without copying it all.
 type table struct {
 	index map[string]uint32
 	ents  [][]entry
@@ -59,8 +59,10 @@ func (t *table) lookup(path string) uint32 {
 	}
 	i := t.n
 	if i%entryChunk == 0 {
-		t.ents = append(t.ents, make([]entry, entryChunk))
+		t.ents = append(t.ents, nil)
 	}
+	last := &t.ents[len(t.ents)-1]
+	*last = append(*last, entry{})
 	t.n++
 	t.index[path] = i
 	return i
@@ -77,11 +79,11 @@ func (t *table) store(a algIndex, sum []byte) uint32 {
 	size := algSpecs[a].size
 	slot := t.used[a]
 	if slot%digestChunk == 0 {
-		t.arena[a] = append(t.arena[a], make([]byte, digestChunk*size))
+		t.arena[a] = append(t.arena[a], nil)
 	}
+	last := &t.arena[a][len(t.arena[a])-1]
+	*last = append(*last, sum[:size]...)
 	t.used[a]++
-	off := int(slot%digestChunk) * size
-	copy(t.arena[a][slot/digestChunk][off:off+size], sum)
 	return slot
 }
 

@@ -115,6 +115,28 @@ run "${CF[@]}" mount --upper-only web "$DEMO/view"
 run cat "$DEMO/view/var/www/html/shell.php"
 run "${CF[@]}" umount "$DEMO/view"
 
+say "Seal the evidence: a signed BagIt bundle with a chain of custody"
+run "${CF[@]}" key generate --out "$DEMO/examiner"
+run "${CF[@]}" collect -o "$DEMO/web-evidence.tar.gz" --case IR-2026-042 --examiner alice \
+  --note "web shell found on web" --sign-key "$DEMO/examiner.key" web
+
+say "Anyone can check it later"
+run "${CF[@]}" verify --pubkey "$DEMO/examiner.pub" "$DEMO/web-evidence.tar.gz"
+run "${CF[@]}" custody add --action transferred --actor bob --note "to the lab, sealed bag 4711" "$DEMO/web-evidence.tar.gz"
+
+say "...also with stock tools"
+mkdir "$DEMO/unpacked"
+run tar -xzf "$DEMO/web-evidence.tar.gz" -C "$DEMO/unpacked"
+(cd "$DEMO/unpacked/web-evidence" && run sha256sum -c manifest-sha256.txt | tail -3)
+
+say "Flip one byte in a copy: verify names the file and fails (exit 1)"
+cp -a "$DEMO/unpacked/web-evidence" "$DEMO/tampered"
+printf 'X' | dd of="$DEMO/tampered/data/rootfs/changes.tar" bs=1 seek=1000 count=1 conv=notrunc 2>/dev/null
+set +e
+run "${CF[@]}" verify --pubkey "$DEMO/examiner.pub" "$DEMO/tampered"
+echo "(exit $?)"
+set -e
+
 say "The container is still running, untouched"
 run "${CTR[@]}" task ls
 echo

@@ -23,7 +23,12 @@ func (v *verifier) parseManifest(ctx context.Context, p string, r io.Reader) err
 		_, err := io.Copy(io.Discard, r)
 		return err
 	}
-	lines := &lineReader{br: bufio.NewReaderSize(r, maxLine)}
+	if v.lines == nil {
+		v.lines = bufio.NewReaderSize(r, maxLine)
+	}
+	v.lines.Reset(r)
+	defer v.lines.Reset(nil)
+	lines := &lineReader{br: v.lines}
 	for {
 		if lines.n%4096 == 0 {
 			if err := ctx.Err(); err != nil {

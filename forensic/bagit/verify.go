@@ -1,6 +1,7 @@
 package bagit
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/hex"
@@ -118,6 +119,7 @@ type verifier struct {
 	bagit    bool      // bagit.txt was seen
 	oxum     []string  // Payload-Oxum values of bag-info.txt
 	problems []Problem
+	lines    *bufio.Reader // reused to read manifests
 }
 
 const (

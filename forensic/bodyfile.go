@@ -52,14 +52,18 @@ func btimeOrZero(t *time.Time) int64 {
 // modeString renders a mode as The Sleuth Kit does: the name's type, a slash,
 // then ls -l style type and permissions, e.g. r/rrwxr-xr-x.
 func modeString(md *Metadata) string {
-	t := map[FileType]string{TypeFile: "r", TypeDir: "d", TypeSymlink: "l", TypeFIFO: "p",
-		TypeSocket: "s", TypeChar: "c", TypeBlock: "b"}[md.Type]
-	if t == "" {
-		t = "-"
+	t := typeLetter(md.Type)
+	if t == '-' {
+		t = 'r'
 	}
+	return string(t) + "/" + string(t) + LsMode(md.Type, md.Mode)[1:]
+}
+
+// LsMode renders a type and mode as `ls -l` does, e.g. -rwsr-xr-x.
+func LsMode(t FileType, mode uint32) string {
 	perm := []byte("rwxrwxrwx")
 	for i := range perm {
-		if md.Mode&(1<<(8-i)) == 0 {
+		if mode&(1<<(8-i)) == 0 {
 			perm[i] = '-'
 		}
 	}
@@ -69,7 +73,7 @@ func modeString(md *Metadata) string {
 		set byte
 	}{{0o4000, 2, 's'}, {0o2000, 5, 's'}, {0o1000, 8, 't'}}
 	for _, s := range special {
-		if md.Mode&s.bit != 0 {
+		if mode&s.bit != 0 {
 			if perm[s.pos] == '-' {
 				perm[s.pos] = s.set - 'a' + 'A'
 			} else {
@@ -77,5 +81,23 @@ func modeString(md *Metadata) string {
 			}
 		}
 	}
-	return t + "/" + t + string(perm)
+	return string(typeLetter(t)) + string(perm)
+}
+
+func typeLetter(t FileType) byte {
+	switch t {
+	case TypeDir:
+		return 'd'
+	case TypeSymlink:
+		return 'l'
+	case TypeFIFO:
+		return 'p'
+	case TypeSocket:
+		return 's'
+	case TypeChar:
+		return 'c'
+	case TypeBlock:
+		return 'b'
+	}
+	return '-'
 }

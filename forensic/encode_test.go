@@ -93,3 +93,23 @@ func TestMarkRuntime(t *testing.T) {
 		}
 	}
 }
+
+func TestLsMode(t *testing.T) {
+	tests := []struct {
+		t    FileType
+		mode uint32
+		want string
+	}{
+		{TypeFile, 0o644, "-rw-r--r--"},
+		{TypeFile, 0o4755, "-rwsr-xr-x"},
+		{TypeFile, 0o2644, "-rw-r-Sr--"},
+		{TypeDir, 0o1777, "drwxrwxrwt"},
+		{TypeSymlink, 0o777, "lrwxrwxrwx"},
+		{TypeChar, 0o600, "crw-------"},
+	}
+	for _, tt := range tests {
+		if got := LsMode(tt.t, tt.mode); got != tt.want {
+			t.Errorf("LsMode(%s, %o) = %s, want %s", tt.t, tt.mode, got, tt.want)
+		}
+	}
+}

@@ -137,32 +137,42 @@ const TempMountPrefix = "ctrforensics-mount-"
 // fails or ctx is cancelled (the caller cancels ctx on SIGINT and SIGTERM).
 // With no mounts, fn is not called and an error is returned.
 func WithTempMount(ctx context.Context, mounts []mount.Mount, fn func(root string) error) (err error) {
-	if len(mounts) == 0 {
-		return errors.New("nothing to mount")
-	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", TempMountPrefix+strconv.Itoa(os.Getpid())+"-")
+	dir, undo, err := TempMount(mounts)
 	if err != nil {
-		return fmt.Errorf("create temporary mount point: %w", err)
-	}
-	defer func() {
-		// Remove, never RemoveAll: if the unmount failed, the directory still
-		// shows the evidence and must not be emptied.
-		if rerr := os.Remove(dir); rerr != nil && err == nil {
-			err = fmt.Errorf("remove temporary mount point: %w", rerr)
-		}
-	}()
-	if err := Mount(mounts, dir); err != nil {
 		return err
 	}
-	defer func() {
-		if uerr := Unmount(dir); uerr != nil {
-			err = errors.Join(err, uerr)
-		}
-	}()
+	defer func() { err = errors.Join(err, undo()) }()
 	return fn(dir)
+}
+
+// TempMount mounts mounts read-only on a new temporary directory and returns it
+// with the function that unmounts and removes it.
+func TempMount(mounts []mount.Mount) (dir string, undo func() error, err error) {
+	if len(mounts) == 0 {
+		return "", nil, errors.New("nothing to mount")
+	}
+	dir, err = os.MkdirTemp("", TempMountPrefix+strconv.Itoa(os.Getpid())+"-")
+	if err != nil {
+		return "", nil, fmt.Errorf("create temporary mount point: %w", err)
+	}
+	if err := Mount(mounts, dir); err != nil {
+		os.Remove(dir)
+		return "", nil, err
+	}
+	return dir, func() error {
+		if err := Unmount(dir); err != nil {
+			return err
+		}
+		// Remove, never RemoveAll: were the unmount incomplete, the directory
+		// would still show the evidence and must not be emptied.
+		if err := os.Remove(dir); err != nil {
+			return fmt.Errorf("remove temporary mount point: %w", err)
+		}
+		return nil
+	}, nil
 }
 
 // MountsUnder returns the mount points at or below dir, deepest first.

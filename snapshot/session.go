@@ -56,6 +56,8 @@ type Session struct {
 	lease     leases.Lease
 	views     []View
 	effects   []SideEffect
+	// releases undo mounts held until Close, newest last.
+	releases []func() error
 }
 
 // View names a view snapshot a session created.
@@ -167,10 +169,37 @@ func (s *Session) WithMount(ctx context.Context, what string, mounts []mount.Mou
 	})
 }
 
+// holdMount mounts read-only on a temporary directory until the session closes.
+func (s *Session) holdMount(ctx context.Context, what string, mounts []mount.Mount) (string, func() error, error) {
+	if err := ctx.Err(); err != nil {
+		return "", nil, err
+	}
+	dir, undo, err := mountutil.TempMount(mounts)
+	if err != nil {
+		return "", nil, err
+	}
+	s.Record("mounted read-only", what+" at "+dir)
+	return dir, func() error {
+		err := undo()
+		if err == nil {
+			s.Record("unmounted", dir)
+		}
+		return err
+	}, nil
+}
+
 // Close removes the session's views and its lease. It works on a context that
 // is not cancelled, so that an interrupted operation still cleans up.
 func (s *Session) Close(ctx context.Context) error {
 	ctx = context.WithoutCancel(ctx)
+	var errs []error
+	for i := len(s.releases) - 1; i >= 0; i-- {
+		errs = append(errs, s.releases[i]())
+	}
+	s.releases = nil
+	if err := errors.Join(errs...); err != nil {
+		return err // views stay until their mounts are gone
+	}
 	err := s.c.Release(ctx, s.namespace, s.lease.ID, s.views)
 	s.views = nil
 	if err == nil {

@@ -48,7 +48,7 @@ func verifyDir(ctx context.Context, dir string, opts Options) (*Result, error) {
 		}
 	}
 	if !b.data {
-		b.v.problem(payloadDir, CheckBagit, "no data directory")
+		b.v.problem(payloadDir, checkBagit, "no data directory")
 	} else if err := walkInto(ctx, rootfd, payloadDir, payloadDir, b.visitPayload, b.walkFailed); err != nil {
 		return nil, err
 	}
@@ -104,7 +104,7 @@ func (b *dirBag) readFile(ctx context.Context, rel string, size int64) error {
 }
 
 func (b *dirBag) otherFile(rel string, mode uint32) {
-	b.v.problem(rel, CheckUnsafe, "%s; not followed or read", kindOf(mode))
+	b.v.problem(rel, checkUnsafe, "%s; not followed or read", kindOf(mode))
 	idx := b.v.tab.lookup(rel)
 	b.v.tab.at(idx).flags |= fOther
 }
@@ -117,12 +117,12 @@ func (b *dirBag) openFailed(rel string, err error) {
 	}
 	idx := b.v.tab.lookup(rel)
 	b.v.tab.at(idx).flags |= fSeen | fUnreadable
-	b.v.problem(rel, CheckUnreadable, "%v", err)
+	b.v.problem(rel, checkUnreadable, "%v", err)
 }
 
 // walkFailed records a directory that could not be read.
 func (b *dirBag) walkFailed(rel string, err error) error {
-	b.v.problem(rel, CheckUnreadable, "%v", err)
+	b.v.problem(rel, checkUnreadable, "%v", err)
 	return nil
 }
 

@@ -3,6 +3,8 @@ package bagit
 import (
 	"bytes"
 	"context"
+	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -10,6 +12,22 @@ import (
 	"testing"
 	"time"
 )
+
+// TestMain shortens the fuzzer's minimization of new inputs from its default
+// of 60 s, unless -fuzzminimizetime is given: seeds are tar archives of
+// several KiB, whose minimization would take the whole of a 60 s fuzzing run.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.fuzzminimizetime" })
+	if !given {
+		if err := flag.Set("test.fuzzminimizetime", "2s"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+	}
+	os.Exit(m.Run())
+}
 
 func FuzzVerifyTar(f *testing.F) {
 	dir := filepath.Join(f.TempDir(), "bag")

@@ -52,18 +52,18 @@ func TestHostileTar(t *testing.T) {
 		check string
 		path  string
 	}{
-		{"dotdot", []tarEntry{fileEntry("../x", []byte("x"))}, CheckUnsafe, "../x"},
-		{"dotdot inside the bag", []tarEntry{fileEntry("bag/data/../../x", []byte("x"))}, CheckUnsafe, "bag/data/../../x"},
-		{"absolute", []tarEntry{fileEntry(evil, []byte("x"))}, CheckUnsafe, evil},
-		{"absolute etc", []tarEntry{fileEntry("/etc/x", []byte("x"))}, CheckUnsafe, "/etc/x"},
-		{"symlink to /etc/shadow", []tarEntry{linkEntry("bag/data/shadow", "/etc/shadow", tar.TypeSymlink)}, CheckUnsafe, "data/shadow"},
-		{"hard link to /etc/shadow", []tarEntry{linkEntry("bag/data/shadow", "/etc/shadow", tar.TypeLink)}, CheckUnsafe, "data/shadow"},
-		{"hard link to the canary", []tarEntry{linkEntry("bag/data/secret", filepath.Join(canary, "secret"), tar.TypeLink)}, CheckUnsafe, "data/secret"},
-		{"fifo", []tarEntry{linkEntry("bag/data/fifo", "", tar.TypeFifo)}, CheckUnsafe, "data/fifo"},
-		{"device", []tarEntry{linkEntry("bag/data/sda", "", tar.TypeBlock)}, CheckUnsafe, "data/sda"},
-		{"duplicate payload", []tarEntry{fileEntry("bag/data/a b.txt", []byte("forged"))}, CheckUnsafe, "data/a b.txt"},
-		{"duplicate manifest", []tarEntry{fileEntry("bag/manifest-sha256.txt", []byte("forged"))}, CheckUnsafe, "manifest-sha256.txt"},
-		{"outside the bag directory", []tarEntry{fileEntry("other/x", []byte("x"))}, CheckUnlisted, "other/x"},
+		{"dotdot", []tarEntry{fileEntry("../x", []byte("x"))}, checkUnsafe, "../x"},
+		{"dotdot inside the bag", []tarEntry{fileEntry("bag/data/../../x", []byte("x"))}, checkUnsafe, "bag/data/../../x"},
+		{"absolute", []tarEntry{fileEntry(evil, []byte("x"))}, checkUnsafe, evil},
+		{"absolute etc", []tarEntry{fileEntry("/etc/x", []byte("x"))}, checkUnsafe, "/etc/x"},
+		{"symlink to /etc/shadow", []tarEntry{linkEntry("bag/data/shadow", "/etc/shadow", tar.TypeSymlink)}, checkUnsafe, "data/shadow"},
+		{"hard link to /etc/shadow", []tarEntry{linkEntry("bag/data/shadow", "/etc/shadow", tar.TypeLink)}, checkUnsafe, "data/shadow"},
+		{"hard link to the canary", []tarEntry{linkEntry("bag/data/secret", filepath.Join(canary, "secret"), tar.TypeLink)}, checkUnsafe, "data/secret"},
+		{"fifo", []tarEntry{linkEntry("bag/data/fifo", "", tar.TypeFifo)}, checkUnsafe, "data/fifo"},
+		{"device", []tarEntry{linkEntry("bag/data/sda", "", tar.TypeBlock)}, checkUnsafe, "data/sda"},
+		{"duplicate payload", []tarEntry{fileEntry("bag/data/a b.txt", []byte("forged"))}, checkUnsafe, "data/a b.txt"},
+		{"duplicate manifest", []tarEntry{fileEntry("bag/manifest-sha256.txt", []byte("forged"))}, checkUnsafe, "manifest-sha256.txt"},
+		{"outside the bag directory", []tarEntry{fileEntry("other/x", []byte("x"))}, checkUnlisted, "other/x"},
 	}
 	base := smallBagEntries(t)
 	before := [][]string{listTree(t, canary), listTree(t, filepath.Dir(canary))}
@@ -163,7 +163,7 @@ func TestGzipBomb(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !hasProblem(res, CheckUnlisted, "data/zero") || !hasProblem(res, CheckOxum, bagInfoTxt) {
+	if !hasProblem(res, checkUnlisted, "data/zero") || !hasProblem(res, checkOxum, bagInfoTxt) {
 		t.Errorf("problems:%s", problemList(res))
 	}
 	t.Logf("gzip bomb: %d bytes compressed, %d uncompressed, verified in %v, peak heap in use %d MiB", compressed, bombSize, elapsed, heap>>20)

@@ -164,7 +164,7 @@ func TestManyFiles(t *testing.T) {
 	}
 	t.Logf("%d files verified in %v; peak heap in use %d MiB (%d bytes a file), %d MiB allocated in all",
 		n, elapsed.Round(time.Millisecond), heap>>20, heap/uint64(n), (after.TotalAlloc-before.TotalAlloc)>>20)
-	if limit := uint64(n)*400 + 64<<20; heap > limit {
+	if limit := uint64(n)*600 + 64<<20; heap > limit { // about twice the live heap, as the GC lets garbage grow
 		t.Errorf("peak heap %d MiB, want at most %d MiB", heap>>20, limit>>20)
 	}
 }

@@ -19,7 +19,7 @@ func (v *verifier) parseManifest(ctx context.Context, p string, r io.Reader) err
 	alg, tag, _ := parseManifestName(p)
 	i, known := lookupAlg(alg)
 	if !known {
-		v.problem(p, CheckManifest, "unsupported algorithm %q; its digests are not checked", alg)
+		v.problem(p, checkManifest, "unsupported algorithm %q; its digests are not checked", alg)
 		_, err := io.Copy(io.Discard, r)
 		return err
 	}
@@ -43,7 +43,7 @@ func (v *verifier) parseManifest(ctx context.Context, p string, r io.Reader) err
 			return err
 		}
 		if tooLong {
-			v.problem(p, CheckManifest, "line %d: longer than %d bytes", lines.n, maxLine)
+			v.problem(p, checkManifest, "line %d: longer than %d bytes", lines.n, maxLine)
 			continue
 		}
 		v.manifestLine(p, i, tag, lines.n, line)
@@ -98,13 +98,13 @@ func (v *verifier) manifestLine(p string, i algIndex, tag bool, n int, line []by
 		}
 	}
 	if why != "" {
-		v.problem(p, CheckManifest, "line %d: %s", n, why)
+		v.problem(p, checkManifest, "line %d: %s", n, why)
 		return
 	}
 	idx := v.tab.lookup(path)
 	e := v.tab.at(idx)
 	if e.listed.has(i) {
-		v.problem(p, CheckManifest, "line %d: %s is listed twice", n, path)
+		v.problem(p, checkManifest, "line %d: %s is listed twice", n, path)
 		return
 	}
 	e.listed = e.listed.with(i)
@@ -147,26 +147,26 @@ func parseManifestLine(line, sum []byte) ([]byte, string, string) {
 // checkBagitTxt checks the bag declaration.
 func (v *verifier) checkBagitTxt(cb *capBuffer) {
 	if cb.over {
-		v.problem(bagitTxt, CheckBagit, "larger than %d MiB", MaxKeep>>20)
+		v.problem(bagitTxt, checkBagit, "larger than %d MiB", maxKeep>>20)
 		return
 	}
 	text := string(cb.buf)
 	if strings.HasPrefix(text, "\ufeff") {
-		v.problem(bagitTxt, CheckBagit, "starts with a byte order mark")
+		v.problem(bagitTxt, checkBagit, "starts with a byte order mark")
 		text = strings.TrimPrefix(text, "\ufeff")
 	}
 	fields, bad := parseFields(text)
 	for _, b := range bad {
-		v.problem(bagitTxt, CheckBagit, "%s", b)
+		v.problem(bagitTxt, checkBagit, "%s", b)
 	}
 	want := []Field{{"BagIt-Version", bagitVersion}, {"Tag-File-Character-Encoding", "UTF-8"}}
 	if len(fields) != len(want) {
-		v.problem(bagitTxt, CheckBagit, "has %d fields, want BagIt-Version and Tag-File-Character-Encoding", len(fields))
+		v.problem(bagitTxt, checkBagit, "has %d fields, want BagIt-Version and Tag-File-Character-Encoding", len(fields))
 	}
 	for k := 0; k < len(fields) && k < len(want); k++ {
 		f := fields[k]
 		if f.Label != want[k].Label || !strings.EqualFold(f.Value, want[k].Value) {
-			v.problem(bagitTxt, CheckBagit, "line %d is %q, want %q", k+1, f.Label+": "+f.Value, want[k].Label+": "+want[k].Value)
+			v.problem(bagitTxt, checkBagit, "line %d is %q, want %q", k+1, f.Label+": "+f.Value, want[k].Label+": "+want[k].Value)
 		}
 	}
 }
@@ -174,12 +174,12 @@ func (v *verifier) checkBagitTxt(cb *capBuffer) {
 // parseBagInfo parses bag-info.txt into Result.Info.
 func (v *verifier) parseBagInfo(cb *capBuffer) {
 	if cb.over {
-		v.problem(bagInfoTxt, CheckBagit, "larger than %d MiB; not parsed", MaxKeep>>20)
+		v.problem(bagInfoTxt, checkBagit, "larger than %d MiB; not parsed", maxKeep>>20)
 		return
 	}
 	fields, bad := parseFields(string(cb.buf))
 	for _, b := range bad {
-		v.problem(bagInfoTxt, CheckBagit, "%s", b)
+		v.problem(bagInfoTxt, checkBagit, "%s", b)
 	}
 	v.res.Info = fields
 	for _, f := range fields {
@@ -219,10 +219,10 @@ func parseFields(text string) ([]Field, []string) {
 	return fields, bad
 }
 
-// checkOxum compares Payload-Oxum with the payload found.
-func (v *verifier) checkOxum() {
+// verifyOxum compares Payload-Oxum with the payload found.
+func (v *verifier) verifyOxum() {
 	if len(v.oxum) > 1 {
-		v.problem(bagInfoTxt, CheckOxum, "%s appears %d times", labelOxum, len(v.oxum))
+		v.problem(bagInfoTxt, checkOxum, "%s appears %d times", labelOxum, len(v.oxum))
 	}
 	if len(v.oxum) == 0 {
 		return
@@ -231,11 +231,11 @@ func (v *verifier) checkOxum() {
 	o, err1 := strconv.ParseInt(octets, 10, 64)
 	s, err2 := strconv.ParseInt(streams, 10, 64)
 	if !ok || err1 != nil || err2 != nil || o < 0 || s < 0 {
-		v.problem(bagInfoTxt, CheckOxum, "%s %q is not <octets>.<streams>", labelOxum, v.oxum[0])
+		v.problem(bagInfoTxt, checkOxum, "%s %q is not <octets>.<streams>", labelOxum, v.oxum[0])
 		return
 	}
 	if o != v.res.PayloadBytes || s != v.res.PayloadFiles {
-		v.problem(bagInfoTxt, CheckOxum, "%s is %d.%d, payload has %d bytes in %d files",
+		v.problem(bagInfoTxt, checkOxum, "%s is %d.%d, payload has %d bytes in %d files",
 			labelOxum, o, s, v.res.PayloadBytes, v.res.PayloadFiles)
 	}
 }

@@ -59,7 +59,7 @@ func (t *table) lookup(path string) uint32 {
 	}
 	i := t.n
 	if i%entryChunk == 0 {
-		t.ents = append(t.ents, nil)
+		t.ents = append(t.ents, newChunk[entry](len(t.ents), entryChunk))
 	}
 	last := &t.ents[len(t.ents)-1]
 	*last = append(*last, entry{})
@@ -79,12 +79,21 @@ func (t *table) store(a algIndex, sum []byte) uint32 {
 	size := algSpecs[a].size
 	slot := t.used[a]
 	if slot%digestChunk == 0 {
-		t.arena[a] = append(t.arena[a], nil)
+		t.arena[a] = append(t.arena[a], newChunk[byte](len(t.arena[a]), digestChunk*size))
 	}
 	last := &t.arena[a][len(t.arena[a])-1]
 	*last = append(*last, sum[:size]...)
 	t.used[a]++
 	return slot
+}
+
+// newChunk returns chunk number k of a table: the first grows as needed, so
+// that small bags stay small; the others are allocated whole.
+func newChunk[T any](k, size int) []T {
+	if k == 0 {
+		return nil
+	}
+	return make([]T, 0, size)
 }
 
 // digest returns the stored digest of algorithm a in slot.

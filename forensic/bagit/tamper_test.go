@@ -65,53 +65,53 @@ func TestTamper(t *testing.T) {
 	}{
 		{"payload byte flipped", func(t *testing.T, dir string) {
 			editFile(t, filepath.Join(dir, "data/rootfs/changes.tar"), flipByte(tamperLarge/2))
-		}, CheckDigest, "data/rootfs/changes.tar"},
+		}, checkDigest, "data/rootfs/changes.tar"},
 		{"payload deleted", func(t *testing.T, dir string) {
 			must(t, os.Remove(filepath.Join(dir, "data/a b.txt")))
-		}, CheckMissing, "data/a b.txt"},
+		}, checkMissing, "data/a b.txt"},
 		{"extra file in data", func(t *testing.T, dir string) {
 			must(t, os.WriteFile(filepath.Join(dir, "data/rootfs/extra"), []byte("x"), 0o644))
-		}, CheckUnlisted, "data/rootfs/extra"},
+		}, checkUnlisted, "data/rootfs/extra"},
 		{"file renamed: old name", func(t *testing.T, dir string) {
 			must(t, os.Rename(filepath.Join(dir, "data/empty"), filepath.Join(dir, "data/empty2")))
-		}, CheckMissing, "data/empty"},
+		}, checkMissing, "data/empty"},
 		{"file renamed: new name", func(t *testing.T, dir string) {
 			must(t, os.Rename(filepath.Join(dir, "data/empty"), filepath.Join(dir, "data/empty2")))
-		}, CheckUnlisted, "data/empty2"},
+		}, checkUnlisted, "data/empty2"},
 		{"manifest digest edited", func(t *testing.T, dir string) {
 			editFile(t, filepath.Join(dir, "manifest-sha256.txt"), editLine("data/a b.txt", changeDigest))
-		}, CheckDigest, "data/a b.txt"},
+		}, checkDigest, "data/a b.txt"},
 		{"manifest edit caught by tag manifest", func(t *testing.T, dir string) {
 			editFile(t, filepath.Join(dir, "manifest-sha512.txt"), editLine("data/a b.txt", changeDigest))
-		}, CheckDigest, "manifest-sha512.txt"},
+		}, checkDigest, "manifest-sha512.txt"},
 		{"manifest line malformed", func(t *testing.T, dir string) {
 			editFile(t, filepath.Join(dir, "manifest-sha256.txt"), editLine("data/empty", func(string) string { return "garbage\n" }))
-		}, CheckManifest, "manifest-sha256.txt"},
+		}, checkManifest, "manifest-sha256.txt"},
 		{"bag-info edited", func(t *testing.T, dir string) {
 			editFile(t, filepath.Join(dir, "bag-info.txt"), replaceText("case 42", "case 43"))
-		}, CheckDigest, "bag-info.txt"},
+		}, checkDigest, "bag-info.txt"},
 		{"payload oxum edited", func(t *testing.T, dir string) {
 			editFile(t, filepath.Join(dir, "bag-info.txt"), replaceText("Payload-Oxum: ", "Payload-Oxum: 1"))
-		}, CheckOxum, "bag-info.txt"},
+		}, checkOxum, "bag-info.txt"},
 		{"tag manifest edited", func(t *testing.T, dir string) {
 			editFile(t, filepath.Join(dir, "tagmanifest-sha512.txt"), editLine("bagit.txt", changeDigest))
-		}, CheckDigest, "bagit.txt"},
+		}, checkDigest, "bagit.txt"},
 		{"tag file edited", func(t *testing.T, dir string) {
 			editFile(t, filepath.Join(dir, testTag), replaceText("ctr", "CTR"))
-		}, CheckDigest, testTag},
+		}, checkDigest, testTag},
 		{"unlisted tag file", func(t *testing.T, dir string) {
 			must(t, os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("x"), 0o644))
-		}, CheckUnlisted, "notes.txt"},
+		}, checkUnlisted, "notes.txt"},
 		{"bagit.txt removed", func(t *testing.T, dir string) {
 			must(t, os.Remove(filepath.Join(dir, "bagit.txt")))
-		}, CheckBagit, "bagit.txt"},
+		}, checkBagit, "bagit.txt"},
 		{"bagit.txt version changed", func(t *testing.T, dir string) {
 			editFile(t, filepath.Join(dir, "bagit.txt"), replaceText("1.0", "0.96"))
-		}, CheckBagit, "bagit.txt"},
+		}, checkBagit, "bagit.txt"},
 		{"manifest removed", func(t *testing.T, dir string) {
 			must(t, os.Remove(filepath.Join(dir, "manifest-sha256.txt")))
 			must(t, os.Remove(filepath.Join(dir, "manifest-sha512.txt")))
-		}, CheckManifest, ""},
+		}, checkManifest, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -158,15 +158,15 @@ func TestTamperArchive(t *testing.T) {
 	}{
 		{"truncated tar", plain, func(t *testing.T, b []byte) []byte {
 			return b[:offsetOf(t, b, content)+tamperLarge/2]
-		}, CheckUnreadable, "data/rootfs/changes.tar"},
-		{"truncated tar.gz", compressed, func(_ *testing.T, b []byte) []byte { return b[:len(b)*3/4] }, CheckUnreadable, "data/rootfs/changes.tar"},
+		}, checkUnreadable, "data/rootfs/changes.tar"},
+		{"truncated tar.gz", compressed, func(_ *testing.T, b []byte) []byte { return b[:len(b)*3/4] }, checkUnreadable, "data/rootfs/changes.tar"},
 		{"byte flipped in a tar's payload", plain, func(t *testing.T, b []byte) []byte {
 			return flipByte(offsetOf(t, b, content) + 1000)(b)
-		}, CheckDigest, "data/rootfs/changes.tar"},
+		}, checkDigest, "data/rootfs/changes.tar"},
 		{"byte flipped in a tar header", plain, func(t *testing.T, b []byte) []byte {
 			return flipByte(bytes.Index(b, []byte("bag/data/empty")) + 3)(b)
-		}, CheckUnreadable, ""},
-		{"gzip checksum flipped", compressed, func(_ *testing.T, b []byte) []byte { return flipByte(len(b) - 6)(b) }, CheckUnreadable, ""},
+		}, checkUnreadable, ""},
+		{"gzip checksum flipped", compressed, func(_ *testing.T, b []byte) []byte { return flipByte(len(b) - 6)(b) }, checkUnreadable, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -18,19 +18,40 @@ const maxTrailer = 16 << 20
 
 // verifyTar verifies a tar or tar.gz bag; open is called once per pass.
 func verifyTar(ctx context.Context, open func() (io.ReadCloser, error), opts Options) (*Result, error) {
+	res, t, err := verifyTarAs(ctx, open, opts, nil)
+	if err != nil || t.outside == 0 || t.prefix == "" {
+		return res, err
+	}
+	// Files outside the guessed top-level directory: the archive may hold a
+	// bag at its root whose first entry is in a tag directory. Keep the
+	// reading that finds fewer problems.
+	root := ""
+	res2, _, err := verifyTarAs(ctx, open, opts, &root)
+	if err != nil || len(res2.Problems) >= len(res.Problems) {
+		return res, err
+	}
+	return res2, nil
+}
+
+// verifyTarAs verifies a tar bag whose top-level directory is prefix, or is
+// guessed from the first entry when prefix is nil.
+func verifyTarAs(ctx context.Context, open func() (io.ReadCloser, error), opts Options, prefix *string) (*Result, *tarBag, error) {
 	v := newVerifier(opts, true)
 	defer v.close()
 	t := &tarBag{v: v}
+	if prefix != nil {
+		t.prefix, t.decided = *prefix, true
+	}
 	if err := t.read(ctx, open, t.entry); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if need := v.pending(); len(need) > 0 {
-		second := &tarBag{v: v, need: need, quiet: true}
+		second := &tarBag{v: v, need: need, quiet: true, prefix: t.prefix, decided: true}
 		if err := second.read(ctx, open, second.rehash); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return v.conclude(), nil
+	return v.conclude(), t, nil
 }
 
 // tarBag is one pass over a tar bag.
@@ -40,6 +61,7 @@ type tarBag struct {
 	decided bool   // prefix is known
 	dirs    map[string]bool
 	last    string // name of the last entry read
+	outside int    // files outside the top-level directory
 	need    map[string]algSet
 	quiet   bool // a second pass: problems were reported by the first
 	// isBroken is set when the archive could not be read to its end.
@@ -91,7 +113,11 @@ func (t *tarBag) entries(ctx context.Context, tr *tar.Reader, fn entryFunc, gz b
 			if first && !gz && errors.Is(err, tar.ErrHeader) {
 				return fmt.Errorf("verify bag: not a tar archive: %w", err)
 			}
-			t.broken("", "archive breaks after %q: %v", t.last, err)
+			if first {
+				t.broken("", "archive breaks at its first entry: %v", err)
+			} else {
+				t.broken("", "archive breaks after %q: %v", t.last, err)
+			}
 			return nil
 		}
 		t.last = hdr.Name
@@ -120,7 +146,7 @@ func (t *tarBag) drain(src io.Reader) {
 func (t *tarBag) broken(path, format string, args ...any) {
 	t.isBroken = true
 	if !t.quiet {
-		t.v.problem(path, CheckUnreadable, format, args...)
+		t.v.problem(path, checkUnreadable, format, args...)
 	}
 }
 
@@ -134,23 +160,19 @@ func (t *tarBag) dispatch(ctx context.Context, hdr *tar.Header, r io.Reader, fn 
 		t.unsafe(hdr.Name, "%s", why)
 		return nil
 	}
+	t.decide(hdr.Name, name, hdr.Typeflag == tar.TypeDir)
 	if name == "" {
 		return nil // the archive's root directory, "./"
 	}
 	if hdr.Typeflag == tar.TypeDir {
-		if t.dirs[name] {
-			t.unsafe(hdr.Name, "directory appears twice in the archive")
-		}
-		if t.dirs == nil {
-			t.dirs = make(map[string]bool)
-		}
-		t.dirs[name] = true
+		t.dir(hdr.Name, name)
 		return nil
 	}
-	rel, ok := t.rel(name)
-	if !ok {
+	rel, ok := strings.CutPrefix(name, t.prefix)
+	if !ok || rel == "" {
+		t.outside++
 		if !t.quiet {
-			t.v.problem(hdr.Name, CheckUnlisted, "outside the bag's top-level directory %q", strings.TrimSuffix(t.prefix, "/"))
+			t.v.problem(hdr.Name, checkUnlisted, "outside the bag's top-level directory %q", strings.TrimSuffix(t.prefix, "/"))
 		}
 		return nil
 	}
@@ -165,9 +187,20 @@ func (t *tarBag) dispatch(ctx context.Context, hdr *tar.Header, r io.Reader, fn 
 	return fn(ctx, hdr, rel, r)
 }
 
+// dir records a directory entry; a directory may appear once.
+func (t *tarBag) dir(raw, name string) {
+	if t.dirs[name] {
+		t.unsafe(raw, "directory appears twice in the archive")
+	}
+	if t.dirs == nil {
+		t.dirs = make(map[string]bool)
+	}
+	t.dirs[name] = true
+}
+
 func (t *tarBag) unsafe(path, format string, args ...any) {
 	if !t.quiet {
-		t.v.problem(path, CheckUnsafe, format, args...)
+		t.v.problem(path, checkUnsafe, format, args...)
 	}
 }
 
@@ -185,20 +218,21 @@ func cleanTarName(name string) (string, string) {
 	return n, ""
 }
 
-// rel returns the bag-relative path of an entry name, deciding the bag's
-// top-level directory from the first file: none when it is at the archive's
-// root or under data/ (a bag packed from inside), its first component
-// otherwise.
-func (t *tarBag) rel(name string) (string, bool) {
-	if !t.decided {
-		t.decided = true
-		first, _, nested := strings.Cut(name, "/")
-		if nested && (first != payloadDir || name == payloadDir+"/"+bagitTxt) {
-			t.prefix = first + "/"
-		}
+// decide guesses the bag's top-level directory from the first entry: none
+// for "./" entries (tar -C bag -c .), for a file at the archive's root or for
+// data/; else the first component of the name (tar -C parent -c bag).
+func (t *tarBag) decide(raw, name string, dir bool) {
+	if t.decided {
+		return
 	}
-	rel, ok := strings.CutPrefix(name, t.prefix)
-	return rel, ok && rel != ""
+	t.decided = true
+	if raw == "." || strings.HasPrefix(raw, "./") {
+		return
+	}
+	first, _, nested := strings.Cut(name, "/")
+	if (nested || dir) && first != payloadDir {
+		t.prefix = first + "/"
+	}
 }
 
 // entryTypeProblem says why an entry that is not a directory may not be in a

@@ -25,16 +25,16 @@ type Problem struct {
 	Detail string
 }
 
-// The checks a Problem may name.
+// The checks a Problem names.
 const (
-	CheckBagit      = "bagit"
-	CheckMissing    = "missing"
-	CheckUnlisted   = "unlisted"
-	CheckDigest     = "digest"
-	CheckOxum       = "oxum"
-	CheckManifest   = "manifest"
-	CheckUnsafe     = "unsafe"
-	CheckUnreadable = "unreadable"
+	checkBagit      = "bagit"
+	checkMissing    = "missing"
+	checkUnlisted   = "unlisted"
+	checkDigest     = "digest"
+	checkOxum       = "oxum"
+	checkManifest   = "manifest"
+	checkUnsafe     = "unsafe"
+	checkUnreadable = "unreadable"
 )
 
 // Options tune Verify.
@@ -42,13 +42,15 @@ type Options struct {
 	// Extra says which files outside data/ may exist without being listed in
 	// any tag manifest, such as files that change after the bag is sealed.
 	Extra func(path string) bool
-	// Keep says which files' content to return in Result.Files. Each kept
-	// file is capped at MaxKeep bytes; a larger one is a Problem "unreadable".
+	// Keep says which files' content to return in Result.Files. A selected
+	// file larger than 16 MiB is verified like any other but not returned; it
+	// is named in Result.Oversized.
 	Keep func(path string) bool
 }
 
-// MaxKeep is the largest file Verify returns in Result.Files.
-const MaxKeep = 16 << 20
+// maxKeep is the largest file Verify returns in Result.Files, and the
+// largest bagit.txt or bag-info.txt it parses.
+const maxKeep = 16 << 20
 
 // Result is what Verify found.
 type Result struct {
@@ -67,6 +69,8 @@ type Result struct {
 	// SHA256 holds the hex sha256 of every payload file under
 	// data/image/blobs/, by bag-relative path.
 	SHA256 map[string]string
+	// Oversized names the files Keep selected that were too large to return.
+	Oversized []string
 }
 
 // Valid reports whether the bag is complete and valid.
@@ -189,7 +193,7 @@ func (v *verifier) file(ctx context.Context, p string, size int64, r io.Reader) 
 	idx := v.tab.lookup(p)
 	e := v.tab.at(idx)
 	if e.flags&(fSeen|fOther) != 0 {
-		v.problem(p, CheckUnsafe, "appears twice in the archive; the second copy was not read")
+		v.problem(p, checkUnsafe, "appears twice in the archive; the second copy was not read")
 		return nil
 	}
 	e.flags |= fSeen
@@ -203,7 +207,7 @@ func (v *verifier) file(ctx context.Context, p string, size int64, r io.Reader) 
 	if err != nil {
 		v.tab.at(idx).flags |= fUnreadable
 		if ctx.Err() == nil {
-			v.problem(p, CheckUnreadable, "read failed after %d bytes: %v", n, err)
+			v.problem(p, checkUnreadable, "read failed after %d bytes: %v", n, err)
 		}
 		return err
 	}
@@ -218,12 +222,16 @@ func (v *verifier) consume(ctx context.Context, p string, algs algSet, size int6
 	special := p == bagitTxt || p == bagInfoTxt
 	var cb *capBuffer
 	if keep || special {
-		cb = &capBuffer{limit: MaxKeep, over: size > MaxKeep}
+		cb = &capBuffer{limit: maxKeep, over: size > maxKeep}
 		r = io.TeeReader(r, cb)
+	}
+	_, _, isManifest := parseManifestName(p)
+	if algs == 0 && cb == nil && !isManifest {
+		return size, &v.dig.sums, nil // nothing to learn from the content
 	}
 	cr := &countReader{r: r}
 	var err error
-	if _, _, isManifest := parseManifestName(p); isManifest {
+	if isManifest {
 		err = v.parseManifest(ctx, p, io.TeeReader(cr, v.dig))
 	} else {
 		_, err = v.dig.readFrom(ctx, cr)
@@ -245,8 +253,8 @@ func (v *verifier) afterRead(p string, keep bool, cb *capBuffer) {
 		return
 	}
 	switch {
-	case cb.over && keep:
-		v.problem(p, CheckUnreadable, "larger than the %d MiB limit for files returned to the caller", MaxKeep>>20)
+	case keep && cb.over:
+		v.res.Oversized = append(v.res.Oversized, p)
 	case keep:
 		v.res.Files[p] = cb.buf
 	}
@@ -285,7 +293,7 @@ func (v *verifier) record(idx uint32, p string, algs algSet, sums *[numAlgs][]by
 // compare reports a digest that differs from its manifest's.
 func (v *verifier) compare(p string, i algIndex, got, want []byte) {
 	if !bytes.Equal(got, want) {
-		v.problem(p, CheckDigest, "%s is %x, %s says %x", algSpecs[i].name, got, manifestName(regionOf(p) == regionTag, i), want)
+		v.problem(p, checkDigest, "%s is %x, %s says %x", algSpecs[i].name, got, manifestName(regionOf(p) == regionTag, i), want)
 	}
 }
 
@@ -368,12 +376,12 @@ func (v *verifier) conclude() *Result {
 		v.checkEntry(p, v.tab.at(idx))
 	}
 	if !v.bagit {
-		v.problem(bagitTxt, CheckBagit, "bagit.txt is missing")
+		v.problem(bagitTxt, checkBagit, "bagit.txt is missing")
 	}
 	if v.parsed[regionPayload] == 0 {
-		v.problem("", CheckManifest, "no payload manifest (manifest-<algorithm>.txt) with a supported algorithm")
+		v.problem("", checkManifest, "no payload manifest (manifest-<algorithm>.txt) with a supported algorithm")
 	}
-	v.checkOxum()
+	v.verifyOxum()
 	res := v.res
 	res.Algorithms = v.parsed[regionPayload].list()
 	res.Problems = v.problems
@@ -396,7 +404,7 @@ func (v *verifier) checkEntry(p string, e *entry) {
 	region := regionOf(p)
 	if e.flags&fSeen == 0 {
 		if e.listed != 0 {
-			v.problem(p, CheckMissing, "listed in %s but not in the bag", v.manifestList(region, e.listed))
+			v.problem(p, checkMissing, "listed in %s but not in the bag", v.manifestList(region, e.listed))
 		}
 		return
 	}
@@ -405,7 +413,7 @@ func (v *verifier) checkEntry(p string, e *entry) {
 	}
 	for i := algIndex(0); i < numAlgs; i++ {
 		if e.state[i] == stWant {
-			v.problem(p, CheckUnreadable, "%s could not be computed", algSpecs[i].name)
+			v.problem(p, checkUnreadable, "%s could not be computed", algSpecs[i].name)
 		}
 	}
 	if _, _, ok := parseManifestName(p); ok && region == regionTag {
@@ -416,11 +424,11 @@ func (v *verifier) checkEntry(p string, e *entry) {
 	}
 	switch missing := v.parsed[region] &^ e.listed; {
 	case v.parsed[region] == 0 && region == regionTag:
-		v.problem(p, CheckUnlisted, "tag file, but the bag has no tag manifest")
+		v.problem(p, checkUnlisted, "tag file, but the bag has no tag manifest")
 	case v.parsed[region] == 0:
-		v.problem(p, CheckUnlisted, "payload file, but the bag has no payload manifest")
+		v.problem(p, checkUnlisted, "payload file, but the bag has no payload manifest")
 	case missing != 0:
-		v.problem(p, CheckUnlisted, "not listed in %s", v.manifestList(region, missing))
+		v.problem(p, checkUnlisted, "not listed in %s", v.manifestList(region, missing))
 	}
 }
 

@@ -3,13 +3,16 @@ package bagit
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestDirUnsafe(t *testing.T) {
@@ -21,22 +24,22 @@ func TestDirUnsafe(t *testing.T) {
 	}{
 		{"symlink in data", func(t *testing.T, dir string) {
 			must(t, os.Symlink("/etc/shadow", filepath.Join(dir, "data/rootfs/shadow")))
-		}, CheckUnsafe, "data/rootfs/shadow"},
+		}, checkUnsafe, "data/rootfs/shadow"},
 		{"payload replaced by a symlink", func(t *testing.T, dir string) {
 			must(t, os.Remove(filepath.Join(dir, "data/a b.txt")))
 			must(t, os.Symlink("/etc/shadow", filepath.Join(dir, "data/a b.txt")))
-		}, CheckUnsafe, "data/a b.txt"},
+		}, checkUnsafe, "data/a b.txt"},
 		{"tag file replaced by a symlink", func(t *testing.T, dir string) {
 			must(t, os.Remove(filepath.Join(dir, testTag)))
 			must(t, os.Symlink("/etc/shadow", filepath.Join(dir, testTag)))
-		}, CheckUnsafe, testTag},
+		}, checkUnsafe, testTag},
 		{"fifo in data", func(t *testing.T, dir string) {
-			must(t, syscall.Mkfifo(filepath.Join(dir, "data/fifo"), 0o644))
-		}, CheckUnsafe, "data/fifo"},
+			must(t, unix.Mkfifo(filepath.Join(dir, "data/fifo"), 0o644))
+		}, checkUnsafe, "data/fifo"},
 		{"data is a symlink", func(t *testing.T, dir string) {
 			must(t, os.Rename(filepath.Join(dir, "data"), filepath.Join(dir, "../real")))
 			must(t, os.Symlink("../real", filepath.Join(dir, "data")))
-		}, CheckUnsafe, "data"},
+		}, checkUnsafe, "data"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -87,8 +90,8 @@ func TestForeignTar(t *testing.T) {
 	}{
 		{"payload first", nil, keep, false, 1, "", ""},
 		{"payload first, md5 needs a second pass", []Algorithm{MD5, SHA1}, keep, false, 2, "", ""},
-		{"payload first, tampered", nil, keep, true, 1, CheckDigest, "data/rootfs/changes.tar"},
-		{"payload first, md5, tampered", []Algorithm{MD5}, keep, true, 2, CheckDigest, "data/rootfs/changes.tar"},
+		{"payload first, tampered", nil, keep, true, 1, checkDigest, "data/rootfs/changes.tar"},
+		{"payload first, md5, tampered", []Algorithm{MD5}, keep, true, 2, checkDigest, "data/rootfs/changes.tar"},
 		{"no top-level directory", nil, func(s string) string { return strings.TrimPrefix(s, "bag/") }, false, 1, "", ""},
 		{"dot directory", nil, func(s string) string { return "./" + strings.TrimPrefix(s, "bag/") }, false, 1, "", ""},
 	}
@@ -120,15 +123,84 @@ func TestForeignTar(t *testing.T) {
 func TestExtraAndKeepLimit(t *testing.T) {
 	dir := makeBag(t, 10)
 	must(t, os.WriteFile(filepath.Join(dir, "custody.jsonl"), []byte("{}\n"), 0o644))
-	big := bytes.Repeat([]byte("x"), MaxKeep+1)
+	big := bytes.Repeat([]byte("x"), maxKeep+1)
 	must(t, os.WriteFile(filepath.Join(dir, "attestation.dsse.json"), big, 0o644))
 	extra := func(p string) bool { return p == "custody.jsonl" || p == "attestation.dsse.json" }
 	res, err := Verify(context.Background(), dir, Options{Extra: extra, Keep: extra})
 	must(t, err)
-	if len(res.Problems) != 1 || !hasProblem(res, CheckUnreadable, "attestation.dsse.json") {
+	if len(res.Problems) != 0 {
 		t.Errorf("problems:%s", problemList(res))
 	}
-	if string(res.Files["custody.jsonl"]) != "{}\n" || res.Files["attestation.dsse.json"] != nil {
-		t.Errorf("kept %d files", len(res.Files))
+	if string(res.Files["custody.jsonl"]) != "{}\n" || res.Files["attestation.dsse.json"] != nil ||
+		len(res.Oversized) != 1 || res.Oversized[0] != "attestation.dsse.json" {
+		t.Errorf("kept %d files, oversized %v", len(res.Files), res.Oversized)
+	}
+}
+
+func TestDeepTree(t *testing.T) {
+	dir := makeBag(t, 10)
+	fd, err := unix.Open(filepath.Join(dir, "data"), unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	must(t, err)
+	name := strings.Repeat("d", 100)
+	rel := "data"
+	for range 100 { // 10,000 bytes of path, more than PATH_MAX
+		must(t, unix.Mkdirat(fd, name, 0o755))
+		next, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		must(t, err)
+		unix.Close(fd)
+		fd, rel = next, rel+"/"+name
+	}
+	f, err := unix.Openat(fd, "deep", unix.O_CREAT|unix.O_WRONLY, 0o644)
+	must(t, err)
+	unix.Close(f)
+	unix.Close(fd)
+	res, err := Verify(context.Background(), dir, Options{})
+	must(t, err)
+	if len(res.Problems) != 2 || !hasProblem(res, checkUnlisted, rel+"/deep") || !hasProblem(res, checkOxum, bagInfoTxt) {
+		t.Errorf("problems:%s", problemList(res))
+	}
+}
+
+func TestCancel(t *testing.T) {
+	dir := makeBag(t, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, path := range []string{dir, packBag(t, dir, false), packBag(t, dir, true)} {
+		if _, err := Verify(ctx, path, Options{}); !errors.Is(err, context.Canceled) {
+			t.Errorf("Verify(%s) = %v, want context.Canceled", path, err)
+		}
+	}
+}
+
+func TestGNUTar(t *testing.T) {
+	if _, err := exec.LookPath("tar"); err != nil {
+		t.Skip("no tar")
+	}
+	tags := []string{"metadata", "bagit.txt", "bag-info.txt", "manifest-sha256.txt", "manifest-sha512.txt", "tagmanifest-sha256.txt", "tagmanifest-sha512.txt", "data"}
+	tests := []struct {
+		name string
+		args func(dir string) []string
+	}{
+		{"top-level directory", func(dir string) []string { return []string{"-C", filepath.Dir(dir), "-c", "bag"} }},
+		{"posix format, gzip", func(dir string) []string {
+			return []string{"--format=posix", "-z", "-C", filepath.Dir(dir), "-c", "bag"}
+		}},
+		{"dot", func(dir string) []string { return []string{"-z", "-C", dir, "-c", "."} }},
+		{"root, tag directory first", func(dir string) []string { return append([]string{"-C", dir, "-c"}, tags...) }},
+	}
+	dir := makeBag(t, 3<<20)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "bag.tar")
+			cmd := exec.Command("tar", append([]string{"-f", out}, tt.args(dir)...)...)
+			if b, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("%v: %s", err, b)
+			}
+			res, err := Verify(context.Background(), out, Options{})
+			must(t, err)
+			if !res.Valid() {
+				t.Errorf("problems:%s", problemList(res))
+			}
+		})
 	}
 }

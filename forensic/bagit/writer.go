@@ -39,7 +39,7 @@ type Writer struct {
 }
 
 // record is what the manifests say of one file: its digests, concatenated in
-// algorithm order, or nil while the file is being written.
+// algorithm order, once done.
 type record struct {
 	sums []byte
 	done bool
@@ -53,7 +53,7 @@ func Create(dir string, algs ...Algorithm) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create bag %s: %w", dir, err)
 	}
-	if err := os.MkdirAll(dir, dirMode); err != nil {
+	if err := mkdir(dir); err != nil && !errors.Is(err, os.ErrExist) {
 		return nil, fmt.Errorf("create bag: %w", err)
 	}
 	names, err := readDirNames(dir)
@@ -63,7 +63,7 @@ func Create(dir string, algs ...Algorithm) (*Writer, error) {
 	if len(names) > 0 {
 		return nil, fmt.Errorf("create bag %s: directory is not empty", dir)
 	}
-	if err := os.Mkdir(filepath.Join(dir, payloadDir), dirMode); err != nil {
+	if err := mkdir(filepath.Join(dir, payloadDir)); err != nil {
 		return nil, fmt.Errorf("create bag: %w", err)
 	}
 	return &Writer{
@@ -73,6 +73,18 @@ func Create(dir string, algs ...Algorithm) (*Writer, error) {
 		tags:    make(map[string]*record),
 		dirs:    map[string]bool{".": true, payloadDir: true},
 	}, nil
+}
+
+// mkdir creates a directory of mode 0755 whatever the umask; its parents
+// are created as needed.
+func mkdir(dir string) error {
+	if err := os.MkdirAll(filepath.Dir(dir), dirMode); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, dirMode); err != nil {
+		return err
+	}
+	return os.Chmod(dir, dirMode)
 }
 
 func readDirNames(dir string) ([]string, error) {
@@ -103,14 +115,25 @@ func (w *Writer) reserve(rel string, into map[string]*record) error {
 	if _, ok := w.tags[rel]; ok {
 		return errors.New("already written")
 	}
-	parent := path.Dir(rel)
-	if err := os.MkdirAll(filepath.Join(w.dir, filepath.FromSlash(parent)), dirMode); err != nil {
-		return fmt.Errorf("create parent: %w", err)
-	}
-	for d := parent; d != "." && !w.dirs[d]; d = path.Dir(d) {
-		w.dirs[d] = true
+	if err := w.mkdirs(path.Dir(rel)); err != nil {
+		return err
 	}
 	into[rel] = &record{}
+	return nil
+}
+
+// mkdirs creates the bag-relative directory dir and its missing parents.
+func (w *Writer) mkdirs(dir string) error {
+	if w.dirs[dir] {
+		return nil
+	}
+	if err := w.mkdirs(path.Dir(dir)); err != nil {
+		return err
+	}
+	if err := mkdir(filepath.Join(w.dir, filepath.FromSlash(dir))); err != nil {
+		return fmt.Errorf("create parent: %w", err)
+	}
+	w.dirs[dir] = true
 	return nil
 }
 

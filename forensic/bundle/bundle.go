@@ -128,6 +128,11 @@ func Verify(ctx context.Context, p string, opts VerifyOptions) (*Report, error) 
 		return nil, err
 	}
 	r := &Report{Path: p, Problems: res.Problems, PayloadFiles: res.PayloadFiles, PayloadBytes: res.PayloadBytes, Algorithms: res.Algorithms}
+	for _, name := range res.Oversized {
+		if !strings.HasPrefix(name, ImageLayoutDir+"/") { // layer blobs may be large
+			r.problem(name, "unreadable", "larger than 16 MiB: not a file ctrforensics wrote")
+		}
+	}
 	if b, ok := res.Files[AcquisitionFile]; ok {
 		r.Acquisition = &Acquisition{}
 		if err := json.Unmarshal(b, r.Acquisition); err != nil {
@@ -145,15 +150,15 @@ func Verify(ctx context.Context, p string, opts VerifyOptions) (*Report, error) 
 	return r, nil
 }
 
-// keep names the files whose content Verify needs.
+// keep names the files whose content Verify needs: small ones, and under
+// data/image the JSON documents (bagit does not return files over 16 MiB, so
+// large layer blobs are only hashed).
 func keep(p string) bool {
-	switch {
-	case !strings.Contains(p, "/"), p == AcquisitionFile:
-		return true // tag files at the root, custody, attestation
-	case strings.HasPrefix(p, ImageLayoutDir+"/"):
-		return true // index.json, oci-layout, manifests and configs (large layers are not kept)
+	switch p {
+	case custody.FileName, AttestationFile, AcquisitionFile, TagManifest, "tagmanifest-sha512.txt":
+		return true
 	}
-	return false
+	return strings.HasPrefix(p, ImageLayoutDir+"/")
 }
 
 func (r *Report) problem(p, check, detail string) {

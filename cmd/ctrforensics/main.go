@@ -86,6 +86,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			custodyCommand(),
 			keyCommand(),
 			cleanupCommand(),
+			imageCommand(),
 		},
 		// Errors are printed once, by run, on one line.
 		ExitErrHandler: func(*cli.Context, error) {},

@@ -1,0 +1,172 @@
+// Package imagefs reconstructs the filesystem of a container image from its
+// layer tars, without running, mounting or unpacking it.
+//
+// Layer blobs are treated as hostile: nothing here writes to disk (except
+// Export to its writer), follows a symbolic link or resolves one, and memory
+// grows with the number of entries, never with the size of the content.
+// Entry names are cleaned after stripping any leading "./" and "/"; a name that
+// escapes the root is skipped with a warning. A path below a non-directory (a
+// symlink "a -> /etc" then "a/passwd") is kept at its literal path "/a/passwd"
+// in the image namespace, never resolved, and reported with a warning.
+//
+// Paths are ordered component by component ("/a", "/a/b", "/a-b"), so that a
+// directory is immediately followed by its whole subtree.
+package imagefs
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/ctrforensics/ctrforensics/forensic"
+)
+
+// Layer is one layer of an image, opened on demand.
+type Layer struct {
+	// Digest is the digest of the blob as stored (compressed); empty for a
+	// directory-backed layer. When set, a complete read verifies it.
+	Digest digest.Digest
+	// DiffID is the digest of the uncompressed tar; when set, a complete read
+	// verifies it.
+	DiffID digest.Digest
+	// MediaType is the OCI or Docker layer media type. It decides between
+	// gzip, zstd and no compression; when it says nothing, the magic bytes do.
+	MediaType string
+	// Open returns the blob stream as stored. It is called once per read:
+	// Export and Cat read some layers twice. It should honor ctx.
+	Open func(ctx context.Context) (io.ReadCloser, error)
+}
+
+// DefaultMaxLayerBytes bounds a layer's decompressed size when
+// Options.MaxLayerBytes is zero.
+const DefaultMaxLayerBytes int64 = 64 << 30
+
+// Options tunes how layers are read. Export and Cat ignore Digest.
+type Options struct {
+	// Digest computes the sha256 of every regular file's content.
+	Digest bool
+	// MaxLayerBytes bounds a layer's decompressed size, and separately the
+	// content it yields (sparse entries expand): beyond it reading fails with
+	// an error naming the layer. Zero means DefaultMaxLayerBytes.
+	MaxLayerBytes int64
+	// Warn, when set, receives one line per entry that was skipped or is
+	// suspicious (escaping names, hard links to missing targets, paths below a
+	// non-directory). Names in it are escaped with forensic.EscapePath.
+	Warn func(msg string)
+}
+
+// Entry is one path of a filesystem built from layers.
+type Entry struct {
+	// Path is absolute, cleaned and "/" separated; it may hold any byte but NUL.
+	Path string
+	Type forensic.FileType
+	// LinkTarget is a symlink's target as stored (never resolved), or the
+	// absolute path a hard link points at.
+	LinkTarget string
+	// Digest is the content's digest, for regular files when hashing was asked
+	// for. A hard link carries its target's.
+	Digest digest.Digest
+	Mtime  time.Time
+	// Size is a regular file's size; a hard link carries its target's.
+	Size               int64
+	DevMajor, DevMinor int64
+	// Layer is the index of the layer that last wrote the entry.
+	Layer int
+	// Xattrs holds the extended attributes from PAX SCHILY.xattr.* records.
+	Xattrs map[string]string
+	// Mode holds the permission bits and the setuid, setgid and sticky bits.
+	Mode     uint32
+	UID, GID uint32
+	// HardLink says the entry is a hard link to LinkTarget; Type is then the
+	// target's type, or TypeFile when the target is missing.
+	HardLink bool
+}
+
+// Files returns the final filesystem, what `docker create` then `docker
+// export | tar t` shows, sorted by path (component by component). The root
+// directory itself is not listed; a parent directory no layer shipped is
+// listed as extraction creates it: mode 0755, owner 0:0, mtime the Unix epoch.
+// For a large image, Walk needs far less memory.
+func Files(ctx context.Context, layers []Layer, opts Options) ([]Entry, error) {
+	st, err := build(ctx, layers, newConfig(opts, opts.Digest), nil)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Entry, 0, st.n)
+	err = st.drain(func(r *rec) error {
+		out = append(out, r.entry())
+		return nil
+	})
+	return out, err
+}
+
+// Walk calls fn for every entry of the final filesystem, in the order of
+// Files, without holding all the entries as Entry values: a listing of a large
+// image should use it. The Entry is only valid during the call.
+func Walk(ctx context.Context, layers []Layer, opts Options, fn func(*Entry) error) error {
+	st, err := build(ctx, layers, newConfig(opts, opts.Digest), nil)
+	if err != nil {
+		return err
+	}
+	return st.drain(func(r *rec) error {
+		e := r.entry()
+		if err := fn(&e); err != nil {
+			return fmt.Errorf("walk %s: %w", forensic.EscapePath(r.path), err)
+		}
+		return nil
+	})
+}
+
+// config is Options with defaults applied.
+type config struct {
+	hash     bool
+	maxBytes int64
+	warn     func(string)
+}
+
+func newConfig(opts Options, hash bool) *config {
+	c := &config{hash: hash, maxBytes: opts.MaxLayerBytes, warn: opts.Warn}
+	if c.maxBytes <= 0 {
+		c.maxBytes = DefaultMaxLayerBytes
+	}
+	if c.warn == nil {
+		c.warn = func(string) {}
+	}
+	return c
+}
+
+func (c *config) warnf(format string, args ...any) {
+	c.warn(fmt.Sprintf(format, args...))
+}
+
+// build applies the layers in order and returns the final state.
+func build(ctx context.Context, layers []Layer, c *config, rep *reporter) (*seq[rec], error) {
+	if len(layers) > maxLayers {
+		return nil, fmt.Errorf("image has %d layers, more than the %d supported", len(layers), maxLayers)
+	}
+	st := &seq[rec]{}
+	for k := range layers {
+		ops, err := readLayer(ctx, layers, k, c, rep)
+		if err != nil {
+			return nil, err
+		}
+		if st, err = merge(ctx, st, ops, k, c, rep); err != nil {
+			return nil, fmt.Errorf("%s: %w", layerName(layers, k), err)
+		}
+	}
+	return st, nil
+}
+
+// layerName names layer k in messages: its index and, when known, its digest.
+func layerName(layers []Layer, k int) string {
+	switch {
+	case layers[k].Digest != "":
+		return fmt.Sprintf("layer %d (%s)", k, layers[k].Digest)
+	case layers[k].DiffID != "":
+		return fmt.Sprintf("layer %d (diff %s)", k, layers[k].DiffID)
+	}
+	return fmt.Sprintf("layer %d", k)
+}

@@ -1,0 +1,290 @@
+package snapshot
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/containerd/v2/core/images/archive"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/platforms"
+	"github.com/opencontainers/go-digest"
+	"github.com/opencontainers/image-spec/identity"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/ctrforensics/ctrforensics/forensic/imagefs"
+	"github.com/ctrforensics/ctrforensics/mountutil"
+)
+
+// ImageSummary is one line of `image ls`.
+type ImageSummary struct {
+	Name string
+	// Manifest is the digest of the image's target: a manifest, or an index for
+	// a multi-platform image.
+	Manifest  digest.Digest
+	Config    digest.Digest
+	Platforms []string
+	// Size is the content the host platform's image needs: manifest, config and layers.
+	Size    int64
+	Created time.Time
+	// Unpacked maps a snapshotter to whether the image's layers are unpacked in it.
+	Unpacked map[string]bool
+}
+
+// Snapshotters ctrforensics checks for unpacked images.
+var knownSnapshotters = []string{"overlayfs", "native"}
+
+// Images lists the namespace's images, sorted by name.
+func (c *Client) Images(ctx context.Context) ([]ImageSummary, error) {
+	ctx = c.nsctx(ctx, "")
+	imgs, err := c.c.ImageService().List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list images: %w", err)
+	}
+	sort.Slice(imgs, func(i, j int) bool { return imgs[i].Name < imgs[j].Name })
+	out := make([]ImageSummary, 0, len(imgs))
+	for _, img := range imgs {
+		out = append(out, c.summarize(ctx, img))
+	}
+	return out, nil
+}
+
+// summarize describes an image; what cannot be read (blobs discarded) stays empty.
+func (c *Client) summarize(ctx context.Context, img images.Image) ImageSummary {
+	s := ImageSummary{Name: img.Name, Manifest: img.Target.Digest, Created: img.CreatedAt.UTC(), Unpacked: map[string]bool{}}
+	cs := c.c.ContentStore()
+	if ps, err := images.Platforms(ctx, cs, img.Target); err == nil {
+		for _, p := range ps {
+			s.Platforms = append(s.Platforms, platforms.Format(p))
+		}
+	}
+	if cfg, err := img.Config(ctx, cs, platforms.Default()); err == nil {
+		s.Config = cfg.Digest
+		var spec ocispec.Image
+		if b, err := content.ReadBlob(ctx, cs, cfg); err == nil && json.Unmarshal(b, &spec) == nil && spec.Created != nil {
+			s.Created = spec.Created.UTC()
+		}
+	}
+	if size, err := img.Size(ctx, cs, platforms.Default()); err == nil {
+		s.Size = size
+	}
+	ci := client.NewImage(c.c, img)
+	for _, sn := range knownSnapshotters {
+		ok, err := ci.IsUnpacked(ctx, sn)
+		s.Unpacked[sn] = err == nil && ok
+	}
+	return s
+}
+
+// DiffID returns the DiffID the image config gives layer i, or "".
+func (r *ResolvedImage) DiffID(i int) digest.Digest { return diffID(r.Config, i) }
+
+// ResolvedImage is one platform's image: its manifest, config and layers.
+type ResolvedImage struct {
+	Name         string
+	Target       ocispec.Descriptor
+	ManifestDesc ocispec.Descriptor
+	Manifest     ocispec.Manifest
+	ConfigDesc   ocispec.Descriptor
+	Config       ocispec.Image
+	Platform     string
+	// Layers read the layer blobs from the content store, or the unpacked
+	// snapshot layers when the blobs are gone (see Notes).
+	Layers []imagefs.Layer
+	Notes  []string
+}
+
+// ResolveImage reads the image ref for platform ("" for the host's) from the
+// content store. When layer blobs were discarded after unpacking, the layers
+// are read from the image's snapshots in snapshotter instead, through read-only
+// mounts held until the session closes (ResolveImage then needs a session).
+func (s *Session) ResolveImage(ctx context.Context, ref, platform, snapshotter string) (*ResolvedImage, error) {
+	ctx = s.Context(ctx)
+	img, err := s.c.c.ImageService().Get(ctx, ref)
+	if errdefs.IsNotFound(err) {
+		return nil, &NotFoundError{Kind: "image", Name: ref, Namespace: s.namespace}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load image %s: %w", ref, err)
+	}
+	match := platforms.Default()
+	if platform != "" {
+		p, err := platforms.Parse(platform)
+		if err != nil {
+			return nil, fmt.Errorf("bad --platform %q: %w", platform, err)
+		}
+		match = platforms.Only(p)
+	}
+	cs := s.c.c.ContentStore()
+	r := &ResolvedImage{Name: img.Name, Target: img.Target}
+	if r.ManifestDesc, err = manifestFor(ctx, cs, img.Target, match, platform); err != nil {
+		return nil, err
+	}
+	if err := readJSONBlob(ctx, cs, r.ManifestDesc, &r.Manifest); err != nil {
+		return nil, err
+	}
+	r.ConfigDesc = r.Manifest.Config
+	if err := readJSONBlob(ctx, cs, r.ConfigDesc, &r.Config); err != nil {
+		return nil, err
+	}
+	r.Platform = platforms.Format(r.Config.Platform)
+	if err := s.layers(ctx, r, snapshotter); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// manifestFor picks the manifest of target for the platform.
+func manifestFor(ctx context.Context, cs content.Store, target ocispec.Descriptor, match platforms.MatchComparer, want string) (ocispec.Descriptor, error) {
+	switch target.MediaType {
+	case ocispec.MediaTypeImageManifest, images.MediaTypeDockerSchema2Manifest:
+		return target, nil
+	case ocispec.MediaTypeImageIndex, images.MediaTypeDockerSchema2ManifestList:
+	default:
+		return ocispec.Descriptor{}, fmt.Errorf("image target has media type %s: not a manifest or an index", target.MediaType)
+	}
+	var idx ocispec.Index
+	if err := readJSONBlob(ctx, cs, target, &idx); err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	var candidates []ocispec.Descriptor
+	var offered []string
+	for _, m := range idx.Manifests {
+		if m.Platform == nil {
+			continue
+		}
+		offered = append(offered, platforms.Format(*m.Platform))
+		if match.Match(*m.Platform) {
+			candidates = append(candidates, m)
+		}
+	}
+	if len(candidates) == 0 {
+		if want == "" {
+			want = platforms.DefaultString()
+		}
+		return ocispec.Descriptor{}, fmt.Errorf("the image has no manifest for %s (it has: %s; pick one with --platform)", want, strings.Join(offered, ", "))
+	}
+	sort.SliceStable(candidates, func(i, j int) bool { return match.Less(*candidates[i].Platform, *candidates[j].Platform) })
+	return candidates[0], nil
+}
+
+func readJSONBlob(ctx context.Context, cs content.Store, desc ocispec.Descriptor, v any) error {
+	b, err := content.ReadBlob(ctx, cs, desc)
+	if err != nil {
+		return fmt.Errorf("read %s %s: %w", desc.MediaType, desc.Digest, err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("decode %s %s: %w", desc.MediaType, desc.Digest, err)
+	}
+	return nil
+}
+
+// layers sets r.Layers from the content store, or from snapshots when any
+// blob is missing.
+func (s *Session) layers(ctx context.Context, r *ResolvedImage, snapshotter string) error {
+	cs := s.c.c.ContentStore()
+	missing := 0
+	for i, l := range r.Manifest.Layers {
+		if _, err := cs.Info(ctx, l.Digest); errdefs.IsNotFound(err) {
+			missing++
+		} else if err != nil {
+			return fmt.Errorf("layer %d: %w", i, err)
+		}
+		r.Layers = append(r.Layers, blobLayer(cs, l, diffID(r.Config, i)))
+	}
+	if missing == 0 {
+		return nil
+	}
+	r.Notes = append(r.Notes, fmt.Sprintf("%d of %d layer blobs are not in containerd's content store (discarded after unpacking?): reading the unpacked layers from snapshotter %s instead (a directory a layer did not list but needed shows the time it was unpacked)", missing, len(r.Manifest.Layers), snapshotter))
+	return s.snapshotLayers(ctx, r, snapshotter)
+}
+
+func diffID(cfg ocispec.Image, i int) digest.Digest {
+	if i < len(cfg.RootFS.DiffIDs) {
+		return cfg.RootFS.DiffIDs[i]
+	}
+	return ""
+}
+
+func blobLayer(cs content.Store, desc ocispec.Descriptor, diffID digest.Digest) imagefs.Layer {
+	return imagefs.Layer{Digest: desc.Digest, DiffID: diffID, MediaType: desc.MediaType,
+		Open: func(ctx context.Context) (io.ReadCloser, error) {
+			ra, err := cs.ReaderAt(ctx, desc)
+			if err != nil {
+				return nil, fmt.Errorf("open layer %s: %w", desc.Digest, err)
+			}
+			return readCloser{io.NewSectionReader(ra, 0, ra.Size()), ra}, nil
+		}}
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+// snapshotLayers reads the layers from the image's committed snapshots: a
+// view of the top one gives, on overlayfs, one directory per layer, each
+// mounted read-only for the rest of the session.
+func (s *Session) snapshotLayers(ctx context.Context, r *ResolvedImage, snapshotter string) error {
+	chain := identity.ChainID(r.Config.RootFS.DiffIDs).String()
+	mounts, err := s.View(ctx, snapshotter, chain)
+	if err != nil {
+		return fmt.Errorf("the image is not unpacked in %s either (%w): its layers cannot be read", snapshotter, err)
+	}
+	var dirs []string // bottom first
+	switch mounts[0].Type {
+	case "overlay":
+		o, err := mountutil.ParseOverlay(mounts[0])
+		if err != nil {
+			return err
+		}
+		for i := len(o.Lowers) - 1; i >= 0; i-- {
+			dirs = append(dirs, o.Lowers[i])
+		}
+	default:
+		dirs = []string{mounts[0].Source}
+		r.Notes = append(r.Notes, "snapshotter "+snapshotter+" keeps no per-layer directories: the whole filesystem is shown as one layer")
+	}
+	r.Layers = r.Layers[:0]
+	for i, d := range dirs {
+		root, release, err := s.holdMount(ctx, fmt.Sprintf("layer %d of %s", i, r.Name), mountutil.ReadOnlyMounts([]string{d}))
+		if err != nil {
+			return err
+		}
+		s.releases = append(s.releases, release)
+		// A layer rebuilt from its directory is not byte for byte the tar it was
+		// unpacked from: it has no DiffID to check against.
+		r.Layers = append(r.Layers, imagefs.DirLayer(root))
+	}
+	return nil
+}
+
+// SaveImage writes the image as an OCI image layout archive that also holds a
+// docker-compatible manifest.json, for the platform ("" for the host's), the
+// way `ctr images export` and `docker image save` do.
+func (c *Client) SaveImage(ctx context.Context, ref, platform string, w io.Writer) error {
+	ctx = c.nsctx(ctx, "")
+	match := platforms.Default()
+	if platform != "" {
+		p, err := platforms.Parse(platform)
+		if err != nil {
+			return fmt.Errorf("bad --platform %q: %w", platform, err)
+		}
+		match = platforms.Only(p)
+	}
+	if _, err := c.c.ImageService().Get(ctx, ref); errdefs.IsNotFound(err) {
+		return &NotFoundError{Kind: "image", Name: ref, Namespace: c.namespace}
+	}
+	is := c.c.ImageService()
+	if err := archive.Export(ctx, c.c.ContentStore(), w, archive.WithImage(is, ref), archive.WithPlatform(match)); err != nil {
+		return fmt.Errorf("save %s: %w", ref, err)
+	}
+	return nil
+}

@@ -336,3 +336,67 @@ func TestImageDiscardedBlobs(t *testing.T) {
 	}
 	compareHost(t, "after reading snapshots", host, captureHost(t))
 }
+
+// TestImageCommandsLeaveNoTrace runs every image command and checks that
+// containerd's images, containers, snapshots and leases and the host's mounts
+// are as before.
+func TestImageCommandsLeaveNoTrace(t *testing.T) {
+	suspect(t)
+	ref := testimage.SuspectImageName
+	dir := t.TempDir()
+	host := captureHost(t)
+	for i, args := range [][]string{
+		{"image", "ls"}, {"image", "history", ref}, {"image", "files", "--digest", ref}, {"image", "layers", "--show-hidden", ref},
+		{"image", "cat", "--layer", "1", ref, "/root/.ssh/id_rsa"}, {"image", "export", "-o", filepath.Join(dir, "e.tar"), ref},
+		{"image", "save", "-o", filepath.Join(dir, "s.tar"), ref},
+	} {
+		t.Run(strings.Join(args[:2], " ")+fmt.Sprint(i), func(t *testing.T) {
+			h.mustCLI(t, args...)
+			compareHost(t, strings.Join(args, " "), host, captureHost(t))
+		})
+	}
+}
+
+// TestImageHostileLayers imports, without unpacking, an image whose layer
+// holds entries escaping the root, absolute names, a symlink chain and loop,
+// a hard link to nothing and duplicates: every command must answer, warn,
+// and write nothing outside its output.
+func TestImageHostileLayers(t *testing.T) {
+	ctx := h.ctx(t)
+	canary := t.TempDir()
+	img := &testimage.Image{Name: "docker.io/ctrforensics/hostile:1", Layers: []testimage.Layer{{Files: []testimage.File{
+		testimage.Dir("/etc", 0o755),
+		testimage.Reg("/../../../../"+strings.TrimPrefix(canary, "/")+"/escaped", 0o644, "escaped\n"),
+		testimage.Reg("/etc/dup", 0o644, "first\n"),
+		testimage.Reg("/etc/dup", 0o644, "second\n"),
+		testimage.Symlink("/etc/loop-a", "/etc/loop-b"),
+		testimage.Symlink("/etc/loop-b", "/etc/loop-a"),
+		testimage.Symlink("/etc/out", canary),
+		{Path: "/etc/hard", Type: tar.TypeLink, Linkname: "/nowhere/at/all"},
+	}}}}
+	built, err := img.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	go func() { _, err := built.WriteTo(pw); pw.CloseWithError(err) }()
+	if _, err := h.client.Import(ctx, pr); err != nil {
+		t.Fatal(err)
+	}
+	files := h.cli(t, "image", "files", img.Name)
+	if files.code != 0 || !strings.Contains(files.stderr, "warning") || strings.Contains(files.stdout, "escaped") {
+		t.Errorf("image files: exit %d\nstdout %s\nstderr %s", files.code, files.stdout, files.stderr)
+	}
+	if got := h.mustCLI(t, "image", "cat", img.Name, "/etc/dup"); got != "second\n" {
+		t.Errorf("duplicate entry: cat = %q, want the last one", got)
+	}
+	if r := h.cli(t, "image", "cat", img.Name, "/etc/loop-a"); r.code != 2 || !strings.Contains(r.stderr, "symbolic link to /etc/loop-b, not followed") {
+		t.Errorf("cat of a symlink loop: exit %d %q", r.code, r.stderr)
+	}
+	out := filepath.Join(t.TempDir(), "x.tar")
+	h.mustCLI(t, "image", "export", "-o", out, img.Name)
+	h.mustCLI(t, "image", "layers", img.Name)
+	if left, _ := os.ReadDir(canary); len(left) != 0 {
+		t.Errorf("something was written outside: %v", left)
+	}
+}

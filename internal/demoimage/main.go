@@ -1,5 +1,6 @@
-// Command demoimage writes the demo web image (busybox httpd serving a small
-// site) as an OCI image layout tar on standard output, for `make demo`:
+// Command demoimage writes a demo image as an OCI image layout tar on standard
+// output, for `make demo`: the web image (busybox httpd serving a small site),
+// or with -image suspect the suspect image of the image examination demo.
 //
 //	go run ./internal/demoimage > web.tar && ctr images import web.tar
 package main
@@ -7,6 +8,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"flag"
 	"fmt"
 	"os"
 
@@ -14,14 +16,20 @@ import (
 )
 
 func main() {
-	if err := run(context.Background()); err != nil {
+	which := flag.String("image", "web", "web or suspect")
+	flag.Parse()
+	if err := run(context.Background(), *which); err != nil {
 		fmt.Fprintln(os.Stderr, "demoimage:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context) error {
-	img, err := testimage.WebImage(ctx)
+func run(ctx context.Context, which string) error {
+	build := map[string]func(context.Context) (*testimage.Image, error){"web": testimage.WebImage, "suspect": testimage.SuspectImage}[which]
+	if build == nil {
+		return fmt.Errorf("unknown image %q: web or suspect", which)
+	}
+	img, err := build(ctx)
 	if err != nil {
 		return err
 	}

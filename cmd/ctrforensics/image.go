@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path"
@@ -270,40 +271,54 @@ func runImageFiles(c *cli.Context) error {
 		return err
 	}
 	return withImage(c, []string{"IMAGE"}, func(ctx context.Context, _ *snapshot.Client, img *snapshot.ResolvedImage, _ []string) error {
-		res, err := imagefs.Files(ctx, img.Layers, imagefs.Options{Digest: c.Bool("digest"), Warn: warner(c)})
-		if err != nil {
-			return err
-		}
-		var rows []imagefs.Entry
-		for _, e := range res {
-			if keep(e) {
-				rows = append(rows, e)
-			}
-		}
+		opts := imagefs.Options{Digest: c.Bool("digest"), Warn: warner(c)}
 		if format == output.JSON {
-			return output.JSONLines(c.App.Writer, entryRows(rows))
+			enc := json.NewEncoder(c.App.Writer)
+			enc.SetEscapeHTML(false)
+			return imagefs.Walk(ctx, img.Layers, opts, func(e *imagefs.Entry) error {
+				if !keep(*e) {
+					return nil
+				}
+				return enc.Encode(toEntryRow(*e))
+			})
 		}
 		headers := []string{"MODE", "UID", "GID", "SIZE", "MTIME", "LAYER", "PATH"}
 		if c.Bool("digest") {
 			headers = append(headers, "SHA256")
 		}
-		t := output.NewTable(c.App.Writer, headers...)
-		for _, e := range rows {
-			name := forensic.EscapePath(e.Path)
-			if e.Type == forensic.TypeSymlink {
-				name += " -> " + forensic.EscapePath(e.LinkTarget)
-			} else if e.HardLink {
-				name += " link to " + forensic.EscapePath(e.LinkTarget)
+		// Streamed: the table is aligned per block of rows, so that a listing of
+		// millions of paths is never held in memory.
+		t, rows := output.NewTable(c.App.Writer, headers...), 0
+		err := imagefs.Walk(ctx, img.Layers, opts, func(e *imagefs.Entry) error {
+			if !keep(*e) {
+				return nil
 			}
-			row := []string{forensic.LsMode(e.Type, e.Mode), strconv.FormatUint(uint64(e.UID), 10), strconv.FormatUint(uint64(e.GID), 10), strconv.FormatInt(displaySize(e), 10),
-				e.Mtime.UTC().Format(time.RFC3339), strconv.Itoa(e.Layer), name}
-			if c.Bool("digest") {
-				row = append(row, orDash(short(e.Digest.String())))
+			t.Row(fileRow(*e, c.Bool("digest"))...)
+			if rows++; rows%4096 == 0 {
+				return t.Flush()
 			}
-			t.Row(row...)
+			return nil
+		})
+		if ferr := t.Flush(); err == nil {
+			err = ferr
 		}
-		return t.Flush()
+		return err
 	})
+}
+
+func fileRow(e imagefs.Entry, withDigest bool) []string {
+	name := forensic.EscapePath(e.Path)
+	if e.Type == forensic.TypeSymlink {
+		name += " -> " + forensic.EscapePath(e.LinkTarget)
+	} else if e.HardLink {
+		name += " link to " + forensic.EscapePath(e.LinkTarget)
+	}
+	row := []string{forensic.LsMode(e.Type, e.Mode), strconv.FormatUint(uint64(e.UID), 10), strconv.FormatUint(uint64(e.GID), 10),
+		strconv.FormatInt(displaySize(e), 10), e.Mtime.UTC().Format(time.RFC3339), strconv.Itoa(e.Layer), name}
+	if withDigest {
+		row = append(row, orDash(short(e.Digest.String())))
+	}
+	return row
 }
 
 // warner prints the engine's warnings about hostile layer entries on stderr.
@@ -369,11 +384,15 @@ type entryRow struct {
 func entryRows(es []imagefs.Entry) []entryRow {
 	rows := make([]entryRow, len(es))
 	for i, e := range es {
-		rows[i] = entryRow{Path: forensic.EscapePath(e.Path), Type: e.Type, Mode: fmt.Sprintf("%04o", e.Mode), UID: e.UID, GID: e.GID,
-			Size: displaySize(e), Mtime: forensic.FormatTime(e.Mtime), LinkTarget: forensic.EscapePath(e.LinkTarget), HardLink: e.HardLink,
-			Layer: e.Layer, Digest: e.Digest.String(), Xattrs: e.Xattrs}
+		rows[i] = toEntryRow(e)
 	}
 	return rows
+}
+
+func toEntryRow(e imagefs.Entry) entryRow {
+	return entryRow{Path: forensic.EscapePath(e.Path), Type: e.Type, Mode: fmt.Sprintf("%04o", e.Mode), UID: e.UID, GID: e.GID,
+		Size: displaySize(e), Mtime: forensic.FormatTime(e.Mtime), LinkTarget: forensic.EscapePath(e.LinkTarget), HardLink: e.HardLink,
+		Layer: e.Layer, Digest: e.Digest.String(), Xattrs: e.Xattrs}
 }
 
 func imageLayersCommand() *cli.Command {

@@ -26,7 +26,7 @@ func collectCommand() *cli.Command {
 			"(changes.jsonl) and the changed content (an OCI layer tar), the processes of a running task, a\n" +
 			"Sleuth Kit timeline, and the acquisition record; it is sealed with sha256 and sha512 manifests,\n" +
 			"optionally signed, and starts its chain of custody. Check it with `ctrforensics verify`.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Required: true, Usage: "bundle path: a new directory, FILE.tar or FILE.tar.gz"},
 			&cli.StringFlag{Name: "case", Usage: "case identifier (bag-info External-Identifier)"},
 			&cli.StringFlag{Name: "examiner", Value: defaultExaminer(), Usage: "who collects (the first custody event's actor)"},
@@ -35,9 +35,7 @@ func collectCommand() *cli.Command {
 			&cli.BoolFlag{Name: "include-image-layers", Usage: "also copy the image's layer blobs into the OCI layout"},
 			&cli.BoolFlag{Name: "pause", Usage: "pause a running task during the capture (recorded; resumed afterwards)"},
 			&cli.StringFlag{Name: "hash", Value: "sha256,sha512", Usage: "manifest algorithms: sha256 (required), sha512, sha1, md5"},
-			&cli.StringFlag{Name: "method", Value: "auto", Usage: "diff method: auto, overlay or walk"},
-			&cli.StringFlag{Name: "max-hash-bytes", Value: units.BytesSize(float64(16 << 30)), Usage: "do not hash or archive files larger than this"},
-		},
+		}, diffFlags()...),
 		Action: runCollect,
 	}
 }

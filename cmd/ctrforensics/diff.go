@@ -21,14 +21,10 @@ func diffCommand() *cli.Command {
 			"sha256 of the new content and of the content it replaced. Paths the runtime created (mount\n" +
 			"points of the OCI spec) are left out of the table unless --all. Names are printed with\n" +
 			"backslash escapes for control characters, backslashes and bytes that are not UTF-8.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			formatFlag(),
 			&cli.BoolFlag{Name: "all", Usage: "include paths the container runtime created"},
-			&cli.StringFlag{Name: "method", Value: "auto",
-				Usage: "auto, overlay (walk only the upper directory) or walk (compare the whole read-only trees)"},
-			&cli.StringFlag{Name: "max-hash-bytes", Value: units.BytesSize(float64(forensic.DefaultMaxHashBytes)),
-				Usage: "do not hash files larger than this (they are reported as not hashed)"},
-		},
+		}, diffFlags()...),
 		Action: runDiff,
 	}
 }
@@ -75,6 +71,16 @@ func runDiff(c *cli.Context) error {
 		}
 		return nil
 	})
+}
+
+// diffFlags are the flags of every command that computes a diff: diff, collect.
+func diffFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "method", Value: "auto",
+			Usage: "auto, overlay (walk only the upper directory) or walk (compare the whole read-only trees)"},
+		&cli.StringFlag{Name: "max-hash-bytes", Value: units.BytesSize(float64(forensic.DefaultMaxHashBytes)),
+			Usage: "do not hash (or archive) files larger than this; they are reported, never skipped silently"},
+	}
 }
 
 func diffOptions(c *cli.Context) (snapshot.DiffOptions, error) {

@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/containerd/containerd/v2/pkg/namespaces"
 
 	"github.com/ctrforensics/ctrforensics/internal/testdaemon"
 	"github.com/ctrforensics/ctrforensics/internal/testimage"
@@ -23,17 +22,11 @@ import (
 // directory, and verify against `sha256sum -c`, on a container holding
 // sizeMiB of new data in files files.
 func bundleBench(ctx context.Context, bin string, files, sizeMiB, runs int) error {
-	d, err := testdaemon.Start(ctx, "")
+	d, c, ctx, stop, err := startDaemon(ctx)
 	if err != nil {
 		return err
 	}
-	defer d.Stop(context.Background())
-	c, err := d.Client()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	ctx = namespaces.WithNamespace(ctx, d.Namespace)
+	defer stop()
 	web, err := testimage.WebImage(ctx)
 	if err != nil {
 		return err

@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-
 	"github.com/ctrforensics/ctrforensics/internal/testdaemon"
 	"github.com/ctrforensics/ctrforensics/internal/testimage"
 	"github.com/ctrforensics/ctrforensics/mountutil"

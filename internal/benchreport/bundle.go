@@ -9,7 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"syscall"
+	"strings"
 	"time"
 
 	"github.com/ctrforensics/ctrforensics/internal/testdaemon"
@@ -130,10 +130,14 @@ func bundleBench(ctx context.Context, bin string, files, sizeMiB, runs int) erro
 }
 
 // timeCommands starts cmds (already connected), waits for all of them, and
-// returns the wall time and the largest peak RSS among them.
+// returns the wall time and the largest peak RSS among them. The peak is the
+// kernel's VmHWM of each process's own memory, polled from /proc: ru_maxrss
+// would include the memory of this process, which a child shares (Go starts
+// children with CLONE_VM) until it execs.
 func timeCommands(cmds ...*exec.Cmd) (sample, error) {
 	start := time.Now()
 	errs := make([]*bytes.Buffer, len(cmds))
+	peaks := make([]*hwmPoller, len(cmds))
 	for i, c := range cmds {
 		errs[i] = &bytes.Buffer{}
 		c.Stderr = errs[i]
@@ -143,16 +147,66 @@ func timeCommands(cmds ...*exec.Cmd) (sample, error) {
 		if err := c.Start(); err != nil {
 			return sample{}, err
 		}
+		peaks[i] = pollHWM(c.Process.Pid)
 	}
 	var s sample
 	for i, c := range cmds {
-		if err := c.Wait(); err != nil {
+		err := c.Wait()
+		s.rssKiB = max(s.rssKiB, peaks[i].stop())
+		if err != nil {
 			return sample{}, fmt.Errorf("%s: %v: %s", c.Path, err, errs[i])
 		}
-		s.rssKiB = max(s.rssKiB, c.ProcessState.SysUsage().(*syscall.Rusage).Maxrss)
 	}
 	s.dur = time.Since(start)
 	return s, nil
+}
+
+// hwmPoller records the highest VmHWM of a process until it exits.
+type hwmPoller struct {
+	done chan struct{}
+	kib  chan int64
+}
+
+func pollHWM(pid int) *hwmPoller {
+	p := &hwmPoller{done: make(chan struct{}), kib: make(chan int64, 1)}
+	go func() {
+		var peak int64
+		t := time.NewTicker(2 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if v := readHWM(pid); v > peak {
+				peak = v
+			}
+			select {
+			case <-p.done:
+				p.kib <- peak
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return p
+}
+
+// stop ends the polling (call it after Wait) and returns the peak in KiB.
+func (p *hwmPoller) stop() int64 {
+	close(p.done)
+	return <-p.kib
+}
+
+func readHWM(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kib int64
+			fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(v), " kB"), &kib)
+			return kib
+		}
+	}
+	return 0
 }
 
 func medianOf(s []sample) sample {

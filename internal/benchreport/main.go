@@ -8,6 +8,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -19,7 +20,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/containerd/continuity/fs"
@@ -248,18 +248,23 @@ func measureSize(self, dir string, files, changes, runs int) ([]result, error) {
 
 func runOnce(self, method, upper, lower, merged string) (sample, error) {
 	cmd := exec.Command(self, "-worker", method, "-upper", upper, "-lower", lower, "-merged", merged)
-	cmd.Stderr = os.Stderr
-	outb, err := cmd.Output()
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return sample{}, err
+	}
+	hwm := pollHWM(cmd.Process.Pid)
+	err := cmd.Wait()
+	rss := hwm.stop()
 	if err != nil {
 		return sample{}, fmt.Errorf("%s: %w", method, err)
 	}
 	var ns int64
 	var n int
-	if _, err := fmt.Sscan(string(outb), &ns, &n); err != nil {
-		return sample{}, fmt.Errorf("%s: bad worker output %q", method, outb)
+	if _, err := fmt.Sscan(out.String(), &ns, &n); err != nil {
+		return sample{}, fmt.Errorf("%s: bad worker output %q", method, out.String())
 	}
-	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	return sample{dur: time.Duration(ns), rssKiB: ru.Maxrss, changes: n}, nil
+	return sample{dur: time.Duration(ns), rssKiB: rss, changes: n}, nil
 }
 
 func printTable(w io.Writer, all map[string]map[int]result, files []int) {

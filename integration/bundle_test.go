@@ -442,3 +442,40 @@ func TestCollectInterrupted(t *testing.T) {
 		})
 	}
 }
+
+// TestCollectWithLayersAndJSONReport includes the image's layer blobs, checks
+// skopeo can read the layout, and reads verify's JSON report; an unreadable
+// path is exit 2.
+func TestCollectWithLayersAndJSONReport(t *testing.T) {
+	c := h.runContainer(t, "collect-layers", "overlayfs")
+	out := filepath.Join(t.TempDir(), "bag")
+	h.mustCLI(t, "collect", "--include-image-layers", "--hash", "sha256,sha512,md5", "-o", out, c.id)
+	built, err := os.ReadDir(filepath.Join(out, "data/image/blobs/sha256"))
+	if err != nil || len(built) != 4 { // manifest, config, two layers
+		t.Errorf("blobs: %d (%v), want manifest, config and 2 layers", len(built), err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "manifest-md5.txt")); err != nil {
+		t.Errorf("--hash md5: %v", err)
+	}
+	if b, err := exec.Command("skopeo", "copy", "oci:"+filepath.Join(out, "data/image"), "dir:"+filepath.Join(t.TempDir(), "copy")).CombinedOutput(); err != nil {
+		t.Errorf("skopeo copy of the layout with its layers: %v\n%s", err, b)
+	}
+	var rep struct {
+		Valid        bool   `json:"valid"`
+		Signature    string `json:"signature"`
+		PayloadFiles int    `json:"payload_files"`
+		Problems     []any  `json:"problems"`
+	}
+	if err := json.Unmarshal([]byte(h.mustCLI(t, "verify", "--format", "json", out)), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Valid || rep.Signature != "unsigned" || rep.PayloadFiles < 10 || len(rep.Problems) != 0 {
+		t.Errorf("verify JSON: %+v", rep)
+	}
+	if r := h.cli(t, "verify", filepath.Join(t.TempDir(), "nothing-here")); r.code != 2 {
+		t.Errorf("verify of a missing path: exit %d, want 2", r.code)
+	}
+	if r := h.cli(t, "collect", "--hash", "md5", "-o", filepath.Join(t.TempDir(), "x"), c.id); r.code != 2 || !strings.Contains(r.stderr, "must include sha256") {
+		t.Errorf("--hash md5 alone: exit %d %q", r.code, r.stderr)
+	}
+}

@@ -400,3 +400,46 @@ func TestImageHostileLayers(t *testing.T) {
 		t.Errorf("something was written outside: %v", left)
 	}
 }
+
+// TestImageFilesFiltersAndContainer checks --type and --newer, and that the
+// listing equals a real (never started) container's read-only root.
+func TestImageFilesFiltersAndContainer(t *testing.T) {
+	ctx := h.ctx(t)
+	dirs := h.mustCLI(t, "image", "files", "--type", "dir", "--format", "json", testimage.WebImageName)
+	if strings.Contains(dirs, `"type":"file"`) || !strings.Contains(dirs, `"path":"/var/www/html"`) {
+		t.Errorf("--type dir:\n%s", dirs)
+	}
+	newer := h.mustCLI(t, "image", "files", "--newer", "2024-02-04", "--format", "json", testimage.WebImageName)
+	if !strings.Contains(newer, "/opt/data/notes.txt") || strings.Contains(newer, "/var/www/html/index.html") {
+		t.Errorf("--newer 2024-02-04:\n%s", newer)
+	}
+	if r := h.cli(t, "image", "files", "--newer", "yesterday", testimage.WebImageName); r.code != 2 {
+		t.Errorf("bad --newer: exit %d", r.code)
+	}
+	ctr, err := h.client.NewContainer(ctx, "never-started", client.WithImage(h.images["overlayfs"]), client.WithSnapshotter("overlayfs"),
+		client.WithNewSnapshot("never-started", h.images["overlayfs"]), client.WithNewSpec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctr.Delete(ctx, client.WithSnapshotCleanup)
+	var listed []string
+	for _, line := range strings.Split(strings.TrimSpace(h.mustCLI(t, "image", "files", "--format", "json", testimage.WebImageName)), "\n") {
+		var e struct {
+			Path, Type, Mode string
+			UID, GID         int
+			Size             int64
+		}
+		json.Unmarshal([]byte(line), &e)
+		if e.Type == "dir" {
+			e.Size = 0
+		}
+		listed = append(listed, fmt.Sprintf("%s %s %s %d:%d %d", e.Path, e.Type, e.Mode, e.UID, e.GID, e.Size))
+	}
+	dir := filepath.Join(t.TempDir(), "m")
+	h.mustCLI(t, "mount", "--state-dir", h.stateDir, "never-started", dir)
+	walked := walkListing(t, dir)
+	h.mustCLI(t, "umount", "--state-dir", h.stateDir, dir)
+	if !reflect.DeepEqual(listed, walked) {
+		t.Errorf("image files (got) and the container's read-only root (want) differ:\n%s", firstDifferences(listed, walked))
+	}
+}

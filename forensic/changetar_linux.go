@@ -72,7 +72,7 @@ func (tb *tarBuilder) add(c *Change) error {
 	if err != nil {
 		return err
 	}
-	md, err := lstatAt(dirfd, base)
+	md, err := lstatAt(dirfd, base, "") // root is a merged, read-only tree
 	if err != nil {
 		tb.note(c, "not archived: %v", err)
 		return nil

@@ -28,6 +28,9 @@ type Options struct {
 	// MaxHashBytes is the size above which a file is not hashed; 0 means
 	// DefaultMaxHashBytes.
 	MaxHashBytes int64
+	// UserXattr says the overlay keeps its attributes in the user namespace
+	// (a userxattr mount) instead of the trusted one.
+	UserXattr bool
 	// IgnoreDirMtime leaves directory mtimes out of the comparison, for trees
 	// whose directory times are not preserved (containerd's native snapshotter
 	// sets them when it copies a snapshot). A directory is then reported only
@@ -110,24 +113,38 @@ func TreeDiff(ctx context.Context, target, base string, opts Options) (*Diff, er
 	return w.finish(MethodWalk), nil
 }
 
+// vanished notes an entry that disappeared between listing its directory and
+// reading it: normal in a running container, never silent.
+func (w *walker) vanished(p string) {
+	w.notes = append(w.notes, EscapePath(p)+" vanished while the tree was read (a running container changed it)")
+}
+
 type walker struct {
-	ctx     context.Context
-	opts    Options
+	ctx  context.Context
+	opts Options
+	// ovl is the namespace of overlay attributes in raw layer directories;
+	// a merged tree has none (see lstatAt).
+	ovl     string
 	hasher  *hasher
 	changes []Change
 	// unverified counts files present on both sides that were too large to hash
 	// and whose metadata matched, so their content could not be compared.
 	unverified int
+	notes      []string
 }
 
 func newWalker(ctx context.Context, opts Options) *walker {
-	return &walker{ctx: ctx, opts: opts, hasher: newHasher(opts.MaxHashBytes)}
+	w := &walker{ctx: ctx, opts: opts, hasher: newHasher(opts.MaxHashBytes), ovl: trustedOverlay}
+	if opts.UserXattr {
+		w.ovl = userOverlay
+	}
+	return w
 }
 
 func (w *walker) finish(m Method) *Diff {
 	sort.Slice(w.changes, func(i, j int) bool { return w.changes[i].Path < w.changes[j].Path })
 	linkHardLinks(w.changes)
-	d := &Diff{Changes: w.changes, Method: m, FilesHashed: w.hasher.files, BytesHashed: w.hasher.bytes}
+	d := &Diff{Changes: w.changes, Method: m, FilesHashed: w.hasher.files, BytesHashed: w.hasher.bytes, Notes: w.notes}
 	if w.opts.IgnoreDirMtime {
 		d.Notes = append(d.Notes, "directory mtimes were not compared: this snapshotter does not preserve them")
 	}
@@ -156,14 +173,18 @@ func (w *walker) overlayDir(up, low int, dir string) (bool, error) {
 			return false, err
 		}
 		p := joinPath(dir, name)
-		md, err := lstatAt(up, name)
+		md, err := lstatAt(up, name, w.ovl)
+		if errors.Is(err, os.ErrNotExist) {
+			w.vanished(p)
+			continue
+		}
 		if err != nil {
 			return false, fmt.Errorf("%s: %w", EscapePath(p), err)
 		}
 		if err := checkOverlayXattrs(p, md); err != nil {
 			return false, err
 		}
-		base, err := lookupBase(low, name)
+		base, err := w.lookupBase(low, name)
 		if err != nil {
 			return false, fmt.Errorf("image %s: %w", EscapePath(p), err)
 		}
@@ -182,7 +203,7 @@ func (w *walker) overlayDir(up, low int, dir string) (bool, error) {
 			}
 			return w.overlayDir(u, l, p)
 		}
-		c, err := w.entry(up, low, name, p, md, base, true, recurse)
+		c, err := w.entry(up, low, name, p, md, base, true, w.ovl, recurse)
 		if err != nil {
 			return false, err
 		}
@@ -205,12 +226,20 @@ func (w *walker) treeDir(nw, base int, dir string, rawUpper bool) (bool, error) 
 	}
 	changed := false
 	present := make(map[string]bool, len(names))
+	ns := ""
+	if rawUpper {
+		ns = w.ovl
+	}
 	for _, name := range names {
 		if err := w.ctx.Err(); err != nil {
 			return false, err
 		}
 		p := joinPath(dir, name)
-		md, err := lstatAt(nw, name)
+		md, err := lstatAt(nw, name, ns)
+		if errors.Is(err, os.ErrNotExist) {
+			w.vanished(p)
+			continue
+		}
 		if err != nil {
 			return false, fmt.Errorf("%s: %w", EscapePath(p), err)
 		}
@@ -223,12 +252,12 @@ func (w *walker) treeDir(nw, base int, dir string, rawUpper bool) (bool, error) 
 			}
 		}
 		present[name] = true
-		bmd, err := lookupBase(base, name)
+		bmd, err := w.lookupBase(base, name)
 		if err != nil {
 			return false, fmt.Errorf("image %s: %w", EscapePath(p), err)
 		}
 		recurse := func(n, b int) (bool, error) { return w.treeDir(n, b, p, rawUpper) }
-		c, err := w.entry(nw, base, name, p, md, bmd, false, recurse)
+		c, err := w.entry(nw, base, name, p, md, bmd, false, ns, recurse)
 		if err != nil {
 			return false, err
 		}
@@ -238,7 +267,7 @@ func (w *walker) treeDir(nw, base int, dir string, rawUpper bool) (bool, error) 
 		if present[name] {
 			continue
 		}
-		bmd, err := lookupBase(base, name)
+		bmd, err := w.lookupBase(base, name)
 		if err != nil {
 			return false, fmt.Errorf("image %s: %w", EscapePath(joinPath(dir, name)), err)
 		}
@@ -256,11 +285,12 @@ func (w *walker) treeDir(nw, base int, dir string, rawUpper bool) (bool, error) 
 // entry handles one path present in the container: added when base is nil,
 // otherwise compared with the image. inUpper says the entry sits in an overlayfs
 // upper directory, where a non-directory is always reported because it was
-// copied up. recurse walks a directory present on both sides.
-func (w *walker) entry(nwDir, baseDir int, name, p string, md, base *Metadata, inUpper bool,
+// copied up; ns is the overlay attribute namespace of the container's side.
+// recurse walks a directory present on both sides.
+func (w *walker) entry(nwDir, baseDir int, name, p string, md, base *Metadata, inUpper bool, ns string,
 	recurse func(nw, base int) (bool, error)) (bool, error) {
 	if base == nil {
-		return true, w.added(nwDir, name, p, md)
+		return true, w.added(nwDir, name, p, md, ns)
 	}
 	c := Change{Kind: Changed, Path: p, Meta: md, Base: base, Fields: compareMetadata(md, base, w.opts.IgnoreDirMtime)}
 	if md.Type == TypeFile && base.Type == TypeFile {
@@ -283,7 +313,7 @@ func (w *walker) entry(nwDir, baseDir int, name, p string, md, base *Metadata, i
 		}
 	case md.Type == TypeDir:
 		// A directory replaced a file: everything in it is new.
-		if err := w.addChildren(nwDir, name, p); err != nil {
+		if err := w.addChildren(nwDir, name, p, ns); err != nil {
 			return false, err
 		}
 	case len(c.Fields) == 0 && !inUpper:
@@ -346,7 +376,7 @@ func (w *walker) hashInto(dirfd int, name string, md *Metadata, d *digest.Digest
 }
 
 // added records name and, for a directory, everything below it as added.
-func (w *walker) added(dirfd int, name, p string, md *Metadata) error {
+func (w *walker) added(dirfd int, name, p string, md *Metadata, ns string) error {
 	c := Change{Kind: Added, Path: p, Meta: md}
 	if md.Type == TypeFile {
 		if err := w.hashInto(dirfd, name, md, &c.Digest, &c.NotHashed); err != nil {
@@ -355,12 +385,12 @@ func (w *walker) added(dirfd int, name, p string, md *Metadata) error {
 	}
 	w.changes = append(w.changes, c)
 	if md.Type == TypeDir {
-		return w.addChildren(dirfd, name, p)
+		return w.addChildren(dirfd, name, p, ns)
 	}
 	return nil
 }
 
-func (w *walker) addChildren(dirfd int, name, p string) error {
+func (w *walker) addChildren(dirfd int, name, p, ns string) error {
 	fd, err := openDir(dirfd, name)
 	if err != nil {
 		return fmt.Errorf("%s: %w", EscapePath(p), err)
@@ -375,7 +405,11 @@ func (w *walker) addChildren(dirfd int, name, p string) error {
 			return err
 		}
 		cp := joinPath(p, child)
-		md, err := lstatAt(fd, child)
+		md, err := lstatAt(fd, child, ns)
+		if errors.Is(err, os.ErrNotExist) {
+			w.vanished(cp)
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", EscapePath(cp), err)
 		}
@@ -385,7 +419,7 @@ func (w *walker) addChildren(dirfd int, name, p string) error {
 		if isWhiteout(md) {
 			continue
 		}
-		if err := w.added(fd, child, cp, md); err != nil {
+		if err := w.added(fd, child, cp, md, ns); err != nil {
 			return err
 		}
 	}
@@ -408,7 +442,7 @@ func (w *walker) deleted(baseDir int, name, p string, base *Metadata) error {
 // rawUpperChecks refuses an upper directory whose root carries overlay
 // attributes the fast path cannot interpret.
 func (w *walker) rawUpperChecks(up int, name string) error {
-	md, err := lstatAt(up, name)
+	md, err := lstatAt(up, name, w.ovl)
 	if err != nil {
 		return fmt.Errorf("upper directory: %w", err)
 	}
@@ -418,11 +452,11 @@ func (w *walker) rawUpperChecks(up int, name string) error {
 // lookupBase returns the metadata of name in the image directory dirfd, or nil
 // when the image has no such entry (dirfd is -1, the entry is missing, or it is
 // a whiteout of a layer directory used directly).
-func lookupBase(dirfd int, name string) (*Metadata, error) {
+func (w *walker) lookupBase(dirfd int, name string) (*Metadata, error) {
 	if dirfd < 0 {
 		return nil, nil
 	}
-	md, err := lstatAt(dirfd, name)
+	md, err := lstatAt(dirfd, name, w.ovl)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -486,25 +520,31 @@ const (
 	overlayOther
 )
 
-// overlayAttrOf classifies an attribute name in the trusted (root) or user
-// (userxattr mounts) namespace of overlayfs.
-func overlayAttrOf(name string) (overlayAttrs, bool) {
-	for _, p := range []string{"trusted.overlay.", "user.overlay."} {
-		if rest, ok := strings.CutPrefix(name, p); ok {
-			switch rest {
-			case "opaque":
-				return overlayOpaque, true
-			case "redirect":
-				return overlayRedirect, true
-			case "metacopy":
-				return overlayMetacopy, true
-			case "whiteout":
-				return overlayWhiteout, true
-			}
-			return overlayOther, true
-		}
+// Overlay attribute namespaces: trusted (overlays mounted by root) and user
+// (userxattr mounts).
+const (
+	trustedOverlay = "trusted.overlay."
+	userOverlay    = "user.overlay."
+)
+
+// overlayAttrOf classifies an attribute name in the overlay namespace prefix;
+// with an empty prefix nothing is overlay bookkeeping.
+func overlayAttrOf(name, prefix string) (overlayAttrs, bool) {
+	rest, ok := strings.CutPrefix(name, prefix)
+	if prefix == "" || !ok {
+		return 0, false
 	}
-	return 0, false
+	switch rest {
+	case "opaque":
+		return overlayOpaque, true
+	case "redirect":
+		return overlayRedirect, true
+	case "metacopy":
+		return overlayMetacopy, true
+	case "whiteout":
+		return overlayWhiteout, true
+	}
+	return overlayOther, true
 }
 
 // checkOverlayXattrs returns a FallbackError when an upper entry relies on

@@ -256,6 +256,33 @@ func TestDiffScenarios(t *testing.T) {
 			},
 		},
 	}
+	tests = append(tests, struct {
+		name   string
+		attack func(t testing.TB, root string)
+		want   []string
+		check  func(t *testing.T, changes []Change)
+	}{
+		// On an overlay mounted by root, user.overlay.* attributes are the
+		// container's own data: they must not hide a file, empty a directory
+		// or force a fallback.
+		name: "forged overlay attributes",
+		attack: func(t testing.TB, root string) {
+			must(t, os.WriteFile(root+"/tmp/implant", []byte("x"), 0o644))
+			must(t, unix.Setxattr(root+"/tmp/implant", "user.overlay.whiteout", []byte(""), 0))
+			must(t, unix.Setxattr(root+"/opt/data", "user.overlay.opaque", []byte("y"), 0))
+			must(t, os.Mkdir(root+"/tmp/newdir", 0o755))
+			must(t, unix.Setxattr(root+"/tmp/newdir", "user.overlay.redirect", []byte("/etc"), 0))
+		},
+		want: []string{"C /opt", "C /opt/data", "C /tmp", "A /tmp/implant", "A /tmp/newdir"},
+		check: func(t *testing.T, changes []Change) {
+			if c := find(t, changes, "/tmp/implant"); string(c.Meta.Xattrs["user.overlay.whiteout"]) != "" || len(c.Meta.Xattrs) != 1 {
+				t.Errorf("implant xattrs %v", c.Meta.Xattrs)
+			}
+			if c := find(t, changes, "/opt/data"); !c.Has(FieldXattrs) {
+				t.Errorf("/opt/data fields %v, want xattrs", c.Fields)
+			}
+		},
+	})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newOverlay(t, webImage)
@@ -283,17 +310,28 @@ func find(t *testing.T, changes []Change, p string) *Change {
 }
 
 // TestOverlayDiffFallsBack checks the fast path refuses an upper directory
-// whose entries rely on the lower layers (metacopy, redirect).
+// whose entries rely on the lower layers (metacopy, redirect) in the overlay's
+// own attribute namespace, and only there.
 func TestOverlayDiffFallsBack(t *testing.T) {
-	for _, attr := range []string{"trusted.overlay.metacopy", "trusted.overlay.redirect", "user.overlay.redirect"} {
+	tests := []struct {
+		attr      string
+		userXattr bool
+		fallback  bool
+	}{
+		{"trusted.overlay.metacopy", false, true},
+		{"trusted.overlay.redirect", false, true},
+		{"user.overlay.redirect", true, true},
+		{"user.overlay.redirect", false, false}, // the container's own attribute
+	}
+	for _, tt := range tests {
 		f := newOverlay(t, webImage)
 		must(t, os.WriteFile(f.merged+"/var/www/html/index.html", []byte("x"), 0o644))
 		must(t, unix.Unmount(f.merged, 0))
-		must(t, unix.Lsetxattr(f.upper+"/var/www/html/index.html", attr, []byte("y"), 0))
-		_, err := OverlayDiff(context.Background(), f.upper, f.lower, Options{})
+		must(t, unix.Lsetxattr(f.upper+"/var/www/html/index.html", tt.attr, []byte("y"), 0))
+		_, err := OverlayDiff(context.Background(), f.upper, f.lower, Options{UserXattr: tt.userXattr})
 		var fb *FallbackError
-		if !errors.As(err, &fb) || fb.Path != "/var/www/html/index.html" {
-			t.Errorf("%s: error %v, want a FallbackError at index.html", attr, err)
+		if got := errors.As(err, &fb) && fb.Path == "/var/www/html/index.html"; got != tt.fallback {
+			t.Errorf("%s (userxattr %v): error %v, want fallback %v", tt.attr, tt.userXattr, err, tt.fallback)
 		}
 	}
 }

@@ -84,7 +84,11 @@ func readNames(dirfd int) ([]string, error) {
 // lstatAt returns the metadata of name below dirfd (the entry itself, never a
 // symlink's target), including extended attributes and a symlink's target. It
 // returns an error wrapping os.ErrNotExist when the entry does not exist.
-func lstatAt(dirfd int, name string) (*Metadata, error) {
+// Attributes under ovlPrefix ("trusted.overlay.", "user.overlay." or "" for
+// none) are read as overlayfs bookkeeping of a raw layer directory; any other
+// attribute, whatever it looks like, is metadata: a container can set
+// user.overlay.* on its files, and must not be able to forge a whiteout.
+func lstatAt(dirfd int, name, ovlPrefix string) (*Metadata, error) {
 	var stx unix.Statx_t
 	if err := statx(dirfd, name, &stx); err != nil {
 		if errors.Is(err, unix.ENOENT) {
@@ -100,7 +104,7 @@ func lstatAt(dirfd int, name string) (*Metadata, error) {
 		}
 		md.LinkTarget = target
 	}
-	xattrs, ovl, err := xattrsAt(dirfd, name)
+	xattrs, ovl, err := xattrsAt(dirfd, name, ovlPrefix)
 	if err != nil {
 		return nil, err
 	}
@@ -185,10 +189,10 @@ func readlinkAt(dirfd int, name string) (string, error) {
 // their presence matters, and the value of opaque). It uses
 // listxattrat/getxattrat (Linux 6.13) and falls back to an O_PATH descriptor
 // reached through /proc/self/fd on older kernels.
-func xattrsAt(dirfd int, name string) (map[string][]byte, overlayAttrs, error) {
-	x, ovl, err := xattrsAtSyscall(dirfd, name)
+func xattrsAt(dirfd int, name, ovlPrefix string) (map[string][]byte, overlayAttrs, error) {
+	x, ovl, err := xattrsAtSyscall(dirfd, name, ovlPrefix)
 	if err == unix.ENOSYS {
-		x, ovl, err = xattrsViaProc(dirfd, name)
+		x, ovl, err = xattrsViaProc(dirfd, name, ovlPrefix)
 	}
 	if err != nil {
 		return nil, 0, &os.PathError{Op: "read xattrs", Path: name, Err: err}
@@ -196,13 +200,13 @@ func xattrsAt(dirfd int, name string) (map[string][]byte, overlayAttrs, error) {
 	return x, ovl, nil
 }
 
-func xattrsAtSyscall(dirfd int, name string) (map[string][]byte, overlayAttrs, error) {
+func xattrsAtSyscall(dirfd int, name, ovlPrefix string) (map[string][]byte, overlayAttrs, error) {
 	list := func(buf []byte) (int, error) { return listxattrat(dirfd, name, buf) }
 	get := func(attr string, buf []byte) (int, error) { return getxattrat(dirfd, name, attr, buf) }
-	return collectXattrs(list, get)
+	return collectXattrs(list, get, ovlPrefix)
 }
 
-func xattrsViaProc(dirfd int, name string) (map[string][]byte, overlayAttrs, error) {
+func xattrsViaProc(dirfd int, name, ovlPrefix string) (map[string][]byte, overlayAttrs, error) {
 	fd, err := unix.Openat(dirfd, name, pathOpenFlags, 0)
 	if err != nil {
 		return nil, 0, err
@@ -213,10 +217,10 @@ func xattrsViaProc(dirfd int, name string) (map[string][]byte, overlayAttrs, err
 	proc := "/proc/self/fd/" + strconv.Itoa(fd)
 	list := func(buf []byte) (int, error) { return unix.Listxattr(proc, buf) }
 	get := func(attr string, buf []byte) (int, error) { return unix.Getxattr(proc, attr, buf) }
-	return collectXattrs(list, get)
+	return collectXattrs(list, get, ovlPrefix)
 }
 
-func collectXattrs(list func([]byte) (int, error), get func(string, []byte) (int, error)) (map[string][]byte, overlayAttrs, error) {
+func collectXattrs(list func([]byte) (int, error), get func(string, []byte) (int, error), ovlPrefix string) (map[string][]byte, overlayAttrs, error) {
 	names, err := growRead(list)
 	if err != nil {
 		if err == unix.ENOTSUP {
@@ -230,7 +234,7 @@ func collectXattrs(list func([]byte) (int, error), get func(string, []byte) (int
 		if len(attr) == 0 {
 			continue
 		}
-		flag, isOverlay := overlayAttrOf(string(attr))
+		flag, isOverlay := overlayAttrOf(string(attr), ovlPrefix)
 		if isOverlay && flag != overlayOpaque {
 			ovl |= flag
 			continue

@@ -36,6 +36,9 @@ func (s *Session) DiffRootfs(ctx context.Context, r *Rootfs, ctr *Container, opt
 	default:
 		return nil, fmt.Errorf("unknown diff method %q (overlay or walk)", opts.Method)
 	}
+	if r.overlay != nil {
+		opts.UserXattr = r.overlay.UserXattr
+	}
 	var fallback string
 	if opts.Method != forensic.MethodWalk {
 		d, err := s.overlayDiff(ctx, r, opts.Options)

@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/opencontainers/go-digest"
-	"golang.org/x/sys/unix"
 )
 
 // TarStats says what WriteChangesTar archived and what it could not.
@@ -101,19 +100,15 @@ func (tb *tarBuilder) addFile(c *Change, dirfd int, base string, hdr *tar.Header
 		hdr.PAXRecords["CTRFORENSICS.content"] = "omitted"
 		return tb.write(hdr, nil, 0)
 	}
-	fd, err := openNoatime(dirfd, base, fileOpenFlags)
+	fd, err := openRegular(dirfd, base, md)
 	if err != nil {
 		tb.note(c, "content not archived: %v", err)
 		return nil
 	}
-	if err := unix.SetNonblock(fd, false); err != nil {
-		closeFD(fd)
-		return err
-	}
 	f := os.NewFile(uintptr(fd), base)
 	defer f.Close()
 	h := sha256.New()
-	if err := tb.write(hdr, io.TeeReader(f, h), md.Size); err != nil {
+	if err := tb.write(hdr, io.TeeReader(ctxReader{tb.ctx, f}, h), md.Size); err != nil {
 		return err
 	}
 	if c.Digest != "" && digest.NewDigest(digest.SHA256, h) != c.Digest {
@@ -139,6 +134,19 @@ func (tb *tarBuilder) write(hdr *tar.Header, content io.Reader, size int64) erro
 		return fmt.Errorf("file shrank while it was archived (%d of %d bytes)", n, size)
 	}
 	return err
+}
+
+// ctxReader stops reading once its context is cancelled.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 // tarHeader describes md as a PAX header keeping every attribute.

@@ -22,7 +22,6 @@ import (
 
 const (
 	dirOpenFlags  = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
-	fileOpenFlags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
 	pathOpenFlags = unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC
 	statxMask     = unix.STATX_BASIC_STATS | unix.STATX_BTIME
 	statxFlags    = unix.AT_SYMLINK_NOFOLLOW | unix.AT_NO_AUTOMOUNT | unix.AT_STATX_SYNC_AS_STAT
@@ -56,6 +55,30 @@ func openNoatime(dirfd int, name string, flags int) (int, error) {
 		}
 		return fd, err
 	}
+}
+
+// errReplaced says an entry is no longer the regular file that was stat'ed.
+var errReplaced = errors.New("entry replaced while it was read")
+
+// openRegular opens the regular file name below dirfd for reading, as the
+// inode md describes. It takes an O_PATH descriptor first (which opens
+// nothing), checks it is that regular file, and only then reopens that very
+// inode through /proc/self/fd: a file swapped for a FIFO or a device between
+// the stat and the open is never opened.
+func openRegular(dirfd int, name string, md *Metadata) (int, error) {
+	pfd, err := unix.Openat(dirfd, name, pathOpenFlags, 0)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(pfd)
+	var st unix.Stat_t
+	if err := unix.Fstat(pfd, &st); err != nil {
+		return -1, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Ino != md.Inode {
+		return -1, errReplaced
+	}
+	return openNoatime(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(pfd), unix.O_RDONLY|unix.O_CLOEXEC)
 }
 
 // readNames returns the names in the directory dirfd, sorted bytewise. The

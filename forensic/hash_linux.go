@@ -38,18 +38,11 @@ func (h *hasher) hash(ctx context.Context, dirfd int, name string, md *Metadata)
 	if md.Size > h.maxBytes {
 		return "", fmt.Sprintf("size %d exceeds --max-hash-bytes %d", md.Size, h.maxBytes), nil
 	}
-	fd, err := openNoatime(dirfd, name, fileOpenFlags)
+	fd, err := openRegular(dirfd, name, md)
 	if err != nil {
 		return "", fmt.Sprintf("open failed: %v", err), nil
 	}
 	defer unix.Close(fd)
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return "", fmt.Sprintf("fstat failed: %v", err), nil
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Ino != md.Inode {
-		return "", "entry replaced while it was read", nil
-	}
 	w := sha256.New()
 	var total int64
 	for chunk := 0; ; chunk++ {

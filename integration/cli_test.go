@@ -12,6 +12,7 @@ import (
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/oci"
+	"golang.org/x/sys/unix"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files of the CLI tests")
@@ -215,6 +216,11 @@ func TestMountBrowse(t *testing.T) {
 			tt.check(t)
 			if err := os.WriteFile(filepath.Join(dir, "x"), nil, 0o644); err == nil {
 				t.Error("the mount is writable")
+			}
+			var st unix.Statfs_t
+			want := int64(unix.ST_RDONLY | unix.ST_NODEV | unix.ST_NOSUID | unix.ST_NOEXEC)
+			if err := unix.Statfs(dir, &st); err != nil || st.Flags&want != want {
+				t.Errorf("mount flags %#x (%v), want ro, nodev, nosuid, noexec", st.Flags, err)
 			}
 			if r := h.cli(t, "mount", "--state-dir", h.stateDir, c.id, dir); r.code != 2 {
 				t.Errorf("mounting twice on %s: exit %d", dir, r.code)

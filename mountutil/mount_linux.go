@@ -92,7 +92,7 @@ func mountOverlayFsconfig(m mount.Mount, target string) error {
 	if err := unix.FsconfigCreate(fsfd); err != nil {
 		return fmt.Errorf("fsconfig create: %w", err)
 	}
-	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_RDONLY)
+	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NOEXEC)
 	if err != nil {
 		return fmt.Errorf("fsmount: %w", err)
 	}

@@ -53,8 +53,10 @@ func ParseOverlay(m mount.Mount) (*Overlay, error) {
 			o.Lowers = splitLowerdir(value)
 		case "userxattr":
 			o.UserXattr = true
-		case "workdir", "index", "volatile", "rw", "ro", "fsync", "nfs_export":
+		case "workdir", "index", "volatile", "fsync", "nfs_export":
 			// Only meaningful with an upper directory.
+		case "rw", "ro", "nodev", "nosuid", "noexec", "relatime", "noatime":
+			// Mount attributes, not overlay parameters: ReadOnlyMounts sets its own.
 		case "xino", "uuid":
 			o.Keep = append(o.Keep, opt)
 		case "metacopy", "redirect_dir":
@@ -119,19 +121,20 @@ func escapeOverlayPath(p string) string {
 // ReadOnlyMounts returns mounts of the tree stacked from layers (topmost first),
 // read-only: nothing for no layer, a read-only bind mount of a single layer,
 // otherwise a read-only overlay with index=off, no upper or work directory, and
-// the given overlay options.
+// the given overlay options. Every mount is also nodev, nosuid and noexec: a
+// device node or setuid binary of the evidence must do nothing when browsed.
 func ReadOnlyMounts(layers []string, overlayOpts ...string) []mount.Mount {
 	switch len(layers) {
 	case 0:
 		return nil
 	case 1:
-		return []mount.Mount{{Type: "bind", Source: layers[0], Options: []string{"ro", "rbind"}}}
+		return []mount.Mount{{Type: "bind", Source: layers[0], Options: []string{"ro", "rbind", "nodev", "nosuid", "noexec"}}}
 	}
 	escaped := make([]string, len(layers))
 	for i, l := range layers {
 		escaped[i] = escapeOverlayPath(l)
 	}
-	opts := append([]string{"ro", "index=off", "lowerdir=" + strings.Join(escaped, ":")}, overlayOpts...)
+	opts := append([]string{"ro", "nodev", "nosuid", "noexec", "index=off", "lowerdir=" + strings.Join(escaped, ":")}, overlayOpts...)
 	return []mount.Mount{{Type: "overlay", Source: "overlay", Options: opts}}
 }
 

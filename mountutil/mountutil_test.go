@@ -25,26 +25,26 @@ func TestReadOnly(t *testing.T) {
 			in: mount.Mount{Type: "overlay", Source: "overlay", Options: []string{
 				"index=off", "workdir=/s/3/work", "upperdir=/s/3/fs", "lowerdir=/s/2/fs:/s/1/fs"}},
 			want: []mount.Mount{{Type: "overlay", Source: "overlay", Options: []string{
-				"ro", "index=off", "lowerdir=/s/3/fs:/s/2/fs:/s/1/fs"}}},
+				"ro", "nodev", "nosuid", "noexec", "index=off", "lowerdir=/s/3/fs:/s/2/fs:/s/1/fs"}}},
 		},
 		{
 			name: "userxattr is kept",
 			in: mount.Mount{Type: "overlay", Options: []string{
 				"userxattr", "upperdir=/u", "workdir=/w", "lowerdir=/l"}},
 			want: []mount.Mount{{Type: "overlay", Source: "overlay", Options: []string{
-				"ro", "index=off", "lowerdir=/u:/l", "userxattr"}}},
+				"ro", "nodev", "nosuid", "noexec", "index=off", "lowerdir=/u:/l", "userxattr"}}},
 		},
 		{
 			name: "bind becomes a read-only bind",
 			in:   mount.Mount{Type: "bind", Source: "/s/1/fs", Options: []string{"rw", "rbind"}},
-			want: []mount.Mount{{Type: "bind", Source: "/s/1/fs", Options: []string{"ro", "rbind"}}},
+			want: []mount.Mount{{Type: "bind", Source: "/s/1/fs", Options: []string{"ro", "rbind", "nodev", "nosuid", "noexec"}}},
 		},
 		{
 			name: "options that shape the merge are kept",
 			in: mount.Mount{Type: "overlay", Options: []string{"metacopy=on", "redirect_dir=on", "xino=auto",
 				"nfs_export=on", "volatile", "upperdir=/u", "workdir=/w", "lowerdir=/a:/b"}},
 			want: []mount.Mount{{Type: "overlay", Source: "overlay", Options: []string{
-				"ro", "index=off", "lowerdir=/u:/a:/b", "metacopy=on", "redirect_dir=follow", "xino=auto"}}},
+				"ro", "nodev", "nosuid", "noexec", "index=off", "lowerdir=/u:/a:/b", "metacopy=on", "redirect_dir=follow", "xino=auto"}}},
 		},
 		{
 			name:    "other types are refused",

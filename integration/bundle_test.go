@@ -13,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/v2/client"
+
 	"github.com/ctrforensics/ctrforensics/forensic/bundle"
+	"github.com/ctrforensics/ctrforensics/internal/testimage"
 )
 
 // keyPair makes a signing key pair with the CLI.
@@ -478,4 +481,42 @@ func TestCollectWithLayersAndJSONReport(t *testing.T) {
 	if r := h.cli(t, "collect", "--hash", "md5", "-o", filepath.Join(t.TempDir(), "x"), c.id); r.code != 2 || !strings.Contains(r.stderr, "must include sha256") {
 		t.Errorf("--hash md5 alone: exit %d %q", r.code, r.stderr)
 	}
+}
+
+// TestCollectMultiPlatformImage collects a container of a two-platform image
+// of which containerd holds only this host's platform: the other platform's
+// manifest is noted as not exported, and the bundle verifies.
+func TestCollectMultiPlatformImage(t *testing.T) {
+	ctx := h.ctx(t)
+	m, err := testimage.MultiPlatformImage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Name = "docker.io/ctrforensics/multi-collect:1"
+	built, err := m.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	go func() { _, err := built.WriteTo(pw); pw.CloseWithError(err) }()
+	imgs, err := h.client.Import(ctx, pr) // this platform's content only
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := client.NewImage(h.client, imgs[0])
+	if err := img.Unpack(ctx, "overlayfs"); err != nil {
+		t.Fatal(err)
+	}
+	ctr, err := h.client.NewContainer(ctx, "multi-collect", client.WithImage(img), client.WithSnapshotter("overlayfs"),
+		client.WithNewSnapshot("multi-collect", img), client.WithNewSpec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctr.Delete(ctx, client.WithSnapshotCleanup)
+	out := filepath.Join(t.TempDir(), "bag")
+	res := h.mustCLI(t, "collect", "-o", out, "multi-collect")
+	if !strings.Contains(res, "another platform, never pulled") {
+		t.Errorf("collect does not note the missing platform:\n%s", res)
+	}
+	h.mustCLI(t, "verify", out)
 }

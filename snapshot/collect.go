@@ -293,7 +293,7 @@ func (c *Client) writeImage(ctx context.Context, ctr *Container, w *bagit.Writer
 		acq.Notes = append(acq.Notes, "the container names no image: no image layout")
 		return nil
 	}
-	notes, err := c.ExportLayout(c.nsctx(ctx, ctr.Namespace), ctr.Info.Image, opts.IncludeLayers, func(rel string, r io.Reader) error {
+	exp, err := c.ExportLayout(c.nsctx(ctx, ctr.Namespace), ctr.Info.Image, opts.IncludeLayers, func(rel string, r io.Reader) error {
 		return writeStream(w, "image/"+rel, func(f io.Writer) error {
 			_, err := io.Copy(f, r)
 			return err
@@ -304,7 +304,10 @@ func (c *Client) writeImage(ctx context.Context, ctr *Container, w *bagit.Writer
 		acq.Notes = append(acq.Notes, fmt.Sprintf("image %s is no longer in containerd: no image layout", ctr.Info.Image))
 		return nil
 	}
-	acq.Notes = append(acq.Notes, notes...)
+	if exp != nil {
+		acq.Notes = append(acq.Notes, exp.Notes...)
+		acq.ImageBlobsNotExported = exp.Missing
+	}
 	return err
 }
 

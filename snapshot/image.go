@@ -21,13 +21,22 @@ import (
 // PutFunc stores one file of an export at a path relative to its root.
 type PutFunc func(rel string, r io.Reader) error
 
+// Export is what ExportLayout could not write, with the reasons.
+type Export struct {
+	Notes []string
+	// Missing are the digests of referenced blobs containerd does not hold
+	// (other platforms' manifests never pulled, layers discarded after
+	// unpacking); an OCI layout may lack blobs, and verify accepts these.
+	Missing []string
+}
+
 // ExportLayout writes the image ref as an OCI image layout (oci-layout,
 // index.json, blobs/sha256/...) with put. Blobs are copied byte for byte from
 // containerd's content store, so every digest is containerd's. Index and
 // manifest and config blobs are always written; layer blobs of the host's
-// platform only with layers. Blobs missing from the content store (discarded
-// after unpacking) are skipped and named in the returned notes.
-func (c *Client) ExportLayout(ctx context.Context, ref string, layers bool, put PutFunc) ([]string, error) {
+// platform only with layers. Blobs missing from the content store are skipped
+// and named in the result.
+func (c *Client) ExportLayout(ctx context.Context, ref string, layers bool, put PutFunc) (*Export, error) {
 	ctx = c.nsctx(ctx, "")
 	img, err := c.c.ImageService().Get(ctx, ref)
 	if errdefs.IsNotFound(err) {
@@ -37,16 +46,19 @@ func (c *Client) ExportLayout(ctx context.Context, ref string, layers bool, put 
 		return nil, fmt.Errorf("load image %s: %w", ref, err)
 	}
 	e := &exporter{ctx: ctx, cs: c.c.ContentStore(), put: put, layers: layers, platform: platforms.Default(), done: map[digest.Digest]bool{}}
+	if _, err := e.cs.Info(ctx, img.Target.Digest); err != nil {
+		return &e.out, fmt.Errorf("image %s: its %s is not in containerd's content store: %w", ref, img.Target.MediaType, err)
+	}
 	if err := e.blob(img.Target, true); err != nil {
-		return e.notes, err
+		return &e.out, err
 	}
 	target := img.Target
 	target.Annotations = map[string]string{images.AnnotationImageName: img.Name, ocispec.AnnotationRefName: refName(img.Name)}
 	index := ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{target}}
 	if err := e.putJSON("index.json", index); err != nil {
-		return e.notes, err
+		return &e.out, err
 	}
-	return e.notes, e.putJSON(ocispec.ImageLayoutFile, ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion})
+	return &e.out, e.putJSON(ocispec.ImageLayoutFile, ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion})
 }
 
 type exporter struct {
@@ -56,7 +68,13 @@ type exporter struct {
 	layers   bool
 	platform platforms.MatchComparer
 	done     map[digest.Digest]bool
-	notes    []string
+	out      Export
+}
+
+// missing records a blob containerd does not hold.
+func (e *exporter) missing(desc ocispec.Descriptor, why string) {
+	e.out.Notes = append(e.out.Notes, fmt.Sprintf("blob %s (%s) is not in containerd's content store (%s): not exported", desc.Digest, desc.MediaType, why))
+	e.out.Missing = append(e.out.Missing, desc.Digest.String())
 }
 
 // blob writes desc and what it references; wantLayers says whether layers
@@ -66,6 +84,14 @@ func (e *exporter) blob(desc ocispec.Descriptor, wantLayers bool) error {
 		return nil
 	}
 	e.done[desc.Digest] = true
+	if _, err := e.cs.Info(e.ctx, desc.Digest); errdefs.IsNotFound(err) {
+		why := "discarded after unpacking?"
+		if desc.Platform != nil && !e.platform.Match(*desc.Platform) {
+			why = "another platform, never pulled"
+		}
+		e.missing(desc, why)
+		return nil
+	}
 	switch desc.MediaType {
 	case ocispec.MediaTypeImageIndex, images.MediaTypeDockerSchema2ManifestList:
 		var idx ocispec.Index
@@ -88,7 +114,7 @@ func (e *exporter) blob(desc ocispec.Descriptor, wantLayers bool) error {
 		}
 		for _, l := range m.Layers {
 			if e.layers && wantLayers {
-				if err := e.copy(l); err != nil {
+				if err := e.blob(l, false); err != nil {
 					return err
 				}
 			}
@@ -114,7 +140,7 @@ func (e *exporter) readJSON(desc ocispec.Descriptor, v any) error {
 func (e *exporter) copy(desc ocispec.Descriptor) error {
 	ra, err := e.cs.ReaderAt(e.ctx, desc)
 	if errdefs.IsNotFound(err) {
-		e.notes = append(e.notes, fmt.Sprintf("blob %s (%s) is not in containerd's content store (discarded after unpacking?): not exported", desc.Digest, desc.MediaType))
+		e.missing(desc, "discarded after unpacking?")
 		return nil
 	}
 	if err != nil {

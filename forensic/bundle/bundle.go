@@ -67,15 +67,17 @@ type Acquisition struct {
 	Start string `json:"start"`
 	End   string `json:"end"`
 	// CollectedBy and CollectedAt are what the first custody event must say.
-	CollectedBy         string       `json:"collected_by"`
-	CollectedAt         string       `json:"collected_at"`
-	DiffMethod          string       `json:"diff_method"`
-	Changes             int          `json:"changes"`
-	Paused              bool         `json:"paused"`
-	ImageLayersIncluded bool         `json:"image_layers_included"`
-	Algorithms          []string     `json:"algorithms"`
-	Notes               []string     `json:"notes"`
-	SideEffects         []SideEffect `json:"side_effects"`
+	CollectedBy         string `json:"collected_by"`
+	CollectedAt         string `json:"collected_at"`
+	DiffMethod          string `json:"diff_method"`
+	Changes             int    `json:"changes"`
+	Paused              bool   `json:"paused"`
+	ImageLayersIncluded bool   `json:"image_layers_included"`
+	// ImageBlobsNotExported are referenced blobs containerd did not hold.
+	ImageBlobsNotExported []string     `json:"image_blobs_not_exported,omitempty"`
+	Algorithms            []string     `json:"algorithms"`
+	Notes                 []string     `json:"notes"`
+	SideEffects           []SideEffect `json:"side_effects"`
 }
 
 // SideEffect is one change made on the host during an acquisition.
@@ -271,7 +273,7 @@ func (r *Report) checkBlob(res *bagit.Result, d ocispec.Descriptor, layers bool,
 	}
 	seen[name] = true
 	if _, ok := res.SHA256[name]; !ok {
-		if layers || !isLayer(d.MediaType) {
+		if (layers || !isLayer(d.MediaType)) && !r.notExported(d.Digest.String()) {
 			r.problem(name, "oci", "blob "+string(d.Digest)+" ("+d.MediaType+") is missing")
 		}
 		return
@@ -298,6 +300,20 @@ func (r *Report) checkBlob(res *bagit.Result, d ocispec.Descriptor, layers bool,
 	for _, c := range append(children.Layers, children.Manifests...) {
 		r.checkBlob(res, c, layers, seen)
 	}
+}
+
+// notExported tells whether the acquisition record says containerd did not
+// hold the blob when it was collected.
+func (r *Report) notExported(d string) bool {
+	if r.Acquisition == nil {
+		return false
+	}
+	for _, m := range r.Acquisition.ImageBlobsNotExported {
+		if m == d {
+			return true
+		}
+	}
+	return false
 }
 
 func isManifestOrIndex(mediaType string) bool {

@@ -103,6 +103,10 @@ type Change struct {
 	Runtime bool
 	// HardLinkTo names another changed path that is the same inode.
 	HardLinkTo string
+
+	// unverified marks a path present on both sides whose content could not
+	// be compared for a reason other than its size: reported, not dropped.
+	unverified bool
 }
 
 // ContentChanged tells whether the bytes of the path differ from the image: the

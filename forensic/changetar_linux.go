@@ -76,7 +76,10 @@ func (tb *tarBuilder) add(c *Change) error {
 		tb.note(c, "not archived: %v", err)
 		return nil
 	}
-	hdr := tarHeader(name, md)
+	hdr, dropped := tarHeader(name, md)
+	for _, x := range dropped {
+		tb.note(c, "extended attribute %q cannot be stored in a tar (its name has '=' or NUL); it is in changes.jsonl", EscapePath(x))
+	}
 	switch {
 	case c.HardLinkTo != "" && md.Type != TypeDir:
 		hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, strings.TrimPrefix(c.HardLinkTo, "/"), 0
@@ -149,8 +152,9 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-// tarHeader describes md as a PAX header keeping every attribute.
-func tarHeader(name string, md *Metadata) *tar.Header {
+// tarHeader describes md as a PAX header keeping every attribute a PAX record
+// can hold; it returns the names of the extended attributes it had to drop.
+func tarHeader(name string, md *Metadata) (*tar.Header, []string) {
 	hdr := &tar.Header{
 		Name: name, Mode: int64(md.Mode), Uid: int(md.UID), Gid: int(md.GID),
 		ModTime: md.Mtime, AccessTime: md.Atime, ChangeTime: md.Ctime,
@@ -172,10 +176,15 @@ func tarHeader(name string, md *Metadata) *tar.Header {
 	default:
 		hdr.Typeflag, hdr.Size = tar.TypeReg, md.Size
 	}
+	var dropped []string
 	for k, v := range md.Xattrs {
+		if strings.ContainsAny(k, "=\x00") {
+			dropped = append(dropped, k)
+			continue
+		}
 		hdr.PAXRecords["SCHILY.xattr."+k] = string(v)
 	}
-	return hdr
+	return hdr, dropped
 }
 
 // dirCache keeps the chain of open directories leading to the last entry, so

@@ -316,11 +316,41 @@ func (w *walker) entry(nwDir, baseDir int, name, p string, md, base *Metadata, i
 		if err := w.addChildren(nwDir, name, p, ns); err != nil {
 			return false, err
 		}
-	case len(c.Fields) == 0 && !inUpper:
+	case base.Type == TypeDir:
+		// A file replaced a directory: what the image had in it is gone.
+		if err := w.deletedChildren(baseDir, name, p); err != nil {
+			return false, err
+		}
+	case len(c.Fields) == 0 && !inUpper && !c.unverified:
 		return false, nil
 	}
 	w.changes = append(w.changes, c)
 	return true, nil
+}
+
+// deletedChildren records the entries of the image directory name as deleted.
+func (w *walker) deletedChildren(baseDir int, name, p string) error {
+	fd, err := openDir(baseDir, name)
+	if err != nil {
+		return fmt.Errorf("image %s: %w", EscapePath(p), err)
+	}
+	defer closeFD(fd)
+	names, err := readNames(fd)
+	if err != nil {
+		return fmt.Errorf("image %s: %w", EscapePath(p), err)
+	}
+	for _, child := range names {
+		bmd, err := w.lookupBase(fd, child)
+		if err != nil {
+			return fmt.Errorf("image %s: %w", EscapePath(joinPath(p, child)), err)
+		}
+		if bmd != nil {
+			if err := w.deleted(fd, child, joinPath(p, child), bmd); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // descend opens the directory name on both sides and walks it with recurse.
@@ -359,11 +389,21 @@ func (w *walker) compareContent(nwDir, baseDir int, name string, c *Change) erro
 		if c.NotHashed == "" {
 			c.NotHashed = "image version: " + baseReason
 		}
-		if len(c.Fields) == 0 {
-			w.unverified++
+		// Content unknown. Files over the size limit with equal metadata are
+		// counted in a note; any other failure keeps the change, with its reason.
+		if tooLarge(c.NotHashed) {
+			if len(c.Fields) == 0 {
+				w.unverified++
+			}
+		} else {
+			c.unverified = true
 		}
 	}
 	return nil
+}
+
+func tooLarge(reason string) bool {
+	return strings.Contains(reason, "exceeds --max-hash-bytes")
 }
 
 func (w *walker) hashInto(dirfd int, name string, md *Metadata, d *digest.Digest, reason *string) error {

@@ -1,10 +1,13 @@
 package forensic
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -262,6 +265,27 @@ func TestDiffScenarios(t *testing.T) {
 		want   []string
 		check  func(t *testing.T, changes []Change)
 	}{
+		name: "a file replaces a directory",
+		attack: func(t testing.TB, root string) {
+			must(t, os.RemoveAll(root+"/opt/data"))
+			must(t, os.WriteFile(root+"/opt/data", []byte("now a file\n"), 0o644))
+		},
+		want: []string{"C /opt", "C /opt/data", "D /opt/data/one", "D /opt/data/sub"},
+		check: func(t *testing.T, changes []Change) {
+			if c := find(t, changes, "/opt/data"); !c.Has(FieldType) || c.Digest != sha("now a file\n") {
+				t.Errorf("/opt/data: fields %v digest %s", c.Fields, c.Digest)
+			}
+			if d := find(t, changes, "/opt/data/one"); d.BaseDigest != sha("1\n") {
+				t.Errorf("the deleted file keeps its digest: %s", d.BaseDigest)
+			}
+		},
+	})
+	tests = append(tests, struct {
+		name   string
+		attack func(t testing.TB, root string)
+		want   []string
+		check  func(t *testing.T, changes []Change)
+	}{
 		// On an overlay mounted by root, user.overlay.* attributes are the
 		// container's own data: they must not hide a file, empty a directory
 		// or force a fallback.
@@ -334,4 +358,52 @@ func TestOverlayDiffFallsBack(t *testing.T) {
 			t.Errorf("%s (userxattr %v): error %v, want fallback %v", tt.attr, tt.userXattr, err, tt.fallback)
 		}
 	}
+}
+
+// TestWriteChangesTar archives a change set and reads it back: content, PAX
+// times and xattrs, whiteouts, symlinks, and an attribute no tar can hold.
+func TestWriteChangesTar(t *testing.T) {
+	f := newOverlay(t, webImage)
+	must(t, os.WriteFile(f.merged+"/var/www/html/shell.php", []byte("<?php x ?>\n"), 0o644))
+	must(t, unix.Setxattr(f.merged+"/var/www/html/shell.php", "user.origin", []byte("dropper"), 0))
+	must(t, unix.Setxattr(f.merged+"/var/www/html/shell.php", "user.a=b", []byte("odd"), 0))
+	must(t, os.Remove(f.merged+"/etc/passwd"))
+	must(t, os.Symlink("/etc/shadow", f.merged+"/tmp/s"))
+	changes := f.diffBoth(t)
+	ro := f.merged
+	must(t, unix.Mount("overlay", ro, "overlay", unix.MS_RDONLY, fmt.Sprintf("lowerdir=%s:%s", f.upper, f.lower)))
+	defer unix.Unmount(ro, 0)
+	var buf bytes.Buffer
+	st, err := WriteChangesTar(context.Background(), &buf, ro, changes, Options{})
+	must(t, err)
+	got := map[string]*tar.Header{}
+	content := map[string]string{}
+	tr := tar.NewReader(&buf)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		must(t, err)
+		b, _ := io.ReadAll(tr)
+		got[hdr.Name], content[hdr.Name] = hdr, string(b)
+	}
+	if h := got["var/www/html/shell.php"]; h == nil || content["var/www/html/shell.php"] != "<?php x ?>\n" ||
+		h.PAXRecords["SCHILY.xattr.user.origin"] != "dropper" || h.ModTime.Nanosecond() == 0 && h.PAXRecords["mtime"] == "" {
+		t.Errorf("shell.php: %+v", h)
+	}
+	if got["etc/.wh.passwd"] == nil || got["tmp/s"] == nil || got["tmp/s"].Linkname != "/etc/shadow" {
+		t.Errorf("entries: %v", mapKeys(got))
+	}
+	if len(st.Notes) != 1 || !strings.Contains(st.Notes[0], `"user.a=b"`) {
+		t.Errorf("notes %q, want one naming the attribute user.a=b", st.Notes)
+	}
+}
+
+func mapKeys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/ctrforensics/ctrforensics/forensic"
 	"github.com/ctrforensics/ctrforensics/forensic/attest"
 	"github.com/ctrforensics/ctrforensics/forensic/bundle"
 	"github.com/ctrforensics/ctrforensics/internal/output"
@@ -84,9 +85,10 @@ func runCustodyShow(c *cli.Context) error {
 	for _, e := range chain {
 		signed := "no"
 		if e.Sig != "" {
-			signed = "key " + e.KeyID[:16]
+			signed = "key " + forensic.EscapePath(e.KeyID[:min(16, len(e.KeyID))])
 		}
-		t.Row(fmt.Sprint(e.Seq), e.Time, e.Action, e.Actor, signed, e.Note)
+		t.Row(fmt.Sprint(e.Seq), forensic.EscapePath(e.Time), forensic.EscapePath(e.Action), forensic.EscapePath(e.Actor),
+			signed, forensic.EscapePath(e.Note))
 	}
 	return t.Flush()
 }

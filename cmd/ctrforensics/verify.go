@@ -10,6 +10,7 @@ import (
 	"github.com/docker/go-units"
 	"github.com/urfave/cli/v2"
 
+	"github.com/ctrforensics/ctrforensics/forensic"
 	"github.com/ctrforensics/ctrforensics/forensic/attest"
 	"github.com/ctrforensics/ctrforensics/forensic/bundle"
 	"github.com/ctrforensics/ctrforensics/internal/output"
@@ -83,8 +84,10 @@ func writeReport(w io.Writer, rep *bundle.Report) {
 	}
 	fmt.Fprintf(w, "bundle:    %s\n", rep.Path)
 	fmt.Fprintf(w, "payload:   %d files, %s; manifests: %s\n", rep.PayloadFiles, units.BytesSize(float64(rep.PayloadBytes)), strings.Join(algs, ", "))
+	esc := forensic.EscapePath
 	if a := rep.Acquisition; a != nil {
-		fmt.Fprintf(w, "acquired:  container %s (%s) on %s by %s at %s, case %q\n", a.Container.ID, a.Container.Image, a.Host.Hostname, a.CollectedBy, a.CollectedAt, a.Case)
+		fmt.Fprintf(w, "acquired:  container %s (%s) on %s by %s at %s, case %q\n", esc(a.Container.ID), esc(a.Container.Image),
+			esc(a.Host.Hostname), esc(a.CollectedBy), esc(a.CollectedAt), a.Case)
 	}
 	fmt.Fprintf(w, "signature: %s\n", rep.Signature)
 	fmt.Fprintf(w, "custody:   %d event(s), head %s\n", len(rep.Custody), rep.Head)
@@ -93,14 +96,14 @@ func writeReport(w io.Writer, rep *bundle.Report) {
 		if e.Sig != "" {
 			signed = " (signed)"
 		}
-		fmt.Fprintf(w, "  %d  %s  %-12s %s%s\n", e.Seq, e.Time, e.Action, e.Actor, signed)
+		fmt.Fprintf(w, "  %d  %s  %-12s %s%s\n", e.Seq, esc(e.Time), esc(e.Action), esc(e.Actor), signed)
 	}
 	for _, p := range rep.Problems {
 		name := p.Path
 		if name == "" {
 			name = "(bundle)"
 		}
-		fmt.Fprintf(w, "FAIL %s: %s: %s\n", name, p.Check, p.Detail)
+		fmt.Fprintf(w, "FAIL %s: %s: %s\n", esc(name), p.Check, esc(p.Detail))
 	}
 	if rep.Valid() {
 		fmt.Fprintln(w, "result:    VALID")

@@ -108,6 +108,9 @@ func Read(r io.Reader) ([]Entry, error) {
 		if err := dec.Decode(&ev); err != nil {
 			return chain, fmt.Errorf("line %d is not a custody event: %w", n, err)
 		}
+		if dec.More() || dec.InputOffset() != int64(len(bytes.TrimRight(line, " \t\r"))) {
+			return chain, fmt.Errorf("line %d holds more than one custody event", n)
+		}
 		chain = append(chain, Entry{Event: ev, Line: append(line, '\n')})
 	}
 	if err := sc.Err(); err != nil {

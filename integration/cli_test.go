@@ -13,6 +13,8 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"golang.org/x/sys/unix"
+
+	"github.com/ctrforensics/ctrforensics/internal/testimage"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files of the CLI tests")
@@ -76,7 +78,12 @@ func TestUsageErrors(t *testing.T) {
 		{"bad size", append(ns, "diff", "--max-hash-bytes", "lots", c.id), "", `bad --max-hash-bytes "lots"`},
 		{"flag after argument", append(ns, "diff", c.id, "--format", "json"), "", "flags go before arguments"},
 		{"missing argument", append(ns, "diff"), "", "diff takes 1 argument(s): CONTAINER"},
-		{"unknown flag", append(ns, "diff", "--colour", c.id), "", "flag provided but not defined: -colour"},
+		{"unknown flag", append(ns, "diff", "--colour", c.id), "", "flag provided but not defined: -colour (see `ctrforensics diff --help`)"},
+		{"unknown subcommand flag", append(ns, "image", "files", "--colour", "x"), "", "see `ctrforensics image files --help`"},
+		{"collect without output", append(ns, "collect", c.id), "", "missing --output"},
+		{"custody without action", append(ns, "custody", "add", "--actor", "bob", "x"), "", "missing --action (see `ctrforensics custody add --help`)"},
+		{"negative layer", append(ns, "image", "cat", "--layer", "-5", "img", "/x"), "", "layers are numbered from 0"},
+		{"unknown file type", append(ns, "image", "files", "--type", "socks", testimage.WebImageName), "", `unknown --type "socks"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -85,8 +92,8 @@ func TestUsageErrors(t *testing.T) {
 					nobody(cmd)
 				}
 			}, tt.args...)
-			if r.code != 2 {
-				t.Errorf("exit %d, want 2 (stdout %q, stderr %q)", r.code, r.stdout, r.stderr)
+			if r.code != 2 || r.stdout != "" {
+				t.Errorf("exit %d, want 2 and nothing on stdout (stdout %q, stderr %q)", r.code, r.stdout, r.stderr)
 			}
 			lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
 			if len(lines) != 1 || !strings.HasPrefix(lines[0], "ctrforensics: ") || !strings.Contains(lines[0], tt.wantErr) {

@@ -87,9 +87,7 @@ func (c *Client) collect(ctx context.Context, ctr *Container, opts CollectOption
 		return nil, err
 	}
 	err = c.acquire(ctx, s, ctr, opts, w, acq)
-	if cerr := s.Close(ctx); err == nil {
-		err = cerr
-	}
+	err = errors.Join(err, s.Close(ctx))
 	if err != nil {
 		return nil, err
 	}

@@ -161,12 +161,13 @@ func (s *Session) View(ctx context.Context, snapshotter, parent string) ([]mount
 
 // WithMount mounts mounts read-only on a temporary directory for the duration of
 // fn, recording the mount and the unmount.
-func (s *Session) WithMount(ctx context.Context, what string, mounts []mount.Mount, fn func(root string) error) error {
-	return mountutil.WithTempMount(ctx, mounts, func(root string) error {
-		s.Record("mounted read-only", what+" at "+root)
-		defer s.Record("unmounted", root)
-		return fn(root)
-	})
+func (s *Session) WithMount(ctx context.Context, what string, mounts []mount.Mount, fn func(root string) error) (err error) {
+	root, undo, err := s.holdMount(ctx, what, mounts)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, undo()) }()
+	return fn(root)
 }
 
 // holdMount mounts read-only on a temporary directory until the session closes.

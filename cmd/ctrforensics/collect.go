@@ -27,7 +27,7 @@ func collectCommand() *cli.Command {
 			"Sleuth Kit timeline, and the acquisition record; it is sealed with sha256 and sha512 manifests,\n" +
 			"optionally signed, and starts its chain of custody. Check it with `ctrforensics verify`.",
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Required: true, Usage: "bundle path: a new directory, FILE.tar or FILE.tar.gz"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "bundle path (required): a new directory, FILE.tar or FILE.tar.gz"},
 			&cli.StringFlag{Name: "case", Usage: "case identifier (bag-info External-Identifier)"},
 			&cli.StringFlag{Name: "examiner", Value: defaultExaminer(), Usage: "who collects (the first custody event's actor)"},
 			&cli.StringFlag{Name: "note", Usage: "free text recorded with the acquisition"},
@@ -53,6 +53,9 @@ func defaultExaminer() string {
 func runCollect(c *cli.Context) error {
 	a, err := args(c, "CONTAINER")
 	if err != nil {
+		return err
+	}
+	if err := required(c, "output"); err != nil {
 		return err
 	}
 	opts, err := collectOptions(c)

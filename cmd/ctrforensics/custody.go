@@ -22,8 +22,8 @@ func custodyCommand() *cli.Command {
 				Usage:     "append an event (transferred, received, analysed...) to the chain; no other file changes",
 				ArgsUsage: "PATH",
 				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "action", Required: true, Usage: "what happened: transferred, received, analysed, ..."},
-					&cli.StringFlag{Name: "actor", Required: true, Usage: "who did it"},
+					&cli.StringFlag{Name: "action", Usage: "what happened: transferred, received, analysed, ... (required)"},
+					&cli.StringFlag{Name: "actor", Usage: "who did it (required)"},
 					&cli.StringFlag{Name: "note", Usage: "free text"},
 					&cli.StringFlag{Name: "sign-key", Usage: "ed25519 private key to sign the event with"},
 				},
@@ -43,6 +43,9 @@ func custodyCommand() *cli.Command {
 func runCustodyAdd(c *cli.Context) error {
 	a, err := args(c, "PATH")
 	if err != nil {
+		return err
+	}
+	if err := required(c, "action", "actor"); err != nil {
 		return err
 	}
 	var key ed25519.PrivateKey

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/docker/go-units"
@@ -52,9 +53,7 @@ func runDiff(c *cli.Context) error {
 			return err
 		}
 		d, err := s.Diff(ctx, ctr, opts)
-		if cerr := s.Close(ctx); err == nil {
-			err = cerr
-		}
+		err = errors.Join(err, s.Close(ctx))
 		if err != nil {
 			return fmt.Errorf("diff %s: %w", ctr.Info.ID, err)
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -61,9 +62,7 @@ func withImage(c *cli.Context, names []string, fn func(ctx context.Context, cl *
 			}
 			err = fn(ctx, cl, img, a)
 		}
-		if cerr := s.Close(ctx); err == nil {
-			err = cerr
-		}
+		err = errors.Join(err, s.Close(ctx))
 		return err
 	})
 }
@@ -328,6 +327,11 @@ func warner(c *cli.Context) func(string) {
 
 func fileFilter(c *cli.Context) (func(imagefs.Entry) bool, error) {
 	typ, glob, setuid := c.String("type"), c.String("path"), c.Bool("setuid")
+	switch forensic.FileType(typ) {
+	case "", forensic.TypeFile, forensic.TypeDir, forensic.TypeSymlink, forensic.TypeFIFO, forensic.TypeSocket, forensic.TypeChar, forensic.TypeBlock:
+	default:
+		return nil, fmt.Errorf("unknown --type %q (file, dir, symlink, fifo, socket, char or block)", typ)
+	}
 	if glob != "" {
 		if _, err := path.Match(glob, "/"); err != nil {
 			return nil, fmt.Errorf("bad --path %q: %w", glob, err)
@@ -473,6 +477,9 @@ func imageCatCommand() *cli.Command {
 		ArgsUsage: "IMAGE PATH",
 		Flags:     imageFlags(&cli.IntFlag{Name: "layer", Value: -1, Usage: "read from this layer (0 is the bottom one)"}),
 		Action: func(c *cli.Context) error {
+			if c.Int("layer") < -1 {
+				return fmt.Errorf("--layer %d: layers are numbered from 0 (the bottom one)", c.Int("layer"))
+			}
 			return withImage(c, []string{"IMAGE", "PATH"}, func(ctx context.Context, _ *snapshot.Client, img *snapshot.ResolvedImage, a []string) error {
 				if l := c.Int("layer"); l >= len(img.Layers) {
 					return fmt.Errorf("--layer %d: the image has %d layers (0 to %d)", l, len(img.Layers), len(img.Layers)-1)
@@ -488,8 +495,11 @@ func imageExportCommand() *cli.Command {
 		Name:      "export",
 		Usage:     "write the image's final filesystem as one tar (owners, modes, times, xattrs; no whiteouts)",
 		ArgsUsage: "IMAGE",
-		Flags:     imageFlags(&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Required: true, Usage: "the tar to write (must not exist)"}),
+		Flags:     imageFlags(&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "the tar to write, which must not exist (required)"}),
 		Action: func(c *cli.Context) error {
+			if err := required(c, "output"); err != nil {
+				return err
+			}
 			return withImage(c, []string{"IMAGE"}, func(ctx context.Context, _ *snapshot.Client, img *snapshot.ResolvedImage, _ []string) error {
 				return writeNewFile(c.String("output"), func(f *os.File) error {
 					return imagefs.Export(ctx, img.Layers, f, imagefs.Options{Warn: warner(c)})
@@ -506,11 +516,14 @@ func imageSaveCommand() *cli.Command {
 		ArgsUsage: "IMAGE",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "platform", Usage: "platform of a multi-platform image (default: this host's)"},
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Required: true, Usage: "the tar to write (must not exist)"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "the tar to write, which must not exist (required)"},
 		},
 		Action: func(c *cli.Context) error {
 			a, err := args(c, "IMAGE")
 			if err != nil {
+				return err
+			}
+			if err := required(c, "output"); err != nil {
 				return err
 			}
 			return withClient(c, func(ctx context.Context, cl *snapshot.Client) error {

@@ -47,12 +47,53 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "ctrforensics: "+msg)
 		}
 		return exitFindings
-	case ctx.Err() != nil:
+	case ctx.Err() != nil && onlyCancelled(err):
 		fmt.Fprintln(stderr, "ctrforensics: interrupted; every mount, view and lease of this run was removed")
+		return exitInterrupted
+	case ctx.Err() != nil:
+		fmt.Fprintln(stderr, "ctrforensics: interrupted, and cleaning up failed: "+oneLine(err.Error())+" (run `ctrforensics cleanup`)")
 		return exitInterrupted
 	}
 	fmt.Fprintln(stderr, "ctrforensics: "+oneLine(err.Error()))
 	return exitUsage
+}
+
+// onlyCancelled tells whether every error joined in err is a cancellation.
+func onlyCancelled(err error) bool {
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range joined.Unwrap() {
+			if e != nil && !onlyCancelled(e) {
+				return false
+			}
+		}
+		return true
+	}
+	if wrapped := errors.Unwrap(err); wrapped != nil && !errors.Is(err, context.Canceled) {
+		return onlyCancelled(wrapped)
+	}
+	return errors.Is(err, context.Canceled)
+}
+
+// required checks flags that must be given; urfave's own check would print
+// the whole help page.
+func required(c *cli.Context, names ...string) error {
+	for _, n := range names {
+		if !c.IsSet(n) || c.String(n) == "" {
+			return fmt.Errorf("missing --%s (see `%s --help`)", n, c.Command.HelpName)
+		}
+	}
+	return nil
+}
+
+// usageErrorsOnOneLine makes every command report a flag error as one line,
+// instead of printing its help page.
+func usageErrorsOnOneLine(cmds []*cli.Command) {
+	for _, c := range cmds {
+		c.OnUsageError = func(cc *cli.Context, err error, _ bool) error {
+			return fmt.Errorf("%v (see `%s --help`)", err, cc.Command.HelpName)
+		}
+		usageErrorsOnOneLine(c.Subcommands)
+	}
 }
 
 func oneLine(s string) string {
@@ -60,7 +101,7 @@ func oneLine(s string) string {
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:    "ctrforensics",
 		Usage:   "read-only forensics for containerd containers and images",
 		Version: version.String(),
@@ -91,9 +132,11 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		// Errors are printed once, by run, on one line.
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError: func(c *cli.Context, err error, _ bool) error {
-			return fmt.Errorf("%v (see `%s --help`)", err, c.Command.HelpName)
+			return fmt.Errorf("%v (see `ctrforensics --help`)", err)
 		},
 	}
+	usageErrorsOnOneLine(app.Commands)
+	return app
 }
 
 // withClient checks the caller is root, connects to containerd and runs fn.

@@ -77,10 +77,19 @@ func tempMountPid(mountpoint string) (int, bool) {
 	return pid, err == nil
 }
 
-// alive tells whether pid is a running ctrforensics process.
+// alive tells whether pid is a running ctrforensics process: named so, or
+// running this very executable (a renamed binary).
 func alive(pid int) bool {
 	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-	return err == nil && strings.TrimSpace(string(comm)) == "ctrforensics"
+	if err != nil {
+		return false
+	}
+	if strings.TrimSpace(string(comm)) == "ctrforensics" {
+		return true
+	}
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	self, serr := os.Executable()
+	return err == nil && serr == nil && exe == self
 }
 
 func (c *Client) cleanLeases(ctx context.Context, ns, stateDir string, rep *CleanupReport) error {
@@ -133,11 +142,11 @@ func (c *Client) removeLease(ctx context.Context, ns string, l leases.Lease, sta
 			views = append(views, View{Snapshotter: sn, Key: r.ID})
 		}
 	}
-	if mp := l.Labels[LabelMountpoint]; mp != "" {
-		os.Remove(recordPath(stateDir, mp))
-	}
 	if err := c.Release(ctx, ns, l.ID, views); err != nil {
 		return err
+	}
+	if mp := l.Labels[LabelMountpoint]; mp != "" {
+		os.Remove(recordPath(stateDir, mp))
 	}
 	for _, v := range views {
 		rep.Removed = append(rep.Removed, "view "+v.Snapshotter+"/"+v.Key+" in "+ns)

@@ -43,14 +43,18 @@ type Options struct {
 	// any tag manifest, such as files that change after the bag is sealed.
 	Extra func(path string) bool
 	// Keep says which files' content to return in Result.Files. A selected
-	// file larger than 16 MiB is verified like any other but not returned; it
-	// is named in Result.Oversized.
+	// file larger than 16 MiB, or beyond 64 MiB of kept files in all, is
+	// verified like any other but not returned; it is named in Result.Oversized.
 	Keep func(path string) bool
 }
 
 // maxKeep is the largest file Verify returns in Result.Files, and the
-// largest bagit.txt or bag-info.txt it parses.
-const maxKeep = 16 << 20
+// largest bagit.txt or bag-info.txt it parses; maxKeepTotal bounds all the
+// files it returns together, so that a hostile bag cannot fill memory.
+const (
+	maxKeep      = 16 << 20
+	maxKeepTotal = 64 << 20
+)
 
 // Result is what Verify found.
 type Result struct {
@@ -124,6 +128,7 @@ type verifier struct {
 	oxum     []string  // Payload-Oxum values of bag-info.txt
 	problems []Problem
 	lines    *bufio.Reader // reused to read manifests
+	kept     int64         // bytes returned in Result.Files so far
 }
 
 const (
@@ -253,9 +258,10 @@ func (v *verifier) afterRead(p string, keep bool, cb *capBuffer) {
 		return
 	}
 	switch {
-	case keep && cb.over:
+	case keep && (cb.over || v.kept+int64(len(cb.buf)) > maxKeepTotal):
 		v.res.Oversized = append(v.res.Oversized, p)
 	case keep:
+		v.kept += int64(len(cb.buf))
 		v.res.Files[p] = cb.buf
 	}
 	switch p {

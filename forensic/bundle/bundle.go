@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -278,8 +279,12 @@ func (r *Report) checkBlob(res *bagit.Result, d ocispec.Descriptor, layers bool,
 		}
 		return
 	}
+	if !isManifestOrIndex(d.MediaType) {
+		return
+	}
 	content, kept := res.Files[name]
-	if !kept || !isManifestOrIndex(d.MediaType) {
+	if !kept {
+		r.problem(name, "oci", "a "+d.MediaType+" too large to check (over 16 MiB, or past 64 MiB of documents)")
 		return
 	}
 	if int64(len(content)) != d.Size {
@@ -374,7 +379,7 @@ func AddCustody(p, action, actor, note string, key ed25519.PrivateKey) (string, 
 }
 
 func appendLine(file string, line []byte) error {
-	f, err := os.OpenFile(file, os.O_WRONLY|os.O_APPEND, 0)
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_APPEND|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return err
 	}
@@ -399,7 +404,7 @@ func readRootFiles(p string, names ...string) (map[string][]byte, error) {
 	out := map[string][]byte{}
 	if fi.IsDir() {
 		for _, n := range names {
-			if b, err := os.ReadFile(filepath.Join(p, n)); err == nil {
+			if b, err := readNoFollow(filepath.Join(p, n)); err == nil {
 				out[n] = b
 			}
 		}
@@ -418,6 +423,16 @@ func readRootFiles(p string, names ...string) (map[string][]byte, error) {
 		return nil
 	})
 	return out, err
+}
+
+// readNoFollow reads a small file of a bag, refusing a symlink.
+func readNoFollow(p string) ([]byte, error) {
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, 64<<20))
 }
 
 // eachTarEntry calls fn for each entry of a (gzip-compressed) tar bag with its
@@ -505,6 +520,7 @@ func rewriteTar(p string, line []byte) error {
 const PartialSuffix = ".custody-partial"
 
 func copyTarAppending(p string, out io.Writer, gz bool, line []byte) error {
+	appended := false
 	var w io.Writer = out
 	var zw *gzip.Writer
 	if gz {
@@ -524,6 +540,7 @@ func copyTarAppending(p string, out io.Writer, gz bool, line []byte) error {
 		if err != nil {
 			return err
 		}
+		appended = true
 		h := *hdr
 		h.Size = int64(len(old) + len(line))
 		h.ModTime = time.Now()
@@ -535,6 +552,9 @@ func copyTarAppending(p string, out io.Writer, gz bool, line []byte) error {
 	})
 	if err != nil {
 		return err
+	}
+	if !appended {
+		return fmt.Errorf("%s has no %s to append to", p, custody.FileName)
 	}
 	if err := tw.Close(); err != nil {
 		return err

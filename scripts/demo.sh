@@ -37,6 +37,7 @@ clean() {
       sleep 0.3
     done
     "${CTR[@]}" container delete web >/dev/null 2>&1 || true
+    "${CTR[@]}" images rm docker.io/ctrforensics/suspect:1 "$IMAGE" >/dev/null 2>&1 || true
   fi
   if [ -f "$DEMO/containerd.pid" ]; then
     kill "$(cat "$DEMO/containerd.pid")" 2>/dev/null || true
@@ -139,5 +140,13 @@ set -e
 
 say "The container is still running, untouched"
 run "${CTR[@]}" task ls
+
+say "Article 2: a suspect image, examined without running it"
+go run ./internal/demoimage -image suspect >"$DEMO/suspect.tar"
+run "${CTR[@]}" images import --no-unpack "$DEMO/suspect.tar"
+run "${CF[@]}" image history docker.io/ctrforensics/suspect:1
+run "${CF[@]}" image files --setuid docker.io/ctrforensics/suspect:1
+run "${CF[@]}" image layers --show-hidden docker.io/ctrforensics/suspect:1 | grep -v '^  A /bin/'
+run "${CF[@]}" image cat --layer 1 docker.io/ctrforensics/suspect:1 /root/.ssh/id_rsa
 echo
 echo "Done: everything the demo created is removed on exit."

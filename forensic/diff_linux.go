@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/ctrforensics/ctrforensics/internal/fdio"
 )
 
 // Method names how a change set was computed.
@@ -163,7 +165,7 @@ func (w *walker) finish(m Method) *Diff {
 // (-1 when the image has no such directory). It reports whether anything below
 // changed.
 func (w *walker) overlayDir(up, low int, dir string) (bool, error) {
-	names, err := readNames(up)
+	names, err := fdio.ReadNames(up)
 	if err != nil {
 		return false, fmt.Errorf("%s: %w", EscapePath(dir), err)
 	}
@@ -216,11 +218,11 @@ func (w *walker) overlayDir(up, low int, dir string) (bool, error) {
 // both walked entirely. rawUpper says nw is inside an overlayfs upper directory,
 // whose whiteouts are skipped and whose overlay attributes are checked.
 func (w *walker) treeDir(nw, base int, dir string, rawUpper bool) (bool, error) {
-	names, err := readNames(nw)
+	names, err := fdio.ReadNames(nw)
 	if err != nil {
 		return false, fmt.Errorf("%s: %w", EscapePath(dir), err)
 	}
-	baseNames, err := readNames(base)
+	baseNames, err := fdio.ReadNames(base)
 	if err != nil {
 		return false, fmt.Errorf("image %s: %w", EscapePath(dir), err)
 	}
@@ -335,7 +337,7 @@ func (w *walker) deletedChildren(baseDir int, name, p string) error {
 		return fmt.Errorf("image %s: %w", EscapePath(p), err)
 	}
 	defer closeFD(fd)
-	names, err := readNames(fd)
+	names, err := fdio.ReadNames(fd)
 	if err != nil {
 		return fmt.Errorf("image %s: %w", EscapePath(p), err)
 	}
@@ -436,7 +438,7 @@ func (w *walker) addChildren(dirfd int, name, p, ns string) error {
 		return fmt.Errorf("%s: %w", EscapePath(p), err)
 	}
 	defer closeFD(fd)
-	names, err := readNames(fd)
+	names, err := fdio.ReadNames(fd)
 	if err != nil {
 		return fmt.Errorf("%s: %w", EscapePath(p), err)
 	}

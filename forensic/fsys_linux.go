@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"sort"
 	"strconv"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ctrforensics/ctrforensics/internal/fdio"
 )
 
 // This file holds the only code that touches the filesystem under analysis. Every
@@ -35,26 +36,11 @@ func openRoot(path string) (int, error) {
 // openDir opens the directory name below dirfd without following symlinks and
 // without updating its access time where the kernel allows it.
 func openDir(dirfd int, name string) (int, error) {
-	fd, err := openNoatime(dirfd, name, dirOpenFlags)
+	fd, err := fdio.OpenNoatime(dirfd, name, dirOpenFlags)
 	if err != nil {
 		return -1, &os.PathError{Op: "open", Path: name, Err: err}
 	}
 	return fd, nil
-}
-
-// openNoatime opens with O_NOATIME and retries without it when the kernel refuses
-// (O_NOATIME needs ownership or CAP_FOWNER).
-func openNoatime(dirfd int, name string, flags int) (int, error) {
-	for {
-		fd, err := unix.Openat(dirfd, name, flags|unix.O_NOATIME, 0)
-		if err == unix.EINTR {
-			continue
-		}
-		if err == unix.EPERM {
-			fd, err = unix.Openat(dirfd, name, flags, 0)
-		}
-		return fd, err
-	}
 }
 
 // errReplaced says an entry is no longer the regular file that was stat'ed.
@@ -78,30 +64,7 @@ func openRegular(dirfd int, name string, md *Metadata) (int, error) {
 	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Ino != md.Inode {
 		return -1, errReplaced
 	}
-	return openNoatime(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(pfd), unix.O_RDONLY|unix.O_CLOEXEC)
-}
-
-// readNames returns the names in the directory dirfd, sorted bytewise. The
-// descriptor stays open and owned by the caller; it must be freshly opened, as
-// the directory is read from its current offset.
-func readNames(dirfd int) ([]string, error) {
-	buf := make([]byte, 32<<10)
-	var names []string
-	for {
-		n, err := unix.Getdents(dirfd, buf)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read directory: %w", err)
-		}
-		if n <= 0 {
-			break
-		}
-		_, _, names = unix.ParseDirent(buf[:n], -1, names)
-	}
-	sort.Strings(names)
-	return names, nil
+	return fdio.OpenNoatime(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(pfd), unix.O_RDONLY|unix.O_CLOEXEC)
 }
 
 // lstatAt returns the metadata of name below dirfd (the entry itself, never a
@@ -121,9 +84,9 @@ func lstatAt(dirfd int, name, ovlPrefix string) (*Metadata, error) {
 	}
 	md := metadataFromStatx(&stx)
 	if md.Type == TypeSymlink {
-		target, err := readlinkAt(dirfd, name)
+		target, err := fdio.ReadlinkAt(dirfd, name)
 		if err != nil {
-			return nil, err
+			return nil, &os.PathError{Op: "readlink", Path: name, Err: err}
 		}
 		md.LinkTarget = target
 	}
@@ -191,20 +154,6 @@ func fileTypeOf(mode uint32) FileType {
 		return TypeBlock
 	}
 	return TypeUnknown
-}
-
-// readlinkAt returns a symlink's target as text; the target is never resolved.
-func readlinkAt(dirfd int, name string) (string, error) {
-	for size := 256; ; size *= 2 {
-		buf := make([]byte, size)
-		n, err := unix.Readlinkat(dirfd, name, buf)
-		if err != nil {
-			return "", &os.PathError{Op: "readlink", Path: name, Err: err}
-		}
-		if n < size {
-			return string(buf[:n]), nil
-		}
-	}
 }
 
 // xattrsAt returns the extended attributes of name below dirfd, without

@@ -15,6 +15,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
+
+	"github.com/ctrforensics/ctrforensics/internal/fdio"
 )
 
 // Process is what the host's /proc says about one process of a container,
@@ -113,7 +115,7 @@ func readProcess(ctx context.Context, dir string, pid int, h *hasher) Process {
 // exeDigest hashes the executable through /proc/PID/exe, which reaches the
 // file even when it was deleted, opened with O_NOATIME.
 func exeDigest(ctx context.Context, dir string, h *hasher) (digest.Digest, error) {
-	fd, err := openNoatime(unix.AT_FDCWD, filepath.Join(dir, "exe"), unix.O_RDONLY|unix.O_CLOEXEC)
+	fd, err := fdio.OpenNoatime(unix.AT_FDCWD, filepath.Join(dir, "exe"), unix.O_RDONLY|unix.O_CLOEXEC)
 	if err != nil {
 		return "", err
 	}

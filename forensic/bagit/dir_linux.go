@@ -7,6 +7,8 @@ import (
 	"sort"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ctrforensics/ctrforensics/internal/fdio"
 )
 
 // dirBag is the verification of a bag directory.
@@ -31,7 +33,7 @@ func verifyDir(ctx context.Context, dir string, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("verify bag: %w", err)
 	}
 	defer unix.Close(rootfd)
-	if _, err := readNames(rootfd); err != nil {
+	if _, err := fdio.ReadNames(rootfd); err != nil {
 		return nil, fmt.Errorf("verify bag %s: %w", dir, err)
 	}
 	b := &dirBag{v: newVerifier(opts, false), rootfd: rootfd}

@@ -4,31 +4,17 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"sort"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ctrforensics/ctrforensics/internal/fdio"
 )
 
 const (
 	dirOpenFlags  = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
 	fileOpenFlags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
 )
-
-// openat opens name below dirfd with O_NOATIME when the process may use it
-// (it owns the file or has CAP_FOWNER), and without it otherwise.
-func openat(dirfd int, name string, flags int) (int, error) {
-	for {
-		fd, err := unix.Openat(dirfd, name, flags|unix.O_NOATIME, 0)
-		if err == unix.EPERM {
-			fd, err = unix.Openat(dirfd, name, flags, 0)
-		}
-		if err != unix.EINTR {
-			return fd, err
-		}
-	}
-}
 
 // fstatat returns the metadata of name below dirfd without following a
 // symlink.
@@ -40,27 +26,6 @@ func fstatat(dirfd int, name string) (unix.Stat_t, error) {
 			return st, err
 		}
 	}
-}
-
-// readNames returns the names in the directory dirfd, sorted. It reads a
-// duplicate of the descriptor from its start; dirfd stays open and owned by
-// the caller.
-func readNames(dirfd int) ([]string, error) {
-	dup, err := unix.Dup(dirfd)
-	if err != nil {
-		return nil, fmt.Errorf("read directory: %w", err)
-	}
-	f := os.NewFile(uintptr(dup), "dir")
-	defer f.Close()
-	if _, err := unix.Seek(dup, 0, io.SeekStart); err != nil { // the offset is shared with dirfd
-		return nil, fmt.Errorf("read directory: %w", err)
-	}
-	names, err := f.Readdirnames(-1)
-	if err != nil {
-		return nil, fmt.Errorf("read directory: %w", err)
-	}
-	sort.Strings(names)
-	return names, nil
 }
 
 // kindOf names the type of a file that is neither regular nor a directory.
@@ -99,7 +64,7 @@ type failFunc func(rel string, err error) error
 // walk calls fn for every entry below dirfd in sorted order, directories
 // before their contents, without ever following a symlink.
 func walk(ctx context.Context, dirfd int, rel string, fn walkFunc, fail failFunc) error {
-	names, err := readNames(dirfd)
+	names, err := fdio.ReadNames(dirfd)
 	if err != nil {
 		return fail(displayRel(rel), err)
 	}
@@ -130,7 +95,7 @@ func walk(ctx context.Context, dirfd int, rel string, fn walkFunc, fail failFunc
 
 // walkInto walks the directory name below dirfd.
 func walkInto(ctx context.Context, dirfd int, name, rel string, fn walkFunc, fail failFunc) error {
-	fd, err := openat(dirfd, name, dirOpenFlags)
+	fd, err := fdio.OpenNoatime(dirfd, name, dirOpenFlags)
 	if err != nil {
 		return fail(rel, fmt.Errorf("open directory: %w", err))
 	}
@@ -154,7 +119,7 @@ func displayRel(rel string) string {
 
 // openRoot opens a directory named by the caller; a symlink is refused.
 func openRoot(dir string) (int, error) {
-	fd, err := openat(unix.AT_FDCWD, dir, dirOpenFlags)
+	fd, err := fdio.OpenNoatime(unix.AT_FDCWD, dir, dirOpenFlags)
 	if err != nil {
 		return -1, fmt.Errorf("open %s: %w", dir, err)
 	}
@@ -167,7 +132,7 @@ func openFile(rootfd int, rel string) (*fdFile, error) {
 	dirfd := rootfd
 	parts := strings.Split(rel, "/")
 	for _, p := range parts[:len(parts)-1] {
-		fd, err := openat(dirfd, p, dirOpenFlags)
+		fd, err := fdio.OpenNoatime(dirfd, p, dirOpenFlags)
 		if dirfd != rootfd {
 			unix.Close(dirfd)
 		}
@@ -193,7 +158,7 @@ func (e notRegularError) Error() string { return kindOf(e.mode) + ", not a regul
 
 // openRegular opens name below dirfd and checks that it is a regular file.
 func openRegular(dirfd int, name string) (*fdFile, error) {
-	fd, err := openat(dirfd, name, fileOpenFlags)
+	fd, err := fdio.OpenNoatime(dirfd, name, fileOpenFlags)
 	if err != nil {
 		return nil, err
 	}

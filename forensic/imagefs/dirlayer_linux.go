@@ -6,13 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
+
+	"github.com/ctrforensics/ctrforensics/internal/fdio"
 )
 
 // Descriptor flags: symlinks are never followed, access times never updated
@@ -33,7 +34,7 @@ const (
 // Digest and DiffID are unknown (empty).
 func DirLayer(dir string) Layer {
 	return Layer{MediaType: ocispec.MediaTypeImageLayer, Open: func(ctx context.Context) (io.ReadCloser, error) {
-		fd, err := openAt(unix.AT_FDCWD, dir, dirFlags)
+		fd, err := fdio.OpenNoatime(unix.AT_FDCWD, dir, dirFlags)
 		if err != nil {
 			return nil, fmt.Errorf("open layer directory %s: %w", dir, err)
 		}
@@ -73,7 +74,7 @@ type dirWriter struct {
 
 // walk writes the entries of the directory dirfd, named rel ("" or ending in "/").
 func (d *dirWriter) walk(dirfd int, rel string) error {
-	names, err := readNames(dirfd)
+	names, err := fdio.ReadNames(dirfd)
 	if err != nil {
 		return fmt.Errorf("read directory /%s: %w", rel, err)
 	}
@@ -132,7 +133,7 @@ func (d *dirWriter) whiteout(rel, base string, mtime time.Time) error {
 
 // dir writes the directory dirfd/name, its opaque marker and its tree.
 func (d *dirWriter) dir(dirfd int, name string, st *unix.Stat_t, h *tar.Header) error {
-	fd, err := openAt(dirfd, name, dirFlags)
+	fd, err := fdio.OpenNoatime(dirfd, name, dirFlags)
 	if err != nil {
 		return fmt.Errorf("open /%s: %w", h.Name, err)
 	}
@@ -180,7 +181,7 @@ func (d *dirWriter) nonDir(dirfd int, name string, st *unix.Stat_t, h *tar.Heade
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFLNK:
 		h.Typeflag = tar.TypeSymlink
-		if h.Linkname, err = readlinkAt(dirfd, name); err != nil {
+		if h.Linkname, err = fdio.ReadlinkAt(dirfd, name); err != nil {
 			return fmt.Errorf("readlink /%s: %w", h.Name, err)
 		}
 	case unix.S_IFREG:
@@ -191,7 +192,7 @@ func (d *dirWriter) nonDir(dirfd int, name string, st *unix.Stat_t, h *tar.Heade
 
 // file writes a regular file with its content.
 func (d *dirWriter) file(dirfd int, name string, st *unix.Stat_t, h *tar.Header) error {
-	fd, err := openAt(dirfd, name, fileFlags)
+	fd, err := fdio.OpenNoatime(dirfd, name, fileFlags)
 	if err != nil {
 		return fmt.Errorf("open /%s: %w", h.Name, err)
 	}
@@ -263,19 +264,6 @@ func sameFile(fd int, st *unix.Stat_t) error {
 	return nil
 }
 
-// openAt opens name below dirfd, with O_NOATIME where the kernel allows it.
-func openAt(dirfd int, name string, flags int) (int, error) {
-	for {
-		fd, err := unix.Openat(dirfd, name, flags|unix.O_NOATIME, 0)
-		if err == unix.EPERM {
-			fd, err = unix.Openat(dirfd, name, flags, 0)
-		}
-		if err != unix.EINTR {
-			return fd, err
-		}
-	}
-}
-
 // fdReader reads a descriptor.
 type fdReader int
 
@@ -291,41 +279,6 @@ func (f fdReader) Read(p []byte) (int, error) {
 			return 0, io.EOF
 		}
 		return n, nil
-	}
-}
-
-// readNames returns the names in the directory dirfd, sorted bytewise.
-func readNames(dirfd int) ([]string, error) {
-	buf := make([]byte, 32<<10)
-	var names []string
-	for {
-		n, err := unix.Getdents(dirfd, buf)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if n <= 0 {
-			break
-		}
-		_, _, names = unix.ParseDirent(buf[:n], -1, names)
-	}
-	sort.Strings(names)
-	return names, nil
-}
-
-// readlinkAt returns the target of the symlink dirfd/name.
-func readlinkAt(dirfd int, name string) (string, error) {
-	for size := 256; ; size *= 2 {
-		buf := make([]byte, size)
-		n, err := unix.Readlinkat(dirfd, name, buf)
-		if err != nil {
-			return "", err
-		}
-		if n < size {
-			return string(buf[:n]), nil
-		}
 	}
 }
 

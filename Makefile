@@ -38,7 +38,7 @@ lint:
 # A benchmark report (not a timed test): the overlay fast path against the
 # double walk docker diff and nerdctl diff use, with medians, ratios and peak RSS.
 bench: build
-	$(GO) run ./internal/benchreport -bin $(BIN)
+	$(GO) run ./tools/benchreport -bin $(BIN)
 
 demo: deps build
 	bash scripts/demo.sh

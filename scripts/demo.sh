@@ -93,7 +93,7 @@ for _ in $(seq 100); do "${CTR[@]}" version >/dev/null 2>&1 && break; sleep 0.1;
 echo "containerd $(containerd --version | awk '{print $3}') listening on $SOCK"
 
 say "Import the demo web image and run it"
-go run ./internal/demoimage >"$DEMO/web.tar"
+go run ./tools/demoimage >"$DEMO/web.tar"
 run "${CTR[@]}" images import "$DEMO/web.tar"
 run "${CTR[@]}" run -d "$IMAGE" web
 sleep 0.5
@@ -142,7 +142,7 @@ say "The container is still running, untouched"
 run "${CTR[@]}" task ls
 
 say "Article 2: a suspect image, examined without running it"
-go run ./internal/demoimage -image suspect >"$DEMO/suspect.tar"
+go run ./tools/demoimage -image suspect >"$DEMO/suspect.tar"
 run "${CTR[@]}" images import --no-unpack "$DEMO/suspect.tar"
 run "${CF[@]}" image history docker.io/ctrforensics/suspect:1
 run "${CF[@]}" image files --setuid docker.io/ctrforensics/suspect:1

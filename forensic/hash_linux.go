@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"io"
 
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
+
+	"github.com/ctrforensics/ctrforensics/internal/fdio"
 )
 
 // DefaultMaxHashBytes is the size above which a file is not hashed unless the
@@ -51,15 +54,12 @@ func (h *hasher) hash(ctx context.Context, dirfd int, name string, md *Metadata)
 				return "", "", err
 			}
 		}
-		n, err := unix.Read(fd, h.buf)
-		if err == unix.EINTR || err == unix.EAGAIN {
-			continue
+		n, err := fdio.Read(fd, h.buf)
+		if err == io.EOF {
+			break
 		}
 		if err != nil {
 			return "", fmt.Sprintf("read failed after %d bytes: %v", total, err), nil
-		}
-		if n == 0 {
-			break
 		}
 		w.Write(h.buf[:n])
 		total += int64(n)

@@ -1,6 +1,11 @@
-// Package forensic holds the analysis of ctrforensics: it works on plain
-// directories and never talks to containerd, so every rule can be tested on a
-// directory tree built by the test itself.
+// Package forensic is the vocabulary every analysis of ctrforensics shares: a
+// Change between a container's filesystem and its image, the Metadata of an
+// entry, and their encodings (JSON, one line per change, the Sleuth Kit body
+// file, escaped paths and times). It is pure and portable: it reads no
+// filesystem, never talks to containerd, and builds on every platform, so the
+// lab side (verify, custody, image analysis) depends on these types only. The
+// analyses live in its subpackages: diff (walkers), changetar (the changes as
+// an OCI layer), procfs (processes) and imagefs (image layers).
 package forensic
 
 import (
@@ -56,8 +61,6 @@ type Metadata struct {
 	// overlayfs's own bookkeeping in an upper directory.
 	Xattrs             map[string][]byte
 	DevMajor, DevMinor uint32
-
-	overlay overlayAttrs
 }
 
 // Field names a metadata field that differs between a path and its image version.
@@ -103,10 +106,6 @@ type Change struct {
 	Runtime bool
 	// HardLinkTo names another changed path that is the same inode.
 	HardLinkTo string
-
-	// unverified marks a path present on both sides whose content could not
-	// be compared for a reason other than its size: reported, not dropped.
-	unverified bool
 }
 
 // ContentChanged tells whether the bytes of the path differ from the image: the

@@ -66,34 +66,6 @@ func equalJSON(a, b any) bool {
 	return string(ja) == string(jb)
 }
 
-func TestMarkRuntime(t *testing.T) {
-	dir := func(kind Kind, p string, fields ...Field) Change {
-		return Change{Kind: kind, Path: p, Meta: &Metadata{Type: TypeDir}, Fields: fields}
-	}
-	file := func(kind Kind, p string) Change {
-		return Change{Kind: kind, Path: p, Meta: &Metadata{Type: TypeFile}}
-	}
-	changes := []Change{
-		dir(Changed, "/etc", FieldMtime),
-		file(Added, "/etc/hosts"),
-		file(Added, "/etc/resolv.conf"),
-		dir(Changed, "/opt", FieldMode), // a chmod by someone: not the runtime's
-		dir(Added, "/opt/mnt"),
-		dir(Added, "/run"),
-		dir(Changed, "/var", FieldMtime),
-		dir(Added, "/var/mnt"),
-		file(Added, "/var/shell.php"), // the attacker's, next to a mount point
-	}
-	MarkRuntime(changes, []string{"/etc/hosts", "/etc/resolv.conf", "/opt/mnt", "/run/", "/var/mnt", "/proc"})
-	want := map[string]bool{"/etc": true, "/etc/hosts": true, "/etc/resolv.conf": true, "/opt": false,
-		"/opt/mnt": true, "/run": true, "/var": false, "/var/mnt": true, "/var/shell.php": false}
-	for _, c := range changes {
-		if c.Runtime != want[c.Path] {
-			t.Errorf("%s: runtime %v, want %v", c.Path, c.Runtime, want[c.Path])
-		}
-	}
-}
-
 func TestLsMode(t *testing.T) {
 	tests := []struct {
 		t    FileType

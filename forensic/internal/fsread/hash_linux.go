@@ -1,4 +1,4 @@
-package forensic
+package fsread
 
 import (
 	"context"
@@ -9,43 +9,57 @@ import (
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 
+	"github.com/ctrforensics/ctrforensics/forensic"
 	"github.com/ctrforensics/ctrforensics/internal/fdio"
 )
 
-// DefaultMaxHashBytes is the size above which a file is not hashed unless the
-// caller raises the limit: large enough for any ordinary file, small enough that a
-// hostile sparse file of a terabyte cannot stall an analysis.
-const DefaultMaxHashBytes int64 = 16 << 30
+const bufferSize = 1 << 20
 
-const hashBufferSize = 1 << 20
-
-// hasher computes sha256 digests of regular files below a directory descriptor.
-type hasher struct {
+// Hasher computes sha256 digests of regular files, reading at most a fixed
+// number of bytes of each. It is not safe for concurrent use.
+type Hasher struct {
 	buf      []byte
 	maxBytes int64
 	// files and bytes count the work done, for progress reports.
 	files, bytes int64
 }
 
-func newHasher(maxBytes int64) *hasher {
+// NewHasher returns a Hasher that reads at most maxBytes of a file
+// (DefaultMaxBytes when maxBytes is 0 or less).
+func NewHasher(maxBytes int64) *Hasher {
 	if maxBytes <= 0 {
-		maxBytes = DefaultMaxHashBytes
+		maxBytes = DefaultMaxBytes
 	}
-	return &hasher{buf: make([]byte, hashBufferSize), maxBytes: maxBytes}
+	return &Hasher{buf: make([]byte, bufferSize), maxBytes: maxBytes}
 }
 
-// hash returns the sha256 of the regular file name below dirfd whose metadata
+// MaxBytes is the size limit.
+func (h *Hasher) MaxBytes() int64 { return h.maxBytes }
+
+// Files and Bytes count the files hashed and the bytes read.
+func (h *Hasher) Files() int64 { return h.files }
+
+// Bytes counts the bytes of the files hashed.
+func (h *Hasher) Bytes() int64 { return h.bytes }
+
+// Hash returns the sha256 of the regular file name below dirfd whose metadata
 // md was read just before. When the file is not hashed, the digest is empty and
 // the reason says why; an error is returned only when the walk cannot go on.
-func (h *hasher) hash(ctx context.Context, dirfd int, name string, md *Metadata) (digest.Digest, string, error) {
+func (h *Hasher) Hash(ctx context.Context, dirfd int, name string, md *forensic.Metadata) (digest.Digest, string, error) {
 	if md.Size > h.maxBytes {
 		return "", fmt.Sprintf("size %d exceeds --max-hash-bytes %d", md.Size, h.maxBytes), nil
 	}
-	fd, err := openRegular(dirfd, name, md)
+	fd, err := OpenRegular(dirfd, name, md)
 	if err != nil {
 		return "", fmt.Sprintf("open failed: %v", err), nil
 	}
 	defer unix.Close(fd)
+	return h.HashFD(ctx, fd)
+}
+
+// HashFD returns the sha256 of what remains to be read of the open file fd,
+// as Hash does.
+func (h *Hasher) HashFD(ctx context.Context, fd int) (digest.Digest, string, error) {
 	w := sha256.New()
 	var total int64
 	for chunk := 0; ; chunk++ {

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/ctrforensics/ctrforensics/snapshot"
 )
@@ -28,12 +28,12 @@ func mountCommand() *cli.Command {
 	}
 }
 
-func runMount(c *cli.Context) error {
+func runMount(ctx context.Context, c *cli.Command) error {
 	a, err := args(c, "CONTAINER|IMAGE", "DIR")
 	if err != nil {
 		return err
 	}
-	return withClient(c, func(ctx context.Context, cl *snapshot.Client) error {
+	return withClient(ctx, c, func(ctx context.Context, cl *snapshot.Client) error {
 		t := snapshot.MountTarget{UpperOnly: c.Bool("upper-only"), Snapshotter: c.String("snapshotter")}
 		ctr, err := cl.LoadContainer(ctx, a[0])
 		var nf *snapshot.NotFoundError
@@ -52,7 +52,7 @@ func runMount(c *cli.Context) error {
 		if err != nil {
 			return fmt.Errorf("mount %s: %w", a[0], err)
 		}
-		fmt.Fprintf(c.App.Writer, "mounted %s read-only at %s (lease %s)\nundo with: ctrforensics umount %s\n",
+		fmt.Fprintf(c.Root().Writer, "mounted %s read-only at %s (lease %s)\nundo with: ctrforensics umount %s\n",
 			rec.Source, rec.Mountpoint, rec.Lease, rec.Mountpoint)
 		return nil
 	})
@@ -71,7 +71,7 @@ func umountCommand() *cli.Command {
 	}
 }
 
-func runUmount(c *cli.Context) error {
+func runUmount(ctx context.Context, c *cli.Command) error {
 	a, err := args(c, "DIR")
 	if err != nil {
 		return err
@@ -87,12 +87,12 @@ func runUmount(c *cli.Context) error {
 	if err := c.Set("namespace", rec.Namespace); err != nil {
 		return err
 	}
-	return withClient(c, func(ctx context.Context, cl *snapshot.Client) error {
+	return withClient(ctx, c, func(ctx context.Context, cl *snapshot.Client) error {
 		removed, err := cl.Unmount(ctx, rec.Mountpoint, c.String("state-dir"))
 		if err != nil {
 			return fmt.Errorf("umount %s: %w", rec.Mountpoint, err)
 		}
-		fmt.Fprintf(c.App.Writer, "removed: %s\n", strings.Join(removed, ", "))
+		fmt.Fprintf(c.Root().Writer, "removed: %s\n", strings.Join(removed, ", "))
 		return nil
 	})
 }

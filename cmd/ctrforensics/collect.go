@@ -19,9 +19,10 @@ import (
 
 func collectCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "collect",
-		Usage:     "seal a container's evidence into a BagIt bundle (directory, .tar or .tar.gz)",
-		ArgsUsage: "CONTAINER",
+		Name:          "collect",
+		Usage:         "seal a container's evidence into a BagIt bundle (directory, .tar or .tar.gz)",
+		ShellComplete: completeContainer,
+		ArgsUsage:     "CONTAINER",
 		Description: "The bundle holds the container record and OCI spec, the image as an OCI layout, every change\n" +
 			"(changes.jsonl) and the changed content (an OCI layer tar), the processes of a running task, a\n" +
 			"Sleuth Kit timeline, and the acquisition record; it is sealed with sha256 and sha512 manifests,\n" +

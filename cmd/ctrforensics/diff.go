@@ -15,9 +15,10 @@ import (
 
 func diffCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "diff",
-		Usage:     "list what was added (A), changed (C) or deleted (D) in a container versus its image",
-		ArgsUsage: "CONTAINER",
+		Name:          "diff",
+		Usage:         "list what was added (A), changed (C) or deleted (D) in a container versus its image",
+		ShellComplete: completeContainer,
+		ArgsUsage:     "CONTAINER",
 		Description: "Prints docker-diff lines sorted by path; --format json adds every metadata field and the\n" +
 			"sha256 of the new content and of the content it replaced. Paths the runtime created (mount\n" +
 			"points of the OCI spec) are left out of the table unless --all. Names are printed with\n" +

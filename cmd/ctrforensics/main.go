@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v3"
 
@@ -85,9 +86,10 @@ func required(c *cli.Command, names ...string) error {
 	return nil
 }
 
-// usageErrorsOnOneLine makes every command report a flag error as one line,
-// instead of printing its help page.
-func usageErrorsOnOneLine(cmds []*cli.Command) {
+// configure gives every command the CLI's conventions: a flag error is one
+// line, not a help page; a group without a subcommand shows its help, with an
+// unknown one names it; --help shows the help of the command it follows.
+func configure(cmds []*cli.Command) {
 	for _, c := range cmds {
 		c.OnUsageError = func(_ context.Context, cc *cli.Command, err error, _ bool) error {
 			return fmt.Errorf("%v (see `%s --help`)", err, cc.FullName())
@@ -95,7 +97,22 @@ func usageErrorsOnOneLine(cmds []*cli.Command) {
 		if len(c.Commands) > 0 && c.Action == nil {
 			c.Action = groupAction
 		}
-		usageErrorsOnOneLine(c.Commands)
+		c.CommandNotFound = showHelp
+		configure(c.Commands)
+	}
+}
+
+// showHelp shows c's help page. urfave calls it for `CMD ARG --help`, where
+// it would otherwise look for a help topic named ARG.
+func showHelp(ctx context.Context, c *cli.Command, _ string) {
+	lineage := c.Lineage()
+	switch {
+	case len(lineage) == 1:
+		_ = cli.ShowRootCommandHelp(c)
+	case len(c.VisibleCommands()) == 0:
+		_ = cli.ShowCommandHelp(ctx, lineage[1], c.Name)
+	default:
+		_ = cli.ShowSubcommandHelp(c)
 	}
 }
 
@@ -130,6 +147,12 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 		ErrWriter:              stderr,
 		HideHelpCommand:        true,
 		UseShortOptionHandling: true,
+		EnableShellCompletion:  true,
+		ConfigureShellCompletionCommand: func(c *cli.Command) {
+			c.Hidden = false
+			c.Usage = "print a shell completion script: bash, zsh, fish or pwsh"
+			configure([]*cli.Command{c})
+		},
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "address", Aliases: []string{"a"}, Sources: cli.EnvVars("CONTAINERD_ADDRESS"),
 				Value: snapshot.DefaultAddress, Usage: "containerd gRPC socket"},
@@ -149,14 +172,16 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 			imageCommand(),
 			versionCommand(),
 		},
-		Action: groupAction,
+		Action:        groupAction,
+		ShellComplete: completeRoot,
 		// Errors are printed once, by run, on one line.
 		ExitErrHandler: func(context.Context, *cli.Command, error) {},
 		OnUsageError: func(_ context.Context, _ *cli.Command, err error, _ bool) error {
 			return fmt.Errorf("%v (see `ctrforensics --help`)", err)
 		},
 	}
-	usageErrorsOnOneLine(app.Commands)
+	app.CommandNotFound = showHelp
+	configure(app.Commands)
 	return app
 }
 
@@ -172,6 +197,46 @@ func versionCommand() *cli.Command {
 			_, err := fmt.Fprintf(c.Root().Writer, "%s version %s\n", c.Root().Name, c.Root().Version)
 			return err
 		},
+	}
+}
+
+// completeRoot completes the command names, or the global flags. (urfave's
+// default reads os.Args at the root, not the arguments run was given.)
+func completeRoot(ctx context.Context, c *cli.Command) {
+	if a := c.Args().Slice(); len(a) > 0 && strings.HasPrefix(a[len(a)-1], "-") {
+		cli.DefaultCompleteWithFlags(ctx, c)
+		return
+	}
+	for _, sub := range c.VisibleCommands() {
+		fmt.Fprintf(c.Root().Writer, "%s:%s\n", sub.Name, sub.Usage)
+	}
+}
+
+// completeContainer completes flags as urfave does and the CONTAINER argument
+// with the IDs of the namespace's containers, when the daemon answers within
+// a second (completion runs as the user, who may not be root).
+func completeContainer(ctx context.Context, c *cli.Command) {
+	a := c.Args().Slice()
+	if len(a) > 0 && strings.HasPrefix(a[len(a)-1], "-") {
+		cli.DefaultCompleteWithFlags(ctx, c)
+		return
+	}
+	if len(a) > 0 || os.Geteuid() != 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	cl, err := snapshot.Connect(ctx, c.String("address"), c.String("namespace"))
+	if err != nil {
+		return
+	}
+	defer cl.Close()
+	ctrs, err := cl.Containers(ctx, false)
+	if err != nil {
+		return
+	}
+	for _, ctr := range ctrs {
+		fmt.Fprintln(c.Root().Writer, ctr.Info.ID)
 	}
 }
 

@@ -13,9 +13,10 @@ import (
 
 func mountCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "mount",
-		Usage:     "mount a container's or an image's filesystem read-only at DIR, to browse it",
-		ArgsUsage: "CONTAINER|IMAGE DIR",
+		Name:          "mount",
+		Usage:         "mount a container's or an image's filesystem read-only at DIR, to browse it",
+		ShellComplete: completeContainer,
+		ArgsUsage:     "CONTAINER|IMAGE DIR",
 		Description: "A container shows its own layer over its image's layers; --upper-only shows its own layer\n" +
 			"alone. An image must be unpacked for the snapshotter. The mount stays until `ctrforensics umount DIR`,\n" +
 			"which also releases the containerd lease (and view) it holds.",

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ctrforensics/ctrforensics/forensic"
 	"github.com/ctrforensics/ctrforensics/forensic/diff"
+	"github.com/ctrforensics/ctrforensics/internal/testutil"
 )
 
 func must(t testing.TB, err error) {
@@ -34,9 +35,7 @@ type overlayFixture struct {
 // makes a directory) and mounts the container root read-write.
 func newOverlay(t testing.TB, files map[string]string) *overlayFixture {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mounts overlayfs: run as root")
-	}
+	testutil.RequiresRoot(t) // mounts overlayfs
 	dir := t.TempDir()
 	f := &overlayFixture{
 		lower: filepath.Join(dir, "lower"), upper: filepath.Join(dir, "upper"),

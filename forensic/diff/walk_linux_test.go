@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ctrforensics/ctrforensics/forensic"
+	"github.com/ctrforensics/ctrforensics/internal/testutil"
 )
 
 // baseTime is the mtime of every file of the test image.
@@ -30,9 +31,7 @@ type overlayFixture struct {
 
 func requireRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatal("these tests mount overlayfs and create whiteouts: run them as root (make test does)")
-	}
+	testutil.RequiresRoot(t) // mounts overlayfs and creates whiteouts
 }
 
 // newOverlay creates the image from files (path -> content; a trailing slash

@@ -99,8 +99,9 @@ type Change struct {
 	// directory listed only because something below it changed, and for a file
 	// copied up without any difference.
 	Fields []Field
-	// NotHashed says why a regular file's content was not hashed, when it was not.
-	NotHashed string
+	// NotHashed says why a regular file's content was not hashed, when it was
+	// not; nil when it was hashed (or is not a regular file).
+	NotHashed *NotHashed
 	// Runtime is true for a path the container runtime created (a mount point
 	// of the OCI spec and the directories holding only such paths).
 	Runtime bool
@@ -125,7 +126,7 @@ func (c *Change) ContentChanged() (changed, known bool) {
 			return c.Meta.Type != TypeDir || c.Base.Type != TypeDir, true
 		}
 	}
-	if c.NotHashed != "" && c.Meta.Type == TypeFile {
+	if c.NotHashed != nil && c.Meta.Type == TypeFile {
 		return false, false
 	}
 	return false, true

@@ -3,6 +3,8 @@ package forensic
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -83,5 +85,35 @@ func TestLsMode(t *testing.T) {
 		if got := LsMode(tt.t, tt.mode); got != tt.want {
 			t.Errorf("LsMode(%s, %o) = %s, want %s", tt.t, tt.mode, got, tt.want)
 		}
+	}
+}
+
+func TestNotHashedJSON(t *testing.T) {
+	tests := []struct {
+		n    *NotHashed
+		want string
+	}{
+		{NewTooLarge(10, 4), `"size 10 exceeds the size limit 4"`},
+		{NewGrewTooLarge(4).OfImage(), `"image version: grew beyond the size limit 4 while it was read"`},
+		{NewOpenFailed(errors.New("no such file")), `"open failed: no such file"`},
+		{NewReadFailed(3, errors.New("EIO")), `"read failed after 3 bytes: EIO"`},
+	}
+	for _, tt := range tests {
+		b, err := json.Marshal(tt.n)
+		if err != nil || string(b) != tt.want {
+			t.Errorf("%+v: %s, %v; want %s", tt.n, b, err, tt.want)
+		}
+		if tt.n.TooLarge() != (tt.n.Why == TooLarge || tt.n.Why == GrewTooLarge) {
+			t.Errorf("%+v: TooLarge() = %v", tt.n, tt.n.TooLarge())
+		}
+	}
+	c := Change{Kind: Added, Path: "/f", Meta: &Metadata{Type: TypeFile}, NotHashed: NewTooLarge(10, 4)}
+	b, _ := json.Marshal(c)
+	if !strings.Contains(string(b), `"not_hashed":"size 10 exceeds the size limit 4"`) {
+		t.Errorf("change JSON: %s", b)
+	}
+	c.NotHashed = nil
+	if b, _ := json.Marshal(c); strings.Contains(string(b), "not_hashed") {
+		t.Errorf("hashed change JSON: %s", b)
 	}
 }

@@ -119,7 +119,7 @@ func (tb *tarBuilder) add(c *forensic.Change) error {
 // addFile archives a regular file's content, read once and hashed on the way.
 func (tb *tarBuilder) addFile(c *forensic.Change, dirfd int, base string, hdr *tar.Header, md *forensic.Metadata) error {
 	if md.Size > tb.maxBytes {
-		tb.note(c, "content not archived: size %d exceeds --max-hash-bytes %d", md.Size, tb.maxBytes)
+		tb.note(c, "content not archived: size %d exceeds the size limit %d", md.Size, tb.maxBytes)
 		hdr.Size = 0
 		hdr.PAXRecords["CTRFORENSICS.content"] = "omitted"
 		return tb.write(hdr, nil, 0)

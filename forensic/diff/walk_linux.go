@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"sort"
-	"strings"
 
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
@@ -105,10 +104,10 @@ func (w *walker) finish(m Method) *Diff {
 		d.Notes = append(d.Notes, "directory mtimes were not compared: this snapshotter does not preserve them")
 	}
 	if w.unverified > 0 {
-		d.Notes = append(d.Notes, fmt.Sprintf("%d files on both sides exceed --max-hash-bytes and have equal metadata: content not compared", w.unverified))
+		d.Notes = append(d.Notes, fmt.Sprintf("%d files on both sides exceed the size limit and have equal metadata: content not compared", w.unverified))
 	}
 	for i := range w.changes {
-		if c := &w.changes[i]; c.NotHashed != "" {
+		if c := &w.changes[i]; c.NotHashed != nil {
 			d.Notes = append(d.Notes, fmt.Sprintf("%s not hashed: %s", forensic.EscapePath(c.Path), c.NotHashed))
 		}
 	}
@@ -332,7 +331,7 @@ func (w *walker) descend(nwDir, baseDir int, name string, recurse func(nw, base 
 // content could not be compared for a reason other than its size: such a
 // change is kept even when nothing else differs.
 func (w *walker) compareContent(nwDir, baseDir int, name string, c *forensic.Change) (unverified bool, err error) {
-	var baseReason string
+	var baseReason *forensic.NotHashed
 	if err := w.hashInto(nwDir, name, c.Meta, &c.Digest, &c.NotHashed); err != nil {
 		return false, err
 	}
@@ -347,12 +346,12 @@ func (w *walker) compareContent(nwDir, baseDir int, name string, c *forensic.Cha
 	case c.Meta.Size != c.Base.Size:
 		c.Fields = append(c.Fields, forensic.FieldContent)
 	default:
-		if c.NotHashed == "" {
-			c.NotHashed = "image version: " + baseReason
+		if c.NotHashed == nil {
+			c.NotHashed = baseReason.OfImage()
 		}
 		// Content unknown. Files over the size limit with equal metadata are
 		// counted in a note; any other failure keeps the change, with its reason.
-		if tooLarge(c.NotHashed) {
+		if c.NotHashed.TooLarge() {
 			if len(c.Fields) == 0 {
 				w.unverified++
 			}
@@ -363,11 +362,7 @@ func (w *walker) compareContent(nwDir, baseDir int, name string, c *forensic.Cha
 	return false, nil
 }
 
-func tooLarge(reason string) bool {
-	return strings.Contains(reason, "exceeds --max-hash-bytes")
-}
-
-func (w *walker) hashInto(dirfd int, name string, md *forensic.Metadata, d *digest.Digest, reason *string) error {
+func (w *walker) hashInto(dirfd int, name string, md *forensic.Metadata, d *digest.Digest, reason **forensic.NotHashed) error {
 	sum, why, err := w.hasher.Hash(w.ctx, dirfd, name, md)
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -354,6 +355,38 @@ func TestOverlayDiffFallsBack(t *testing.T) {
 		var fb *FallbackError
 		if got := errors.As(err, &fb) && fb.Path == "/var/www/html/index.html"; got != tt.fallback {
 			t.Errorf("%s (userxattr %v): error %v, want fallback %v", tt.attr, tt.userXattr, err, tt.fallback)
+		}
+	}
+}
+
+// TestNotHashedReasons checks the size limit gives a typed reason, that a file
+// over the limit on both sides with equal metadata is counted in a note rather
+// than reported, and that both methods agree.
+func TestNotHashedReasons(t *testing.T) {
+	f := newOverlay(t, map[string]string{"/big": "0123456789", "/same": "0123456789"})
+	must(t, os.WriteFile(f.merged+"/new", []byte("0123456789"), 0o644))
+	must(t, unix.Unmount(f.merged, 0))
+	opts := Options{MaxHashBytes: 4}
+	fast, err := OverlayDiff(context.Background(), f.upper, f.lower, opts)
+	must(t, err)
+	must(t, unix.Mount("overlay", f.merged, "overlay", unix.MS_RDONLY, fmt.Sprintf("lowerdir=%s:%s", f.upper, f.lower)))
+	walk, err := TreeDiff(context.Background(), f.merged, f.lower, opts)
+	must(t, err)
+	for _, d := range []*Diff{fast, walk} {
+		if got := lines(d.Changes); !reflect.DeepEqual(got, []string{"A /new"}) {
+			t.Fatalf("%s: changes %q, want only /new", d.Method, got)
+		}
+		nh := d.Changes[0].NotHashed
+		if nh == nil || nh.Why != forensic.TooLarge || nh.String() != "size 10 exceeds the size limit 4" {
+			t.Errorf("%s: /new not hashed %+v", d.Method, nh)
+		}
+		if d.Method == MethodWalk && !slices.Contains(d.Notes, "2 files on both sides exceed the size limit and have equal metadata: content not compared") {
+			t.Errorf("%s: notes %q", d.Method, d.Notes)
+		}
+		for _, n := range d.Notes {
+			if strings.Contains(n, "--") {
+				t.Errorf("%s: note names a flag: %q", d.Method, n)
+			}
 		}
 	}
 }

@@ -88,8 +88,8 @@ func exeDigest(ctx context.Context, dir string, h *fsread.Hasher) (digest.Digest
 	if err != nil {
 		return "", err
 	}
-	if why != "" {
-		return "", errors.New(why)
+	if why != nil {
+		return "", errors.New(why.String())
 	}
 	return d, nil
 }

@@ -3,7 +3,6 @@ package fsread
 import (
 	"context"
 	"crypto/sha256"
-	"fmt"
 	"io"
 
 	"github.com/opencontainers/go-digest"
@@ -45,13 +44,13 @@ func (h *Hasher) Bytes() int64 { return h.bytes }
 // Hash returns the sha256 of the regular file name below dirfd whose metadata
 // md was read just before. When the file is not hashed, the digest is empty and
 // the reason says why; an error is returned only when the walk cannot go on.
-func (h *Hasher) Hash(ctx context.Context, dirfd int, name string, md *forensic.Metadata) (digest.Digest, string, error) {
+func (h *Hasher) Hash(ctx context.Context, dirfd int, name string, md *forensic.Metadata) (digest.Digest, *forensic.NotHashed, error) {
 	if md.Size > h.maxBytes {
-		return "", fmt.Sprintf("size %d exceeds --max-hash-bytes %d", md.Size, h.maxBytes), nil
+		return "", forensic.NewTooLarge(md.Size, h.maxBytes), nil
 	}
 	fd, err := OpenRegular(dirfd, name, md)
 	if err != nil {
-		return "", fmt.Sprintf("open failed: %v", err), nil
+		return "", forensic.NewOpenFailed(err), nil
 	}
 	defer unix.Close(fd)
 	return h.HashFD(ctx, fd)
@@ -59,13 +58,13 @@ func (h *Hasher) Hash(ctx context.Context, dirfd int, name string, md *forensic.
 
 // HashFD returns the sha256 of what remains to be read of the open file fd,
 // as Hash does.
-func (h *Hasher) HashFD(ctx context.Context, fd int) (digest.Digest, string, error) {
+func (h *Hasher) HashFD(ctx context.Context, fd int) (digest.Digest, *forensic.NotHashed, error) {
 	w := sha256.New()
 	var total int64
 	for chunk := 0; ; chunk++ {
 		if chunk%64 == 0 {
 			if err := ctx.Err(); err != nil {
-				return "", "", err
+				return "", nil, err
 			}
 		}
 		n, err := fdio.Read(fd, h.buf)
@@ -73,15 +72,15 @@ func (h *Hasher) HashFD(ctx context.Context, fd int) (digest.Digest, string, err
 			break
 		}
 		if err != nil {
-			return "", fmt.Sprintf("read failed after %d bytes: %v", total, err), nil
+			return "", forensic.NewReadFailed(total, err), nil
 		}
 		w.Write(h.buf[:n])
 		total += int64(n)
 		if total > h.maxBytes {
-			return "", fmt.Sprintf("grew beyond --max-hash-bytes %d while it was read", h.maxBytes), nil
+			return "", forensic.NewGrewTooLarge(h.maxBytes), nil
 		}
 	}
 	h.files++
 	h.bytes += total
-	return digest.NewDigest(digest.SHA256, w), "", nil
+	return digest.NewDigest(digest.SHA256, w), nil, nil
 }

@@ -211,11 +211,12 @@ func tarHeader(name string, md *forensic.Metadata) (*tar.Header, []string) {
 // dirCache keeps the chain of directory handles leading to the last entry, so
 // that consecutive paths of a sorted change set share them and no path is
 // ever resolved as a whole (no symlink followed, no PATH_MAX limit). The
-// handles keep a bounded number of descriptors open, however deep the chain.
+// handles keep a bounded number of descriptors open, however deep the chain,
+// and moving from one path to the next costs the components that differ.
 type dirCache struct {
 	dirs  *fdio.Dirs
-	names []string    // components of the current directory below the root
-	chain []*fdio.Dir // chain[0] is the root; chain[i] is names[:i]
+	cur   string      // the directory chain ends at, relative to the root ("" for the root)
+	chain []*fdio.Dir // chain[0] is the root, then one handle per component of cur
 }
 
 func newDirCache(root string) (*dirCache, error) {
@@ -229,24 +230,36 @@ func newDirCache(root string) (*dirCache, error) {
 
 // parent returns the directory holding rel and rel's base name.
 func (d *dirCache) parent(rel string) (*fdio.Dir, string, error) {
-	comps := strings.Split(rel, "/")
-	dir, base := comps[:len(comps)-1], comps[len(comps)-1]
-	common := 0
-	for common < len(dir) && common < len(d.names) && dir[common] == d.names[common] {
-		common++
+	dir, base := "", rel
+	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
+		dir, base = rel[:i], rel[i+1:]
 	}
-	for len(d.names) > common {
+	for !within(dir, d.cur) {
 		d.chain[len(d.chain)-1].Close()
-		d.chain, d.names = d.chain[:len(d.chain)-1], d.names[:len(d.names)-1]
+		d.chain = d.chain[:len(d.chain)-1]
+		d.cur = d.cur[:max(strings.LastIndexByte(d.cur, '/'), 0)]
 	}
-	for _, c := range dir[common:] {
-		sub, err := d.chain[len(d.chain)-1].Open(c, 0)
+	for len(d.cur) < len(dir) {
+		start := len(d.cur)
+		if start > 0 {
+			start++ // the slash after cur
+		}
+		end := len(dir)
+		if i := strings.IndexByte(dir[start:], '/'); i >= 0 {
+			end = start + i
+		}
+		sub, err := d.chain[len(d.chain)-1].Open(dir[start:end], 0)
 		if err != nil {
 			return nil, "", err
 		}
-		d.chain, d.names = append(d.chain, sub), append(d.names, c)
+		d.chain, d.cur = append(d.chain, sub), dir[:end]
 	}
 	return d.chain[len(d.chain)-1], base, nil
+}
+
+// within reports whether dir is cur or below it.
+func within(dir, cur string) bool {
+	return cur == "" || dir == cur || len(dir) > len(cur) && dir[len(cur)] == '/' && dir[:len(cur)] == cur
 }
 
 func (d *dirCache) close() {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ctrforensics/ctrforensics/forensic"
 	"github.com/ctrforensics/ctrforensics/forensic/diff"
+	"github.com/ctrforensics/ctrforensics/forensic/internal/deeptree"
 	"github.com/ctrforensics/ctrforensics/internal/testutil"
 )
 
@@ -124,4 +125,68 @@ func mapKeys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestDeepChain archives a chain of directories deeper than the descriptor
+// limit, made in a container under `ulimit -n 1024`: the tar holds every
+// change, in order, and reads back with archive/tar.
+func TestDeepChain(t *testing.T) {
+	const depth, zEvery = 20000, 1000
+	if testing.Short() {
+		t.Skip("a 20,000-deep tree")
+	}
+	f := newOverlay(t, webImage)
+	t.Cleanup(func() {
+		unix.Unmount(f.merged, unix.MNT_DETACH)
+		must(t, deeptree.Remove(f.upper+"/tmp"))
+	})
+	must(t, deeptree.Make(f.merged+"/tmp", depth, zEvery))
+	var lim unix.Rlimit
+	must(t, unix.Getrlimit(unix.RLIMIT_NOFILE, &lim))
+	old := lim
+	lim.Cur = 1024
+	must(t, unix.Setrlimit(unix.RLIMIT_NOFILE, &lim))
+	t.Cleanup(func() { unix.Setrlimit(unix.RLIMIT_NOFILE, &old) })
+	changes, ro := f.readOnly(t)
+	if want := 1 + depth + depth/zEvery; len(changes) != want {
+		t.Fatalf("%d changes, want %d", len(changes), want)
+	}
+	pr, pw := io.Pipe()
+	type result struct {
+		entries int
+		err     error
+	}
+	done := make(chan result)
+	go func() { // read back as the tar is written: it is hundreds of megabytes
+		var r result
+		tr := tar.NewReader(pr)
+		for ; ; r.entries++ {
+			hdr, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				r.err = err
+				break
+			}
+			want := strings.TrimPrefix(changes[r.entries].Path, "/")
+			if hdr.Typeflag == tar.TypeDir {
+				want += "/"
+			}
+			if hdr.Name != want {
+				r.err = fmt.Errorf("entry %d: %d-byte name, want %d bytes", r.entries, len(hdr.Name), len(want))
+				break
+			}
+		}
+		pr.CloseWithError(r.err)
+		done <- r
+	}()
+	st, err := WriteChangesTar(context.Background(), pw, ro, changes, Options{})
+	pw.CloseWithError(err)
+	r := <-done
+	must(t, err)
+	must(t, r.err)
+	if st.Entries != int64(len(changes)) || r.entries != len(changes) || len(st.Notes) != 0 {
+		t.Errorf("%d entries written, %d read, notes %q; want %d", st.Entries, r.entries, st.Notes, len(changes))
+	}
 }

@@ -10,7 +10,7 @@ import (
 
 // DefaultDirBudget is the number of directory descriptors a Dirs keeps open
 // at most: far below any descriptor limit, however deep the tree.
-const DefaultDirBudget = 64
+const DefaultDirBudget = 128
 
 // ErrDirReplaced says a directory reopened by name is not the one that was
 // opened first (it was renamed or replaced meanwhile).
@@ -126,11 +126,11 @@ func (d *Dir) reopen() error {
 	if d.parent == nil {
 		return errors.New("a root directory cannot be reopened")
 	}
-	d.dirs.makeRoom()
 	pfd, err := d.parent.Acquire()
 	if err != nil {
 		return err
 	}
+	d.dirs.makeRoom() // the parent is pinned: never closed to make room
 	fd, err := OpenDir(pfd, d.name)
 	d.parent.Release()
 	if err != nil {

@@ -20,7 +20,7 @@ var ErrReplaced = errors.New("entry replaced while it was read")
 var ErrDirReplaced = errors.New("directory replaced while the tree was read")
 
 // DefaultDirBudget is the number of directory descriptors a Dirs keeps open at most.
-const DefaultDirBudget = 64
+const DefaultDirBudget = 128
 
 // OpenNoatime is not supported outside Linux.
 func OpenNoatime(dirfd int, name string, flags int) (int, error) { return -1, errUnsupported }

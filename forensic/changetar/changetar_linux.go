@@ -50,7 +50,7 @@ func WriteChangesTar(ctx context.Context, w io.Writer, root string, changes []fo
 	}
 	defer dirs.close()
 	tw := tar.NewWriter(w)
-	tb := &tarBuilder{ctx: ctx, tw: tw, dirs: dirs, maxBytes: fsread.NewHasher(opts.MaxBytes).MaxBytes(), stats: &TarStats{}}
+	tb := &tarBuilder{ctx: ctx, w: w, tw: tw, dirs: dirs, maxBytes: fsread.NewHasher(opts.MaxBytes).MaxBytes(), stats: &TarStats{}}
 	for i := range changes {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -66,7 +66,10 @@ func WriteChangesTar(ctx context.Context, w io.Writer, root string, changes []fo
 }
 
 type tarBuilder struct {
-	ctx      context.Context
+	ctx context.Context
+	// w is what tw writes to; sparse entries are written to it directly,
+	// between two entries of tw.
+	w        io.Writer
 	tw       *tar.Writer
 	dirs     *dirCache
 	maxBytes int64
@@ -132,7 +135,17 @@ func (tb *tarBuilder) addFile(c *forensic.Change, dirfd int, base string, hdr *t
 	f := os.NewFile(uintptr(fd), base)
 	defer f.Close()
 	h := sha256.New()
-	if err := tb.write(hdr, io.TeeReader(ctxReader{tb.ctx, f}, h), md.Size); err != nil {
+	var regions []region
+	sparse := false
+	if md.Allocated < md.Size { // holes are possible: find them
+		regions, sparse = dataRegions(fd, md.Size)
+	}
+	if sparse {
+		err = tb.writeSparse(hdr, fd, regions, h)
+	} else {
+		err = tb.write(hdr, io.TeeReader(ctxReader{tb.ctx, f}, h), md.Size)
+	}
+	if err != nil {
 		return err
 	}
 	if c.Digest != "" && digest.NewDigest(digest.SHA256, h) != c.Digest {

@@ -4,13 +4,16 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 
 	"github.com/ctrforensics/ctrforensics/forensic"
@@ -189,4 +192,95 @@ func TestDeepChain(t *testing.T) {
 	if st.Entries != int64(len(changes)) || r.entries != len(changes) || len(st.Notes) != 0 {
 		t.Errorf("%d entries written, %d read, notes %q; want %d", st.Entries, r.entries, st.Notes, len(changes))
 	}
+}
+
+// TestSparseFile archives files with holes: the holes take no room in the
+// tar, archive/tar reads each back to the logical content the diff hashed,
+// and GNU tar restores the same bytes.
+func TestSparseFile(t *testing.T) {
+	const size = 64 << 20
+	f := newOverlay(t, webImage)
+	type part struct {
+		off  int64
+		data string
+	}
+	files := map[string][]part{
+		"tmp/holes":      {{0, "head"}, {size / 2, "middle"}, {size - 4, "tail"}}, // data, hole, data, hole, data
+		"tmp/only-hole":  {},                                                      // truncate -s 1G
+		"tmp/hole-first": {{size - 5, "last!"}},
+	}
+	for name, parts := range files {
+		fh, err := os.Create(f.merged + "/" + name)
+		must(t, err)
+		must(t, fh.Truncate(size))
+		for _, p := range parts {
+			_, err := fh.WriteAt([]byte(p.data), p.off)
+			must(t, err)
+		}
+		must(t, fh.Close())
+	}
+	changes, ro := f.readOnly(t)
+	out, err := os.Create(filepath.Join(t.TempDir(), "changes.tar"))
+	must(t, err)
+	st, err := WriteChangesTar(context.Background(), out, ro, changes, Options{})
+	must(t, err)
+	must(t, out.Close())
+	fi, err := os.Stat(out.Name())
+	must(t, err)
+	if fi.Size() > 64<<10 {
+		t.Errorf("tar of three 64 MiB sparse files is %d bytes", fi.Size())
+	}
+	if len(st.Notes) != 0 {
+		t.Errorf("notes %q", st.Notes)
+	}
+	// archive/tar gives the logical content, whose digest the diff recorded.
+	in, err := os.Open(out.Name())
+	must(t, err)
+	defer in.Close()
+	tr := tar.NewReader(in)
+	seen := 0
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		must(t, err)
+		if _, ok := files[hdr.Name]; !ok {
+			continue
+		}
+		seen++
+		h := sha256.New()
+		n, err := io.Copy(h, tr)
+		must(t, err)
+		c := find(t, changes, "/"+hdr.Name)
+		if got := digest.NewDigest(digest.SHA256, h); n != size || hdr.Size != size || got != c.Digest {
+			t.Errorf("%s: %d bytes (header %d), digest %s, diff saw %s", hdr.Name, n, hdr.Size, got, c.Digest)
+		}
+	}
+	if seen != len(files) {
+		t.Errorf("%d sparse files in the tar, want %d", seen, len(files))
+	}
+	// GNU tar restores the same bytes, holes included.
+	dir := t.TempDir()
+	if b, err := exec.Command("tar", "-xf", out.Name(), "-C", dir).CombinedOutput(); err != nil {
+		t.Fatalf("tar -xf: %v: %s", err, b)
+	}
+	for name := range files {
+		b, err := exec.Command("sha256sum", filepath.Join(dir, name)).Output()
+		must(t, err)
+		if got := "sha256:" + strings.Fields(string(b))[0]; got != find(t, changes, "/"+name).Digest.String() {
+			t.Errorf("%s restored by GNU tar: %s", name, got)
+		}
+	}
+}
+
+func find(t *testing.T, changes []forensic.Change, p string) *forensic.Change {
+	t.Helper()
+	for i := range changes {
+		if changes[i].Path == p {
+			return &changes[i]
+		}
+	}
+	t.Fatalf("no change for %q", p)
+	return nil
 }

@@ -102,7 +102,7 @@ func (c *Client) newAcquisition(ctr *Container, opts CollectOptions) *bundle.Acq
 		Start: forensic.FormatTime(time.Now()), ImageLayersIncluded: opts.IncludeLayers}
 	a.Tool.Name, a.Tool.Version, a.Tool.Commit, a.Tool.Go = "ctrforensics", version.Version, version.Commit, goVersion()
 	a.Containerd.Version, a.Containerd.Address, a.Containerd.Namespace = c.version, c.address, ctr.Namespace
-	a.Container.ID, a.Container.Image, a.Container.TaskStatus = ctr.Info.ID, ctr.Info.Image, ctr.Status
+	a.Container.ID, a.Container.Image, a.Container.TaskStatus = ctr.Info.ID, ctr.Info.Image, string(ctr.Status)
 	a.Container.Snapshotter, a.Container.SnapshotKey = ctr.Info.Snapshotter, ctr.Info.SnapshotKey
 	for _, alg := range opts.Algorithms {
 		a.Algorithms = append(a.Algorithms, string(alg))
@@ -149,7 +149,7 @@ func (c *Client) acquire(ctx context.Context, s *Session, ctr *Container, opts C
 
 // task returns the container's task, or nil when it has none.
 func (c *Client) task(ctx context.Context, ctr *Container) (client.Task, error) {
-	if ctr.Status == StatusNoTask {
+	if ctr.Status == TaskNone {
 		return nil, nil
 	}
 	ctx = c.nsctx(ctx, ctr.Namespace)
@@ -167,7 +167,7 @@ func (c *Client) task(ctx context.Context, ctr *Container) (client.Task, error) 
 // pause pauses a running task and returns what resumes it; nil when the task
 // was not running.
 func (s *Session) pause(ctx context.Context, task client.Task, ctr *Container) (func() error, error) {
-	if task == nil || ctr.Status != "running" {
+	if task == nil || ctr.Status != TaskRunning {
 		s.Record("pause skipped", fmt.Sprintf("task of %s is %s, not running", ctr.Info.ID, ctr.Status))
 		return nil, nil
 	}
@@ -222,7 +222,7 @@ func writeJSON(w *bagit.Writer, rel string, v any) error {
 
 // writeProcesses records the processes of a running or paused task from /proc.
 func (c *Client) writeProcesses(ctx context.Context, task client.Task, ctr *Container, w *bagit.Writer, opts CollectOptions, acq *bundle.Acquisition) error {
-	if task == nil || (ctr.Status != "running" && ctr.Status != "paused") {
+	if task == nil || (ctr.Status != TaskRunning && ctr.Status != TaskPaused) {
 		acq.Notes = append(acq.Notes, "no running task: no processes recorded")
 		return nil
 	}

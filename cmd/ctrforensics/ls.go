@@ -27,24 +27,6 @@ func lsCommand() *cli.Command {
 	}
 }
 
-// containerJSON is one line of `ls --format json`.
-type containerJSON struct {
-	Namespace      string              `json:"namespace"`
-	ID             string              `json:"id"`
-	Image          string              `json:"image"`
-	Status         snapshot.TaskStatus `json:"status"`
-	Pid            uint32              `json:"pid,omitempty"`
-	Runtime        string              `json:"runtime"`
-	Snapshotter    string              `json:"snapshotter"`
-	SnapshotKey    string              `json:"snapshot_key"`
-	ReadOnlyRootfs bool                `json:"readonly_rootfs"`
-	Created        string              `json:"created"`
-	PodNamespace   string              `json:"pod_namespace,omitempty"`
-	Pod            string              `json:"pod,omitempty"`
-	ContainerName  string              `json:"container_name,omitempty"`
-	Labels         map[string]string   `json:"labels"`
-}
-
 func runLs(ctx context.Context, c *cli.Command) error {
 	if _, err := args(c); err != nil {
 		return err

@@ -18,7 +18,10 @@ import (
 	"github.com/ctrforensics/ctrforensics/forensic/attest"
 	"github.com/ctrforensics/ctrforensics/forensic/bagit"
 	"github.com/ctrforensics/ctrforensics/forensic/bundle"
+	"github.com/ctrforensics/ctrforensics/forensic/changetar"
 	"github.com/ctrforensics/ctrforensics/forensic/custody"
+	"github.com/ctrforensics/ctrforensics/forensic/diff"
+	"github.com/ctrforensics/ctrforensics/forensic/procfs"
 	"github.com/ctrforensics/ctrforensics/internal/version"
 )
 
@@ -98,7 +101,7 @@ func (c *Client) collect(ctx context.Context, ctr *Container, opts CollectOption
 }
 
 func (c *Client) newAcquisition(ctr *Container, opts CollectOptions) *bundle.Acquisition {
-	a := &bundle.Acquisition{Case: opts.Case, Examiner: opts.Examiner, Note: opts.Note, Host: forensic.ReadHost(),
+	a := &bundle.Acquisition{Case: opts.Case, Examiner: opts.Examiner, Note: opts.Note, Host: procfs.ReadHost(),
 		Start: forensic.FormatTime(time.Now()), ImageLayersIncluded: opts.IncludeLayers}
 	a.Tool.Name, a.Tool.Version, a.Tool.Commit, a.Tool.Go = "ctrforensics", version.Version, version.Commit, goVersion()
 	a.Containerd.Version, a.Containerd.Address, a.Containerd.Namespace = c.version, c.address, ctr.Namespace
@@ -234,7 +237,7 @@ func (c *Client) writeProcesses(ctx context.Context, task client.Task, ctr *Cont
 	for i, p := range infos {
 		pids[i] = int(p.Pid)
 	}
-	procs, err := forensic.ReadProcesses(ctx, "/proc", pids, opts.Diff.Options)
+	procs, err := procfs.ReadProcesses(ctx, "/proc", pids, opts.Diff.MaxHashBytes)
 	if err != nil {
 		return err
 	}
@@ -242,7 +245,7 @@ func (c *Client) writeProcesses(ctx context.Context, task client.Task, ctr *Cont
 }
 
 // writeChanges writes changes.jsonl, the changes tar and the timeline.
-func writeChanges(ctx context.Context, s *Session, r *Rootfs, d *forensic.Diff, w *bagit.Writer, opts CollectOptions, acq *bundle.Acquisition) error {
+func writeChanges(ctx context.Context, s *Session, r *Rootfs, d *diff.Diff, w *bagit.Writer, opts CollectOptions, acq *bundle.Acquisition) error {
 	if err := writeStream(w, "rootfs/changes.jsonl", func(f io.Writer) error {
 		enc := json.NewEncoder(f)
 		enc.SetEscapeHTML(false)
@@ -264,7 +267,7 @@ func writeChanges(ctx context.Context, s *Session, r *Rootfs, d *forensic.Diff, 
 	}
 	return s.WithMount(ctx, "container "+r.Key, mounts, func(root string) error {
 		return writeStream(w, "rootfs/changes.tar", func(f io.Writer) error {
-			st, err := forensic.WriteChangesTar(ctx, f, root, d.Changes, opts.Diff.Options)
+			st, err := changetar.WriteChangesTar(ctx, f, root, d.Changes, changetar.Options{MaxBytes: opts.Diff.MaxHashBytes})
 			if err == nil {
 				acq.Notes = append(acq.Notes, st.Notes...)
 			}

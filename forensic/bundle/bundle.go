@@ -26,10 +26,10 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/ctrforensics/ctrforensics/forensic"
 	"github.com/ctrforensics/ctrforensics/forensic/attest"
 	"github.com/ctrforensics/ctrforensics/forensic/bagit"
 	"github.com/ctrforensics/ctrforensics/forensic/custody"
+	"github.com/ctrforensics/ctrforensics/forensic/procfs"
 )
 
 // Paths of a bundle, relative to the bag's root.
@@ -49,7 +49,7 @@ type Acquisition struct {
 		Commit  string `json:"commit"`
 		Go      string `json:"go"`
 	} `json:"tool"`
-	Host       forensic.Host `json:"host"`
+	Host       procfs.Host `json:"host"`
 	Containerd struct {
 		Version   string `json:"version"`
 		Address   string `json:"address"`

@@ -48,26 +48,40 @@ type CollectResult struct {
 
 // Collect acquires a container into a sealed evidence bundle at opts.Output
 // (see bundle.Writer). On failure or interruption nothing is left but what
-// `cleanup` removes after a SIGKILL.
+// `cleanup` removes after a SIGKILL: a lease labelled with the partial output
+// is held from before the first byte is written until the bundle is
+// committed, so that a run killed at any moment, sealing and packing
+// included, leaves a record cleanup finds.
 func (c *Client) Collect(ctx context.Context, ctr *Container, opts CollectOptions) (*CollectResult, error) {
 	w, err := bundle.Create(opts.Output, bundle.CreateOptions{Algorithms: opts.Algorithms, Progress: opts.Progress})
 	if err != nil {
 		return nil, err
 	}
-	res, err := c.collect(ctx, ctr, opts, w)
+	hold, err := c.Begin(ctx, "", SessionOptions{Purpose: "collect", Labels: map[string]string{LabelPartial: w.Partial()}})
+	if err != nil {
+		w.Abandon()
+		return nil, err
+	}
+	hold.Record("partial output", w.Partial()+" (named on this lease until the bundle is committed)")
+	res, err := c.collect(ctx, ctr, opts, w, hold.Effects())
 	if err == nil {
 		res.Path, err = w.Commit()
 	}
 	if err != nil {
 		w.Abandon()
-		return nil, err
+		return nil, errors.Join(err, hold.Close(ctx))
+	}
+	if err := hold.Close(ctx); err != nil {
+		return nil, fmt.Errorf("bundle committed to %s, but %w", res.Path, err)
 	}
 	return res, nil
 }
 
-func (c *Client) collect(ctx context.Context, ctr *Container, opts CollectOptions, w *bundle.Writer) (*CollectResult, error) {
+// collect acquires into w and seals it; effects are the side effects that
+// came before (the output's lease).
+func (c *Client) collect(ctx context.Context, ctr *Container, opts CollectOptions, w *bundle.Writer, effects []SideEffect) (*CollectResult, error) {
 	acq := c.newAcquisition(ctr, opts)
-	s, err := c.Begin(ctx, "", SessionOptions{Purpose: "collect", Labels: map[string]string{LabelPartial: w.Partial()}})
+	s, err := c.Begin(ctx, "", SessionOptions{Purpose: "collect"})
 	if err != nil {
 		return nil, err
 	}
@@ -76,7 +90,7 @@ func (c *Client) collect(ctx context.Context, ctr *Container, opts CollectOption
 	if err != nil {
 		return nil, err
 	}
-	acq.SideEffects = append(acq.SideEffects, s.Effects()...)
+	acq.SideEffects = append(append(acq.SideEffects, effects...), s.Effects()...)
 	sealed, err := w.Seal(acq, opts.SignKey)
 	if err != nil {
 		return nil, err

@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"bytes"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ctrforensics/ctrforensics/forensic/bundle"
+	"github.com/ctrforensics/ctrforensics/forensic/custody"
 	"github.com/ctrforensics/ctrforensics/snapshot"
 )
 
@@ -131,4 +134,130 @@ func ourLeases(t *testing.T) []string {
 		}
 	}
 	return out
+}
+
+// TestVerifyCustodyAttacks runs the attacks of issue 13 item 2 through the
+// CLI on a bundle signed at collection: with --pubkey, each must make verify
+// exit 1 naming the cause, where before the fix they verified VALID.
+func TestVerifyCustodyAttacks(t *testing.T) {
+	c := h.runContainer(t, "custody-attack", "overlayfs")
+	alice, alicePub := keyPair(t, "alice")
+	bob, bobPub := keyPair(t, "bob")
+	mallory, _ := keyPair(t, "mallory")
+	sealed := filepath.Join(t.TempDir(), "bag")
+	h.mustCLI(t, "collect", "-o", sealed, "--sign-key", alice, "--examiner", "alice", c.id)
+	h.mustCLI(t, "custody", "add", "--action", "transferred", "--actor", "bob", "--sign-key", bob, sealed)
+	trusted := []string{"--pubkey", alicePub, "--pubkey", bobPub}
+	if v := h.mustCLI(t, append(append([]string{"verify"}, trusted...), sealed)...); !strings.Contains(v, "result:    VALID") {
+		t.Fatalf("the honest chain does not verify:\n%s", v)
+	}
+	tests := []struct {
+		name   string
+		attack func(t *testing.T, bag string)
+		extra  []string // more verify flags
+		want   string
+	}{
+		{"signatures stripped, events rewritten", stripChain, nil, "event 1: is not signed"},
+		{"stripped, unsigned allowed", stripChain, []string{"--allow-unsigned-custody"}, "event 1: is not the collected event the attestation signed"},
+		{"appended unsigned event", func(t *testing.T, bag string) {
+			appendForged(t, bag)
+		}, nil, "event 3: is not signed"},
+		{"appended event signed by an untrusted key", func(t *testing.T, bag string) {
+			h.mustCLI(t, "custody", "add", "--action", "transferred", "--actor", "mallory", "--sign-key", mallory, bag)
+		}, nil, "event 3: is signed by key"},
+		{"attestation with an empty signature list", func(t *testing.T, bag string) {
+			p := filepath.Join(bag, bundle.AttestationFile)
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var env map[string]any
+			if err := json.Unmarshal(b, &env); err != nil {
+				t.Fatal(err)
+			}
+			env["signatures"] = []any{}
+			b, _ = json.Marshal(env)
+			if err := os.WriteFile(p, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, nil, "FAIL attestation.dsse.json: signature: the attestation carries no signature"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bag := filepath.Join(t.TempDir(), "bag")
+			if out, err := exec.Command("cp", "-a", sealed, bag).CombinedOutput(); err != nil {
+				t.Fatalf("cp: %v %s", err, out)
+			}
+			tt.attack(t, bag)
+			args := append(append(append([]string{"verify"}, trusted...), tt.extra...), bag)
+			assertInvalid(t, tt.want, args...)
+		})
+	}
+	t.Run("unsigned allowed and marked", func(t *testing.T) {
+		bag := filepath.Join(t.TempDir(), "bag")
+		if out, err := exec.Command("cp", "-a", sealed, bag).CombinedOutput(); err != nil {
+			t.Fatalf("cp: %v %s", err, out)
+		}
+		h.mustCLI(t, "custody", "add", "--action", "stored", "--actor", "carol", bag)
+		v := h.mustCLI(t, append(append([]string{"verify"}, trusted...), "--allow-unsigned-custody", "--format", "json", bag)...)
+		var rep struct {
+			Valid       bool  `json:"valid"`
+			Unprotected []int `json:"unprotected_custody_events"`
+		}
+		if err := json.Unmarshal([]byte(v), &rep); err != nil || !rep.Valid || len(rep.Unprotected) != 1 || rep.Unprotected[0] != 3 {
+			t.Errorf("report %+v (%v), want valid with event 3 unprotected:\n%s", rep, err, v)
+		}
+	})
+}
+
+// stripChain removes every custody signature, rewrites actor and note, and
+// recomputes every prev: the chain still links.
+func stripChain(t *testing.T, bag string) {
+	t.Helper()
+	p := filepath.Join(bag, bundle.CustodyFile)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := custody.Read(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []byte
+	prev := ""
+	for _, e := range entries {
+		ev := e.Event
+		ev.Sig, ev.KeyID, ev.Prev, ev.Note = "", "", prev, "nothing to see"
+		if ev.Actor == "bob" {
+			ev.Actor = "mallory"
+		}
+		line, _ := json.Marshal(ev)
+		prev = custody.LineDigest(line)
+		out = append(append(out, line...), '\n')
+	}
+	if err := os.WriteFile(p, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// appendForged appends an unsigned "transferred to mallory" event dated
+// 2099, written by hand.
+func appendForged(t *testing.T, bag string) {
+	t.Helper()
+	p := filepath.Join(bag, bundle.CustodyFile)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := custody.Read(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := entries[len(entries)-1]
+	ev := custody.Event{Seq: last.Seq + 1, Time: "2099-01-01T00:00:00.000000000Z", Action: "transferred",
+		Actor: "mallory", Note: "to mallory", Bag: last.Bag, Prev: custody.LineDigest(last.Line)}
+	line, _ := json.Marshal(ev)
+	if err := os.WriteFile(p, append(append(b, line...), '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path"
 	"sort"
@@ -24,13 +25,20 @@ type Report struct {
 	Problems []bagit.Problem
 	// Signature is "valid (key ID)", "signed, key not checked", "unsigned" or
 	// "invalid: why".
-	Signature    string
-	Custody      []custody.Entry
+	Signature string
+	Custody   []custody.Entry
+	// Unprotected are the sequence numbers of the custody events no trusted
+	// signature protects, accepted because of AllowUnsignedCustody.
+	Unprotected  []int
 	Head         string
 	Acquisition  *Acquisition
 	PayloadFiles int64
 	PayloadBytes int64
 	Algorithms   []bagit.Algorithm
+
+	// firstEvent is the digest of the first custody event the attestation
+	// names.
+	firstEvent string
 }
 
 // Valid tells whether every check held.
@@ -38,8 +46,13 @@ func (r *Report) Valid() bool { return len(r.Problems) == 0 }
 
 // VerifyOptions tune Verify.
 type VerifyOptions struct {
-	// PublicKey, when set, must verify the signature and every signed custody event.
-	PublicKey ed25519.PublicKey
+	// Keys, when any is given, are the trusted public keys (one per examiner
+	// of the chain): the attestation must verify with one of them, and every
+	// custody event must be signed by one of them.
+	Keys []ed25519.PublicKey
+	// AllowUnsignedCustody accepts custody events without a signature under
+	// Keys; the report lists them as unprotected.
+	AllowUnsignedCustody bool
 	// CustodyHead, when set, must be the custody chain's head digest.
 	CustodyHead string
 }
@@ -69,7 +82,7 @@ func Verify(ctx context.Context, p string, opts VerifyOptions) (*Report, error) 
 		r.problem(AcquisitionFile, "missing", "the acquisition record is missing")
 	}
 	bagDigest := digestOf(res.Files[TagManifest])
-	r.checkSignature(res.Files[AttestationFile], res.Files, opts.PublicKey)
+	r.checkSignature(res.Files[AttestationFile], res.Files, opts.Keys)
 	r.checkCustody(res.Files[CustodyFile], bagDigest, opts)
 	r.checkLayout(res)
 	sort.SliceStable(r.Problems, func(i, j int) bool { return r.Problems[i].Path < r.Problems[j].Path })
@@ -92,11 +105,12 @@ func (r *Report) problem(p, check, detail string) {
 }
 
 // checkSignature verifies the DSSE envelope: its statement must name the tag
-// manifests with their current digests, and with a key its signature must hold.
-func (r *Report) checkSignature(env []byte, files map[string][]byte, key ed25519.PublicKey) {
+// manifests with their current digests, and with keys one of its signatures
+// must verify with one of them.
+func (r *Report) checkSignature(env []byte, files map[string][]byte, keys []ed25519.PublicKey) {
 	if env == nil {
 		r.Signature = "unsigned"
-		if key != nil {
+		if len(keys) > 0 {
 			r.problem(AttestationFile, "signature", "a public key was given but the bundle is not signed")
 		}
 		return
@@ -107,28 +121,46 @@ func (r *Report) checkSignature(env []byte, files map[string][]byte, key ed25519
 		r.problem(AttestationFile, "signature", "not a DSSE envelope: "+err.Error())
 		return
 	}
-	st, err := e.Open(key)
-	if err != nil {
+	st, err := e.Open(keys...)
+	switch {
+	case errors.Is(err, attest.ErrUnsigned):
+		r.Signature = "unsigned (the attestation carries no signature)"
+		r.problem(AttestationFile, "signature", "the attestation carries no signature: removed, or never signed")
+		return
+	case err != nil:
 		r.Signature = "invalid: " + err.Error()
 		r.problem(AttestationFile, "signature", err.Error())
 		return
 	}
+	if !r.checkSubjects(st, files) {
+		return
+	}
+	var pred predicate
+	if json.Unmarshal(st.Predicate, &pred) == nil {
+		r.firstEvent = pred.CustodyFirstEvent
+	}
+	if len(keys) == 0 {
+		r.Signature = "signed, key not checked (no public key given)"
+		return
+	}
+	r.Signature = "valid (key " + attest.KeyID(e.Signer(keys...))[:16] + ")"
+}
+
+// checkSubjects checks that the statement names the tag manifests with their
+// current digests.
+func (r *Report) checkSubjects(st *attest.Statement, files map[string][]byte) bool {
 	for _, s := range st.Subject {
 		want, ok := files[s.Name]
 		if !ok || strings.TrimPrefix(digestOf(want), "sha256:") != s.Digest["sha256"] {
 			r.Signature = "invalid: " + s.Name + " is not what was signed"
 			r.problem(s.Name, "signature", "differs from the signed statement (sha256 "+s.Digest["sha256"]+")")
-			return
+			return false
 		}
 	}
 	if len(st.Subject) == 0 {
 		r.problem(AttestationFile, "signature", "the signed statement names no tag manifest")
 	}
-	if key == nil {
-		r.Signature = "signed, key not checked (give --pubkey)"
-		return
-	}
-	r.Signature = "valid (key " + attest.KeyID(key)[:16] + ")"
+	return true
 }
 
 func (r *Report) checkCustody(chain []byte, bag string, opts VerifyOptions) {
@@ -142,13 +174,16 @@ func (r *Report) checkCustody(chain []byte, bag string, opts VerifyOptions) {
 		r.problem(CustodyFile, "custody", err.Error())
 		return
 	}
-	want := custody.Expect{Bag: bag, Key: opts.PublicKey, Head: opts.CustodyHead}
+	want := custody.Expect{Bag: bag, FirstEvent: r.firstEvent, Keys: opts.Keys,
+		AllowUnsigned: opts.AllowUnsignedCustody, Head: opts.CustodyHead}
 	if r.Acquisition != nil {
 		want.Collector, want.CollectedAt = r.Acquisition.CollectedBy, r.Acquisition.CollectedAt
 	}
-	for _, msg := range custody.Verify(entries, want) {
+	found := custody.Verify(entries, want)
+	for _, msg := range found.Problems {
 		r.problem(CustodyFile, "custody", msg)
 	}
+	r.Unprotected = found.Unprotected
 }
 
 // checkLayout checks the image layout: every blob index.json reaches is

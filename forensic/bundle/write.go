@@ -107,8 +107,10 @@ type Sealed struct {
 
 // Seal completes the acquisition record (End, CollectedAt and CollectedBy,
 // from now and acq.Examiner) and writes it, then bag-info.txt, the manifests
-// and tag manifests; with a key it signs the tag manifests; last it starts
-// the chain of custody with the collected event (signed with the key too).
+// and tag manifests, and starts the chain of custody with the collected
+// event. With a key it signs that event and attests the tag manifests and
+// the event's digest, so that the signed event cannot be replaced by an
+// unsigned or edited one.
 // Nothing may be put after Seal.
 func (w *Writer) Seal(acq *Acquisition, key ed25519.PrivateKey) (*Sealed, error) {
 	w.stop()
@@ -128,14 +130,14 @@ func (w *Writer) Seal(acq *Acquisition, key ed25519.PrivateKey) (*Sealed, error)
 	if err != nil {
 		return nil, fmt.Errorf("seal bundle: %w", err)
 	}
-	if key != nil {
-		if err := w.attest(acq, key); err != nil {
-			return nil, err
-		}
-	}
 	line, err := custody.Next(nil, end, custody.ActionCollected, acq.Examiner, acq.Note, digestOf(tm), key)
 	if err != nil {
 		return nil, err
+	}
+	if key != nil {
+		if err := w.attest(acq, custody.LineDigest(line), key); err != nil {
+			return nil, err
+		}
 	}
 	if err := os.WriteFile(w.path(CustodyFile), line, 0o644); err != nil {
 		return nil, fmt.Errorf("write custody chain: %w", err)
@@ -164,9 +166,10 @@ func bagInfo(acq *Acquisition) []bagit.Field {
 	return info
 }
 
-// attest signs an in-toto statement whose subjects are the tag manifests, as
-// a DSSE envelope.
-func (w *Writer) attest(acq *Acquisition, key ed25519.PrivateKey) error {
+// attest signs an in-toto statement whose subjects are the tag manifests and
+// whose predicate names the first custody event by digest, as a DSSE
+// envelope.
+func (w *Writer) attest(acq *Acquisition, firstEvent string, key ed25519.PrivateKey) error {
 	st := &attest.Statement{Type: attest.StatementType, PredicateType: attest.PredicateType}
 	for _, name := range []string{TagManifest, TagManifestSHA512} {
 		b, err := os.ReadFile(w.path(name))
@@ -179,7 +182,7 @@ func (w *Writer) attest(acq *Acquisition, key ed25519.PrivateKey) error {
 		st.Subject = append(st.Subject, attest.Subject{Name: name, Digest: map[string]string{"sha256": strings.TrimPrefix(digestOf(b), "sha256:")}})
 	}
 	pred, err := json.Marshal(predicate{Case: acq.Case, Examiner: acq.Examiner, Container: acq.Container.ID,
-		Image: acq.Container.Image, Host: acq.Host.Hostname, CollectedAt: acq.CollectedAt})
+		Image: acq.Container.Image, Host: acq.Host.Hostname, CollectedAt: acq.CollectedAt, CustodyFirstEvent: firstEvent})
 	if err != nil {
 		return fmt.Errorf("sign bundle: %w", err)
 	}
@@ -200,9 +203,11 @@ type predicate struct {
 	Case        string `json:"case"`
 	CollectedAt string `json:"collected_at"`
 	Container   string `json:"container"`
-	Examiner    string `json:"examiner"`
-	Host        string `json:"host"`
-	Image       string `json:"image"`
+	// CustodyFirstEvent is the digest of the collected event's line.
+	CustodyFirstEvent string `json:"custody_first_event,omitempty"`
+	Examiner          string `json:"examiner"`
+	Host              string `json:"host"`
+	Image             string `json:"image"`
 }
 
 // Commit moves or packs the sealed bundle to its final path and returns that

@@ -77,7 +77,7 @@ func TestRoundTrip(t *testing.T) {
 	for _, form := range []string{"bag", "bag.tar", "bag.tar.gz", "bag.tgz"} {
 		t.Run(form, func(t *testing.T) {
 			out := writeBundle(t, form, testPayload, priv)
-			rep, err := Verify(context.Background(), out, VerifyOptions{PublicKey: pub})
+			rep, err := Verify(context.Background(), out, VerifyOptions{Keys: []ed25519.PublicKey{pub}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -176,7 +176,7 @@ func TestTamper(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			bag := writeBundle(t, "bag", testPayload, priv)
 			tt.tamper(t, bag)
-			rep, err := Verify(context.Background(), bag, VerifyOptions{PublicKey: pub})
+			rep, err := Verify(context.Background(), bag, VerifyOptions{Keys: []ed25519.PublicKey{pub}})
 			if err != nil {
 				t.Fatal(err)
 			}

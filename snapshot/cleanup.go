@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/containerd/containerd/v2/core/leases"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
@@ -97,6 +99,10 @@ func (c *Client) cleanLeases(ctx context.Context, ns, stateDir string, rep *Clea
 	if err != nil {
 		return fmt.Errorf("list leases in %s: %w", ns, err)
 	}
+	// Pause records first: a paused production task is the most urgent.
+	sort.SliceStable(ls, func(i, j int) bool {
+		return ls[i].Labels[LabelPurpose] == purposePause && ls[j].Labels[LabelPurpose] != purposePause
+	})
 	for _, l := range ls {
 		purpose, ours := l.Labels[LabelPurpose]
 		if !ours {
@@ -104,6 +110,12 @@ func (c *Client) cleanLeases(ctx context.Context, ns, stateDir string, rep *Clea
 		}
 		if why := leaseInUse(l, purpose, stateDir); why != "" {
 			rep.InUse = append(rep.InUse, fmt.Sprintf("lease %s in %s (%s)", l.ID, ns, why))
+			continue
+		}
+		if purpose == purposePause {
+			if err := c.cleanPause(ctx, ns, l, rep); err != nil {
+				return err
+			}
 			continue
 		}
 		if err := c.removeLease(ctx, ns, l, stateDir, rep); err != nil {
@@ -123,6 +135,9 @@ func leaseInUse(l leases.Lease, purpose, stateDir string) string {
 		return ""
 	}
 	if pid, err := strconv.Atoi(l.Labels[LabelPid]); err == nil && alive(pid) {
+		if purpose == purposePause {
+			return "pause of " + l.Labels[LabelPausedTask] + " by running pid " + strconv.Itoa(pid)
+		}
 		return purpose + " by running pid " + strconv.Itoa(pid)
 	}
 	return ""
@@ -160,4 +175,55 @@ func (c *Client) removeLease(ctx context.Context, ns string, l leases.Lease, sta
 		}
 	}
 	return nil
+}
+
+// pauseGrace is how long after its record a killed run's pause call may still
+// land in the runtime: cleanup looks at the task again once it has passed.
+const pauseGrace = 2 * time.Second
+
+// cleanPause resumes the task a killed run left paused, when it is paused, and
+// removes the run's pause record.
+func (c *Client) cleanPause(ctx context.Context, ns string, l leases.Lease, rep *CleanupReport) error {
+	id := l.Labels[LabelPausedTask]
+	resumed, err := c.resumeLeftPaused(ctx, id, l.CreatedAt)
+	if err != nil {
+		return fmt.Errorf("resume %s in %s, left paused by a killed run: %w", id, ns, err)
+	}
+	if resumed {
+		rep.Removed = append(rep.Removed, fmt.Sprintf("pause of %s in %s: task resumed (a killed run had paused it)", id, ns))
+	}
+	if err := c.c.LeasesService().Delete(ctx, l); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("delete pause record %s: %w", l.ID, err)
+	}
+	rep.Removed = append(rep.Removed, "pause record "+l.ID+" in "+ns)
+	return nil
+}
+
+// resumeLeftPaused resumes container id's task if it is paused. A task still
+// running is looked at again once the record is pauseGrace old, in case the
+// killed run's pause call is still on its way.
+func (c *Client) resumeLeftPaused(ctx context.Context, id string, recorded time.Time) (bool, error) {
+	ctr, err := c.c.LoadContainer(ctx, id)
+	if errdefs.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	task, err := ctr.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	resumed, err := resumeIfPaused(ctx, task)
+	if resumed || err != nil {
+		return resumed, err
+	}
+	if wait := time.Until(recorded.Add(pauseGrace)); wait > 0 {
+		time.Sleep(wait)
+		return resumeIfPaused(ctx, task)
+	}
+	return false, nil
 }

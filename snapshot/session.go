@@ -58,6 +58,8 @@ type Session struct {
 	effects   []SideEffect
 	// releases undo mounts held until Close, newest last.
 	releases []func() error
+	// resume resumes the task Pause paused; Close calls it first.
+	resume func(context.Context) error
 }
 
 // View names a view snapshot a session created.
@@ -83,12 +85,18 @@ func (c *Client) Begin(ctx context.Context, ns string, opts SessionOptions) (*Se
 	if expiry > 0 {
 		lopts = append(lopts, leases.WithExpiration(expiry))
 	}
-	l, err := c.c.LeasesService().Create(namespaces.WithNamespace(ctx, ns), lopts...)
+	// Not cancellable: an interrupted call could leave a lease that containerd
+	// created and this run never heard of. Cancellation is checked once the
+	// session exists and can remove it.
+	l, err := c.c.LeasesService().Create(namespaces.WithNamespace(context.WithoutCancel(ctx), ns), lopts...)
 	if err != nil {
 		return nil, fmt.Errorf("create lease: %w", err)
 	}
 	s := &Session{c: c, namespace: ns, lease: l}
 	s.Record("lease created", fmt.Sprintf("%s in namespace %s (expires after %s)", l.ID, ns, expiryText(expiry)))
+	if err := ctx.Err(); err != nil {
+		return nil, errors.Join(err, s.Close(ctx))
+	}
 	return s, nil
 }
 
@@ -146,11 +154,13 @@ func (s *Session) Protect(ctx context.Context, snapshotter, key string) error {
 // removed by Close.
 func (s *Session) View(ctx context.Context, snapshotter, parent string) ([]mount.Mount, error) {
 	key := fmt.Sprintf("%s-view-%d", s.lease.ID, len(s.views))
+	// Remembered before it is asked for: an interrupted call may still have
+	// created it, and Close removes it (or finds it never existed).
+	s.views = append(s.views, View{Snapshotter: snapshotter, Key: key})
 	mounts, err := s.c.c.SnapshotService(snapshotter).View(s.Context(ctx), key, parent)
 	if err != nil {
 		return nil, fmt.Errorf("create view of %s: %w", parent, err)
 	}
-	s.views = append(s.views, View{Snapshotter: snapshotter, Key: key})
 	s.Record("view created", fmt.Sprintf("%s/%s of %s", snapshotter, key, parent))
 	ro, err := mountutil.ReadOnly(mounts)
 	if err != nil {
@@ -189,24 +199,30 @@ func (s *Session) holdMount(ctx context.Context, what string, mounts []mount.Mou
 	}, nil
 }
 
-// Close removes the session's views and its lease. It works on a context that
-// is not cancelled, so that an interrupted operation still cleans up.
+// Close resumes a task the session paused, then removes the session's views
+// and its lease. It works on a context that is not cancelled, so that an
+// interrupted operation still cleans up.
 func (s *Session) Close(ctx context.Context) error {
 	ctx = context.WithoutCancel(ctx)
+	var resumeErr error
+	if s.resume != nil {
+		resumeErr = s.resume(ctx)
+		s.resume = nil
+	}
 	var errs []error
 	for i := len(s.releases) - 1; i >= 0; i-- {
 		errs = append(errs, s.releases[i]())
 	}
 	s.releases = nil
 	if err := errors.Join(errs...); err != nil {
-		return err // views stay until their mounts are gone
+		return errors.Join(resumeErr, err) // views stay until their mounts are gone
 	}
 	err := s.c.Release(ctx, s.namespace, s.lease.ID, s.views)
 	s.views = nil
 	if err == nil {
 		s.Record("lease released", s.lease.ID)
 	}
-	return err
+	return errors.Join(resumeErr, err)
 }
 
 // Release removes view snapshots and then a lease of namespace ns; those already

@@ -15,6 +15,8 @@ import (
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/leases"
+
+	"github.com/ctrforensics/ctrforensics/mountutil"
 )
 
 // handled is a ctrforensics process that has installed its SIGINT and SIGTERM
@@ -251,4 +253,57 @@ func TestDiffInterruptedAtEveryMoment(t *testing.T) {
 		}
 	}
 	t.Logf("outcomes: %v", counts)
+}
+
+// TestCleanupFindsMountsOutsideItsTMPDIR kills runs that hold read-only
+// mounts in one temporary directory and cleans up from another (as sudo
+// does): cleanup must find the mounts through the run's lease, unmount them
+// and remove their directories, and leave no lease.
+func TestCleanupFindsMountsOutsideItsTMPDIR(t *testing.T) {
+	c := h.runContainer(t, "cleanup-tmpdir", "overlayfs")
+	h.attack(t, c, `truncate -s 12G /tmp/huge`)
+	host := captureHost(t)
+	for _, args := range [][]string{
+		{"diff", "--method", "walk", c.id},
+		{"collect", "-o", filepath.Join(t.TempDir(), "bag"), c.id},
+	} {
+		t.Run(args[0], func(t *testing.T) {
+			runTmp, cleanupTmp := t.TempDir(), t.TempDir()
+			t.Cleanup(func() { // whatever cleanup missed must not outlive the test
+				if left, err := mountutil.UnmountUnder(runTmp); err != nil || len(left) > 0 {
+					t.Errorf("the test had to unmount %v (%v)", left, err)
+				}
+			})
+			p := startHandled(t, []string{"TMPDIR=" + runTmp}, args...)
+			waitForMountUnder(t, runTmp)
+			p.signalAfter(0, syscall.SIGKILL)
+			r := h.cliWith(t, func(cmd *exec.Cmd) { cmd.Env = append(os.Environ(), "TMPDIR="+cleanupTmp) },
+				"--address", h.daemon.Address, "-n", h.daemon.Namespace, "cleanup")
+			if r.code != 0 || !strings.Contains(r.stdout, "removed: mount "+runTmp) {
+				t.Errorf("cleanup: exit %d, did not report the mounts under %s:\n%s%s", r.code, runTmp, r.stdout, r.stderr)
+			}
+			if left, _ := os.ReadDir(runTmp); len(left) != 0 {
+				t.Errorf("left in the run's TMPDIR: %v", left)
+			}
+			compareHost(t, "after SIGKILL and cleanup from another TMPDIR", host, captureHost(t))
+			removeLeaked(t, host)
+		})
+	}
+}
+
+// waitForMountUnder waits until something is mounted below dir.
+func waitForMountUnder(t *testing.T, dir string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		b, err := os.ReadFile("/proc/self/mountinfo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte(" "+dir+"/")) {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("nothing was mounted under %s", dir)
 }

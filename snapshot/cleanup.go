@@ -45,7 +45,9 @@ func (c *Client) Cleanup(ctx context.Context, stateDir string) (*CleanupReport, 
 	return rep, nil
 }
 
-// cleanTempMounts unmounts and removes the temporary mount points of dead runs.
+// cleanTempMounts unmounts and removes the temporary mount points of dead runs
+// found in this process's temporary directory. Runs with another temporary
+// directory are found through their leases (LabelMountDir).
 func cleanTempMounts(rep *CleanupReport) error {
 	points, err := mountutil.MountsUnder(os.TempDir())
 	if err != nil {
@@ -66,6 +68,58 @@ func cleanTempMounts(rep *CleanupReport) error {
 		os.Remove(m)
 		rep.Removed = append(rep.Removed, "mount "+m)
 	}
+	entries, err := os.ReadDir(os.TempDir())
+	if err != nil {
+		return fmt.Errorf("read temporary directory: %w", err)
+	}
+	for _, e := range entries {
+		dir := filepath.Join(os.TempDir(), e.Name())
+		if pid, ok := runDirPid(dir); ok && !alive(pid) {
+			if err := cleanRunDir(dir, rep); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// runDirPid returns the pid in the name of a run's directory of temporary
+// mounts.
+func runDirPid(dir string) (int, bool) {
+	rest, ok := strings.CutPrefix(filepath.Base(dir), RunDirPrefix)
+	if !ok || !filepath.IsAbs(dir) {
+		return 0, false
+	}
+	pidText, _, _ := strings.Cut(rest, "-")
+	pid, err := strconv.Atoi(pidText)
+	return pid, err == nil
+}
+
+// cleanRunDir unmounts the temporary mounts left in a dead run's directory
+// and removes the directory. Only empty directories are removed (never
+// RemoveAll): what is still mounted stays visible and untouched.
+func cleanRunDir(dir string, rep *CleanupReport) error {
+	if _, ok := runDirPid(dir); !ok {
+		return nil // not a name ctrforensics gives: not ours to touch
+	}
+	done, err := mountutil.UnmountUnder(dir)
+	for _, m := range done {
+		rep.Removed = append(rep.Removed, "mount "+m)
+	}
+	if err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(dir)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", dir, err)
+	}
+	for _, e := range entries {
+		os.Remove(filepath.Join(dir, e.Name()))
+	}
+	os.Remove(dir)
 	return nil
 }
 
@@ -149,6 +203,9 @@ func (c *Client) removeLease(ctx context.Context, ns string, l leases.Lease, sta
 	res, err := c.c.LeasesService().ListResources(ctx, l)
 	if err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("resources of lease %s: %w", l.ID, err)
+	}
+	if err := cleanRunDir(l.Labels[LabelMountDir], rep); err != nil {
+		return err
 	}
 	var views []View
 	for _, r := range res {

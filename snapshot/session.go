@@ -24,7 +24,14 @@ const (
 	LabelPurpose    = "ctrforensics.io/purpose"
 	LabelPid        = "ctrforensics.io/pid"
 	LabelMountpoint = "ctrforensics.io/mountpoint"
+	// LabelMountDir names the directory holding a run's temporary mounts,
+	// wherever its TMPDIR was, so that cleanup finds them from any other.
+	LabelMountDir = "ctrforensics.io/mountdir"
 )
+
+// RunDirPrefix starts the name of the directory, in the temporary directory,
+// that holds one run's temporary mounts; the run's pid follows.
+const RunDirPrefix = "ctrforensics-run-"
 
 // defaultLeaseExpiry bounds how long a lease outlives a killed run: containerd
 // then drops it and collects the views it held.
@@ -60,6 +67,8 @@ type Session struct {
 	releases []func() error
 	// resume resumes the task Pause paused; Close calls it first.
 	resume func(context.Context) error
+	// mountDir holds the session's temporary mounts; named on the lease.
+	mountDir string
 }
 
 // View names a view snapshot a session created.
@@ -77,7 +86,11 @@ func (c *Client) Begin(ctx context.Context, ns string, opts SessionOptions) (*Se
 	if expiry == 0 {
 		expiry = defaultLeaseExpiry
 	}
-	labels := map[string]string{LabelPurpose: opts.Purpose, LabelPid: strconv.Itoa(os.Getpid())}
+	dir, err := os.MkdirTemp("", RunDirPrefix+strconv.Itoa(os.Getpid())+"-")
+	if err != nil {
+		return nil, fmt.Errorf("create directory for temporary mounts: %w", err)
+	}
+	labels := map[string]string{LabelPurpose: opts.Purpose, LabelPid: strconv.Itoa(os.Getpid()), LabelMountDir: dir}
 	for k, v := range opts.Labels {
 		labels[k] = v
 	}
@@ -90,10 +103,12 @@ func (c *Client) Begin(ctx context.Context, ns string, opts SessionOptions) (*Se
 	// session exists and can remove it.
 	l, err := c.c.LeasesService().Create(namespaces.WithNamespace(context.WithoutCancel(ctx), ns), lopts...)
 	if err != nil {
+		os.Remove(dir)
 		return nil, fmt.Errorf("create lease: %w", err)
 	}
-	s := &Session{c: c, namespace: ns, lease: l}
-	s.Record("lease created", fmt.Sprintf("%s in namespace %s (expires after %s)", l.ID, ns, expiryText(expiry)))
+	s := &Session{c: c, namespace: ns, lease: l, mountDir: dir}
+	s.Record("lease created", fmt.Sprintf("%s in namespace %s (expires after %s; temporary mounts under %s)",
+		l.ID, ns, expiryText(expiry), dir))
 	if err := ctx.Err(); err != nil {
 		return nil, errors.Join(err, s.Close(ctx))
 	}
@@ -185,7 +200,7 @@ func (s *Session) holdMount(ctx context.Context, what string, mounts []mount.Mou
 	if err := ctx.Err(); err != nil {
 		return "", nil, err
 	}
-	dir, undo, err := mountutil.TempMount(mounts)
+	dir, undo, err := mountutil.TempMount(s.mountDir, mounts)
 	if err != nil {
 		return "", nil, err
 	}
@@ -216,6 +231,12 @@ func (s *Session) Close(ctx context.Context) error {
 	s.releases = nil
 	if err := errors.Join(errs...); err != nil {
 		return errors.Join(resumeErr, err) // views stay until their mounts are gone
+	}
+	if s.mountDir != "" {
+		// Remove, never RemoveAll: only an empty directory goes.
+		if err := os.Remove(s.mountDir); err != nil && !os.IsNotExist(err) {
+			return errors.Join(resumeErr, fmt.Errorf("remove directory of temporary mounts: %w", err))
+		}
 	}
 	err := s.c.Release(ctx, s.namespace, s.lease.ID, s.views)
 	s.views = nil

@@ -6,32 +6,69 @@ BIN       := bin/ctrforensics
 PKG       := github.com/ctrforensics/ctrforensics
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
-LDFLAGS   := -X $(PKG)/internal/version.Version=$(VERSION) -X $(PKG)/internal/version.Commit=$(COMMIT)
+LDFLAGS   := -s -w -X $(PKG)/internal/version.Version=$(VERSION) -X $(PKG)/internal/version.Commit=$(COMMIT)
 STATICCHECK_VERSION ?= v0.8.2
+# One static binary: no cgo, so it never trusts the libc of the host it is
+# copied onto.
+GOBUILD   := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 
-.PHONY: all build deps test test-unit test-integration lint bench demo demo-clean clean
+# The release targets (`make release`) and the packages an examiner's laptop
+# needs (verify, custody, key): they must build and pass vet on every OS.
+RELEASE_PLATFORMS := linux/amd64 linux/arm64 darwin/arm64 darwin/amd64 windows/amd64
+PORTABLE_PKGS     := ./forensic ./forensic/attest ./forensic/bagit ./forensic/bundle ./forensic/custody ./forensic/history
+
+.PHONY: all build release cross portable deps test test-unit test-integration lint bench demo demo-clean clean
 
 all: build
 
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/ctrforensics
+	$(GOBUILD) -o $(BIN) ./cmd/ctrforensics
+
+# dist/: one binary per platform and SHA256SUMS.
+release:
+	rm -rf dist && mkdir -p dist
+	@set -e; for p in $(RELEASE_PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; ext=; [ $$os = windows ] && ext=.exe; \
+		echo "build $$p"; \
+		GOOS=$$os GOARCH=$$arch $(GOBUILD) -o dist/ctrforensics-$$os-$$arch$$ext ./cmd/ctrforensics; \
+	done
+	cd dist && sha256sum ctrforensics-* > SHA256SUMS
+
+# Every release platform compiles (no output kept), and the portable
+# packages type-check with their tests on macOS and Windows.
+cross: portable
+	@set -e; for p in $(RELEASE_PLATFORMS); do \
+		echo "cross-compile $$p"; \
+		GOOS=$${p%/*} GOARCH=$${p#*/} CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/ctrforensics; \
+	done
+
+portable:
+	@set -e; for os in darwin windows; do \
+		echo "vet portable packages for $$os"; \
+		GOOS=$$os CGO_ENABLED=0 $(GO) vet $(PORTABLE_PKGS); \
+	done
 
 deps:
 	bash scripts/install-deps.sh
 
 # Every test: unit tests, integration tests against a private containerd and
-# runc, and the CLI end-to-end tests. CI runs exactly this.
+# runc, the CLI end-to-end tests, and the cross-compilation of every release
+# platform. CI runs exactly this, as root; CTRFORENSICS_TEST_ROOT=1 makes a
+# root-only test fail instead of skipping.
 test: deps build
-	CTRFORENSICS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 30m ./...
+	CTRFORENSICS_TEST_ROOT=1 CTRFORENSICS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 30m ./...
 
-test-unit: build
+# Unit tests only; without root, the tests that need it are skipped.
+test-unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /integration)
 
 test-integration: deps build
-	CTRFORENSICS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 30m -v ./integration/...
+	CTRFORENSICS_TEST_ROOT=1 CTRFORENSICS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 30m -v ./integration/...
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
+	@bins=$$(git ls-files -z | xargs -0 -r file | grep -E ': .*(ELF|Mach-O|PE32)' | cut -d: -f1); \
+		if [ -n "$$bins" ]; then echo "git tracks build outputs: $$bins"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
@@ -47,4 +84,4 @@ demo-clean:
 	bash scripts/demo.sh clean
 
 clean:
-	rm -rf bin
+	rm -rf bin dist

@@ -3,17 +3,21 @@ package integration
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/errdefs"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/ctrforensics/ctrforensics/forensic/bundle"
 	"github.com/ctrforensics/ctrforensics/internal/testimage"
@@ -486,6 +490,10 @@ func TestCollectWithLayersAndJSONReport(t *testing.T) {
 // TestCollectMultiPlatformImage collects a container of a two-platform image
 // of which containerd holds only this host's platform: the other platform's
 // manifest is noted as not exported, and the bundle verifies.
+//
+// Import may store the other platform's blobs too, and the daemon's garbage
+// collector removes them at a moment of its choosing; the test removes them
+// itself so that the state it collects from is always the same.
 func TestCollectMultiPlatformImage(t *testing.T) {
 	ctx := h.ctx(t)
 	m, err := testimage.MultiPlatformImage(ctx)
@@ -507,6 +515,7 @@ func TestCollectMultiPlatformImage(t *testing.T) {
 	if err := img.Unpack(ctx, "overlayfs"); err != nil {
 		t.Fatal(err)
 	}
+	removeOtherPlatforms(t, ctx, built)
 	ctr, err := h.client.NewContainer(ctx, "multi-collect", client.WithImage(img), client.WithSnapshotter("overlayfs"),
 		client.WithNewSnapshot("multi-collect", img), client.WithNewSpec())
 	if err != nil {
@@ -519,4 +528,44 @@ func TestCollectMultiPlatformImage(t *testing.T) {
 		t.Errorf("collect does not note the missing platform:\n%s", res)
 	}
 	h.mustCLI(t, "verify", out)
+}
+
+// removeOtherPlatforms deletes from the content store every blob of built
+// that only platforms other than this host's use, as if they had never been
+// pulled.
+func removeOtherPlatforms(t *testing.T, ctx context.Context, built *testimage.Built) {
+	t.Helper()
+	keep := map[digest.Digest]bool{}
+	var other []digest.Digest
+	for _, p := range built.Platforms {
+		blobs := append([]digest.Digest{p.Manifest.Digest, p.Config.Digest}, layerDigests(p)...)
+		if p.Manifest.Platform != nil && p.Manifest.Platform.Architecture == runtime.GOARCH {
+			for _, d := range blobs {
+				keep[d] = true
+			}
+			continue
+		}
+		other = append(other, blobs...)
+	}
+	if len(keep) == 0 {
+		t.Skipf("the test image has no %s platform", runtime.GOARCH)
+	}
+	cs := h.client.ContentStore()
+	for _, d := range other {
+		if keep[d] {
+			continue
+		}
+		if err := cs.Delete(ctx, d); err != nil && !errdefs.IsNotFound(err) {
+			t.Fatalf("remove blob %s of another platform: %v", d, err)
+		}
+	}
+}
+
+// layerDigests returns the digests of built's layer blobs.
+func layerDigests(built *testimage.Built) []digest.Digest {
+	var ds []digest.Digest
+	for _, l := range built.Layers {
+		ds = append(ds, l.Digest)
+	}
+	return ds
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/ctrforensics/ctrforensics/internal/testdaemon"
 	"github.com/ctrforensics/ctrforensics/internal/testimage"
+	"github.com/ctrforensics/ctrforensics/internal/testutil"
 	"github.com/ctrforensics/ctrforensics/mountutil"
 )
 
@@ -42,9 +43,8 @@ type harness struct {
 var h *harness
 
 func TestMain(m *testing.M) {
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "integration tests run containerd and runc and mount overlayfs: run them as root (make test)")
-		os.Exit(1)
+	if run, code := testutil.RequiresRootM(); !run {
+		os.Exit(code)
 	}
 	var code int
 	err := func() error {

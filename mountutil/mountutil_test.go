@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/containerd/containerd/v2/core/mount"
+
+	"github.com/ctrforensics/ctrforensics/internal/testutil"
 )
 
 func TestReadOnly(t *testing.T) {
@@ -118,9 +120,7 @@ func TestSplitLowerdirEscapes(t *testing.T) {
 // longer than a page, checks the tree is read-only and merged in order, and
 // that nothing stays mounted, also when the callback fails.
 func TestWithTempMountManyLayers(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("this test mounts overlayfs: run it as root (make test does)")
-	}
+	testutil.RequiresRoot(t)
 	base := t.TempDir()
 	var layers []string
 	for i := 0; i < 120; i++ {

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/ctrforensics/ctrforensics/snapshot"
 )
@@ -18,20 +18,20 @@ func cleanupCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "state-dir", Value: snapshot.DefaultStateDir, Usage: "where mounts are recorded", Hidden: true},
 		},
-		Action: func(c *cli.Context) error {
+		Action: func(ctx context.Context, c *cli.Command) error {
 			if _, err := args(c); err != nil {
 				return err
 			}
-			return withClient(c, func(ctx context.Context, cl *snapshot.Client) error {
+			return withClient(ctx, c, func(ctx context.Context, cl *snapshot.Client) error {
 				rep, err := cl.Cleanup(ctx, c.String("state-dir"))
 				for _, r := range rep.Removed {
-					fmt.Fprintln(c.App.Writer, "removed: "+r)
+					fmt.Fprintln(c.Root().Writer, "removed: "+r)
 				}
 				for _, r := range rep.InUse {
-					fmt.Fprintln(c.App.Writer, "in use:  "+r)
+					fmt.Fprintln(c.Root().Writer, "in use:  "+r)
 				}
 				if err == nil && len(rep.Removed)+len(rep.InUse) == 0 {
-					fmt.Fprintln(c.App.Writer, "nothing to clean up")
+					fmt.Fprintln(c.Root().Writer, "nothing to clean up")
 				}
 				return err
 			})

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/docker/go-units"
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 	"golang.org/x/term"
 
 	"github.com/ctrforensics/ctrforensics/forensic/attest"
@@ -19,9 +19,10 @@ import (
 
 func collectCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "collect",
-		Usage:     "seal a container's evidence into a BagIt bundle (directory, .tar or .tar.gz)",
-		ArgsUsage: "CONTAINER",
+		Name:          "collect",
+		Usage:         "seal a container's evidence into a BagIt bundle (directory, .tar or .tar.gz)",
+		ShellComplete: completeContainer,
+		ArgsUsage:     "CONTAINER",
 		Description: "The bundle holds the container record and OCI spec, the image as an OCI layout, every change\n" +
 			"(changes.jsonl) and the changed content (an OCI layer tar), the processes of a running task, a\n" +
 			"Sleuth Kit timeline, and the acquisition record; it is sealed with sha256 and sha512 manifests,\n" +
@@ -31,7 +32,7 @@ func collectCommand() *cli.Command {
 			&cli.StringFlag{Name: "case", Usage: "case identifier (bag-info External-Identifier)"},
 			&cli.StringFlag{Name: "examiner", Value: defaultExaminer(), Usage: "who collects (the first custody event's actor)"},
 			&cli.StringFlag{Name: "note", Usage: "free text recorded with the acquisition"},
-			&cli.StringFlag{Name: "sign-key", Usage: "ed25519 private key (from `ctrforensics key generate`) to sign the bundle"},
+			&cli.StringFlag{Name: "sign-key", Usage: "ed25519 private `KEY` file to sign the bundle with (make one with: ctrforensics key generate)"},
 			&cli.BoolFlag{Name: "include-image-layers", Usage: "also copy the image's layer blobs into the OCI layout"},
 			&cli.BoolFlag{Name: "pause", Usage: "pause a running task during the capture (recorded; resumed afterwards)"},
 			&cli.StringFlag{Name: "hash", Value: "sha256,sha512", Usage: "manifest algorithms: sha256 (required), sha512, sha1, md5"},
@@ -50,7 +51,7 @@ func defaultExaminer() string {
 	return "root"
 }
 
-func runCollect(c *cli.Context) error {
+func runCollect(ctx context.Context, c *cli.Command) error {
 	a, err := args(c, "CONTAINER")
 	if err != nil {
 		return err
@@ -62,27 +63,27 @@ func runCollect(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	return withClient(c, func(ctx context.Context, cl *snapshot.Client) error {
+	return withClient(ctx, c, func(ctx context.Context, cl *snapshot.Client) error {
 		ctr, err := cl.LoadContainer(ctx, a[0])
 		if err != nil {
 			return err
 		}
 		if term.IsTerminal(int(os.Stderr.Fd())) {
-			opts.Progress = progressPrinter(c.App.ErrWriter)
+			opts.Progress = progressPrinter(c.Root().ErrWriter)
 		}
 		res, err := cl.Collect(ctx, ctr, opts)
 		if opts.Progress != nil {
-			fmt.Fprintln(c.App.ErrWriter)
+			fmt.Fprintln(c.Root().ErrWriter)
 		}
 		if err != nil {
 			return fmt.Errorf("collect %s: %w", ctr.Info.ID, err)
 		}
-		printCollected(c.App.Writer, res)
+		printCollected(c.Root().Writer, res)
 		return nil
 	})
 }
 
-func collectOptions(c *cli.Context) (snapshot.CollectOptions, error) {
+func collectOptions(c *cli.Command) (snapshot.CollectOptions, error) {
 	diff, err := diffOptions(c)
 	if err != nil {
 		return snapshot.CollectOptions{}, err

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
+
 	"crypto/ed25519"
 	"fmt"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/ctrforensics/ctrforensics/forensic"
 	"github.com/ctrforensics/ctrforensics/forensic/attest"
@@ -16,7 +18,7 @@ func custodyCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "custody",
 		Usage: "show or extend a bundle's chain of custody",
-		Subcommands: []*cli.Command{
+		Commands: []*cli.Command{
 			{
 				Name:      "add",
 				Usage:     "append an event (transferred, received, analysed...) to the chain; no other file changes",
@@ -40,7 +42,7 @@ func custodyCommand() *cli.Command {
 	}
 }
 
-func runCustodyAdd(c *cli.Context) error {
+func runCustodyAdd(ctx context.Context, c *cli.Command) error {
 	a, err := args(c, "PATH")
 	if err != nil {
 		return err
@@ -58,12 +60,12 @@ func runCustodyAdd(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.App.Writer, "appended %s by %s to %s\ncustody head: %s (record it: it protects this event)\n",
+	fmt.Fprintf(c.Root().Writer, "appended %s by %s to %s\ncustody head: %s (record it: it protects this event)\n",
 		c.String("action"), c.String("actor"), a[0], head)
 	return nil
 }
 
-func runCustodyShow(c *cli.Context) error {
+func runCustodyShow(ctx context.Context, c *cli.Command) error {
 	a, err := args(c, "PATH")
 	if err != nil {
 		return err
@@ -78,13 +80,13 @@ func runCustodyShow(c *cli.Context) error {
 	}
 	if format == output.JSON {
 		for _, e := range chain {
-			if _, err := c.App.Writer.Write(e.Line); err != nil {
+			if _, err := c.Root().Writer.Write(e.Line); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	t := output.NewTable(c.App.Writer, "SEQ", "TIME", "ACTION", "ACTOR", "SIGNED", "NOTE")
+	t := output.NewTable(c.Root().Writer, "SEQ", "TIME", "ACTION", "ACTOR", "SIGNED", "NOTE")
 	for _, e := range chain {
 		signed := "no"
 		if e.Sig != "" {

@@ -6,7 +6,7 @@ import (
 	"fmt"
 
 	"github.com/docker/go-units"
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/ctrforensics/ctrforensics/forensic"
 	"github.com/ctrforensics/ctrforensics/internal/output"
@@ -15,9 +15,10 @@ import (
 
 func diffCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "diff",
-		Usage:     "list what was added (A), changed (C) or deleted (D) in a container versus its image",
-		ArgsUsage: "CONTAINER",
+		Name:          "diff",
+		Usage:         "list what was added (A), changed (C) or deleted (D) in a container versus its image",
+		ShellComplete: completeContainer,
+		ArgsUsage:     "CONTAINER",
 		Description: "Prints docker-diff lines sorted by path; --format json adds every metadata field and the\n" +
 			"sha256 of the new content and of the content it replaced. Paths the runtime created (mount\n" +
 			"points of the OCI spec) are left out of the table unless --all. Names are printed with\n" +
@@ -30,7 +31,7 @@ func diffCommand() *cli.Command {
 	}
 }
 
-func runDiff(c *cli.Context) error {
+func runDiff(ctx context.Context, c *cli.Command) error {
 	a, err := args(c, "CONTAINER")
 	if err != nil {
 		return err
@@ -43,7 +44,7 @@ func runDiff(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	return withClient(c, func(ctx context.Context, cl *snapshot.Client) error {
+	return withClient(ctx, c, func(ctx context.Context, cl *snapshot.Client) error {
 		ctr, err := cl.LoadContainer(ctx, a[0])
 		if err != nil {
 			return err
@@ -58,14 +59,14 @@ func runDiff(c *cli.Context) error {
 			return fmt.Errorf("diff %s: %w", ctr.Info.ID, err)
 		}
 		for _, n := range d.Notes {
-			fmt.Fprintln(c.App.ErrWriter, "ctrforensics: note: "+n)
+			fmt.Fprintln(c.Root().ErrWriter, "ctrforensics: note: "+n)
 		}
 		if format == output.JSON {
-			return output.JSONLines(c.App.Writer, d.Changes)
+			return output.JSONLines(c.Root().Writer, d.Changes)
 		}
 		for _, ch := range d.Changes {
 			if !ch.Runtime || c.Bool("all") {
-				fmt.Fprintln(c.App.Writer, ch.Line())
+				fmt.Fprintln(c.Root().Writer, ch.Line())
 			}
 		}
 		return nil
@@ -82,7 +83,7 @@ func diffFlags() []cli.Flag {
 	}
 }
 
-func diffOptions(c *cli.Context) (snapshot.DiffOptions, error) {
+func diffOptions(c *cli.Command) (snapshot.DiffOptions, error) {
 	var opts snapshot.DiffOptions
 	switch m := c.String("method"); m {
 	case "auto":

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/docker/go-units"
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/ctrforensics/ctrforensics/forensic"
 	"github.com/ctrforensics/ctrforensics/forensic/history"
@@ -29,7 +29,7 @@ func imageCommand() *cli.Command {
 		Description: "Everything reads containerd's content store (or, for layer blobs discarded after unpacking,\n" +
 			"the image's snapshots, read-only): no container is created or started, and containerd's images,\n" +
 			"containers, snapshots and leases are as before once the command ends.",
-		Subcommands: []*cli.Command{
+		Commands: []*cli.Command{
 			imageLsCommand(), imageHistoryCommand(), imageFilesCommand(), imageLayersCommand(),
 			imageCatCommand(), imageExportCommand(), imageSaveCommand(),
 		},
@@ -45,12 +45,12 @@ func imageFlags(extra ...cli.Flag) []cli.Flag {
 }
 
 // withImage resolves IMAGE (the first argument) under a session and runs fn.
-func withImage(c *cli.Context, names []string, fn func(ctx context.Context, cl *snapshot.Client, img *snapshot.ResolvedImage, a []string) error) error {
+func withImage(ctx context.Context, c *cli.Command, names []string, fn func(ctx context.Context, cl *snapshot.Client, img *snapshot.ResolvedImage, a []string) error) error {
 	a, err := args(c, names...)
 	if err != nil {
 		return err
 	}
-	return withClient(c, func(ctx context.Context, cl *snapshot.Client) error {
+	return withClient(ctx, c, func(ctx context.Context, cl *snapshot.Client) error {
 		s, err := cl.Begin(ctx, "", snapshot.SessionOptions{Purpose: "image"})
 		if err != nil {
 			return err
@@ -58,7 +58,7 @@ func withImage(c *cli.Context, names []string, fn func(ctx context.Context, cl *
 		img, err := s.ResolveImage(ctx, a[0], c.String("platform"), c.String("snapshotter"))
 		if err == nil {
 			for _, n := range img.Notes {
-				fmt.Fprintln(c.App.ErrWriter, "ctrforensics: note: "+n)
+				fmt.Fprintln(c.Root().ErrWriter, "ctrforensics: note: "+n)
 			}
 			err = fn(ctx, cl, img, a)
 		}
@@ -72,7 +72,7 @@ func imageLsCommand() *cli.Command {
 		Name:  "ls",
 		Usage: "list the namespace's images",
 		Flags: []cli.Flag{formatFlag()},
-		Action: func(c *cli.Context) error {
+		Action: func(ctx context.Context, c *cli.Command) error {
 			if _, err := args(c); err != nil {
 				return err
 			}
@@ -80,15 +80,15 @@ func imageLsCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			return withClient(c, func(ctx context.Context, cl *snapshot.Client) error {
+			return withClient(ctx, c, func(ctx context.Context, cl *snapshot.Client) error {
 				imgs, err := cl.Images(ctx)
 				if err != nil {
 					return err
 				}
 				if format == output.JSON {
-					return output.JSONLines(c.App.Writer, imageRows(imgs))
+					return output.JSONLines(c.Root().Writer, imageRows(imgs))
 				}
-				t := output.NewTable(c.App.Writer, "NAME", "MANIFEST", "CONFIG", "PLATFORMS", "SIZE", "CREATED", "UNPACKED")
+				t := output.NewTable(c.Root().Writer, "NAME", "MANIFEST", "CONFIG", "PLATFORMS", "SIZE", "CREATED", "UNPACKED")
 				for _, r := range imageRows(imgs) {
 					t.Row(r.Name, short(r.Manifest), short(r.Config), strings.Join(r.Platforms, ","), units.HumanSize(float64(r.Size)),
 						r.Created[:19]+"Z", orDash(strings.Join(r.Unpacked, ",")))
@@ -145,7 +145,7 @@ func imageHistoryCommand() *cli.Command {
 	}
 }
 
-func runImageHistory(c *cli.Context) error {
+func runImageHistory(ctx context.Context, c *cli.Command) error {
 	format, err := output.ParseFormat(c.String("format"), output.Table, output.JSON, "sarif")
 	if err != nil {
 		return err
@@ -156,7 +156,7 @@ func runImageHistory(c *cli.Context) error {
 			return fmt.Errorf("--fail-on: %w", err)
 		}
 	}
-	return withImage(c, []string{"IMAGE"}, func(ctx context.Context, _ *snapshot.Client, img *snapshot.ResolvedImage, _ []string) error {
+	return withImage(ctx, c, []string{"IMAGE"}, func(ctx context.Context, _ *snapshot.Client, img *snapshot.ResolvedImage, _ []string) error {
 		var layers []history.Layer
 		for i, l := range img.Manifest.Layers {
 			layers = append(layers, history.Layer{DiffID: img.DiffID(i), Size: l.Size})
@@ -164,9 +164,9 @@ func runImageHistory(c *cli.Context) error {
 		findings := history.Analyze(img.Config, layers)
 		switch format {
 		case "sarif":
-			err = history.WriteSARIF(c.App.Writer, img.Name, version.Version, findings)
+			err = history.WriteSARIF(c.Root().Writer, img.Name, version.Version, findings)
 		case output.JSON:
-			err = output.JSONLines(c.App.Writer, []any{historyJSON(img, findings)})
+			err = output.JSONLines(c.Root().Writer, []any{historyJSON(img, findings)})
 		default:
 			writeHistoryTable(c, img, findings)
 		}
@@ -210,8 +210,8 @@ func historyJSON(img *snapshot.ResolvedImage, findings []history.Finding) map[st
 		"platform": img.Platform, "history": historyRows(img), "findings": fs}
 }
 
-func writeHistoryTable(c *cli.Context, img *snapshot.ResolvedImage, findings []history.Finding) {
-	t := output.NewTable(c.App.Writer, "#", "CREATED", "CREATED BY", "LAYER", "SIZE", "COMMENT")
+func writeHistoryTable(c *cli.Command, img *snapshot.ResolvedImage, findings []history.Finding) {
+	t := output.NewTable(c.Root().Writer, "#", "CREATED", "CREATED BY", "LAYER", "SIZE", "COMMENT")
 	for _, r := range historyRows(img) {
 		by := forensic.EscapePath(r["created_by"].(string))
 		if !c.Bool("no-trunc") && len(by) > 60 {
@@ -227,13 +227,13 @@ func writeHistoryTable(c *cli.Context, img *snapshot.ResolvedImage, findings []h
 		t.Row(strconv.Itoa(r["index"].(int)), orDash(created), by, layer, size, orDash(forensic.EscapePath(r["comment"].(string))))
 	}
 	t.Flush()
-	fmt.Fprintln(c.App.Writer)
+	fmt.Fprintln(c.Root().Writer)
 	if len(findings) == 0 {
-		fmt.Fprintln(c.App.Writer, "findings: none")
+		fmt.Fprintln(c.Root().Writer, "findings: none")
 		return
 	}
-	fmt.Fprintf(c.App.Writer, "findings: %d\n", len(findings))
-	ft := output.NewTable(c.App.Writer, "SEVERITY", "RULE", "WHERE", "REASON")
+	fmt.Fprintf(c.Root().Writer, "findings: %d\n", len(findings))
+	ft := output.NewTable(c.Root().Writer, "SEVERITY", "RULE", "WHERE", "REASON")
 	for _, f := range findings {
 		where := "config"
 		if f.History >= 0 {
@@ -260,7 +260,7 @@ func imageFilesCommand() *cli.Command {
 	}
 }
 
-func runImageFiles(c *cli.Context) error {
+func runImageFiles(ctx context.Context, c *cli.Command) error {
 	format, err := output.ParseFormat(c.String("format"), output.Table, output.JSON)
 	if err != nil {
 		return err
@@ -269,10 +269,10 @@ func runImageFiles(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	return withImage(c, []string{"IMAGE"}, func(ctx context.Context, _ *snapshot.Client, img *snapshot.ResolvedImage, _ []string) error {
+	return withImage(ctx, c, []string{"IMAGE"}, func(ctx context.Context, _ *snapshot.Client, img *snapshot.ResolvedImage, _ []string) error {
 		opts := imagefs.Options{Digest: c.Bool("digest"), Warn: warner(c)}
 		if format == output.JSON {
-			enc := json.NewEncoder(c.App.Writer)
+			enc := json.NewEncoder(c.Root().Writer)
 			enc.SetEscapeHTML(false)
 			return imagefs.Walk(ctx, img.Layers, opts, func(e *imagefs.Entry) error {
 				if !keep(*e) {
@@ -287,7 +287,7 @@ func runImageFiles(c *cli.Context) error {
 		}
 		// Streamed: the table is aligned per block of rows, so that a listing of
 		// millions of paths is never held in memory.
-		t, rows := output.NewTable(c.App.Writer, headers...), 0
+		t, rows := output.NewTable(c.Root().Writer, headers...), 0
 		err := imagefs.Walk(ctx, img.Layers, opts, func(e *imagefs.Entry) error {
 			if !keep(*e) {
 				return nil
@@ -321,11 +321,11 @@ func fileRow(e imagefs.Entry, withDigest bool) []string {
 }
 
 // warner prints the engine's warnings about hostile layer entries on stderr.
-func warner(c *cli.Context) func(string) {
-	return func(msg string) { fmt.Fprintln(c.App.ErrWriter, "ctrforensics: warning: "+msg) }
+func warner(c *cli.Command) func(string) {
+	return func(msg string) { fmt.Fprintln(c.Root().ErrWriter, "ctrforensics: warning: "+msg) }
 }
 
-func fileFilter(c *cli.Context) (func(imagefs.Entry) bool, error) {
+func fileFilter(c *cli.Command) (func(imagefs.Entry) bool, error) {
 	typ, glob, setuid := c.String("type"), c.String("path"), c.Bool("setuid")
 	switch forensic.FileType(typ) {
 	case "", forensic.TypeFile, forensic.TypeDir, forensic.TypeSymlink, forensic.TypeFIFO, forensic.TypeSocket, forensic.TypeChar, forensic.TypeBlock:
@@ -411,21 +411,21 @@ func imageLayersCommand() *cli.Command {
 	}
 }
 
-func runImageLayers(c *cli.Context) error {
+func runImageLayers(ctx context.Context, c *cli.Command) error {
 	format, err := output.ParseFormat(c.String("format"), output.Table, output.JSON)
 	if err != nil {
 		return err
 	}
-	return withImage(c, []string{"IMAGE"}, func(ctx context.Context, _ *snapshot.Client, img *snapshot.ResolvedImage, _ []string) error {
+	return withImage(ctx, c, []string{"IMAGE"}, func(ctx context.Context, _ *snapshot.Client, img *snapshot.ResolvedImage, _ []string) error {
 		reps, err := imagefs.Layers(ctx, img.Layers, imagefs.Options{Warn: warner(c)})
 		if err != nil {
 			return err
 		}
 		createdBy := layerCreatedBy(img)
 		if format == output.JSON {
-			return output.JSONLines(c.App.Writer, layerRows(reps, createdBy))
+			return output.JSONLines(c.Root().Writer, layerRows(reps, createdBy))
 		}
-		w := c.App.Writer
+		w := c.Root().Writer
 		for _, r := range reps {
 			fmt.Fprintf(w, "LAYER %d  %s  +%d ~%d -%d  %s  %s\n", r.Index, orDash(img.DiffID(r.Index).String()), r.Added, r.Changed, r.Deleted,
 				units.HumanSize(float64(r.Bytes)), forensic.EscapePath(createdBy[r.Index]))
@@ -476,15 +476,15 @@ func imageCatCommand() *cli.Command {
 		Usage:     "print a file's bytes from the final filesystem, or from one layer (hidden files included)",
 		ArgsUsage: "IMAGE PATH",
 		Flags:     imageFlags(&cli.IntFlag{Name: "layer", Value: -1, Usage: "read from this layer (0 is the bottom one)"}),
-		Action: func(c *cli.Context) error {
+		Action: func(ctx context.Context, c *cli.Command) error {
 			if c.Int("layer") < -1 {
 				return fmt.Errorf("--layer %d: layers are numbered from 0 (the bottom one)", c.Int("layer"))
 			}
-			return withImage(c, []string{"IMAGE", "PATH"}, func(ctx context.Context, _ *snapshot.Client, img *snapshot.ResolvedImage, a []string) error {
+			return withImage(ctx, c, []string{"IMAGE", "PATH"}, func(ctx context.Context, _ *snapshot.Client, img *snapshot.ResolvedImage, a []string) error {
 				if l := c.Int("layer"); l >= len(img.Layers) {
 					return fmt.Errorf("--layer %d: the image has %d layers (0 to %d)", l, len(img.Layers), len(img.Layers)-1)
 				}
-				return imagefs.Cat(ctx, img.Layers, a[1], c.Int("layer"), c.App.Writer, imagefs.Options{Warn: warner(c)})
+				return imagefs.Cat(ctx, img.Layers, a[1], c.Int("layer"), c.Root().Writer, imagefs.Options{Warn: warner(c)})
 			})
 		},
 	}
@@ -496,11 +496,11 @@ func imageExportCommand() *cli.Command {
 		Usage:     "write the image's final filesystem as one tar (owners, modes, times, xattrs; no whiteouts)",
 		ArgsUsage: "IMAGE",
 		Flags:     imageFlags(&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "the tar to write, which must not exist (required)"}),
-		Action: func(c *cli.Context) error {
+		Action: func(ctx context.Context, c *cli.Command) error {
 			if err := required(c, "output"); err != nil {
 				return err
 			}
-			return withImage(c, []string{"IMAGE"}, func(ctx context.Context, _ *snapshot.Client, img *snapshot.ResolvedImage, _ []string) error {
+			return withImage(ctx, c, []string{"IMAGE"}, func(ctx context.Context, _ *snapshot.Client, img *snapshot.ResolvedImage, _ []string) error {
 				return writeNewFile(c.String("output"), func(f *os.File) error {
 					return imagefs.Export(ctx, img.Layers, f, imagefs.Options{Warn: warner(c)})
 				})
@@ -518,7 +518,7 @@ func imageSaveCommand() *cli.Command {
 			&cli.StringFlag{Name: "platform", Usage: "platform of a multi-platform image (default: this host's)"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "the tar to write, which must not exist (required)"},
 		},
-		Action: func(c *cli.Context) error {
+		Action: func(ctx context.Context, c *cli.Command) error {
 			a, err := args(c, "IMAGE")
 			if err != nil {
 				return err
@@ -526,7 +526,7 @@ func imageSaveCommand() *cli.Command {
 			if err := required(c, "output"); err != nil {
 				return err
 			}
-			return withClient(c, func(ctx context.Context, cl *snapshot.Client) error {
+			return withClient(ctx, c, func(ctx context.Context, cl *snapshot.Client) error {
 				return writeNewFile(c.String("output"), func(f *os.File) error {
 					return cl.SaveImage(ctx, a[0], c.String("platform"), f)
 				})

@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/ctrforensics/ctrforensics/forensic"
 	"github.com/ctrforensics/ctrforensics/internal/output"
@@ -44,7 +44,7 @@ type containerJSON struct {
 	Labels         map[string]string `json:"labels"`
 }
 
-func runLs(c *cli.Context) error {
+func runLs(ctx context.Context, c *cli.Command) error {
 	if _, err := args(c); err != nil {
 		return err
 	}
@@ -52,7 +52,7 @@ func runLs(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	return withClient(c, func(ctx context.Context, cl *snapshot.Client) error {
+	return withClient(ctx, c, func(ctx context.Context, cl *snapshot.Client) error {
 		ctrs, err := cl.Containers(ctx, c.Bool("all-namespaces"))
 		if err != nil {
 			return err
@@ -62,7 +62,7 @@ func runLs(c *cli.Context) error {
 			for i, ctr := range ctrs {
 				rows[i] = toContainerJSON(ctr)
 			}
-			return output.JSONLines(c.App.Writer, rows)
+			return output.JSONLines(c.Root().Writer, rows)
 		}
 		return lsTable(c, ctrs)
 	})
@@ -82,13 +82,13 @@ func toContainerJSON(ctr *snapshot.Container) containerJSON {
 	}
 }
 
-func lsTable(c *cli.Context, ctrs []*snapshot.Container) error {
+func lsTable(c *cli.Command, ctrs []*snapshot.Container) error {
 	all := c.Bool("all-namespaces")
 	headers := []string{"CONTAINER", "IMAGE", "STATUS", "SNAPSHOTTER", "RO-ROOTFS", "CREATED", "POD"}
 	if all {
 		headers = append([]string{"NAMESPACE"}, headers...)
 	}
-	t := output.NewTable(c.App.Writer, headers...)
+	t := output.NewTable(c.Root().Writer, headers...)
 	for _, ctr := range ctrs {
 		podNS, pod, name := ctr.Pod()
 		podText := "-"

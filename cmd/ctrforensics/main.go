@@ -11,8 +11,9 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/ctrforensics/ctrforensics/internal/version"
 	"github.com/ctrforensics/ctrforensics/snapshot"
@@ -36,7 +37,7 @@ func main() {
 // run executes the command line and returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
-	err := app.RunContext(ctx, args)
+	err := app.Run(ctx, args)
 	if err == nil {
 		return exitOK
 	}
@@ -76,45 +77,86 @@ func onlyCancelled(err error) bool {
 
 // required checks flags that must be given; urfave's own check would print
 // the whole help page.
-func required(c *cli.Context, names ...string) error {
+func required(c *cli.Command, names ...string) error {
 	for _, n := range names {
 		if !c.IsSet(n) || c.String(n) == "" {
-			return fmt.Errorf("missing --%s (see `%s --help`)", n, c.Command.HelpName)
+			return fmt.Errorf("missing --%s (see `%s --help`)", n, c.FullName())
 		}
 	}
 	return nil
 }
 
-// usageErrorsOnOneLine makes every command report a flag error as one line,
-// instead of printing its help page.
-func usageErrorsOnOneLine(cmds []*cli.Command) {
+// configure gives every command the CLI's conventions: a flag error is one
+// line, not a help page; a group without a subcommand shows its help, with an
+// unknown one names it; --help shows the help of the command it follows.
+func configure(cmds []*cli.Command) {
 	for _, c := range cmds {
-		c.OnUsageError = func(cc *cli.Context, err error, _ bool) error {
-			return fmt.Errorf("%v (see `%s --help`)", err, cc.Command.HelpName)
+		c.OnUsageError = func(_ context.Context, cc *cli.Command, err error, _ bool) error {
+			return fmt.Errorf("%v (see `%s --help`)", err, cc.FullName())
 		}
-		usageErrorsOnOneLine(c.Subcommands)
+		if len(c.Commands) > 0 && c.Action == nil {
+			c.Action = groupAction
+		}
+		c.CommandNotFound = showHelp
+		configure(c.Commands)
 	}
+}
+
+// showHelp shows c's help page. urfave calls it for `CMD ARG --help`, where
+// it would otherwise look for a help topic named ARG.
+func showHelp(ctx context.Context, c *cli.Command, _ string) {
+	lineage := c.Lineage()
+	switch {
+	case len(lineage) == 1:
+		_ = cli.ShowRootCommandHelp(c)
+	case len(c.VisibleCommands()) == 0:
+		_ = cli.ShowCommandHelp(ctx, lineage[1], c.Name)
+	default:
+		_ = cli.ShowSubcommandHelp(c)
+	}
+}
+
+// groupAction runs a command that only groups subcommands: without an
+// argument it shows the group's help, with one it names the unknown command.
+func groupAction(_ context.Context, c *cli.Command) error {
+	root := c.Root() == c
+	switch {
+	case c.Args().Present() && root:
+		return fmt.Errorf("unknown command %q (see `%s --help`)", c.Args().First(), c.FullName())
+	case c.Args().Present():
+		return fmt.Errorf("unknown command %q for %q (see `%s --help`)", c.Args().First(), c.FullName(), c.FullName())
+	case root:
+		return cli.ShowRootCommandHelp(c)
+	}
+	return cli.ShowSubcommandHelp(c)
 }
 
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ")), " ")
 }
 
-func newApp(stdout, stderr io.Writer) *cli.App {
-	app := &cli.App{
+func newApp(stdout, stderr io.Writer) *cli.Command {
+	app := &cli.Command{
 		Name:    "ctrforensics",
 		Usage:   "read-only forensics for containerd containers and images",
 		Version: version.String(),
 		Description: "ctrforensics shows what changed in a container, what an image contains, and seals evidence,\n" +
-			"without starting, exec'ing into or writing to anything it examines.",
+			"without starting, exec'ing into or writing to anything it examines. Flags may follow the\n" +
+			"arguments; `--` ends the flags (for a container whose name starts with a dash).",
 		Writer:                 stdout,
 		ErrWriter:              stderr,
 		HideHelpCommand:        true,
 		UseShortOptionHandling: true,
+		EnableShellCompletion:  true,
+		ConfigureShellCompletionCommand: func(c *cli.Command) {
+			c.Hidden = false
+			c.Usage = "print a shell completion script: bash, zsh, fish or pwsh"
+			configure([]*cli.Command{c})
+		},
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "address", Aliases: []string{"a"}, EnvVars: []string{"CONTAINERD_ADDRESS"},
+			&cli.StringFlag{Name: "address", Aliases: []string{"a"}, Sources: cli.EnvVars("CONTAINERD_ADDRESS"),
 				Value: snapshot.DefaultAddress, Usage: "containerd gRPC socket"},
-			&cli.StringFlag{Name: "namespace", Aliases: []string{"n"}, EnvVars: []string{"CONTAINERD_NAMESPACE"},
+			&cli.StringFlag{Name: "namespace", Aliases: []string{"n"}, Sources: cli.EnvVars("CONTAINERD_NAMESPACE"),
 				Value: "default", Usage: "containerd namespace (k8s.io for Kubernetes, moby for Docker)"},
 		},
 		Commands: []*cli.Command{
@@ -128,42 +170,96 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			keyCommand(),
 			cleanupCommand(),
 			imageCommand(),
+			versionCommand(),
 		},
+		Action:        groupAction,
+		ShellComplete: completeRoot,
 		// Errors are printed once, by run, on one line.
-		ExitErrHandler: func(*cli.Context, error) {},
-		OnUsageError: func(c *cli.Context, err error, _ bool) error {
+		ExitErrHandler: func(context.Context, *cli.Command, error) {},
+		OnUsageError: func(_ context.Context, _ *cli.Command, err error, _ bool) error {
 			return fmt.Errorf("%v (see `ctrforensics --help`)", err)
 		},
 	}
-	usageErrorsOnOneLine(app.Commands)
+	app.CommandNotFound = showHelp
+	configure(app.Commands)
 	return app
 }
 
+// versionCommand prints what --version prints.
+func versionCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "version",
+		Usage: "print the version (same as --version)",
+		Action: func(_ context.Context, c *cli.Command) error {
+			if _, err := args(c); err != nil {
+				return err
+			}
+			_, err := fmt.Fprintf(c.Root().Writer, "%s version %s\n", c.Root().Name, c.Root().Version)
+			return err
+		},
+	}
+}
+
+// completeRoot completes the command names, or the global flags. (urfave's
+// default reads os.Args at the root, not the arguments run was given.)
+func completeRoot(ctx context.Context, c *cli.Command) {
+	if a := c.Args().Slice(); len(a) > 0 && strings.HasPrefix(a[len(a)-1], "-") {
+		cli.DefaultCompleteWithFlags(ctx, c)
+		return
+	}
+	for _, sub := range c.VisibleCommands() {
+		fmt.Fprintf(c.Root().Writer, "%s:%s\n", sub.Name, sub.Usage)
+	}
+}
+
+// completeContainer completes flags as urfave does and the CONTAINER argument
+// with the IDs of the namespace's containers, when the daemon answers within
+// a second (completion runs as the user, who may not be root).
+func completeContainer(ctx context.Context, c *cli.Command) {
+	a := c.Args().Slice()
+	if len(a) > 0 && strings.HasPrefix(a[len(a)-1], "-") {
+		cli.DefaultCompleteWithFlags(ctx, c)
+		return
+	}
+	if len(a) > 0 || os.Geteuid() != 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	cl, err := snapshot.Connect(ctx, c.String("address"), c.String("namespace"))
+	if err != nil {
+		return
+	}
+	defer cl.Close()
+	ctrs, err := cl.Containers(ctx, false)
+	if err != nil {
+		return
+	}
+	for _, ctr := range ctrs {
+		fmt.Fprintln(c.Root().Writer, ctr.Info.ID)
+	}
+}
+
 // withClient checks the caller is root, connects to containerd and runs fn.
-func withClient(c *cli.Context, fn func(ctx context.Context, cl *snapshot.Client) error) error {
+func withClient(ctx context.Context, c *cli.Command, fn func(ctx context.Context, cl *snapshot.Client) error) error {
 	if os.Geteuid() != 0 {
 		return errors.New("must run as root: containerd's socket and snapshot directories are root's only (try: sudo ctrforensics ...)")
 	}
-	cl, err := snapshot.Connect(c.Context, c.String("address"), c.String("namespace"))
+	cl, err := snapshot.Connect(ctx, c.String("address"), c.String("namespace"))
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	return fn(c.Context, cl)
+	return fn(ctx, cl)
 }
 
 // args checks the number of positional arguments.
-func args(c *cli.Context, names ...string) ([]string, error) {
+func args(c *cli.Command, names ...string) ([]string, error) {
 	if c.NArg() == len(names) {
 		return c.Args().Slice(), nil
 	}
-	for _, a := range c.Args().Slice() {
-		if strings.HasPrefix(a, "-") {
-			return nil, fmt.Errorf("flags go before arguments: `ctrforensics %s [flags] %s`", c.Command.Name, strings.Join(names, " "))
-		}
-	}
-	return nil, fmt.Errorf("%s takes %d argument(s): %s (see `ctrforensics %s --help`)",
-		c.Command.Name, len(names), strings.Join(names, " "), c.Command.Name)
+	return nil, fmt.Errorf("%s takes %d argument(s): %s (see `%s --help`)",
+		c.Name, len(names), strings.Join(names, " "), c.FullName())
 }
 
 func formatFlag() *cli.StringFlag {

@@ -6,16 +6,17 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/ctrforensics/ctrforensics/snapshot"
 )
 
 func mountCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "mount",
-		Usage:     "mount a container's or an image's filesystem read-only at DIR, to browse it",
-		ArgsUsage: "CONTAINER|IMAGE DIR",
+		Name:          "mount",
+		Usage:         "mount a container's or an image's filesystem read-only at DIR, to browse it",
+		ShellComplete: completeContainer,
+		ArgsUsage:     "CONTAINER|IMAGE DIR",
 		Description: "A container shows its own layer over its image's layers; --upper-only shows its own layer\n" +
 			"alone. An image must be unpacked for the snapshotter. The mount stays until `ctrforensics umount DIR`,\n" +
 			"which also releases the containerd lease (and view) it holds.",
@@ -28,12 +29,12 @@ func mountCommand() *cli.Command {
 	}
 }
 
-func runMount(c *cli.Context) error {
+func runMount(ctx context.Context, c *cli.Command) error {
 	a, err := args(c, "CONTAINER|IMAGE", "DIR")
 	if err != nil {
 		return err
 	}
-	return withClient(c, func(ctx context.Context, cl *snapshot.Client) error {
+	return withClient(ctx, c, func(ctx context.Context, cl *snapshot.Client) error {
 		t := snapshot.MountTarget{UpperOnly: c.Bool("upper-only"), Snapshotter: c.String("snapshotter")}
 		ctr, err := cl.LoadContainer(ctx, a[0])
 		var nf *snapshot.NotFoundError
@@ -52,7 +53,7 @@ func runMount(c *cli.Context) error {
 		if err != nil {
 			return fmt.Errorf("mount %s: %w", a[0], err)
 		}
-		fmt.Fprintf(c.App.Writer, "mounted %s read-only at %s (lease %s)\nundo with: ctrforensics umount %s\n",
+		fmt.Fprintf(c.Root().Writer, "mounted %s read-only at %s (lease %s)\nundo with: ctrforensics umount %s\n",
 			rec.Source, rec.Mountpoint, rec.Lease, rec.Mountpoint)
 		return nil
 	})
@@ -71,7 +72,7 @@ func umountCommand() *cli.Command {
 	}
 }
 
-func runUmount(c *cli.Context) error {
+func runUmount(ctx context.Context, c *cli.Command) error {
 	a, err := args(c, "DIR")
 	if err != nil {
 		return err
@@ -87,12 +88,12 @@ func runUmount(c *cli.Context) error {
 	if err := c.Set("namespace", rec.Namespace); err != nil {
 		return err
 	}
-	return withClient(c, func(ctx context.Context, cl *snapshot.Client) error {
+	return withClient(ctx, c, func(ctx context.Context, cl *snapshot.Client) error {
 		removed, err := cl.Unmount(ctx, rec.Mountpoint, c.String("state-dir"))
 		if err != nil {
 			return fmt.Errorf("umount %s: %w", rec.Mountpoint, err)
 		}
-		fmt.Fprintf(c.App.Writer, "removed: %s\n", strings.Join(removed, ", "))
+		fmt.Fprintf(c.Root().Writer, "removed: %s\n", strings.Join(removed, ", "))
 		return nil
 	})
 }

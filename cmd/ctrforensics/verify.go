@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+
 	"encoding/json"
 	"fmt"
 	"io"
@@ -8,7 +10,7 @@ import (
 	"strings"
 
 	"github.com/docker/go-units"
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/ctrforensics/ctrforensics/forensic"
 	"github.com/ctrforensics/ctrforensics/forensic/attest"
@@ -40,7 +42,7 @@ func verifyCommand() *cli.Command {
 	}
 }
 
-func runVerify(c *cli.Context) error {
+func runVerify(ctx context.Context, c *cli.Command) error {
 	a, err := args(c, "PATH")
 	if err != nil {
 		return err
@@ -59,14 +61,14 @@ func runVerify(c *cli.Context) error {
 	if _, err := os.Stat(a[0]); err != nil {
 		return fmt.Errorf("cannot read bundle: %w", err)
 	}
-	rep, err := bundle.Verify(c.Context, a[0], opts)
+	rep, err := bundle.Verify(ctx, a[0], opts)
 	if err != nil {
 		return fmt.Errorf("cannot read bundle %s: %w", a[0], err)
 	}
 	if format == output.JSON {
-		err = writeReportJSON(c.App.Writer, rep)
+		err = writeReportJSON(c.Root().Writer, rep)
 	} else {
-		writeReport(c.App.Writer, rep)
+		writeReport(c.Root().Writer, rep)
 	}
 	if err != nil {
 		return err

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ctrforensics/ctrforensics/internal/testutil"
 )
 
 // upperDir builds an overlayfs upper directory as containerd's snapshotter
@@ -42,9 +44,7 @@ func upperDir(t *testing.T, xattr string) (dir, outside string) {
 }
 
 func TestDirLayer(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: mknod and trusted.* xattrs")
-	}
+	testutil.RequiresRoot(t) // mknod and trusted.* xattrs
 	lower := layerOf(t, "gzip",
 		tdir("etc/"), tfile("etc/passwd", "root"), tfile("etc/gone", "x"),
 		tdir("opt/"), tfile("opt/old", "o"), tdir("opt/sub/"), tfile("opt/sub/deep", "d"),

@@ -49,10 +49,44 @@ const (
 )
 
 // DefaultParentDir is where Start creates the daemon directory when the
-// caller passes "". It must be a real (e.g. ext4) filesystem: overlayfs
-// cannot use an overlay as upper layer, and forensics tests need inode
-// semantics that tmpfs does not share with real disks.
+// caller passes "" and DirEnv is unset. It must be a real (e.g. ext4)
+// filesystem: overlayfs cannot use an overlay as upper layer, and forensics
+// tests need inode semantics that tmpfs does not share with real disks.
 const DefaultParentDir = "/var/tmp"
+
+// Environment variables that choose what Start runs and where.
+const (
+	// ContainerdEnv names the containerd binary to run (default: the
+	// first containerd on PATH). Its directory is searched first for the
+	// shim, so a containerd built elsewhere runs with its own shim.
+	ContainerdEnv = "CTRFORENSICS_TEST_CONTAINERD"
+	// DirEnv names the directory under which Start creates daemon
+	// directories (default DefaultParentDir).
+	DirEnv = "CTRFORENSICS_TEST_DIR"
+)
+
+// parentDir is DirEnv, or DefaultParentDir.
+func parentDir() string {
+	if dir := os.Getenv(DirEnv); dir != "" {
+		return dir
+	}
+	return DefaultParentDir
+}
+
+// containerdBinary is ContainerdEnv, or containerd found on PATH.
+func containerdBinary() (string, error) {
+	if bin := os.Getenv(ContainerdEnv); bin != "" {
+		if _, err := exec.LookPath(bin); err != nil {
+			return "", fmt.Errorf("%s=%s: %w", ContainerdEnv, bin, err)
+		}
+		return filepath.Abs(bin)
+	}
+	bin, err := exec.LookPath("containerd")
+	if err != nil {
+		return "", fmt.Errorf("find containerd binary (install containerd or set %s): %w", ContainerdEnv, err)
+	}
+	return bin, nil
+}
 
 // Daemon is a running private containerd.
 type Daemon struct {
@@ -86,7 +120,8 @@ type Daemon struct {
 }
 
 // Start starts containerd with its own root, state, sockets, config and
-// log under dir (a new directory under DefaultParentDir if dir is ""),
+// log under dir (a new directory under $CTRFORENSICS_TEST_DIR, or
+// DefaultParentDir, if dir is ""),
 // with the CRI plugin disabled and no debug or metrics listeners. It waits
 // up to 20s until the daemon answers a Version request; on failure it
 // cleans up and returns an error that includes the tail of the log.
@@ -99,7 +134,9 @@ func Start(ctx context.Context, dir string) (*Daemon, error) {
 	var err error
 	created := dir == ""
 	if created {
-		dir, err = os.MkdirTemp(DefaultParentDir, "ctrforensics-containerd-")
+		if err = os.MkdirAll(parentDir(), 0o711); err == nil {
+			dir, err = os.MkdirTemp(parentDir(), "ctrforensics-containerd-")
+		}
 	} else {
 		err = os.MkdirAll(dir, 0o711)
 	}
@@ -170,9 +207,9 @@ func (d *Daemon) start(ctx context.Context) error {
 	if err := os.WriteFile(d.ConfigPath, []byte(d.config()), 0o644); err != nil {
 		return fmt.Errorf("write config: %w", err)
 	}
-	bin, err := exec.LookPath("containerd")
+	bin, err := containerdBinary()
 	if err != nil {
-		return fmt.Errorf("find containerd binary (install containerd): %w", err)
+		return err
 	}
 	logFile, err := os.OpenFile(d.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -183,7 +220,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	cmd := exec.Command(bin, "--config", d.ConfigPath)
 	cmd.Dir = d.Dir
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.Env = append(os.Environ(), "PATH="+searchPath())
+	cmd.Env = append(os.Environ(), "PATH="+searchPath(filepath.Dir(bin)))
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Setpgid:   true,            // keep terminal signals away from the daemon
 		Pdeathsig: syscall.SIGTERM, // shut down if the test binary dies
@@ -754,10 +791,11 @@ func checkFilesystem(dir string) error {
 	return nil
 }
 
-// searchPath is PATH extended with the usual system directories, so the
-// daemon finds containerd-shim-runc-v2 and runc even under a minimal PATH.
-func searchPath() string {
-	parts := filepath.SplitList(os.Getenv("PATH"))
+// searchPath is binDir (containerd's own directory, where its shim is),
+// then PATH, then the usual system directories, so the daemon finds its
+// containerd-shim-runc-v2 and runc even under a minimal PATH.
+func searchPath(binDir string) string {
+	parts := append([]string{binDir}, filepath.SplitList(os.Getenv("PATH"))...)
 	have := map[string]bool{}
 	for _, p := range parts {
 		have[p] = true

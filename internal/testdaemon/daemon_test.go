@@ -9,12 +9,11 @@ import (
 	"time"
 
 	"github.com/ctrforensics/ctrforensics/internal/testimage"
+	"github.com/ctrforensics/ctrforensics/internal/testutil"
 )
 
 func TestDaemonLifecycle(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: starting containerd, mounting overlayfs and running runc require root")
-	}
+	testutil.RequiresRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
@@ -127,9 +126,7 @@ func TestDaemonLifecycle(t *testing.T) {
 // with running containers, so Stop must find and kill the shims and their
 // containers itself and unmount the rootfs.
 func TestStopAfterDaemonCrash(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: starting containerd, mounting overlayfs and running runc require root")
-	}
+	testutil.RequiresRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	d, err := Start(ctx, "")
@@ -198,9 +195,7 @@ func TestStopAfterDaemonCrash(t *testing.T) {
 // TestImportLayerFormats checks that containerd unpacks gzip, zstd and
 // plain layers and honours the whiteouts written by testimage.
 func TestImportLayerFormats(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: starting containerd, mounting overlayfs and running runc require root")
-	}
+	testutil.RequiresRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	d, err := Start(ctx, "")
@@ -259,16 +254,14 @@ func TestImportLayerFormats(t *testing.T) {
 }
 
 func TestStartFailureReportsLog(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: Start requires root")
-	}
+	testutil.RequiresRoot(t)
 	bin := t.TempDir()
 	fake := "#!/bin/sh\necho 'fake containerd: boom' >&2\nexit 1\n"
 	if err := os.WriteFile(filepath.Join(bin, "containerd"), []byte(fake), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
-	dir := filepath.Join(DefaultParentDir, "ctrforensics-fail-"+filepath.Base(bin))
+	t.Setenv(ContainerdEnv, filepath.Join(bin, "containerd"))
+	dir := filepath.Join(parentDir(), "ctrforensics-fail-"+filepath.Base(bin))
 	d, err := Start(context.Background(), dir)
 	if err == nil {
 		_ = d.Stop(context.Background())
@@ -282,10 +275,23 @@ func TestStartFailureReportsLog(t *testing.T) {
 	}
 }
 
-func TestRejectsTmpfs(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: needs root")
+func TestEnvironmentChoosesBinaryAndDir(t *testing.T) {
+	parent := t.TempDir()
+	t.Setenv(DirEnv, parent)
+	if got := parentDir(); got != parent {
+		t.Errorf("parentDir() = %q with %s=%q", got, DirEnv, parent)
 	}
+	t.Setenv(ContainerdEnv, filepath.Join(parent, "missing-containerd"))
+	if _, err := containerdBinary(); err == nil || !strings.Contains(err.Error(), ContainerdEnv) {
+		t.Errorf("containerdBinary() with a missing %s: %v, want an error naming it", ContainerdEnv, err)
+	}
+	if got := searchPath("/opt/ctrd/bin"); !strings.HasPrefix(got, "/opt/ctrd/bin:") {
+		t.Errorf("searchPath does not put containerd's own directory first: %q", got)
+	}
+}
+
+func TestRejectsTmpfs(t *testing.T) {
+	testutil.RequiresRoot(t)
 	if err := checkFilesystem("/dev/shm"); err == nil {
 		t.Error("checkFilesystem accepted /dev/shm")
 	}

@@ -214,16 +214,16 @@ func (c *Client) removeLease(ctx context.Context, ns string, l leases.Lease, sta
 			views = append(views, View{Snapshotter: sn, Key: r.ID})
 		}
 	}
-	if err := c.Release(ctx, ns, l.ID, views); err != nil {
+	removed, err := c.Release(ctx, ns, l.ID, views)
+	for _, r := range removed {
+		rep.Removed = append(rep.Removed, r+" in "+ns)
+	}
+	if err != nil {
 		return err
 	}
 	if mp := l.Labels[LabelMountpoint]; mp != "" {
 		os.Remove(recordPath(stateDir, mp))
 	}
-	for _, v := range views {
-		rep.Removed = append(rep.Removed, "view "+v.Snapshotter+"/"+v.Key+" in "+ns)
-	}
-	rep.Removed = append(rep.Removed, "lease "+l.ID+" in "+ns)
 	if p := l.Labels[LabelPartial]; strings.Contains(filepath.Base(p), PartialMarker) {
 		if _, err := os.Stat(p); err == nil {
 			os.RemoveAll(p)

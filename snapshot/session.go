@@ -238,7 +238,7 @@ func (s *Session) Close(ctx context.Context) error {
 			return errors.Join(resumeErr, fmt.Errorf("remove directory of temporary mounts: %w", err))
 		}
 	}
-	err := s.c.Release(ctx, s.namespace, s.lease.ID, s.views)
+	_, err := s.c.Release(ctx, s.namespace, s.lease.ID, s.views)
 	s.views = nil
 	if err == nil {
 		s.Record("lease released", s.lease.ID)
@@ -246,23 +246,69 @@ func (s *Session) Close(ctx context.Context) error {
 	return errors.Join(resumeErr, err)
 }
 
-// Release removes view snapshots and then a lease of namespace ns; those already
-// gone are skipped. It is how Close, umount and cleanup undo a session.
-func (c *Client) Release(ctx context.Context, ns, lease string, views []View) error {
+// Release removes view snapshots and then a lease of namespace ns, and returns
+// what it removed; those already gone (or never created) are skipped. It is
+// how Close, umount and cleanup undo a session.
+func (c *Client) Release(ctx context.Context, ns, lease string, views []View) ([]string, error) {
 	ctx = namespaces.WithNamespace(ctx, ns)
+	var removed []string
 	var errs []error
 	for i := len(views) - 1; i >= 0; i-- {
 		v := views[i]
-		err := c.c.SnapshotService(v.Snapshotter).Remove(ctx, v.Key)
-		if err != nil && !errdefs.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("remove view %s/%s: %w", v.Snapshotter, v.Key, err))
+		gone, err := c.removeView(ctx, v)
+		if err != nil {
+			errs = append(errs, err)
+		} else if gone {
+			removed = append(removed, "view "+v.Snapshotter+"/"+v.Key)
 		}
 	}
 	if lease != "" {
 		err := c.c.LeasesService().Delete(ctx, leases.Lease{ID: lease})
-		if err != nil && !errdefs.IsNotFound(err) {
+		switch {
+		case err == nil:
+			removed = append(removed, "lease "+lease)
+		case !errdefs.IsNotFound(err):
 			errs = append(errs, fmt.Errorf("delete lease %s: %w", lease, err))
 		}
 	}
-	return errors.Join(errs...)
+	return removed, errors.Join(errs...)
 }
+
+// removeView removes a view snapshot and reports whether it existed. A view of
+// a snapshotter containerd does not have cannot exist (a record written by an
+// older version may name one).
+func (c *Client) removeView(ctx context.Context, v View) (bool, error) {
+	sn := c.c.SnapshotService(v.Snapshotter)
+	if _, err := sn.Stat(ctx, v.Key); err != nil {
+		if errdefs.IsNotFound(err) || !c.hasSnapshotter(ctx, v.Snapshotter) {
+			return false, nil
+		}
+		return false, fmt.Errorf("view %s/%s: %w", v.Snapshotter, v.Key, err)
+	}
+	err := sn.Remove(ctx, v.Key)
+	if errdefs.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("remove view %s/%s: %w", v.Snapshotter, v.Key, err)
+	}
+	return true, nil
+}
+
+// hasSnapshotter tells whether containerd has the snapshotter plugin name
+// loaded; when it cannot tell, it says yes.
+func (c *Client) hasSnapshotter(ctx context.Context, name string) bool {
+	resp, err := c.c.IntrospectionService().Plugins(ctx, "type=="+snapshotterPlugin+",id=="+name)
+	if err != nil {
+		return true
+	}
+	for _, p := range resp.Plugins {
+		if p.InitErr == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// snapshotterPlugin is the plugin type of containerd's snapshotters.
+const snapshotterPlugin = "io.containerd.snapshotter.v1"

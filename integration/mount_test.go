@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -160,4 +161,75 @@ func existing(t *testing.T, rec *snapshot.MountRecord) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// TestMountNoSpecial mounts a container holding a FIFO and device nodes with
+// and without --no-special: without, mount warns that FIFOs are live; with,
+// every FIFO and device reads as an empty read-only file, so reading the
+// whole view (grep -r) finishes, overlay whiteouts stay, the evidence is
+// untouched, and umount removes every cover.
+func TestMountNoSpecial(t *testing.T) {
+	c := h.runContainer(t, "no-special", "overlayfs")
+	h.attack(t, c, `mkfifo /tmp/fifo && mknod /tmp/null c 1 3 && mknod /tmp/loop b 7 0 && rm /var/www/html/about.html`)
+	upper := h.upperDir(t, c)
+	time.Sleep(50 * time.Millisecond)
+	before, host := captureTree(t, upper), captureHost(t)
+	dir := filepath.Join(t.TempDir(), "view")
+	mount := func(args ...string) string {
+		return h.mustCLI(t, append(append([]string{"mount", "--state-dir", h.stateDir}, args...), c.id, dir)...)
+	}
+	umount := func() string { return h.mustCLI(t, "umount", "--state-dir", h.stateDir, dir) }
+	lstatMode := func(p string) os.FileMode {
+		fi, err := os.Lstat(filepath.Join(dir, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Mode()
+	}
+
+	out := mount()
+	if !strings.Contains(out, "FIFOs in the view are live") {
+		t.Errorf("mount does not warn about FIFOs: %q", out)
+	}
+	if m := lstatMode("tmp/fifo"); m&os.ModeNamedPipe == 0 {
+		t.Errorf("without --no-special tmp/fifo is %v", m)
+	}
+	umount()
+
+	for _, upperOnly := range []bool{false, true} {
+		t.Run(fmt.Sprintf("upper only %v", upperOnly), func(t *testing.T) {
+			args := []string{"--no-special"}
+			if upperOnly {
+				args = append(args, "--upper-only")
+			}
+			out := mount(args...)
+			if !strings.Contains(out, "hid 3 FIFOs, sockets and devices") {
+				t.Errorf("mount --no-special said %q", out)
+			}
+			for _, p := range []string{"tmp/fifo", "tmp/null", "tmp/loop"} {
+				if m := lstatMode(p); !m.IsRegular() {
+					t.Errorf("%s is %v, want an empty regular file", p, m)
+				}
+				if err := os.WriteFile(filepath.Join(dir, p), []byte("x"), 0o644); err == nil {
+					t.Errorf("%s is writable", p)
+				}
+			}
+			if upperOnly {
+				if m := lstatMode("var/www/html/about.html"); m&os.ModeCharDevice == 0 {
+					t.Errorf("the whiteout of about.html is %v, want kept as a character device", m)
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			grep := exec.CommandContext(ctx, "grep", "-r", "-D", "read", "no-such-text", dir)
+			if out, err := grep.CombinedOutput(); ctx.Err() != nil {
+				t.Errorf("grep -r over the view blocked: %v %s", err, out)
+			}
+			if out := umount(); !strings.Contains(out, "3 covers of special files") {
+				t.Errorf("umount said %q", out)
+			}
+			compareTrees(t, "upper", before, captureTree(t, upper))
+			compareHost(t, "after mount --no-special and umount", host, captureHost(t))
+		})
+	}
 }

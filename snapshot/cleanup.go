@@ -223,6 +223,7 @@ func (c *Client) removeLease(ctx context.Context, ns string, l leases.Lease, sta
 	}
 	if mp := l.Labels[LabelMountpoint]; mp != "" {
 		os.Remove(recordPath(stateDir, mp))
+		os.Remove(coverPath(stateDir, mp))
 	}
 	if p := l.Labels[LabelPartial]; strings.Contains(filepath.Base(p), PartialMarker) {
 		if _, err := os.Stat(p); err == nil {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/containerd/containerd/v2/core/leases"
@@ -33,6 +34,8 @@ type MountRecord struct {
 	Lease      string    `json:"lease"`
 	Views      []View    `json:"views,omitempty"`
 	Created    time.Time `json:"created"`
+	// Hidden counts the special files covered (MountTarget.NoSpecial).
+	Hidden int `json:"hidden,omitempty"`
 }
 
 // MountTarget says what to mount: a container (optionally its upper layer
@@ -42,6 +45,9 @@ type MountTarget struct {
 	UpperOnly   bool
 	Image       string
 	Snapshotter string
+	// NoSpecial hides FIFOs, sockets and devices in the view behind empty
+	// read-only files, so that reading everything never blocks.
+	NoSpecial bool
 }
 
 func (t MountTarget) describe() string {
@@ -97,7 +103,26 @@ func (c *Client) Mount(ctx context.Context, t MountTarget, dir, stateDir string)
 	if err := mountutil.Mount(mounts, dir); err != nil {
 		return rec, err
 	}
+	if t.NoSpecial {
+		if rec.Hidden, err = hideSpecial(dir, stateDir); err != nil {
+			return rec, err
+		}
+	}
 	return rec, nil
+}
+
+// hideSpecial covers the special files of the view at dir with a read-only
+// empty file kept next to its record.
+func hideSpecial(dir, stateDir string) (int, error) {
+	cover := coverPath(stateDir, dir)
+	if err := os.WriteFile(cover, nil, 0o444); err != nil {
+		return 0, fmt.Errorf("create cover for special files: %w", err)
+	}
+	n, err := mountutil.HideSpecial(dir, cover)
+	if err != nil {
+		return n, fmt.Errorf("hide special files: %w", err)
+	}
+	return n, nil
 }
 
 // checkTarget refuses, before anything is created, an image that is not
@@ -189,12 +214,18 @@ func (c *Client) Unmount(ctx context.Context, dir, stateDir string) ([]string, e
 // returns what it removed: only what existed.
 func (c *Client) undoMount(ctx context.Context, rec *MountRecord, stateDir string) ([]string, error) {
 	var removed []string
-	mounted, err := mountutil.IsMountpoint(rec.Mountpoint)
-	if err == nil && mounted {
-		if err := mountutil.Unmount(rec.Mountpoint); err != nil {
-			return removed, err
-		}
+	unmounted, err := mountutil.UnmountUnder(rec.Mountpoint)
+	if covers := len(unmounted) - 1; covers > 0 {
+		removed = append(removed, fmt.Sprintf("%d covers of special files", covers))
+	}
+	if len(unmounted) > 0 {
 		removed = append(removed, "mount "+rec.Mountpoint)
+	}
+	if err != nil {
+		return removed, err
+	}
+	if err := os.Remove(coverPath(stateDir, rec.Mountpoint)); err != nil && !os.IsNotExist(err) {
+		return removed, fmt.Errorf("remove cover for special files: %w", err)
 	}
 	released, err := c.Release(ctx, rec.Namespace, rec.Lease, rec.Views)
 	removed = append(removed, released...)
@@ -265,6 +296,12 @@ func removeCreated(dirs []string) {
 func recordPath(stateDir, mountpoint string) string {
 	sum := sha256.Sum256([]byte(mountpoint))
 	return filepath.Join(stateDir, hex.EncodeToString(sum[:8])+".json")
+}
+
+// coverPath is the empty file that hides the special files of the mount at
+// mountpoint.
+func coverPath(stateDir, mountpoint string) string {
+	return strings.TrimSuffix(recordPath(stateDir, mountpoint), ".json") + ".empty"
 }
 
 func writeRecord(stateDir string, rec *MountRecord) error {

@@ -19,9 +19,12 @@ func mountCommand() *cli.Command {
 		ArgsUsage:     "CONTAINER|IMAGE DIR",
 		Description: "A container shows its own layer over its image's layers; --upper-only shows its own layer\n" +
 			"alone. An image must be unpacked for the snapshotter. The mount stays until `ctrforensics umount DIR`,\n" +
-			"which also releases the containerd lease (and view) it holds.",
+			"which also releases the containerd lease (and view) it holds. FIFOs in the view are live: reading one\n" +
+			"(cat *, grep -r) blocks until something writes to it; --no-special hides FIFOs, sockets and devices\n" +
+			"behind empty read-only files (mounted over the view only; umount removes them).",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "upper-only", Usage: "show only the container's own (upper) layer"},
+			&cli.BoolFlag{Name: "no-special", Usage: "hide FIFOs, sockets and devices behind empty read-only files"},
 			&cli.StringFlag{Name: "snapshotter", Value: "overlayfs", Usage: "snapshotter holding an image's layers"},
 			&cli.StringFlag{Name: "state-dir", Value: snapshot.DefaultStateDir, Usage: "where mounts are recorded for umount", Hidden: true},
 		},
@@ -35,7 +38,8 @@ func runMount(ctx context.Context, c *cli.Command) error {
 		return err
 	}
 	return withClient(ctx, c, func(ctx context.Context, cl *snapshot.Client) error {
-		t := snapshot.MountTarget{UpperOnly: c.Bool("upper-only"), Snapshotter: c.String("snapshotter")}
+		t := snapshot.MountTarget{UpperOnly: c.Bool("upper-only"), Snapshotter: c.String("snapshotter"),
+			NoSpecial: c.Bool("no-special")}
 		ctr, err := cl.LoadContainer(ctx, a[0])
 		var nf *snapshot.NotFoundError
 		switch {
@@ -53,8 +57,14 @@ func runMount(ctx context.Context, c *cli.Command) error {
 		if err != nil {
 			return fmt.Errorf("mount %s: %w", a[0], err)
 		}
-		fmt.Fprintf(c.Root().Writer, "mounted %s read-only at %s (lease %s)\nundo with: ctrforensics umount %s\n",
-			rec.Source, rec.Mountpoint, rec.Lease, rec.Mountpoint)
+		w := c.Root().Writer
+		fmt.Fprintf(w, "mounted %s read-only at %s (lease %s)\n", rec.Source, rec.Mountpoint, rec.Lease)
+		if t.NoSpecial {
+			fmt.Fprintf(w, "hid %d FIFOs, sockets and devices behind empty read-only files\n", rec.Hidden)
+		} else {
+			fmt.Fprintln(w, "note: FIFOs in the view are live: reading one (cat *, grep -r) blocks; --no-special hides them")
+		}
+		fmt.Fprintf(w, "undo with: ctrforensics umount %s\n", rec.Mountpoint)
 		return nil
 	})
 }

@@ -93,11 +93,11 @@ func TestFailedMountLeavesNothing(t *testing.T) {
 	}
 }
 
-// TestUmountReportsOnlyWhatExisted kills `mount` at many moments after its
+// TestKilledMountUmountReportsWhatExisted kills `mount` at many moments after its
 // handler is installed and runs umount: umount must report removing exactly
 // the mount, view and lease that existed after the kill, and leave the host
 // as before.
-func TestUmountReportsOnlyWhatExisted(t *testing.T) {
+func TestKilledMountUmountReportsWhatExisted(t *testing.T) {
 	c := h.runContainer(t, "umount-report", "overlayfs")
 	host := captureHost(t)
 	counts := map[string]int{}

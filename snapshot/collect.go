@@ -121,13 +121,9 @@ func (c *Client) acquire(ctx context.Context, s *Session, ctr *Container, opts C
 		return err
 	}
 	if opts.Pause {
-		resume, perr := s.pause(ctx, task, ctr)
-		if perr != nil {
-			return perr
-		}
-		acq.Paused = resume != nil
-		if resume != nil {
-			defer func() { err = errors.Join(err, resume()) }()
+		acq.Paused, err = s.Pause(ctx, task, ctr) // resumed by s.Close
+		if err != nil {
+			return err
 		}
 	}
 	if err := writeContainerRecord(w, ctr); err != nil {
@@ -166,26 +162,6 @@ func (c *Client) task(ctx context.Context, ctr *Container) (client.Task, error) 
 		return nil, nil // deleted meanwhile: nothing to pause or list
 	}
 	return t, nil
-}
-
-// pause pauses a running task and returns what resumes it; nil when the task
-// was not running.
-func (s *Session) pause(ctx context.Context, task client.Task, ctr *Container) (func() error, error) {
-	if task == nil || ctr.Status != TaskRunning {
-		s.Record("pause skipped", fmt.Sprintf("task of %s is %s, not running", ctr.Info.ID, ctr.Status))
-		return nil, nil
-	}
-	if err := task.Pause(s.Context(ctx)); err != nil {
-		return nil, fmt.Errorf("pause %s: %w", ctr.Info.ID, err)
-	}
-	s.Record("task paused", ctr.Info.ID+" (--pause)")
-	return func() error {
-		if err := task.Resume(s.Context(context.WithoutCancel(ctx))); err != nil {
-			return fmt.Errorf("resume %s: %w (resume it with `ctr -n %s task resume %s`)", ctr.Info.ID, err, ctr.Namespace, ctr.Info.ID)
-		}
-		s.Record("task resumed", ctr.Info.ID)
-		return nil
-	}, nil
 }
 
 func writeContainerRecord(w *bundle.Writer, ctr *Container) error {

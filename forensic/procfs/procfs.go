@@ -43,12 +43,3 @@ type Socket struct {
 	State  string `json:"state,omitempty"`
 	Path   string `json:"path,omitempty"`
 }
-
-// Host identifies the machine evidence was acquired on.
-type Host struct {
-	Hostname  string `json:"hostname"`
-	Kernel    string `json:"kernel"`
-	Machine   string `json:"machine"`
-	MachineID string `json:"machine_id"`
-	BootID    string `json:"boot_id"`
-}

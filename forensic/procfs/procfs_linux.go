@@ -219,8 +219,8 @@ func tcpState(proto, code string) string {
 }
 
 // ReadHost reads the host's identity; what cannot be read is left empty.
-func ReadHost() Host {
-	var h Host
+func ReadHost() forensic.Host {
+	var h forensic.Host
 	h.Hostname, _ = os.Hostname()
 	var u unix.Utsname
 	if unix.Uname(&u) == nil {

@@ -165,9 +165,7 @@ func (tb *tarBuilder) writeSparse(hdr *tar.Header, fd int, regions []region, h h
 	tb.stats.Entries++
 	var pos int64 // logical offset hashed so far
 	for _, r := range regions {
-		if err := hashZeros(h, r.off-pos); err != nil {
-			return err
-		}
+		hashZeros(h, r.off-pos)
 		n, err := io.CopyN(io.MultiWriter(tb.w, h), ctxReader{tb.ctx, io.NewSectionReader(fdReaderAt(fd), r.off, r.n)}, r.n)
 		tb.stats.Bytes += n
 		if err != nil {
@@ -178,9 +176,7 @@ func (tb *tarBuilder) writeSparse(hdr *tar.Header, fd int, regions []region, h h
 		}
 		pos = r.off + r.n
 	}
-	if err := hashZeros(h, hdr.Size-pos); err != nil {
-		return err
-	}
+	hashZeros(h, hdr.Size-pos)
 	if pad := (size - int64(len(mapBytes))) % blockSize; pad != 0 {
 		_, err = tb.w.Write(make([]byte, blockSize-pad))
 	}
@@ -190,13 +186,12 @@ func (tb *tarBuilder) writeSparse(hdr *tar.Header, fd int, regions []region, h h
 var zeros [64 << 10]byte
 
 // hashZeros hashes n zero bytes, the content of a hole.
-func hashZeros(h hash.Hash, n int64) error {
+func hashZeros(h hash.Hash, n int64) {
 	for n > 0 {
 		k := min(n, int64(len(zeros)))
 		h.Write(zeros[:k])
 		n -= k
 	}
-	return nil
 }
 
 // fdReaderAt reads a descriptor at an offset with pread.

@@ -118,9 +118,6 @@ func (d *Dir) Close() {
 	d.closed = true
 }
 
-// Name is the name d was opened by.
-func (d *Dir) Name() string { return d.name }
-
 // reopen opens d from its parent, pinned, and checks it is the inode first seen.
 func (d *Dir) reopen() error {
 	if d.parent == nil {
@@ -178,5 +175,5 @@ func (ds *Dirs) makeRoom() {
 	}
 }
 
-// Open counts the descriptors open now, for tests.
-func (ds *Dirs) Open() int { return ds.open }
+// OpenCount counts the descriptors open now.
+func (ds *Dirs) OpenCount() int { return ds.open }

@@ -68,7 +68,7 @@ func TestDirsStayWithinBudget(t *testing.T) {
 			t.Fatalf("level %d: stat z: %v", level, err)
 		}
 		seen++
-		peak = max(peak, ds.Open())
+		peak = max(peak, ds.OpenCount())
 		d.Release()
 	}
 	walk(top, 0)
@@ -78,8 +78,8 @@ func TestDirsStayWithinBudget(t *testing.T) {
 	if peak > budget+2 {
 		t.Errorf("%d descriptors open at the peak, budget %d", peak, budget)
 	}
-	if ds.Open() != 1 {
-		t.Errorf("%d descriptors open after closing every handle but the root", ds.Open())
+	if ds.OpenCount() != 1 {
+		t.Errorf("%d descriptors open after closing every handle but the root", ds.OpenCount())
 	}
 }
 
@@ -113,8 +113,8 @@ func TestDirsRefuseAReplacedDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if ds.Open() != 2 {
-		t.Fatalf("%d descriptors open, budget 2", ds.Open())
+	if ds.OpenCount() != 2 {
+		t.Fatalf("%d descriptors open, budget 2", ds.OpenCount())
 	}
 	if err := os.Rename(filepath.Join(root, "a"), filepath.Join(root, "old")); err != nil {
 		t.Fatal(err)

@@ -69,8 +69,8 @@ func NewDirs(budget int) *Dirs { return &Dirs{} }
 // OpenRoot is not supported outside Linux.
 func (ds *Dirs) OpenRoot(path string) (*Dir, error) { return nil, errUnsupported }
 
-// Open counts the descriptors open now.
-func (ds *Dirs) Open() int { return 0 }
+// OpenCount counts the descriptors open now.
+func (ds *Dirs) OpenCount() int { return 0 }
 
 // Dir is a handle of a directory in a Dirs.
 type Dir struct{}
@@ -86,6 +86,3 @@ func (d *Dir) Release() {}
 
 // Close does nothing outside Linux.
 func (d *Dir) Close() {}
-
-// Name is empty outside Linux.
-func (d *Dir) Name() string { return "" }

@@ -20,9 +20,12 @@ func mountCommand() *cli.Command {
 		ArgsUsage:     "CONTAINER|IMAGE DIR",
 		Description: "A container shows its own layer over its image's layers; --upper-only shows its own layer\n" +
 			"alone. An image must be unpacked for the snapshotter. The mount stays until `ctrforensics umount DIR`,\n" +
-			"which also releases the containerd lease (and view) it holds.",
+			"which also releases the containerd lease (and view) it holds. FIFOs in the view are live: reading one\n" +
+			"(cat *, grep -r) blocks until something writes to it; --no-special hides FIFOs, sockets and devices\n" +
+			"behind empty read-only files (mounted over the view only; umount removes them).",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "upper-only", Usage: "show only the container's own (upper) layer"},
+			&cli.BoolFlag{Name: "no-special", Usage: "hide FIFOs, sockets and devices behind empty read-only files"},
 			&cli.StringFlag{Name: "snapshotter", Value: "overlayfs", Usage: "snapshotter holding an image's layers"},
 			&cli.StringFlag{Name: "state-dir", Value: snapshot.DefaultStateDir, Usage: "where mounts are recorded for umount", Hidden: true},
 		},
@@ -44,8 +47,14 @@ func runMount(ctx context.Context, c *cli.Command) error {
 		if err != nil {
 			return fmt.Errorf("mount %s: %w", a[0], err)
 		}
-		fmt.Fprintf(c.Root().Writer, "mounted %s read-only at %s (lease %s)\nundo with: ctrforensics umount %s\n",
-			rec.Source, rec.Mountpoint, rec.Lease, rec.Mountpoint)
+		w := c.Root().Writer
+		fmt.Fprintf(w, "mounted %s read-only at %s (lease %s)\n", rec.Source, rec.Mountpoint, rec.Lease)
+		if t.NoSpecial {
+			fmt.Fprintf(w, "hid %d FIFOs, sockets and devices behind empty read-only files\n", rec.Hidden)
+		} else {
+			fmt.Fprintln(w, "note: FIFOs in the view are live: reading one (cat *, grep -r) blocks; --no-special hides them")
+		}
+		fmt.Fprintf(w, "undo with: ctrforensics umount %s\n", rec.Mountpoint)
 		return nil
 	})
 }
@@ -53,7 +62,8 @@ func runMount(ctx context.Context, c *cli.Command) error {
 // mountTarget is the container named name, else the image: a container ID
 // (or unique prefix) wins over an image of the same name.
 func mountTarget(ctx context.Context, c *cli.Command, cl *snapshot.Client, name string) (snapshot.MountTarget, error) {
-	t := snapshot.MountTarget{UpperOnly: c.Bool("upper-only"), Snapshotter: c.String("snapshotter")}
+	t := snapshot.MountTarget{UpperOnly: c.Bool("upper-only"), Snapshotter: c.String("snapshotter"),
+		NoSpecial: c.Bool("no-special")}
 	ctr, err := cl.LoadContainer(ctx, name)
 	var nf *snapshot.NotFoundError
 	switch {

@@ -58,6 +58,10 @@ func Connect(ctx context.Context, address, namespace string) (*Client, error) {
 	v, err := c.Version(vctx)
 	if err != nil {
 		c.Close()
+		if ctx.Err() != nil {
+			// Interrupted, not unreachable: nothing was done yet.
+			return nil, fmt.Errorf("connect to containerd at %s: %w", address, ctx.Err())
+		}
 		return nil, &UnreachableError{Address: address, Err: err}
 	}
 	return &Client{c: c, address: address, namespace: namespace, version: v.Version}, nil

@@ -139,6 +139,10 @@ func checkInterrupted(t *testing.T, what string, p *handled, code int, c *contai
 		if !strings.Contains(p.stderr.String(), "interrupted") {
 			t.Errorf("%s: exit 130 without saying so: %q", what, p.stderr.String())
 		}
+		// The host is checked below: a failed cleanup would show there.
+		if strings.Contains(p.stderr.String(), "cleaning up failed") {
+			t.Errorf("%s: claims a failed cleanup: %q", what, p.stderr.String())
+		}
 	default:
 		t.Errorf("%s: exit %d: %s", what, code, p.stderr.String())
 	}

@@ -241,12 +241,13 @@ func TestCollectPause(t *testing.T) {
 func TestTamperMatrix(t *testing.T) {
 	c := attackedForBundle(t, "tamper")
 	priv, pub := keyPair(t, "examiner")
+	bobPriv, bobPub := keyPair(t, "bob")
 	other, _ := keyPair(t, "intruder")
 	sealed := filepath.Join(t.TempDir(), "bag")
 	h.mustCLI(t, "collect", "-o", sealed, "--sign-key", priv, "--examiner", "alice", c.id)
-	h.mustCLI(t, "custody", "add", "--action", "transferred", "--actor", "bob", sealed)
+	h.mustCLI(t, "custody", "add", "--action", "transferred", "--actor", "bob", "--sign-key", bobPriv, sealed)
 	h.mustCLI(t, "custody", "add", "--action", "received", "--actor", "carol", "--sign-key", priv, sealed)
-	h.mustCLI(t, "verify", "--pubkey", pub, sealed)
+	h.mustCLI(t, "verify", "--pubkey", pub, "--pubkey", bobPub, sealed)
 	sealedTar := filepath.Join(t.TempDir(), "bag.tar")
 	h.mustCLI(t, "collect", "-o", sealedTar, c.id)
 
@@ -323,7 +324,7 @@ func TestTamperMatrix(t *testing.T) {
 				t.Fatalf("cp: %v %s", err, out)
 			}
 			tt.tamper(t, bag)
-			assertInvalid(t, tt.want, "verify", "--pubkey", pub, bag)
+			assertInvalid(t, tt.want, "verify", "--pubkey", pub, "--pubkey", bobPub, bag)
 		})
 	}
 	t.Run("tar truncated", func(t *testing.T) {
@@ -341,7 +342,11 @@ func TestTamperMatrix(t *testing.T) {
 		head := h.mustCLI(t, "custody", "add", "--action", "analysed", "--actor", "dave", bag)
 		recorded := strings.Fields(strings.SplitN(head, "custody head: ", 2)[1])[0]
 		edit("custody.jsonl", func(b []byte) []byte { return bytes.Replace(b, []byte(`"actor":"dave"`), []byte(`"actor":"eve"`), 1) })(t, bag)
-		h.mustCLI(t, "verify", "--pubkey", pub, bag) // undetectable from the bag alone
+		v := h.mustCLI(t, "verify", "--pubkey", pub, "--pubkey", bobPub, "--allow-unsigned-custody", bag) // undetectable from the bag alone
+		if !strings.Contains(v, "eve (UNPROTECTED: unsigned)") {
+			t.Errorf("verify does not mark the unsigned event unprotected:\n%s", v)
+		}
+		assertInvalid(t, "event 4: is not signed", "verify", "--pubkey", pub, "--pubkey", bobPub, bag)
 		assertInvalid(t, "the recorded head is "+recorded, "verify", "--custody-head", recorded, bag)
 	})
 }

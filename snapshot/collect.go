@@ -7,19 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
 
 	"github.com/ctrforensics/ctrforensics/forensic"
-	"github.com/ctrforensics/ctrforensics/forensic/attest"
 	"github.com/ctrforensics/ctrforensics/forensic/bagit"
 	"github.com/ctrforensics/ctrforensics/forensic/bundle"
-	"github.com/ctrforensics/ctrforensics/forensic/custody"
-	"github.com/ctrforensics/ctrforensics/internal/version"
+	"github.com/ctrforensics/ctrforensics/forensic/changetar"
+	"github.com/ctrforensics/ctrforensics/forensic/diff"
+	"github.com/ctrforensics/ctrforensics/forensic/procfs"
 )
 
 // LabelPartial names, on a collect's lease, the partial bag a killed run
@@ -52,37 +49,42 @@ type CollectResult struct {
 	Signed bool
 }
 
-// Collect acquires a container into a sealed evidence bag at opts.Output. The
-// bag is built under a temporary name next to the output and renamed when
-// sealed; on failure or interruption nothing is left but what `cleanup`
-// removes after a SIGKILL.
+// Collect acquires a container into a sealed evidence bundle at opts.Output
+// (see bundle.Writer). On failure or interruption nothing is left but what
+// `cleanup` removes after a SIGKILL: a lease labelled with the partial output
+// is held from before the first byte is written until the bundle is
+// committed, so that a run killed at any moment, sealing and packing
+// included, leaves a record cleanup finds.
 func (c *Client) Collect(ctx context.Context, ctr *Container, opts CollectOptions) (*CollectResult, error) {
-	out, err := newOutput(opts.Output)
+	w, err := bundle.Create(opts.Output, bundle.CreateOptions{Algorithms: opts.Algorithms, Progress: opts.Progress})
 	if err != nil {
 		return nil, err
 	}
-	res, err := c.collect(ctx, ctr, opts, out)
+	hold, err := c.Begin(ctx, "", SessionOptions{Purpose: "collect", Labels: map[string]string{LabelPartial: w.Partial()}})
 	if err != nil {
-		out.abandon()
+		w.Abandon()
 		return nil, err
 	}
-	if err := out.commit(); err != nil {
-		out.abandon()
-		return nil, err
+	hold.Record("partial output", w.Partial()+" (named on this lease until the bundle is committed)")
+	res, err := c.collect(ctx, ctr, opts, w, hold.Effects())
+	if err == nil {
+		res.Path, err = w.Commit()
 	}
-	res.Path = out.final
+	if err != nil {
+		w.Abandon()
+		return nil, errors.Join(err, hold.Close(ctx))
+	}
+	if err := hold.Close(ctx); err != nil {
+		return nil, fmt.Errorf("bundle committed to %s, but %w", res.Path, err)
+	}
 	return res, nil
 }
 
-func (c *Client) collect(ctx context.Context, ctr *Container, opts CollectOptions, out *output) (*CollectResult, error) {
+// collect acquires into w and seals it; effects are the side effects that
+// came before (the output's lease).
+func (c *Client) collect(ctx context.Context, ctr *Container, opts CollectOptions, w *bundle.Writer, effects []SideEffect) (*CollectResult, error) {
 	acq := c.newAcquisition(ctr, opts)
-	w, err := bagit.Create(out.bag, opts.Algorithms...)
-	if err != nil {
-		return nil, err
-	}
-	stop := reportProgress(w, opts.Progress)
-	defer stop()
-	s, err := c.Begin(ctx, "", SessionOptions{Purpose: "collect", Labels: map[string]string{LabelPartial: out.partial}})
+	s, err := c.Begin(ctx, "", SessionOptions{Purpose: "collect"})
 	if err != nil {
 		return nil, err
 	}
@@ -91,18 +93,20 @@ func (c *Client) collect(ctx context.Context, ctr *Container, opts CollectOption
 	if err != nil {
 		return nil, err
 	}
-	for _, e := range s.Effects() {
-		acq.SideEffects = append(acq.SideEffects, bundle.SideEffect(e))
+	acq.SideEffects = append(append(acq.SideEffects, effects...), s.Effects()...)
+	sealed, err := w.Seal(acq, opts.SignKey)
+	if err != nil {
+		return nil, err
 	}
-	return seal(w, out, acq, opts)
+	return &CollectResult{Acquisition: acq, Head: sealed.Head, Signed: sealed.Signed}, nil
 }
 
 func (c *Client) newAcquisition(ctr *Container, opts CollectOptions) *bundle.Acquisition {
-	a := &bundle.Acquisition{Case: opts.Case, Examiner: opts.Examiner, Note: opts.Note, Host: forensic.ReadHost(),
-		Start: forensic.FormatTime(time.Now()), ImageLayersIncluded: opts.IncludeLayers}
-	a.Tool.Name, a.Tool.Version, a.Tool.Commit, a.Tool.Go = "ctrforensics", version.Version, version.Commit, goVersion()
+	a := bundle.NewAcquisition(time.Now())
+	a.Case, a.Examiner, a.Note, a.Host = opts.Case, opts.Examiner, opts.Note, procfs.ReadHost()
+	a.ImageLayersIncluded = opts.IncludeLayers
 	a.Containerd.Version, a.Containerd.Address, a.Containerd.Namespace = c.version, c.address, ctr.Namespace
-	a.Container.ID, a.Container.Image, a.Container.TaskStatus = ctr.Info.ID, ctr.Info.Image, ctr.Status
+	a.Container.ID, a.Container.Image, a.Container.TaskStatus = ctr.Info.ID, ctr.Info.Image, string(ctr.Status)
 	a.Container.Snapshotter, a.Container.SnapshotKey = ctr.Info.Snapshotter, ctr.Info.SnapshotKey
 	for _, alg := range opts.Algorithms {
 		a.Algorithms = append(a.Algorithms, string(alg))
@@ -111,7 +115,7 @@ func (c *Client) newAcquisition(ctr *Container, opts CollectOptions) *bundle.Acq
 }
 
 // acquire reads everything from the host into the bag's payload.
-func (c *Client) acquire(ctx context.Context, s *Session, ctr *Container, opts CollectOptions, w *bagit.Writer, acq *bundle.Acquisition) (err error) {
+func (c *Client) acquire(ctx context.Context, s *Session, ctr *Container, opts CollectOptions, w *bundle.Writer, acq *bundle.Acquisition) (err error) {
 	task, err := c.task(ctx, ctr)
 	if err != nil {
 		return err
@@ -145,7 +149,7 @@ func (c *Client) acquire(ctx context.Context, s *Session, ctr *Container, opts C
 
 // task returns the container's task, or nil when it has none.
 func (c *Client) task(ctx context.Context, ctr *Container) (client.Task, error) {
-	if ctr.Status == StatusNoTask {
+	if ctr.Status == TaskNone {
 		return nil, nil
 	}
 	ctx = c.nsctx(ctx, ctr.Namespace)
@@ -160,24 +164,20 @@ func (c *Client) task(ctx context.Context, ctr *Container) (client.Task, error) 
 	return t, nil
 }
 
-func writeContainerRecord(w *bagit.Writer, ctr *Container) error {
+func writeContainerRecord(w *bundle.Writer, ctr *Container) error {
 	record := map[string]any{
 		"id": ctr.Info.ID, "namespace": ctr.Namespace, "labels": ctr.Info.Labels, "image": ctr.Info.Image,
 		"runtime": ctr.Info.Runtime, "snapshotter": ctr.Info.Snapshotter, "snapshot_key": ctr.Info.SnapshotKey,
 		"created_at": forensic.FormatTime(ctr.Info.CreatedAt), "updated_at": forensic.FormatTime(ctr.Info.UpdatedAt),
 		"extensions": extensionNames(ctr), "sandbox_id": ctr.Info.SandboxID,
 	}
-	files := map[string]any{
-		"container/container.json": record,
-		"container/spec.json":      ctr.Spec,
-		"container/task.json":      map[string]any{"status": ctr.Status, "pid": ctr.Pid},
+	if err := w.PutJSON(bundle.ContainerJSON, record); err != nil {
+		return err
 	}
-	for _, name := range []string{"container/container.json", "container/spec.json", "container/task.json"} {
-		if err := writeJSON(w, name, files[name]); err != nil {
-			return err
-		}
+	if err := w.PutJSON(bundle.SpecJSON, ctr.Spec); err != nil {
+		return err
 	}
-	return nil
+	return w.PutJSON(bundle.TaskJSON, map[string]any{"status": ctr.Status, "pid": ctr.Pid})
 }
 
 func extensionNames(ctr *Container) map[string]string {
@@ -188,17 +188,9 @@ func extensionNames(ctr *Container) map[string]string {
 	return out
 }
 
-func writeJSON(w *bagit.Writer, rel string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", rel, err)
-	}
-	return w.WritePayload(rel, append(b, '\n'))
-}
-
 // writeProcesses records the processes of a running or paused task from /proc.
-func (c *Client) writeProcesses(ctx context.Context, task client.Task, ctr *Container, w *bagit.Writer, opts CollectOptions, acq *bundle.Acquisition) error {
-	if task == nil || (ctr.Status != "running" && ctr.Status != "paused") {
+func (c *Client) writeProcesses(ctx context.Context, task client.Task, ctr *Container, w *bundle.Writer, opts CollectOptions, acq *bundle.Acquisition) error {
+	if task == nil || (ctr.Status != TaskRunning && ctr.Status != TaskPaused) {
 		acq.Notes = append(acq.Notes, "no running task: no processes recorded")
 		return nil
 	}
@@ -210,16 +202,16 @@ func (c *Client) writeProcesses(ctx context.Context, task client.Task, ctr *Cont
 	for i, p := range infos {
 		pids[i] = int(p.Pid)
 	}
-	procs, err := forensic.ReadProcesses(ctx, "/proc", pids, opts.Diff.Options)
+	procs, err := procfs.ReadProcesses(ctx, "/proc", pids, opts.Diff.MaxHashBytes)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, "processes/processes.json", procs)
+	return w.PutJSON(bundle.ProcessesJSON, procs)
 }
 
 // writeChanges writes changes.jsonl, the changes tar and the timeline.
-func writeChanges(ctx context.Context, s *Session, r *Rootfs, d *forensic.Diff, w *bagit.Writer, opts CollectOptions, acq *bundle.Acquisition) error {
-	if err := writeStream(w, "rootfs/changes.jsonl", func(f io.Writer) error {
+func writeChanges(ctx context.Context, s *Session, r *Rootfs, d *diff.Diff, w *bundle.Writer, opts CollectOptions, acq *bundle.Acquisition) error {
+	if err := w.PutStream(bundle.ChangesJSONL, func(f io.Writer) error {
 		enc := json.NewEncoder(f)
 		enc.SetEscapeHTML(false)
 		for _, ch := range d.Changes {
@@ -231,7 +223,7 @@ func writeChanges(ctx context.Context, s *Session, r *Rootfs, d *forensic.Diff, 
 	}); err != nil {
 		return err
 	}
-	if err := writeStream(w, "timeline/bodyfile.txt", func(f io.Writer) error { return forensic.WriteBodyfile(f, d.Changes) }); err != nil {
+	if err := w.PutStream(bundle.Bodyfile, func(f io.Writer) error { return forensic.WriteBodyfile(f, d.Changes) }); err != nil {
 		return err
 	}
 	mounts, err := r.ReadOnlyMounts()
@@ -239,8 +231,8 @@ func writeChanges(ctx context.Context, s *Session, r *Rootfs, d *forensic.Diff, 
 		return err
 	}
 	return s.WithMount(ctx, "container "+r.Key, mounts, func(root string) error {
-		return writeStream(w, "rootfs/changes.tar", func(f io.Writer) error {
-			st, err := forensic.WriteChangesTar(ctx, f, root, d.Changes, opts.Diff.Options)
+		return w.PutStream(bundle.ChangesTar, func(f io.Writer) error {
+			st, err := changetar.WriteChangesTar(ctx, f, root, d.Changes, changetar.Options{MaxBytes: opts.Diff.MaxHashBytes})
 			if err == nil {
 				acq.Notes = append(acq.Notes, st.Notes...)
 			}
@@ -249,26 +241,13 @@ func writeChanges(ctx context.Context, s *Session, r *Rootfs, d *forensic.Diff, 
 	})
 }
 
-// writeStream writes a payload file with fn.
-func writeStream(w *bagit.Writer, rel string, fn func(io.Writer) error) error {
-	f, err := w.CreatePayload(rel)
-	if err != nil {
-		return err
-	}
-	if err := fn(f); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", rel, err)
-	}
-	return f.Close()
-}
-
-func (c *Client) writeImage(ctx context.Context, ctr *Container, w *bagit.Writer, opts CollectOptions, acq *bundle.Acquisition) error {
+func (c *Client) writeImage(ctx context.Context, ctr *Container, w *bundle.Writer, opts CollectOptions, acq *bundle.Acquisition) error {
 	if ctr.Info.Image == "" {
 		acq.Notes = append(acq.Notes, "the container names no image: no image layout")
 		return nil
 	}
 	exp, err := c.ExportLayout(c.nsctx(ctx, ctr.Namespace), ctr.Info.Image, opts.IncludeLayers, func(rel string, r io.Reader) error {
-		return writeStream(w, "image/"+rel, func(f io.Writer) error {
+		return w.PutStream(bundle.ImagePath(rel), func(f io.Writer) error {
 			_, err := io.Copy(f, r)
 			return err
 		})
@@ -283,110 +262,4 @@ func (c *Client) writeImage(ctx context.Context, ctr *Container, w *bagit.Writer
 		acq.ImageBlobsNotExported = exp.Missing
 	}
 	return err
-}
-
-// seal writes the acquisition record and the manifests, signs, and starts the
-// chain of custody.
-func seal(w *bagit.Writer, out *output, acq *bundle.Acquisition, opts CollectOptions) (*CollectResult, error) {
-	end := time.Now()
-	acq.End, acq.CollectedAt, acq.CollectedBy = forensic.FormatTime(end), forensic.FormatTime(end), opts.Examiner
-	b, err := json.MarshalIndent(acq, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	if err := w.WriteTag(bundle.AcquisitionFile, append(b, '\n')); err != nil {
-		return nil, err
-	}
-	if err := w.Finish(bagInfo(acq)); err != nil {
-		return nil, err
-	}
-	bag, err := fileDigest(filepath.Join(out.bag, "tagmanifest-sha256.txt"))
-	if err != nil {
-		return nil, err
-	}
-	res := &CollectResult{Acquisition: acq, Signed: opts.SignKey != nil}
-	if opts.SignKey != nil {
-		if err := writeAttestation(out.bag, acq, opts.SignKey); err != nil {
-			return nil, err
-		}
-	}
-	line, err := custody.Next(nil, end, custody.ActionCollected, opts.Examiner, opts.Note, bag, opts.SignKey)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(out.bag, custody.FileName), line, 0o644); err != nil {
-		return nil, fmt.Errorf("write custody chain: %w", err)
-	}
-	res.Head = custody.LineDigest(line)
-	return res, nil
-}
-
-func bagInfo(acq *bundle.Acquisition) []bagit.Field {
-	info := []bagit.Field{
-		{Label: "Bagging-Date", Value: acq.CollectedAt[:10]},
-		{Label: "Bag-Software-Agent", Value: "ctrforensics " + acq.Tool.Version + " (commit " + acq.Tool.Commit + ")"},
-		{Label: "External-Description", Value: "containerd container " + acq.Container.ID + " (namespace " + acq.Containerd.Namespace + ", image " + acq.Container.Image + ") on " + acq.Host.Hostname},
-		{Label: "Contact-Name", Value: acq.Examiner},
-	}
-	if acq.Case != "" {
-		info = append(info, bagit.Field{Label: "External-Identifier", Value: acq.Case})
-	}
-	if acq.Note != "" {
-		info = append(info, bagit.Field{Label: "Internal-Sender-Description", Value: strings.ReplaceAll(acq.Note, "\n", " ")})
-	}
-	return info
-}
-
-// writeAttestation signs an in-toto statement whose subjects are the tag
-// manifests, as a DSSE envelope.
-func writeAttestation(bag string, acq *bundle.Acquisition, key ed25519.PrivateKey) error {
-	st := &attest.Statement{Type: attest.StatementType, PredicateType: attest.PredicateType}
-	for _, name := range []string{"tagmanifest-sha256.txt", "tagmanifest-sha512.txt"} {
-		d, err := fileDigest(filepath.Join(bag, name))
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		st.Subject = append(st.Subject, attest.Subject{Name: name, Digest: map[string]string{"sha256": strings.TrimPrefix(d, "sha256:")}})
-	}
-	pred, err := json.Marshal(map[string]any{"case": acq.Case, "examiner": acq.Examiner, "container": acq.Container.ID,
-		"image": acq.Container.Image, "host": acq.Host.Hostname, "collected_at": acq.CollectedAt})
-	if err != nil {
-		return err
-	}
-	st.Predicate = pred
-	env, err := attest.SignStatement(st, key)
-	if err != nil {
-		return err
-	}
-	b, err := json.MarshalIndent(env, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(bag, bundle.AttestationFile), append(b, '\n'), 0o644)
-}
-
-// reportProgress calls fn twice a second until the returned stop is called.
-func reportProgress(w *bagit.Writer, fn func(files, bytes int64)) (stop func()) {
-	if fn == nil {
-		return func() {}
-	}
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(500 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				fn(w.Progress())
-			}
-		}
-	}()
-	return func() { close(done); <-finished }
 }

@@ -42,7 +42,7 @@ const settleTimeout = 5 * time.Second
 // It reports whether it paused: a task that is not running is left alone (and
 // the skip recorded).
 func (s *Session) Pause(ctx context.Context, task client.Task, ctr *Container) (bool, error) {
-	if task == nil || ctr.Status != string(client.Running) {
+	if task == nil || ctr.Status != TaskRunning {
 		s.Record("pause skipped", fmt.Sprintf("task of %s is %s, not running", ctr.Info.ID, ctr.Status))
 		return false, nil
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 
+	"github.com/ctrforensics/ctrforensics/forensic/bundle"
 	"github.com/ctrforensics/ctrforensics/mountutil"
 )
 
@@ -37,12 +38,9 @@ const RunDirPrefix = "ctrforensics-run-"
 // then drops it and collects the views it held.
 const defaultLeaseExpiry = time.Hour
 
-// SideEffect is one change ctrforensics made on the host, for the acquisition log.
-type SideEffect struct {
-	Time   time.Time `json:"time"`
-	Action string    `json:"action"`
-	Detail string    `json:"detail"`
-}
+// SideEffect is one change ctrforensics made on the host, for the acquisition
+// log; its schema is the bundle's.
+type SideEffect = bundle.SideEffect
 
 // SessionOptions tune Begin.
 type SessionOptions struct {

@@ -18,14 +18,6 @@ import (
 	"github.com/ctrforensics/ctrforensics/internal/output"
 )
 
-// findingsError makes the command exit 1: the check ran and found problems.
-type findingsError struct{ msg string }
-
-func (e *findingsError) Error() string { return e.msg }
-
-// ExitCode is 1.
-func (e *findingsError) ExitCode() int { return exitFindings }
-
 func verifyCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "verify",
@@ -34,7 +26,8 @@ func verifyCommand() *cli.Command {
 		Description: "PATH is a bundle directory, .tar or .tar.gz; a tar is read as a stream, never extracted.\n" +
 			"Exit 0 when every check holds, 1 when any fails (each failing file is named), 2 when PATH cannot be read.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "pubkey", Usage: "ed25519 public key the signature and signed custody events must verify with"},
+			&cli.StringSliceFlag{Name: "pubkey", Usage: "trusted ed25519 public key, one per examiner (repeat the flag): the signature and every custody event must verify with one"},
+			&cli.BoolFlag{Name: "allow-unsigned-custody", Usage: "with --pubkey, accept unsigned custody events and report each as unprotected"},
 			&cli.StringFlag{Name: "custody-head", Usage: "the custody head digest you recorded: the chain must end there"},
 			formatFlag(),
 		},
@@ -51,13 +44,14 @@ func runVerify(ctx context.Context, c *cli.Command) error {
 	if err != nil {
 		return err
 	}
-	var opts bundle.VerifyOptions
-	if p := c.String("pubkey"); p != "" {
-		if opts.PublicKey, err = attest.LoadPublicKey(p); err != nil {
+	opts := bundle.VerifyOptions{CustodyHead: c.String("custody-head"), AllowUnsignedCustody: c.Bool("allow-unsigned-custody")}
+	for _, p := range c.StringSlice("pubkey") {
+		k, err := attest.LoadPublicKey(p)
+		if err != nil {
 			return err
 		}
+		opts.Keys = append(opts.Keys, k)
 	}
-	opts.CustodyHead = c.String("custody-head")
 	if _, err := os.Stat(a[0]); err != nil {
 		return fmt.Errorf("cannot read bundle: %w", err)
 	}
@@ -93,9 +87,16 @@ func writeReport(w io.Writer, rep *bundle.Report) {
 	}
 	fmt.Fprintf(w, "signature: %s\n", rep.Signature)
 	fmt.Fprintf(w, "custody:   %d event(s), head %s\n", len(rep.Custody), rep.Head)
-	for _, e := range rep.Custody {
+	unprotected := map[int]bool{}
+	for _, seq := range rep.Unprotected {
+		unprotected[seq] = true
+	}
+	for i, e := range rep.Custody {
 		signed := ""
-		if e.Sig != "" {
+		switch {
+		case unprotected[i+1]:
+			signed = " (UNPROTECTED: unsigned)"
+		case e.Sig != "":
 			signed = " (signed)"
 		}
 		fmt.Fprintf(w, "  %d  %s  %-12s %s%s\n", e.Seq, esc(e.Time), esc(e.Action), esc(e.Actor), signed)
@@ -127,11 +128,12 @@ func writeReportJSON(w io.Writer, rep *bundle.Report) error {
 		Signature    string              `json:"signature"`
 		CustodyHead  string              `json:"custody_head"`
 		Custody      []json.RawMessage   `json:"custody"`
+		Unprotected  []int               `json:"unprotected_custody_events"`
 		PayloadFiles int64               `json:"payload_files"`
 		PayloadBytes int64               `json:"payload_bytes"`
 		Acquisition  *bundle.Acquisition `json:"acquisition"`
 	}{Path: rep.Path, Valid: rep.Valid(), Problems: []problem{}, Signature: rep.Signature, CustodyHead: rep.Head,
-		Custody: []json.RawMessage{}, PayloadFiles: rep.PayloadFiles, PayloadBytes: rep.PayloadBytes, Acquisition: rep.Acquisition}
+		Custody: []json.RawMessage{}, Unprotected: append([]int{}, rep.Unprotected...), PayloadFiles: rep.PayloadFiles, PayloadBytes: rep.PayloadBytes, Acquisition: rep.Acquisition}
 	for _, p := range rep.Problems {
 		out.Problems = append(out.Problems, problem{p.Path, p.Check, p.Detail})
 	}

@@ -176,20 +176,28 @@ func SignStatement(st *Statement, key ed25519.PrivateKey) (*Envelope, error) {
 	}, nil
 }
 
-// ErrBadSignature says no signature of an envelope verifies with the key.
+// ErrBadSignature says no signature of an envelope verifies with the keys.
 var ErrBadSignature = errors.New("signature does not verify with the given public key")
 
-// Open decodes an envelope's statement. With a key, one of its signatures must
-// verify with it; without one, the signatures are not checked.
-func (e *Envelope) Open(pub ed25519.PublicKey) (*Statement, error) {
+// ErrUnsigned says an envelope carries no signature: its statement is not
+// protected by anything (DSSE requires at least one signature).
+var ErrUnsigned = errors.New("the envelope carries no signature")
+
+// Open decodes an envelope's statement. An envelope without signatures is
+// ErrUnsigned. With keys, one of its signatures must verify with one of them;
+// without, the signatures are not checked.
+func (e *Envelope) Open(keys ...ed25519.PublicKey) (*Statement, error) {
 	if e.PayloadType != PayloadType {
 		return nil, fmt.Errorf("payload type %q, want %q", e.PayloadType, PayloadType)
+	}
+	if len(e.Signatures) == 0 {
+		return nil, ErrUnsigned
 	}
 	payload, err := base64.StdEncoding.DecodeString(e.Payload)
 	if err != nil {
 		return nil, fmt.Errorf("payload: %w", err)
 	}
-	if pub != nil && !e.verifies(pub, payload) {
+	if len(keys) > 0 && e.signer(payload, keys) == nil {
 		return nil, ErrBadSignature
 	}
 	var st Statement
@@ -202,13 +210,28 @@ func (e *Envelope) Open(pub ed25519.PublicKey) (*Statement, error) {
 	return &st, nil
 }
 
-func (e *Envelope) verifies(pub ed25519.PublicKey, payload []byte) bool {
+// Signer returns the first of keys that one of the envelope's signatures
+// verifies with, or nil.
+func (e *Envelope) Signer(keys ...ed25519.PublicKey) ed25519.PublicKey {
+	payload, err := base64.StdEncoding.DecodeString(e.Payload)
+	if err != nil {
+		return nil
+	}
+	return e.signer(payload, keys)
+}
+
+func (e *Envelope) signer(payload []byte, keys []ed25519.PublicKey) ed25519.PublicKey {
 	msg := PAE(e.PayloadType, payload)
 	for _, s := range e.Signatures {
 		sig, err := base64.StdEncoding.DecodeString(s.Sig)
-		if err == nil && ed25519.Verify(pub, msg, sig) {
-			return true
+		if err != nil {
+			continue
+		}
+		for _, k := range keys {
+			if ed25519.Verify(k, msg, sig) {
+				return k
+			}
 		}
 	}
-	return false
+	return nil
 }

@@ -45,6 +45,17 @@ func TestKeysAndEnvelope(t *testing.T) {
 	if _, err := env.Open(otherPub); !errors.Is(err, ErrBadSignature) {
 		t.Errorf("open with another key: %v", err)
 	}
+	if _, err := env.Open(otherPub, pub); err != nil || !env.Signer(otherPub, pub).Equal(pub) {
+		t.Errorf("open with one trusted key of two: %v", err)
+	}
+	stripped := *env
+	stripped.Signatures = nil
+	if _, err := stripped.Open(); !errors.Is(err, ErrUnsigned) {
+		t.Errorf("an envelope without signatures opened without a key: %v", err)
+	}
+	if _, err := stripped.Open(pub); !errors.Is(err, ErrUnsigned) {
+		t.Errorf("an envelope without signatures opened with a key: %v", err)
+	}
 	env.Payload = env.Payload[:len(env.Payload)-4] + "AAAA"
 	if _, err := env.Open(pub); err == nil {
 		t.Error("a changed payload verified")

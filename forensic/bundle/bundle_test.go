@@ -7,48 +7,22 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/ctrforensics/ctrforensics/forensic/bagit"
 	"github.com/ctrforensics/ctrforensics/forensic/custody"
 )
 
-// hostileBag seals a bag whose image layout index.json is given, with blobs,
-// an acquisition record and a valid custody chain.
+// hostileBag writes a sealed bundle directory whose image layout index.json
+// is given, with blobs, through the Writer.
 func hostileBag(t *testing.T, index string, blobs map[string]string) string {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "bag")
-	w, err := bagit.Create(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(w.WritePayload("image/index.json", []byte(index)))
+	payload := map[string]string{ImagePath("index.json"): index}
 	for name, content := range blobs {
-		must(w.WritePayload("image/blobs/sha256/"+name, []byte(content)))
+		payload[ImagePath("blobs/sha256/"+name)] = content
 	}
-	acq, _ := json.Marshal(Acquisition{CollectedBy: "alice", CollectedAt: "2026-11-23T08:00:00.000000000Z"})
-	must(w.WriteTag(AcquisitionFile, acq))
-	must(w.Finish(nil))
-	tm, err := os.ReadFile(filepath.Join(dir, TagManifest))
-	must(err)
-	line, err := custody.Next(nil, mustTime(t), custody.ActionCollected, "alice", "", digestOf(tm), nil)
-	must(err)
-	must(os.WriteFile(filepath.Join(dir, custody.FileName), line, 0o644))
-	return dir
-}
-
-func mustTime(t *testing.T) time.Time {
-	t.Helper()
-	return time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
+	return writeBundle(t, "bag", payload, nil)
 }
 
 func TestVerifyHostileLayout(t *testing.T) {

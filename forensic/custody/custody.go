@@ -127,69 +127,127 @@ type Expect struct {
 	// acquisition record names: the first event must match them.
 	Collector   string
 	CollectedAt string
-	// Key, when set, must verify every signed event.
-	Key ed25519.PublicKey
+	// FirstEvent, when set, is the digest of the first event's line as the
+	// bag's signed attestation names it.
+	FirstEvent string
+	// Keys, when any is given, are the trusted public keys: every event must
+	// carry a signature that verifies with one of them.
+	Keys []ed25519.PublicKey
+	// AllowUnsigned accepts events without a signature under Keys; they are
+	// reported as unprotected.
+	AllowUnsigned bool
 	// Head, when set, must be the chain's head digest.
 	Head string
 }
 
-// Verify lists everything wrong with a chain; none means it holds.
-func Verify(chain []Entry, want Expect) []string {
-	var problems []string
+// Findings is what Verify found in a chain.
+type Findings struct {
+	// Problems lists everything wrong; none means the chain holds.
+	Problems []string
+	// Unprotected are the sequence numbers of the events no trusted
+	// signature protects (Expect.AllowUnsigned): anyone could have written
+	// or edited them.
+	Unprotected []int
+}
+
+// Verify checks a chain against what it must agree with.
+func Verify(chain []Entry, want Expect) Findings {
+	var f Findings
 	add := func(seq int, format string, args ...any) {
-		problems = append(problems, fmt.Sprintf("event %d: ", seq)+fmt.Sprintf(format, args...))
+		f.Problems = append(f.Problems, fmt.Sprintf("event %d: ", seq)+fmt.Sprintf(format, args...))
 	}
 	if len(chain) == 0 {
-		return []string{"the chain is empty: a bag's chain starts with its collected event"}
+		f.Problems = []string{"the chain is empty: a bag's chain starts with its collected event"}
+		return f
 	}
 	first := chain[0]
 	if first.Action != ActionCollected || first.Actor != want.Collector || first.Time != want.CollectedAt {
 		add(1, "is %s by %q at %s; the sealed acquisition record says collected by %q at %s",
 			first.Action, first.Actor, first.Time, want.Collector, want.CollectedAt)
 	}
+	if want.FirstEvent != "" && LineDigest(first.Line) != want.FirstEvent {
+		add(1, "is not the collected event the attestation signed (%s): it was edited, or its signature stripped", want.FirstEvent)
+	}
 	var last time.Time
 	for i, e := range chain {
 		seq := i + 1
-		prev := ""
-		if i > 0 {
-			prev = LineDigest(chain[i-1].Line)
-		}
-		switch {
-		case e.Seq != seq:
-			add(seq, "has sequence number %d (removed or reordered events?)", e.Seq)
-		case e.Prev != prev:
-			add(seq, "does not follow the event before it (prev %s, want %s): an event was removed, edited or moved", orNone(e.Prev), orNone(prev))
-		}
-		if e.Bag != want.Bag {
-			add(seq, "names bag %s, but this bag's tag manifest is %s", e.Bag, want.Bag)
-		}
-		t, err := time.Parse(time.RFC3339Nano, e.Time)
-		if err != nil {
-			add(seq, "has a bad time %q", e.Time)
-		} else if t.Before(last) {
-			add(seq, "is dated before the event before it")
-		} else {
-			last = t
-		}
-		if msg := checkSignature(e.Event, want.Key); msg != "" {
+		for _, msg := range checkLink(chain, i, want.Bag, &last) {
 			add(seq, "%s", msg)
+		}
+		switch msg, signed := checkSignature(e.Event, want.Keys); {
+		case msg != "":
+			add(seq, "%s", msg)
+		case !signed && len(want.Keys) > 0 && want.AllowUnsigned:
+			f.Unprotected = append(f.Unprotected, seq)
+		case !signed && len(want.Keys) > 0:
+			add(seq, "is not signed, but every event must be signed by a trusted key (an unsigned event can be forged or rewritten)")
 		}
 	}
 	if want.Head != "" && Head(chain) != want.Head {
-		problems = append(problems, fmt.Sprintf("the chain's head is %s, the recorded head is %s: the newest events were removed or edited", Head(chain), want.Head))
+		f.Problems = append(f.Problems, fmt.Sprintf("the chain's head is %s, the recorded head is %s: the newest events were removed or edited", Head(chain), want.Head))
+	}
+	return f
+}
+
+// checkLink checks event i's place in the chain, its bag and its time; last
+// is the time of the latest event so far.
+func checkLink(chain []Entry, i int, bag string, last *time.Time) []string {
+	var problems []string
+	e, seq, prev := chain[i], i+1, ""
+	if i > 0 {
+		prev = LineDigest(chain[i-1].Line)
+	}
+	switch {
+	case e.Seq != seq:
+		problems = append(problems, fmt.Sprintf("has sequence number %d (removed or reordered events?)", e.Seq))
+	case e.Prev != prev:
+		problems = append(problems, fmt.Sprintf("does not follow the event before it (prev %s, want %s): an event was removed, edited or moved", orNone(e.Prev), orNone(prev)))
+	}
+	if e.Bag != bag {
+		problems = append(problems, fmt.Sprintf("names bag %s, but this bag's tag manifest is %s", e.Bag, bag))
+	}
+	t, err := time.Parse(time.RFC3339Nano, e.Time)
+	switch {
+	case err != nil:
+		problems = append(problems, fmt.Sprintf("has a bad time %q", e.Time))
+	case t.Before(*last):
+		problems = append(problems, "is dated before the event before it")
+	default:
+		*last = t
 	}
 	return problems
 }
 
-func checkSignature(e Event, key ed25519.PublicKey) string {
-	if e.Sig == "" || key == nil {
-		return ""
+// checkSignature checks an event's signature against the trusted keys: it
+// returns why the signature fails ("" when it holds or is not checked) and
+// whether a trusted key signed the event. Without keys, nothing is checked.
+func checkSignature(e Event, keys []ed25519.PublicKey) (string, bool) {
+	if e.Sig == "" || len(keys) == 0 {
+		return "", false
 	}
 	sig, err := base64.StdEncoding.DecodeString(e.Sig)
-	if err != nil || !ed25519.Verify(key, e.signedBytes(), sig) {
-		return "signature does not verify with the given public key (edited, or signed with another key)"
+	if err != nil {
+		return "has a signature that is not base64", false
 	}
-	return ""
+	trusted := false
+	for _, k := range keys {
+		if ed25519.Verify(k, e.signedBytes(), sig) {
+			return "", true
+		}
+		trusted = trusted || attest.KeyID(k) == e.KeyID
+	}
+	if !trusted {
+		return fmt.Sprintf("is signed by key %s, which is not among the trusted keys", shortID(e.KeyID)), false
+	}
+	return "signature does not verify with its key (the event was edited after it was signed)", false
+}
+
+// shortID shortens a key ID for messages.
+func shortID(id string) string {
+	if id == "" {
+		return "(no key ID)"
+	}
+	return id[:min(16, len(id))]
 }
 
 func orNone(s string) string {

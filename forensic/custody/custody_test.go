@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -13,15 +15,15 @@ const bag = "sha256:000000000000000000000000000000000000000000000000000000000000
 
 var t0 = time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
 
-// chain builds a chain of n events, the second signed with key.
-func chain(t *testing.T, key ed25519.PrivateKey) []byte {
+// chain builds a chain of three events; keys[i], when not nil, signs event i.
+func chain(t *testing.T, keys ...ed25519.PrivateKey) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	var entries []Entry
 	for i, action := range []string{ActionCollected, "transferred", "received"} {
 		var k ed25519.PrivateKey
-		if i == 1 {
-			k = key
+		if i < len(keys) {
+			k = keys[i]
 		}
 		line, err := Next(entries, t0.Add(time.Duration(i)*time.Hour), action, []string{"alice", "bob", "carol"}[i], "", bag, k)
 		if err != nil {
@@ -35,30 +37,82 @@ func chain(t *testing.T, key ed25519.PrivateKey) []byte {
 	return buf.Bytes()
 }
 
+// stripAndRewrite removes every signature, renames bob to mallory and
+// recomputes every prev: the attack of issue 13 item 2.
+func stripAndRewrite(t *testing.T, signed []byte) []byte {
+	t.Helper()
+	entries, err := Read(bytes.NewReader(signed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []byte
+	prev := ""
+	for _, e := range entries {
+		ev := e.Event
+		ev.Sig, ev.KeyID, ev.Prev = "", "", prev
+		ev.Actor = strings.ReplaceAll(ev.Actor, "bob", "mallory")
+		line, err := json.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		prev = LineDigest(line)
+		out = append(append(out, line...), '\n')
+	}
+	return out
+}
+
+// appendEvent appends an event signed with key (nil: unsigned).
+func appendEvent(t *testing.T, c []byte, key ed25519.PrivateKey) []byte {
+	t.Helper()
+	entries, err := Read(bytes.NewReader(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, err := Next(entries, time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC), "transferred", "mallory", "", bag, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(append([]byte(nil), c...), line...)
+}
+
 func TestVerify(t *testing.T) {
-	pub, key, _ := ed25519.GenerateKey(rand.Reader)
-	other, _, _ := ed25519.GenerateKey(rand.Reader)
-	good := chain(t, key)
-	want := Expect{Bag: bag, Collector: "alice", CollectedAt: "2026-11-23T08:00:00.000000000Z", Key: pub}
+	alicePub, alice, _ := ed25519.GenerateKey(rand.Reader)
+	bobPub, bob, _ := ed25519.GenerateKey(rand.Reader)
+	_, mallory, _ := ed25519.GenerateKey(rand.Reader)
+	trusted := []ed25519.PublicKey{alicePub, bobPub}
+	signed := chain(t, alice, bob, alice)
+	mixed := chain(t, nil, bob)
+	want := Expect{Bag: bag, Collector: "alice", CollectedAt: "2026-11-23T08:00:00.000000000Z", Keys: trusted}
 	lines := func(fn func([]string) []string) []byte {
-		ls := strings.SplitAfter(string(good), "\n")
+		ls := strings.SplitAfter(string(signed), "\n")
 		return []byte(strings.Join(fn(ls[:len(ls)-1]), ""))
 	}
 	tests := []struct {
-		name   string
-		chain  []byte
-		expect func(e Expect) Expect
-		want   string
+		name        string
+		chain       []byte
+		expect      func(e Expect) Expect
+		want        string // a problem, "" for none
+		unprotected []int
 	}{
-		{"intact", good, nil, ""},
-		{"middle edited", lines(func(l []string) []string { l[1] = strings.Replace(l[1], "bob", "eve", 1); return l }), nil, "event 3: does not follow"},
-		{"middle removed", lines(func(l []string) []string { return []string{l[0], l[2]} }), nil, "has sequence number 3"},
-		{"reordered", lines(func(l []string) []string { return []string{l[0], l[2], l[1]} }), nil, "sequence number"},
-		{"first removed", lines(func(l []string) []string { return l[1:] }), nil, "sealed acquisition record says collected"},
-		{"wrong bag", good, func(e Expect) Expect { e.Bag = "sha256:ff"; return e }, "names bag"},
-		{"other key", good, func(e Expect) Expect { e.Key = other; return e }, "event 2: signature does not verify"},
-		{"head mismatch", good, func(e Expect) Expect { e.Head = "sha256:aa"; return e }, "the recorded head is sha256:aa"},
-		{"empty", nil, nil, "the chain is empty"},
+		{"intact, every event signed", signed, nil, "", nil},
+		{"intact, no key given", mixed, func(e Expect) Expect { e.Keys = nil; return e }, "", nil},
+		{"middle edited", lines(func(l []string) []string { l[1] = strings.Replace(l[1], "bob", "eve", 1); return l }), nil, "event 3: does not follow", nil},
+		{"middle removed", lines(func(l []string) []string { return []string{l[0], l[2]} }), nil, "has sequence number 3", nil},
+		{"reordered", lines(func(l []string) []string { return []string{l[0], l[2], l[1]} }), nil, "sequence number", nil},
+		{"first removed", lines(func(l []string) []string { return l[1:] }), nil, "sealed acquisition record says collected", nil},
+		{"wrong bag", signed, func(e Expect) Expect { e.Bag = "sha256:ff"; return e }, "names bag", nil},
+		{"head mismatch", signed, func(e Expect) Expect { e.Head = "sha256:aa"; return e }, "the recorded head is sha256:aa", nil},
+		{"empty", nil, nil, "the chain is empty", nil},
+		{"signatures stripped, events rewritten", stripAndRewrite(t, signed), nil, "event 2: is not signed", nil},
+		{"appended unsigned event", appendEvent(t, signed, nil), nil, "event 4: is not signed", nil},
+		{"appended event signed by an untrusted key", appendEvent(t, signed, mallory), nil, "event 4: is signed by key", nil},
+		{"only the other examiner's key", signed, func(e Expect) Expect { e.Keys = trusted[1:]; return e }, "event 1: is signed by key", nil},
+		{"signed event edited", lines(func(l []string) []string { l[2] = strings.Replace(l[2], "carol", "carla", 1); return l }), nil, "event 3: signature does not verify", nil},
+		{"unsigned allowed, marked unprotected", mixed, func(e Expect) Expect { e.AllowUnsigned = true; return e }, "", []int{1, 3}},
+		{"unsigned allowed, stripped first event", stripAndRewrite(t, signed), func(e Expect) Expect {
+			e.AllowUnsigned, e.FirstEvent = true, LineDigest(bytes.SplitAfter(signed, []byte("\n"))[0])
+			return e
+		}, "event 1: is not the collected event the attestation signed", []int{1, 2, 3}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -70,9 +124,13 @@ func TestVerify(t *testing.T) {
 			if tt.expect != nil {
 				w = tt.expect(w)
 			}
-			problems := strings.Join(Verify(entries, w), "\n")
+			found := Verify(entries, w)
+			problems := strings.Join(found.Problems, "\n")
 			if tt.want == "" && problems != "" || tt.want != "" && !strings.Contains(problems, tt.want) {
 				t.Errorf("problems %q, want %q", problems, tt.want)
+			}
+			if fmt.Sprint(found.Unprotected) != fmt.Sprint(tt.unprotected) {
+				t.Errorf("unprotected events %v, want %v", found.Unprotected, tt.unprotected)
 			}
 		})
 	}

@@ -1,0 +1,68 @@
+package bundle
+
+import (
+	"time"
+
+	"github.com/ctrforensics/ctrforensics/forensic"
+	"github.com/ctrforensics/ctrforensics/internal/version"
+)
+
+// ToolName is the name acquisition records give the collecting tool.
+const ToolName = "ctrforensics"
+
+// Acquisition is metadata/acquisition.json: who acquired what, where, when,
+// how, and every side effect on the host.
+type Acquisition struct {
+	Tool struct {
+		Name    string `json:"name"`
+		Version string `json:"version"`
+		Commit  string `json:"commit"`
+		Go      string `json:"go"`
+	} `json:"tool"`
+	Host       forensic.Host `json:"host"`
+	Containerd struct {
+		Version   string `json:"version"`
+		Address   string `json:"address"`
+		Namespace string `json:"namespace"`
+	} `json:"containerd"`
+	Case      string `json:"case"`
+	Examiner  string `json:"examiner"`
+	Note      string `json:"note"`
+	Container struct {
+		ID          string `json:"id"`
+		Image       string `json:"image"`
+		Snapshotter string `json:"snapshotter"`
+		SnapshotKey string `json:"snapshot_key"`
+		TaskStatus  string `json:"task_status"`
+	} `json:"container"`
+	Start string `json:"start"`
+	End   string `json:"end"`
+	// CollectedBy and CollectedAt are what the first custody event must say.
+	CollectedBy         string `json:"collected_by"`
+	CollectedAt         string `json:"collected_at"`
+	DiffMethod          string `json:"diff_method"`
+	Changes             int    `json:"changes"`
+	Paused              bool   `json:"paused"`
+	ImageLayersIncluded bool   `json:"image_layers_included"`
+	// ImageBlobsNotExported are referenced blobs containerd did not hold.
+	ImageBlobsNotExported []string     `json:"image_blobs_not_exported,omitempty"`
+	Algorithms            []string     `json:"algorithms"`
+	Notes                 []string     `json:"notes"`
+	SideEffects           []SideEffect `json:"side_effects"`
+}
+
+// SideEffect is one change made on the host during an acquisition.
+type SideEffect struct {
+	Time   time.Time `json:"time"`
+	Action string    `json:"action"`
+	Detail string    `json:"detail"`
+}
+
+// NewAcquisition starts an acquisition record at start, naming this build of
+// the tool.
+func NewAcquisition(start time.Time) *Acquisition {
+	a := &Acquisition{Start: forensic.FormatTime(start)}
+	build := version.Info()
+	a.Tool.Name, a.Tool.Version, a.Tool.Commit, a.Tool.Go = ToolName, build.Version, build.Commit, build.Go
+	return a
+}

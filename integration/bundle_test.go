@@ -431,7 +431,7 @@ func TestCollectInterrupted(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			waitForTempMount(t)
+			waitForTempMount(t, cmd.Process.Pid)
 			time.Sleep(100 * time.Millisecond)
 			cmd.Process.Signal(sig)
 			cmd.Wait()

@@ -250,10 +250,13 @@ func (c *Client) cleanPause(ctx context.Context, ns string, l leases.Lease, rep 
 	if resumed {
 		rep.Removed = append(rep.Removed, fmt.Sprintf("pause of %s in %s: task resumed (a killed run had paused it)", id, ns))
 	}
-	if err := c.c.LeasesService().Delete(ctx, l); err != nil && !errdefs.IsNotFound(err) {
+	err = c.c.LeasesService().Delete(ctx, l)
+	switch {
+	case err == nil:
+		rep.Removed = append(rep.Removed, "pause record "+l.ID+" in "+ns)
+	case !errdefs.IsNotFound(err):
 		return fmt.Errorf("delete pause record %s: %w", l.ID, err)
 	}
-	rep.Removed = append(rep.Removed, "pause record "+l.ID+" in "+ns)
 	return nil
 }
 

@@ -1,6 +1,11 @@
-// Package forensic holds the analysis of ctrforensics: it works on plain
-// directories and never talks to containerd, so every rule can be tested on a
-// directory tree built by the test itself.
+// Package forensic is the vocabulary every analysis of ctrforensics shares: a
+// Change between a container's filesystem and its image, the Metadata of an
+// entry, and their encodings (JSON, one line per change, the Sleuth Kit body
+// file, escaped paths and times). It is pure and portable: it reads no
+// filesystem, never talks to containerd, and builds on every platform, so the
+// lab side (verify, custody, image analysis) depends on these types only. The
+// analyses live in its subpackages: diff (walkers), changetar (the changes as
+// an OCI layer), procfs (processes) and imagefs (image layers).
 package forensic
 
 import (
@@ -56,8 +61,6 @@ type Metadata struct {
 	// overlayfs's own bookkeeping in an upper directory.
 	Xattrs             map[string][]byte
 	DevMajor, DevMinor uint32
-
-	overlay overlayAttrs
 }
 
 // Field names a metadata field that differs between a path and its image version.
@@ -96,17 +99,14 @@ type Change struct {
 	// directory listed only because something below it changed, and for a file
 	// copied up without any difference.
 	Fields []Field
-	// NotHashed says why a regular file's content was not hashed, when it was not.
-	NotHashed string
+	// NotHashed says why a regular file's content was not hashed, when it was
+	// not; nil when it was hashed (or is not a regular file).
+	NotHashed *NotHashed
 	// Runtime is true for a path the container runtime created (a mount point
 	// of the OCI spec and the directories holding only such paths).
 	Runtime bool
 	// HardLinkTo names another changed path that is the same inode.
 	HardLinkTo string
-
-	// unverified marks a path present on both sides whose content could not
-	// be compared for a reason other than its size: reported, not dropped.
-	unverified bool
 }
 
 // ContentChanged tells whether the bytes of the path differ from the image: the
@@ -126,7 +126,7 @@ func (c *Change) ContentChanged() (changed, known bool) {
 			return c.Meta.Type != TypeDir || c.Base.Type != TypeDir, true
 		}
 	}
-	if c.NotHashed != "" && c.Meta.Type == TypeFile {
+	if c.NotHashed != nil && c.Meta.Type == TypeFile {
 		return false, false
 	}
 	return false, true

@@ -149,7 +149,7 @@ type jsonChange struct {
 	BaseDigest     *digest.Digest `json:"base_digest"`
 	ContentChanged *bool          `json:"content_changed"`
 	Changed        []Field        `json:"changed"`
-	NotHashed      string         `json:"not_hashed,omitempty"`
+	NotHashed      *NotHashed     `json:"not_hashed,omitempty"`
 	Runtime        bool           `json:"runtime"`
 	HardLinkTo     *string        `json:"hard_link_to,omitempty"`
 	Base           *jsonMetadata  `json:"base,omitempty"`

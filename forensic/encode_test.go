@@ -3,6 +3,8 @@ package forensic
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -66,34 +68,6 @@ func equalJSON(a, b any) bool {
 	return string(ja) == string(jb)
 }
 
-func TestMarkRuntime(t *testing.T) {
-	dir := func(kind Kind, p string, fields ...Field) Change {
-		return Change{Kind: kind, Path: p, Meta: &Metadata{Type: TypeDir}, Fields: fields}
-	}
-	file := func(kind Kind, p string) Change {
-		return Change{Kind: kind, Path: p, Meta: &Metadata{Type: TypeFile}}
-	}
-	changes := []Change{
-		dir(Changed, "/etc", FieldMtime),
-		file(Added, "/etc/hosts"),
-		file(Added, "/etc/resolv.conf"),
-		dir(Changed, "/opt", FieldMode), // a chmod by someone: not the runtime's
-		dir(Added, "/opt/mnt"),
-		dir(Added, "/run"),
-		dir(Changed, "/var", FieldMtime),
-		dir(Added, "/var/mnt"),
-		file(Added, "/var/shell.php"), // the attacker's, next to a mount point
-	}
-	MarkRuntime(changes, []string{"/etc/hosts", "/etc/resolv.conf", "/opt/mnt", "/run/", "/var/mnt", "/proc"})
-	want := map[string]bool{"/etc": true, "/etc/hosts": true, "/etc/resolv.conf": true, "/opt": false,
-		"/opt/mnt": true, "/run": true, "/var": false, "/var/mnt": true, "/var/shell.php": false}
-	for _, c := range changes {
-		if c.Runtime != want[c.Path] {
-			t.Errorf("%s: runtime %v, want %v", c.Path, c.Runtime, want[c.Path])
-		}
-	}
-}
-
 func TestLsMode(t *testing.T) {
 	tests := []struct {
 		t    FileType
@@ -111,5 +85,35 @@ func TestLsMode(t *testing.T) {
 		if got := LsMode(tt.t, tt.mode); got != tt.want {
 			t.Errorf("LsMode(%s, %o) = %s, want %s", tt.t, tt.mode, got, tt.want)
 		}
+	}
+}
+
+func TestNotHashedJSON(t *testing.T) {
+	tests := []struct {
+		n    *NotHashed
+		want string
+	}{
+		{NewTooLarge(10, 4), `"size 10 exceeds the size limit 4"`},
+		{NewGrewTooLarge(4).OfImage(), `"image version: grew beyond the size limit 4 while it was read"`},
+		{NewOpenFailed(errors.New("no such file")), `"open failed: no such file"`},
+		{NewReadFailed(3, errors.New("EIO")), `"read failed after 3 bytes: EIO"`},
+	}
+	for _, tt := range tests {
+		b, err := json.Marshal(tt.n)
+		if err != nil || string(b) != tt.want {
+			t.Errorf("%+v: %s, %v; want %s", tt.n, b, err, tt.want)
+		}
+		if tt.n.TooLarge() != (tt.n.Why == TooLarge || tt.n.Why == GrewTooLarge) {
+			t.Errorf("%+v: TooLarge() = %v", tt.n, tt.n.TooLarge())
+		}
+	}
+	c := Change{Kind: Added, Path: "/f", Meta: &Metadata{Type: TypeFile}, NotHashed: NewTooLarge(10, 4)}
+	b, _ := json.Marshal(c)
+	if !strings.Contains(string(b), `"not_hashed":"size 10 exceeds the size limit 4"`) {
+		t.Errorf("change JSON: %s", b)
+	}
+	c.NotHashed = nil
+	if b, _ := json.Marshal(c); strings.Contains(string(b), "not_hashed") {
+		t.Errorf("hashed change JSON: %s", b)
 	}
 }

@@ -65,8 +65,14 @@ func TestUsageErrors(t *testing.T) {
 		wantErr string
 	}{
 		{"unknown container", append(ns, "diff", "nope"), "", `container "nope" not found in namespace "` + h.daemon.Namespace + `"`},
-		{"wrong namespace", []string{"--address", h.daemon.Address, "-n", "elsewhere", "diff", c.id}, "",
-			`container "` + c.id + `" not found in namespace "elsewhere"`},
+		{"namespace that does not exist", []string{"--address", h.daemon.Address, "-n", "elsewhere", "diff", c.id}, "",
+			`namespace "elsewhere" does not exist (the daemon has: `},
+		{"namespace that does not exist, ls", []string{"--address", h.daemon.Address, "-n", "elsewhere", "ls"}, "",
+			h.daemon.Namespace},
+		{"neither container nor image", append(ns, "mount", "--state-dir", h.stateDir, "nope", t.TempDir()), "",
+			`neither a container nor an image named "nope" exists in namespace "` + h.daemon.Namespace + `"`},
+		{"umount as non-root", append(ns, "umount", "--state-dir", h.stateDir, full), "nobody", "must run as root"},
+		{"unknown command", append(ns, "dif", c.id), "", `unknown command "dif"`},
 		{"daemon not running", []string{"--address", "/run/ctrforensics-test-no-such.sock", "ls"}, "",
 			"cannot reach containerd at /run/ctrforensics-test-no-such.sock"},
 		{"address is not a socket", []string{"--address", notSocket, "ls"}, "", "cannot reach containerd at " + notSocket},
@@ -102,6 +108,60 @@ func TestUsageErrors(t *testing.T) {
 				t.Errorf("stderr %q, want one line with %q", r.stderr, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestContainerPrefix finds containers by a unique prefix of their ID, as
+// docker and nerdctl do, and names the candidates of an ambiguous one.
+func TestContainerPrefix(t *testing.T) {
+	ctx := h.ctx(t)
+	ids := []string{strings.Repeat("c0ffee01", 8), strings.Repeat("c0ffee02", 8)}
+	for _, id := range ids {
+		ctr, err := h.client.NewContainer(ctx, id, client.WithImage(h.images["overlayfs"]), client.WithSnapshotter("overlayfs"),
+			client.WithNewSnapshot(id, h.images["overlayfs"]), client.WithNewSpec(oci.WithImageConfig(h.images["overlayfs"])))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ctr.Delete(ctx, client.WithSnapshotCleanup) })
+	}
+	// A unique prefix is the container: its diff (of a container that never
+	// ran: nothing) and its collected record name the whole ID.
+	if r := h.cli(t, "diff", "c0ffee01"); r.code != 0 || r.stdout != "" {
+		t.Errorf("diff of a unique prefix: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	out := filepath.Join(t.TempDir(), "bag")
+	if res := h.mustCLI(t, "collect", "c0ffee02", "-o", out); !strings.Contains(res, "collected container "+ids[1]) {
+		t.Errorf("collect of a unique prefix:\n%s", res)
+	}
+	r := h.cli(t, "diff", "c0ffee0")
+	if r.code != 2 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, `container ID prefix "c0ffee0" is ambiguous`) ||
+		!strings.Contains(r.stderr, ids[0]) || !strings.Contains(r.stderr, ids[1]) {
+		t.Errorf("ambiguous prefix: exit %d, stderr %q", r.code, r.stderr)
+	}
+	// The table shows 12 characters, --no-trunc the whole ID.
+	table := h.mustCLI(t, "ls")
+	if !strings.Contains(table, "c0ffee01c0ff ") || strings.Contains(table, ids[0]) {
+		t.Errorf("ls does not show 12-character IDs:\n%s", table)
+	}
+	if whole := h.mustCLI(t, "ls", "--no-trunc"); !strings.Contains(whole, ids[0]+" ") || !strings.Contains(whole, ids[1]+" ") {
+		t.Errorf("ls --no-trunc:\n%s", whole)
+	}
+}
+
+// TestEmptyNamespace checks a namespace that exists but holds nothing is an
+// empty listing, not an error.
+func TestEmptyNamespace(t *testing.T) {
+	ctx := h.ctx(t)
+	ns := h.daemon.Namespace + "-empty"
+	if err := h.client.NamespaceService().Create(ctx, ns, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.client.NamespaceService().Delete(ctx, ns) })
+	for _, args := range [][]string{{"ls"}, {"image", "ls"}} {
+		r := h.cliWith(t, nil, append([]string{"--address", h.daemon.Address, "-n", ns}, args...)...)
+		if r.code != 0 || strings.Count(r.stdout, "\n") != 1 || r.stderr != "" {
+			t.Errorf("%q in an empty namespace: exit %d, stdout %q, stderr %q", args, r.code, r.stdout, r.stderr)
+		}
 	}
 }
 

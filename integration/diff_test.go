@@ -446,13 +446,13 @@ func TestDiffMaxHashBytes(t *testing.T) {
 	}
 	changes := decodeChanges(t, r.stdout)
 	big := find(t, changes, "/tmp/big")
-	if big.Digest != nil || !strings.Contains(big.NotHashed, "exceeds --max-hash-bytes") {
+	if big.Digest != nil || !strings.Contains(big.NotHashed, "exceeds the size limit") {
 		t.Errorf("big: digest %s not_hashed %q", str(big.Digest), big.NotHashed)
 	}
 	if small := find(t, changes, "/tmp/small"); small.Digest == nil {
 		t.Error("small file was not hashed")
 	}
-	if !strings.Contains(r.stderr, "/tmp/big not hashed: size 629145600 exceeds --max-hash-bytes") {
+	if !strings.Contains(r.stderr, "/tmp/big not hashed: size 629145600 exceeds the size limit") {
 		t.Errorf("stderr does not report the file: %q", r.stderr)
 	}
 }

@@ -140,7 +140,7 @@ func WithTempMount(ctx context.Context, mounts []mount.Mount, fn func(root strin
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	dir, undo, err := TempMount(mounts)
+	dir, undo, err := TempMount("", mounts)
 	if err != nil {
 		return err
 	}
@@ -148,13 +148,14 @@ func WithTempMount(ctx context.Context, mounts []mount.Mount, fn func(root strin
 	return fn(dir)
 }
 
-// TempMount mounts mounts read-only on a new temporary directory and returns it
-// with the function that unmounts and removes it.
-func TempMount(mounts []mount.Mount) (dir string, undo func() error, err error) {
+// TempMount mounts mounts read-only on a new directory in parent ("" for the
+// default temporary directory) and returns it with the function that unmounts
+// and removes it.
+func TempMount(parent string, mounts []mount.Mount) (dir string, undo func() error, err error) {
 	if len(mounts) == 0 {
 		return "", nil, errors.New("nothing to mount")
 	}
-	dir, err = os.MkdirTemp("", TempMountPrefix+strconv.Itoa(os.Getpid())+"-")
+	dir, err = os.MkdirTemp(parent, TempMountPrefix+strconv.Itoa(os.Getpid())+"-")
 	if err != nil {
 		return "", nil, fmt.Errorf("create temporary mount point: %w", err)
 	}
@@ -186,4 +187,21 @@ func MountsUnder(dir string) ([]string, error) {
 		out = append(out, infos[i].Mountpoint)
 	}
 	return out, nil
+}
+
+// UnmountUnder unmounts every mount at or below dir, deepest first, and
+// returns the mount points it unmounted.
+func UnmountUnder(dir string) ([]string, error) {
+	points, err := MountsUnder(dir)
+	if err != nil {
+		return nil, err
+	}
+	var done []string
+	for _, m := range points {
+		if err := Unmount(m); err != nil {
+			return done, err
+		}
+		done = append(done, m)
+	}
+	return done, nil
 }

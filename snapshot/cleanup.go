@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/containerd/containerd/v2/core/leases"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
@@ -43,7 +45,9 @@ func (c *Client) Cleanup(ctx context.Context, stateDir string) (*CleanupReport, 
 	return rep, nil
 }
 
-// cleanTempMounts unmounts and removes the temporary mount points of dead runs.
+// cleanTempMounts unmounts and removes the temporary mount points of dead runs
+// found in this process's temporary directory. Runs with another temporary
+// directory are found through their leases (LabelMountDir).
 func cleanTempMounts(rep *CleanupReport) error {
 	points, err := mountutil.MountsUnder(os.TempDir())
 	if err != nil {
@@ -64,6 +68,58 @@ func cleanTempMounts(rep *CleanupReport) error {
 		os.Remove(m)
 		rep.Removed = append(rep.Removed, "mount "+m)
 	}
+	entries, err := os.ReadDir(os.TempDir())
+	if err != nil {
+		return fmt.Errorf("read temporary directory: %w", err)
+	}
+	for _, e := range entries {
+		dir := filepath.Join(os.TempDir(), e.Name())
+		if pid, ok := runDirPid(dir); ok && !alive(pid) {
+			if err := cleanRunDir(dir, rep); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// runDirPid returns the pid in the name of a run's directory of temporary
+// mounts.
+func runDirPid(dir string) (int, bool) {
+	rest, ok := strings.CutPrefix(filepath.Base(dir), RunDirPrefix)
+	if !ok || !filepath.IsAbs(dir) {
+		return 0, false
+	}
+	pidText, _, _ := strings.Cut(rest, "-")
+	pid, err := strconv.Atoi(pidText)
+	return pid, err == nil
+}
+
+// cleanRunDir unmounts the temporary mounts left in a dead run's directory
+// and removes the directory. Only empty directories are removed (never
+// RemoveAll): what is still mounted stays visible and untouched.
+func cleanRunDir(dir string, rep *CleanupReport) error {
+	if _, ok := runDirPid(dir); !ok {
+		return nil // not a name ctrforensics gives: not ours to touch
+	}
+	done, err := mountutil.UnmountUnder(dir)
+	for _, m := range done {
+		rep.Removed = append(rep.Removed, "mount "+m)
+	}
+	if err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(dir)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", dir, err)
+	}
+	for _, e := range entries {
+		os.Remove(filepath.Join(dir, e.Name()))
+	}
+	os.Remove(dir)
 	return nil
 }
 
@@ -97,6 +153,10 @@ func (c *Client) cleanLeases(ctx context.Context, ns, stateDir string, rep *Clea
 	if err != nil {
 		return fmt.Errorf("list leases in %s: %w", ns, err)
 	}
+	// Pause records first: a paused production task is the most urgent.
+	sort.SliceStable(ls, func(i, j int) bool {
+		return ls[i].Labels[LabelPurpose] == purposePause && ls[j].Labels[LabelPurpose] != purposePause
+	})
 	for _, l := range ls {
 		purpose, ours := l.Labels[LabelPurpose]
 		if !ours {
@@ -104,6 +164,12 @@ func (c *Client) cleanLeases(ctx context.Context, ns, stateDir string, rep *Clea
 		}
 		if why := leaseInUse(l, purpose, stateDir); why != "" {
 			rep.InUse = append(rep.InUse, fmt.Sprintf("lease %s in %s (%s)", l.ID, ns, why))
+			continue
+		}
+		if purpose == purposePause {
+			if err := c.cleanPause(ctx, ns, l, rep); err != nil {
+				return err
+			}
 			continue
 		}
 		if err := c.removeLease(ctx, ns, l, stateDir, rep); err != nil {
@@ -123,6 +189,9 @@ func leaseInUse(l leases.Lease, purpose, stateDir string) string {
 		return ""
 	}
 	if pid, err := strconv.Atoi(l.Labels[LabelPid]); err == nil && alive(pid) {
+		if purpose == purposePause {
+			return "pause of " + l.Labels[LabelPausedTask] + " by running pid " + strconv.Itoa(pid)
+		}
 		return purpose + " by running pid " + strconv.Itoa(pid)
 	}
 	return ""
@@ -135,6 +204,9 @@ func (c *Client) removeLease(ctx context.Context, ns string, l leases.Lease, sta
 	if err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("resources of lease %s: %w", l.ID, err)
 	}
+	if err := cleanRunDir(l.Labels[LabelMountDir], rep); err != nil {
+		return err
+	}
 	var views []View
 	for _, r := range res {
 		sn, ok := strings.CutPrefix(r.Type, "snapshots/")
@@ -142,16 +214,17 @@ func (c *Client) removeLease(ctx context.Context, ns string, l leases.Lease, sta
 			views = append(views, View{Snapshotter: sn, Key: r.ID})
 		}
 	}
-	if err := c.Release(ctx, ns, l.ID, views); err != nil {
+	removed, err := c.Release(ctx, ns, l.ID, views)
+	for _, r := range removed {
+		rep.Removed = append(rep.Removed, r+" in "+ns)
+	}
+	if err != nil {
 		return err
 	}
 	if mp := l.Labels[LabelMountpoint]; mp != "" {
 		os.Remove(recordPath(stateDir, mp))
+		os.Remove(coverPath(stateDir, mp))
 	}
-	for _, v := range views {
-		rep.Removed = append(rep.Removed, "view "+v.Snapshotter+"/"+v.Key+" in "+ns)
-	}
-	rep.Removed = append(rep.Removed, "lease "+l.ID+" in "+ns)
 	if p := l.Labels[LabelPartial]; strings.Contains(filepath.Base(p), PartialMarker) {
 		if _, err := os.Stat(p); err == nil {
 			os.RemoveAll(p)
@@ -160,4 +233,55 @@ func (c *Client) removeLease(ctx context.Context, ns string, l leases.Lease, sta
 		}
 	}
 	return nil
+}
+
+// pauseGrace is how long after its record a killed run's pause call may still
+// land in the runtime: cleanup looks at the task again once it has passed.
+const pauseGrace = 2 * time.Second
+
+// cleanPause resumes the task a killed run left paused, when it is paused, and
+// removes the run's pause record.
+func (c *Client) cleanPause(ctx context.Context, ns string, l leases.Lease, rep *CleanupReport) error {
+	id := l.Labels[LabelPausedTask]
+	resumed, err := c.resumeLeftPaused(ctx, id, l.CreatedAt)
+	if err != nil {
+		return fmt.Errorf("resume %s in %s, left paused by a killed run: %w", id, ns, err)
+	}
+	if resumed {
+		rep.Removed = append(rep.Removed, fmt.Sprintf("pause of %s in %s: task resumed (a killed run had paused it)", id, ns))
+	}
+	if err := c.c.LeasesService().Delete(ctx, l); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("delete pause record %s: %w", l.ID, err)
+	}
+	rep.Removed = append(rep.Removed, "pause record "+l.ID+" in "+ns)
+	return nil
+}
+
+// resumeLeftPaused resumes container id's task if it is paused. A task still
+// running is looked at again once the record is pauseGrace old, in case the
+// killed run's pause call is still on its way.
+func (c *Client) resumeLeftPaused(ctx context.Context, id string, recorded time.Time) (bool, error) {
+	ctr, err := c.c.LoadContainer(ctx, id)
+	if errdefs.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	task, err := ctr.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	resumed, err := resumeIfPaused(ctx, task)
+	if resumed || err != nil {
+		return resumed, err
+	}
+	if wait := time.Until(recorded.Add(pauseGrace)); wait > 0 {
+		time.Sleep(wait)
+		return resumeIfPaused(ctx, task)
+	}
+	return false, nil
 }

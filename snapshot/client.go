@@ -29,9 +29,10 @@ type UnreachableError struct {
 }
 
 func (e *UnreachableError) Error() string {
-	return fmt.Sprintf("cannot reach containerd at %s: %v (is containerd running? set --address or CONTAINERD_ADDRESS)", e.Address, e.Err)
+	return fmt.Sprintf("cannot reach containerd at %s: %v", e.Address, e.Err)
 }
 
+// Unwrap returns the connection error.
 func (e *UnreachableError) Unwrap() error { return e.Err }
 
 // Client is a connection to one containerd daemon, working in one namespace.

@@ -14,6 +14,9 @@ import (
 	"github.com/ctrforensics/ctrforensics/forensic"
 	"github.com/ctrforensics/ctrforensics/forensic/bagit"
 	"github.com/ctrforensics/ctrforensics/forensic/bundle"
+	"github.com/ctrforensics/ctrforensics/forensic/changetar"
+	"github.com/ctrforensics/ctrforensics/forensic/diff"
+	"github.com/ctrforensics/ctrforensics/forensic/procfs"
 )
 
 // LabelPartial names, on a collect's lease, the partial bag a killed run
@@ -104,10 +107,10 @@ func (c *Client) collect(ctx context.Context, ctr *Container, opts CollectOption
 
 func (c *Client) newAcquisition(ctr *Container, opts CollectOptions) *bundle.Acquisition {
 	a := bundle.NewAcquisition(time.Now())
-	a.Case, a.Examiner, a.Note, a.Host = opts.Case, opts.Examiner, opts.Note, bundle.Host(forensic.ReadHost())
+	a.Case, a.Examiner, a.Note, a.Host = opts.Case, opts.Examiner, opts.Note, procfs.ReadHost()
 	a.ImageLayersIncluded = opts.IncludeLayers
 	a.Containerd.Version, a.Containerd.Address, a.Containerd.Namespace = c.version, c.address, ctr.Namespace
-	a.Container.ID, a.Container.Image, a.Container.TaskStatus = ctr.Info.ID, ctr.Info.Image, ctr.Status
+	a.Container.ID, a.Container.Image, a.Container.TaskStatus = ctr.Info.ID, ctr.Info.Image, string(ctr.Status)
 	a.Container.Snapshotter, a.Container.SnapshotKey = ctr.Info.Snapshotter, ctr.Info.SnapshotKey
 	for _, alg := range opts.Algorithms {
 		a.Algorithms = append(a.Algorithms, string(alg))
@@ -122,13 +125,9 @@ func (c *Client) acquire(ctx context.Context, s *Session, ctr *Container, opts C
 		return err
 	}
 	if opts.Pause {
-		resume, perr := s.pause(ctx, task, ctr)
-		if perr != nil {
-			return perr
-		}
-		acq.Paused = resume != nil
-		if resume != nil {
-			defer func() { err = errors.Join(err, resume()) }()
+		acq.Paused, err = s.Pause(ctx, task, ctr) // resumed by s.Close
+		if err != nil {
+			return err
 		}
 	}
 	if err := writeContainerRecord(w, ctr); err != nil {
@@ -154,7 +153,7 @@ func (c *Client) acquire(ctx context.Context, s *Session, ctr *Container, opts C
 
 // task returns the container's task, or nil when it has none.
 func (c *Client) task(ctx context.Context, ctr *Container) (client.Task, error) {
-	if ctr.Status == StatusNoTask {
+	if ctr.Status == TaskNone {
 		return nil, nil
 	}
 	ctx = c.nsctx(ctx, ctr.Namespace)
@@ -167,26 +166,6 @@ func (c *Client) task(ctx context.Context, ctr *Container) (client.Task, error) 
 		return nil, nil // deleted meanwhile: nothing to pause or list
 	}
 	return t, nil
-}
-
-// pause pauses a running task and returns what resumes it; nil when the task
-// was not running.
-func (s *Session) pause(ctx context.Context, task client.Task, ctr *Container) (func() error, error) {
-	if task == nil || ctr.Status != "running" {
-		s.Record("pause skipped", fmt.Sprintf("task of %s is %s, not running", ctr.Info.ID, ctr.Status))
-		return nil, nil
-	}
-	if err := task.Pause(s.Context(ctx)); err != nil {
-		return nil, fmt.Errorf("pause %s: %w", ctr.Info.ID, err)
-	}
-	s.Record("task paused", ctr.Info.ID+" (--pause)")
-	return func() error {
-		if err := task.Resume(s.Context(context.WithoutCancel(ctx))); err != nil {
-			return fmt.Errorf("resume %s: %w (resume it with `ctr -n %s task resume %s`)", ctr.Info.ID, err, ctr.Namespace, ctr.Info.ID)
-		}
-		s.Record("task resumed", ctr.Info.ID)
-		return nil
-	}, nil
 }
 
 func writeContainerRecord(w *bundle.Writer, ctr *Container) error {
@@ -215,7 +194,7 @@ func extensionNames(ctr *Container) map[string]string {
 
 // writeProcesses records the processes of a running or paused task from /proc.
 func (c *Client) writeProcesses(ctx context.Context, task client.Task, ctr *Container, w *bundle.Writer, opts CollectOptions, acq *bundle.Acquisition) error {
-	if task == nil || (ctr.Status != "running" && ctr.Status != "paused") {
+	if task == nil || (ctr.Status != TaskRunning && ctr.Status != TaskPaused) {
 		acq.Notes = append(acq.Notes, "no running task: no processes recorded")
 		return nil
 	}
@@ -227,7 +206,7 @@ func (c *Client) writeProcesses(ctx context.Context, task client.Task, ctr *Cont
 	for i, p := range infos {
 		pids[i] = int(p.Pid)
 	}
-	procs, err := forensic.ReadProcesses(ctx, "/proc", pids, opts.Diff.Options)
+	procs, err := procfs.ReadProcesses(ctx, "/proc", pids, opts.Diff.MaxHashBytes)
 	if err != nil {
 		return err
 	}
@@ -235,7 +214,7 @@ func (c *Client) writeProcesses(ctx context.Context, task client.Task, ctr *Cont
 }
 
 // writeChanges writes changes.jsonl, the changes tar and the timeline.
-func writeChanges(ctx context.Context, s *Session, r *Rootfs, d *forensic.Diff, w *bundle.Writer, opts CollectOptions, acq *bundle.Acquisition) error {
+func writeChanges(ctx context.Context, s *Session, r *Rootfs, d *diff.Diff, w *bundle.Writer, opts CollectOptions, acq *bundle.Acquisition) error {
 	if err := w.PutStream(bundle.ChangesJSONL, func(f io.Writer) error {
 		enc := json.NewEncoder(f)
 		enc.SetEscapeHTML(false)
@@ -257,7 +236,7 @@ func writeChanges(ctx context.Context, s *Session, r *Rootfs, d *forensic.Diff, 
 	}
 	return s.WithMount(ctx, "container "+r.Key, mounts, func(root string) error {
 		return w.PutStream(bundle.ChangesTar, func(f io.Writer) error {
-			st, err := forensic.WriteChangesTar(ctx, f, root, d.Changes, opts.Diff.Options)
+			st, err := changetar.WriteChangesTar(ctx, f, root, d.Changes, changetar.Options{MaxBytes: opts.Diff.MaxHashBytes})
 			if err == nil {
 				acq.Notes = append(acq.Notes, st.Notes...)
 			}

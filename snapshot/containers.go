@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/containerd/containerd/v2/core/containers"
@@ -23,26 +25,76 @@ const (
 	labelContainerName = "io.kubernetes.container.name"
 )
 
-// Task states reported for a container; the others are containerd's own
-// (running, paused, pausing, created, stopped).
+// TaskStatus is the state of a container's task: one of containerd's
+// (running, paused, pausing, created, stopped), or TaskNone or TaskUnknown.
+type TaskStatus string
+
+// Task states. The first five are containerd's own words.
 const (
-	StatusNoTask  = "no task"
-	StatusUnknown = "unknown"
+	TaskRunning TaskStatus = "running"
+	TaskPaused  TaskStatus = "paused"
+	TaskPausing TaskStatus = "pausing"
+	TaskCreated TaskStatus = "created"
+	TaskStopped TaskStatus = "stopped"
+	// TaskNone is a container without a task: created, never started, or
+	// whose task was deleted.
+	TaskNone TaskStatus = "no task"
+	// TaskUnknown is a task whose state the daemon did not report.
+	TaskUnknown TaskStatus = "unknown"
 )
 
-// NotFoundError says a container or image does not exist in a namespace.
+// NotFoundError says a container or image does not exist in a namespace that
+// does. It satisfies errdefs.IsNotFound.
 type NotFoundError struct {
 	Kind, Name, Namespace string
 }
 
 func (e *NotFoundError) Error() string {
-	list := "ls -A"
-	if e.Kind == "image" {
-		list = "image ls"
-	}
-	return fmt.Sprintf("%s %q not found in namespace %q (list them with `ctrforensics %s`, or pick the namespace with -n)",
-		e.Kind, e.Name, e.Namespace, list)
+	return fmt.Sprintf("%s %q not found in namespace %q", e.Kind, e.Name, e.Namespace)
 }
+
+// Is makes errors.Is(err, errdefs.ErrNotFound) true.
+func (e *NotFoundError) Is(target error) bool { return target == errdefs.ErrNotFound }
+
+// NamespaceNotFoundError says the namespace does not exist in the daemon;
+// Existing lists those that do. It satisfies errdefs.IsNotFound.
+type NamespaceNotFoundError struct {
+	Namespace string
+	Existing  []string
+}
+
+func (e *NamespaceNotFoundError) Error() string {
+	if len(e.Existing) == 0 {
+		return fmt.Sprintf("namespace %q does not exist: the daemon has no namespace", e.Namespace)
+	}
+	return fmt.Sprintf("namespace %q does not exist (the daemon has: %s)", e.Namespace, strings.Join(e.Existing, ", "))
+}
+
+// Is makes errors.Is(err, errdefs.ErrNotFound) true.
+func (e *NamespaceNotFoundError) Is(target error) bool { return target == errdefs.ErrNotFound }
+
+// AmbiguousError says an ID prefix matches several containers.
+type AmbiguousError struct {
+	Prefix, Namespace string
+	// Candidates are the matching IDs, sorted.
+	Candidates []string
+}
+
+// maxCandidates bounds the IDs an AmbiguousError names.
+const maxCandidates = 8
+
+func (e *AmbiguousError) Error() string {
+	names := e.Candidates
+	more := ""
+	if len(names) > maxCandidates {
+		names, more = names[:maxCandidates], fmt.Sprintf(" and %d more", len(e.Candidates)-maxCandidates)
+	}
+	return fmt.Sprintf("container ID prefix %q is ambiguous in namespace %q: it matches %s%s",
+		e.Prefix, e.Namespace, strings.Join(names, ", "), more)
+}
+
+// Is makes errors.Is(err, errdefs.ErrInvalidArgument) true.
+func (e *AmbiguousError) Is(target error) bool { return target == errdefs.ErrInvalidArgument }
 
 // Container is what containerd records about a container, with its task state.
 type Container struct {
@@ -50,8 +102,8 @@ type Container struct {
 	Info      containers.Container
 	// Spec is the container's OCI runtime spec; nil when it cannot be decoded.
 	Spec *specs.Spec
-	// Status is the task state, or StatusNoTask.
-	Status string
+	// Status is the task state.
+	Status TaskStatus
 	// Pid is the task's init process on the host, 0 without a running task.
 	Pid uint32
 }
@@ -99,7 +151,8 @@ func (c *Client) Namespaces(ctx context.Context) ([]string, error) {
 }
 
 // Containers lists the containers of the client's namespace, or of every
-// namespace when all is true, sorted by namespace and ID.
+// namespace when all is true, sorted by namespace and ID. A namespace that
+// does not exist is a *NamespaceNotFoundError.
 func (c *Client) Containers(ctx context.Context, all bool) ([]*Container, error) {
 	nss := []string{c.namespace}
 	if all {
@@ -119,26 +172,88 @@ func (c *Client) Containers(ctx context.Context, all bool) ([]*Container, error)
 			out = append(out, c.describe(ctx, ns, info))
 		}
 	}
+	if len(out) == 0 && !all {
+		return nil, c.CheckNamespace(ctx)
+	}
 	return out, nil
 }
 
-// LoadContainer returns the container id of the client's namespace.
+// LoadContainer returns the container of the client's namespace whose ID is
+// id, or else whose ID starts with id when only one does, as docker and
+// nerdctl accept them. An ambiguous prefix is an *AmbiguousError; no match a
+// *NotFoundError, or a *NamespaceNotFoundError when the namespace does not
+// exist.
 func (c *Client) LoadContainer(ctx context.Context, id string) (*Container, error) {
-	info, err := c.c.ContainerService().Get(c.nsctx(ctx, ""), id)
+	cs := c.c.ContainerService()
+	info, err := cs.Get(c.nsctx(ctx, ""), id)
 	if errdefs.IsNotFound(err) {
-		return nil, &NotFoundError{Kind: "container", Name: id, Namespace: c.namespace}
+		info, err = c.containerByPrefix(ctx, id)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("load container %s: %w", id, err)
+		return nil, err
 	}
 	return c.describe(ctx, c.namespace, info), nil
+}
+
+// containerByPrefix finds the one container whose ID starts with prefix.
+func (c *Client) containerByPrefix(ctx context.Context, prefix string) (containers.Container, error) {
+	var none containers.Container
+	if prefix == "" {
+		return none, c.notFound(ctx, "container", prefix)
+	}
+	all, err := c.c.ContainerService().List(c.nsctx(ctx, ""))
+	if err != nil {
+		return none, fmt.Errorf("list containers in namespace %s: %w", c.namespace, err)
+	}
+	var matches []containers.Container
+	for _, info := range all {
+		if strings.HasPrefix(info.ID, prefix) {
+			matches = append(matches, info)
+		}
+	}
+	switch len(matches) {
+	case 0:
+		return none, c.notFound(ctx, "container", prefix)
+	case 1:
+		return matches[0], nil
+	}
+	ids := make([]string, len(matches))
+	for i, m := range matches {
+		ids[i] = m.ID
+	}
+	sort.Strings(ids)
+	return none, &AmbiguousError{Prefix: prefix, Namespace: c.namespace, Candidates: ids}
+}
+
+// notFound is the error for a kind named name missing from the client's
+// namespace: a *NamespaceNotFoundError when the namespace itself does not
+// exist, else a *NotFoundError.
+func (c *Client) notFound(ctx context.Context, kind, name string) error {
+	if err := c.CheckNamespace(ctx); err != nil {
+		return err
+	}
+	return &NotFoundError{Kind: kind, Name: name, Namespace: c.namespace}
+}
+
+// CheckNamespace returns a *NamespaceNotFoundError when the client's
+// namespace does not exist in the daemon. An empty namespace that exists is
+// fine.
+func (c *Client) CheckNamespace(ctx context.Context) error {
+	nss, err := c.Namespaces(ctx)
+	if err != nil {
+		return err
+	}
+	if slices.Contains(nss, c.namespace) {
+		return nil
+	}
+	return &NamespaceNotFoundError{Namespace: c.namespace, Existing: nss}
 }
 
 // describe adds the spec and the task state to a container record. Neither is
 // essential: a spec that does not decode or a task service error leave them
 // empty rather than hiding the container.
 func (c *Client) describe(ctx context.Context, ns string, info containers.Container) *Container {
-	ctr := &Container{Namespace: ns, Info: info, Status: StatusUnknown}
+	ctr := &Container{Namespace: ns, Info: info, Status: TaskUnknown}
 	if info.Spec != nil {
 		var spec specs.Spec
 		if err := typeurl.UnmarshalTo(info.Spec, &spec); err == nil {
@@ -152,11 +267,11 @@ func (c *Client) describe(ctx context.Context, ns string, info containers.Contai
 	task, err := loaded.Task(c.nsctx(ctx, ns), nil)
 	switch {
 	case errdefs.IsNotFound(err):
-		ctr.Status = StatusNoTask
+		ctr.Status = TaskNone
 	case err == nil:
 		if st, err := task.Status(c.nsctx(ctx, ns)); err == nil {
-			ctr.Status = string(st.Status)
-			if st.Status != "stopped" {
+			ctr.Status = TaskStatus(st.Status)
+			if ctr.Status != TaskStopped {
 				ctr.Pid = task.Pid()
 			}
 		}

@@ -6,22 +6,22 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/ctrforensics/ctrforensics/forensic"
+	"github.com/ctrforensics/ctrforensics/forensic/diff"
 )
 
 // DiffOptions tune Diff.
 type DiffOptions struct {
 	// Method forces a method; empty picks the overlay fast path when it applies
 	// and the double walk otherwise.
-	Method forensic.Method
-	forensic.Options
+	Method diff.Method
+	diff.Options
 }
 
 // Diff computes what changed in the container's filesystem versus its image.
 // On an overlay snapshot it walks only the upper directory; it falls back to
 // comparing the complete read-only trees when the overlay uses features the
 // fast path cannot interpret (the reason is in the result's notes).
-func (s *Session) Diff(ctx context.Context, ctr *Container, opts DiffOptions) (*forensic.Diff, error) {
+func (s *Session) Diff(ctx context.Context, ctr *Container, opts DiffOptions) (*diff.Diff, error) {
 	r, err := s.Rootfs(ctx, ctr)
 	if err != nil {
 		return nil, err
@@ -30,9 +30,9 @@ func (s *Session) Diff(ctx context.Context, ctr *Container, opts DiffOptions) (*
 }
 
 // DiffRootfs is Diff on a root filesystem the session already resolved.
-func (s *Session) DiffRootfs(ctx context.Context, r *Rootfs, ctr *Container, opts DiffOptions) (*forensic.Diff, error) {
+func (s *Session) DiffRootfs(ctx context.Context, r *Rootfs, ctr *Container, opts DiffOptions) (*diff.Diff, error) {
 	switch opts.Method {
-	case "", forensic.MethodOverlay, forensic.MethodWalk:
+	case "", diff.MethodOverlay, diff.MethodWalk:
 	default:
 		return nil, fmt.Errorf("unknown diff method %q (overlay or walk)", opts.Method)
 	}
@@ -40,13 +40,13 @@ func (s *Session) DiffRootfs(ctx context.Context, r *Rootfs, ctr *Container, opt
 		opts.UserXattr = r.overlay.UserXattr
 	}
 	var fallback string
-	if opts.Method != forensic.MethodWalk {
+	if opts.Method != diff.MethodWalk {
 		d, err := s.overlayDiff(ctx, r, opts.Options)
-		var fb *forensic.FallbackError
+		var fb *diff.FallbackError
 		switch {
 		case err == nil:
 			return finishDiff(d, ctr, ""), nil
-		case opts.Method == forensic.MethodOverlay:
+		case opts.Method == diff.MethodOverlay:
 			return nil, err
 		case errors.As(err, &fb), errors.Is(err, errNoOverlay):
 			fallback = err.Error()
@@ -66,42 +66,42 @@ func (s *Session) DiffRootfs(ctx context.Context, r *Rootfs, ctr *Container, opt
 
 var errNoOverlay = errors.New("no overlay upper directory")
 
-func (s *Session) overlayDiff(ctx context.Context, r *Rootfs, opts forensic.Options) (*forensic.Diff, error) {
+func (s *Session) overlayDiff(ctx context.Context, r *Rootfs, opts diff.Options) (*diff.Diff, error) {
 	if _, err := r.UpperDir(); err != nil {
 		return nil, fmt.Errorf("%w: %v", errNoOverlay, err)
 	}
-	var d *forensic.Diff
+	var d *diff.Diff
 	err := s.WithUpperDir(ctx, r, func(upper string) error {
 		return s.WithImageRoot(ctx, r, func(lower string) error {
 			var err error
-			d, err = forensic.OverlayDiff(ctx, upper, lower, opts)
+			d, err = diff.OverlayDiff(ctx, upper, lower, opts)
 			return err
 		})
 	})
 	return d, err
 }
 
-func (s *Session) walkDiff(ctx context.Context, r *Rootfs, opts forensic.Options) (*forensic.Diff, error) {
+func (s *Session) walkDiff(ctx context.Context, r *Rootfs, opts diff.Options) (*diff.Diff, error) {
 	target, err := r.ReadOnlyMounts()
 	if err != nil {
 		return nil, fmt.Errorf("container %s: %w", r.Key, err)
 	}
-	var d *forensic.Diff
+	var d *diff.Diff
 	err = s.WithMount(ctx, "container "+r.Key, target, func(root string) error {
 		return s.WithImageRoot(ctx, r, func(base string) error {
 			var err error
-			d, err = forensic.TreeDiff(ctx, root, base, opts)
+			d, err = diff.TreeDiff(ctx, root, base, opts)
 			return err
 		})
 	})
 	return d, err
 }
 
-func finishDiff(d *forensic.Diff, ctr *Container, fallback string) *forensic.Diff {
+func finishDiff(d *diff.Diff, ctr *Container, fallback string) *diff.Diff {
 	if fallback != "" {
 		d.Notes = append([]string{"compared the whole trees: " + fallback}, d.Notes...)
 	}
-	forensic.MarkRuntime(d.Changes, ctr.Mountpoints())
+	diff.MarkRuntime(d.Changes, ctr.Mountpoints())
 	return d
 }
 

@@ -40,7 +40,7 @@ func (c *Client) ExportLayout(ctx context.Context, ref string, layers bool, put 
 	ctx = c.nsctx(ctx, "")
 	img, err := c.c.ImageService().Get(ctx, ref)
 	if errdefs.IsNotFound(err) {
-		return nil, &NotFoundError{Kind: "image", Name: ref, Namespace: c.namespace}
+		return nil, c.notFound(ctx, "image", ref)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load image %s: %w", ref, err)

@@ -23,6 +23,19 @@ import (
 	"github.com/ctrforensics/ctrforensics/mountutil"
 )
 
+// HasImage tells whether the client's namespace holds an image named ref. A
+// namespace that does not exist is a *NamespaceNotFoundError.
+func (c *Client) HasImage(ctx context.Context, ref string) (bool, error) {
+	_, err := c.c.ImageService().Get(c.nsctx(ctx, ""), ref)
+	switch {
+	case err == nil:
+		return true, nil
+	case errdefs.IsNotFound(err):
+		return false, c.CheckNamespace(ctx)
+	}
+	return false, fmt.Errorf("load image %s: %w", ref, err)
+}
+
 // ImageSummary is one line of `image ls`.
 type ImageSummary struct {
 	Name string
@@ -52,6 +65,9 @@ func (c *Client) Images(ctx context.Context) ([]ImageSummary, error) {
 	out := make([]ImageSummary, 0, len(imgs))
 	for _, img := range imgs {
 		out = append(out, c.summarize(ctx, img))
+	}
+	if len(out) == 0 {
+		return nil, c.CheckNamespace(ctx)
 	}
 	return out, nil
 }
@@ -101,6 +117,23 @@ type ResolvedImage struct {
 	Notes  []string
 }
 
+// PlatformError says a platform is not valid (Err), or that an index has no
+// manifest for it (Offered lists the platforms it has).
+type PlatformError struct {
+	Platform string
+	Offered  []string
+	Err      error
+}
+
+func (e *PlatformError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("invalid platform %q: %v", e.Platform, e.Err)
+	}
+	return fmt.Sprintf("the image has no manifest for %s; it has: %s", e.Platform, strings.Join(e.Offered, ", "))
+}
+
+func (e *PlatformError) Unwrap() error { return e.Err }
+
 // ResolveImage reads the image ref for platform ("" for the host's) from the
 // content store. When layer blobs were discarded after unpacking, the layers
 // are read from the image's snapshots in snapshotter instead, through read-only
@@ -109,7 +142,7 @@ func (s *Session) ResolveImage(ctx context.Context, ref, platform, snapshotter s
 	ctx = s.Context(ctx)
 	img, err := s.c.c.ImageService().Get(ctx, ref)
 	if errdefs.IsNotFound(err) {
-		return nil, &NotFoundError{Kind: "image", Name: ref, Namespace: s.namespace}
+		return nil, s.c.notFound(ctx, "image", ref)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load image %s: %w", ref, err)
@@ -118,7 +151,7 @@ func (s *Session) ResolveImage(ctx context.Context, ref, platform, snapshotter s
 	if platform != "" {
 		p, err := platforms.Parse(platform)
 		if err != nil {
-			return nil, fmt.Errorf("bad --platform %q: %w", platform, err)
+			return nil, &PlatformError{Platform: platform, Err: err}
 		}
 		match = platforms.Only(p)
 	}
@@ -169,7 +202,7 @@ func manifestFor(ctx context.Context, cs content.Store, target ocispec.Descripto
 		if want == "" {
 			want = platforms.DefaultString()
 		}
-		return ocispec.Descriptor{}, fmt.Errorf("the image has no manifest for %s (it has: %s; pick one with --platform)", want, strings.Join(offered, ", "))
+		return ocispec.Descriptor{}, &PlatformError{Platform: want, Offered: offered}
 	}
 	sort.SliceStable(candidates, func(i, j int) bool { return match.Less(*candidates[i].Platform, *candidates[j].Platform) })
 	return candidates[0], nil
@@ -275,12 +308,12 @@ func (c *Client) SaveImage(ctx context.Context, ref, platform string, w io.Write
 	if platform != "" {
 		p, err := platforms.Parse(platform)
 		if err != nil {
-			return fmt.Errorf("bad --platform %q: %w", platform, err)
+			return &PlatformError{Platform: platform, Err: err}
 		}
 		match = platforms.Only(p)
 	}
 	if _, err := c.c.ImageService().Get(ctx, ref); errdefs.IsNotFound(err) {
-		return &NotFoundError{Kind: "image", Name: ref, Namespace: c.namespace}
+		return c.notFound(ctx, "image", ref)
 	}
 	is := c.c.ImageService()
 	if err := archive.Export(ctx, c.c.ContentStore(), w, archive.WithImage(is, ref), archive.WithPlatform(match)); err != nil {

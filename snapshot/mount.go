@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/containerd/containerd/v2/core/leases"
@@ -33,6 +34,8 @@ type MountRecord struct {
 	Lease      string    `json:"lease"`
 	Views      []View    `json:"views,omitempty"`
 	Created    time.Time `json:"created"`
+	// Hidden counts the special files covered (MountTarget.NoSpecial).
+	Hidden int `json:"hidden,omitempty"`
 }
 
 // MountTarget says what to mount: a container (optionally its upper layer
@@ -42,6 +45,9 @@ type MountTarget struct {
 	UpperOnly   bool
 	Image       string
 	Snapshotter string
+	// NoSpecial hides FIFOs, sockets and devices in the view behind empty
+	// read-only files, so that reading everything never blocks.
+	NoSpecial bool
 }
 
 func (t MountTarget) describe() string {
@@ -56,11 +62,21 @@ func (t MountTarget) describe() string {
 
 // Mount mounts the target read-only at dir and leaves it mounted, holding a
 // lease (and a view, for an image) until Unmount. dir must be an empty
-// directory or not exist yet.
+// directory or not exist yet. A failed Mount leaves nothing: no record, lease,
+// view or mount, and none of the directories it created.
 func (c *Client) Mount(ctx context.Context, t MountTarget, dir, stateDir string) (rec *MountRecord, err error) {
-	if dir, err = prepareMountpoint(dir); err != nil {
+	if err := c.checkTarget(ctx, t); err != nil {
 		return nil, err
 	}
+	dir, created, err := prepareMountpoint(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			removeCreated(created)
+		}
+	}()
 	lease := "ctrforensics-" + randomID()
 	rec = &MountRecord{Mountpoint: dir, Source: t.describe(), Address: c.address, Namespace: c.namespace,
 		Lease: lease, Created: time.Now().UTC()}
@@ -87,11 +103,55 @@ func (c *Client) Mount(ctx context.Context, t MountTarget, dir, stateDir string)
 	if err := mountutil.Mount(mounts, dir); err != nil {
 		return rec, err
 	}
+	if t.NoSpecial {
+		if rec.Hidden, err = hideSpecial(dir, stateDir); err != nil {
+			return rec, err
+		}
+	}
 	return rec, nil
 }
 
+// hideSpecial covers the special files of the view at dir with a read-only
+// empty file kept next to its record.
+func hideSpecial(dir, stateDir string) (int, error) {
+	cover := coverPath(stateDir, dir)
+	if err := os.WriteFile(cover, nil, 0o444); err != nil {
+		return 0, fmt.Errorf("create cover for special files: %w", err)
+	}
+	n, err := mountutil.HideSpecial(dir, cover)
+	if err != nil {
+		return n, fmt.Errorf("hide special files: %w", err)
+	}
+	return n, nil
+}
+
+// checkTarget refuses, before anything is created, an image that is not
+// unpacked for the snapshotter (or a snapshotter containerd does not have).
+func (c *Client) checkTarget(ctx context.Context, t MountTarget) error {
+	if t.Container != nil {
+		return nil
+	}
+	chain, err := c.ImageChainID(ctx, t.Image)
+	if err != nil {
+		return err
+	}
+	ctx = c.nsctx(ctx, "")
+	if !c.hasSnapshotter(ctx, t.Snapshotter) {
+		return fmt.Errorf("containerd has no snapshotter %q", t.Snapshotter)
+	}
+	if _, err := c.c.SnapshotService(t.Snapshotter).Stat(ctx, chain); err != nil {
+		if errdefs.IsNotFound(err) {
+			return fmt.Errorf("image %s is not unpacked for snapshotter %s", t.Image, t.Snapshotter)
+		}
+		return fmt.Errorf("image %s in snapshotter %s: %w", t.Image, t.Snapshotter, err)
+	}
+	return nil
+}
+
 func (c *Client) beginWithID(ctx context.Context, lease, dir string) (*Session, error) {
-	ctx = namespaces.WithNamespace(ctx, c.namespace)
+	// Not cancellable, as in Begin; the caller's record names the lease, so an
+	// interrupted mount removes it.
+	ctx = namespaces.WithNamespace(context.WithoutCancel(ctx), c.namespace)
 	labels := map[string]string{LabelPurpose: "mount", LabelMountpoint: dir}
 	l, err := c.c.LeasesService().Create(ctx, leases.WithID(lease), leases.WithLabels(labels))
 	if err != nil {
@@ -150,54 +210,98 @@ func (c *Client) Unmount(ctx context.Context, dir, stateDir string) ([]string, e
 	return c.undoMount(ctx, rec, stateDir)
 }
 
+// undoMount removes what a mount record names and then the record, and
+// returns what it removed: only what existed.
 func (c *Client) undoMount(ctx context.Context, rec *MountRecord, stateDir string) ([]string, error) {
 	var removed []string
-	mounted, err := mountutil.IsMountpoint(rec.Mountpoint)
-	if err == nil && mounted {
-		if err := mountutil.Unmount(rec.Mountpoint); err != nil {
-			return removed, err
-		}
+	unmounted, err := mountutil.UnmountUnder(rec.Mountpoint)
+	if covers := len(unmounted) - 1; covers > 0 {
+		removed = append(removed, fmt.Sprintf("%d covers of special files", covers))
+	}
+	if len(unmounted) > 0 {
 		removed = append(removed, "mount "+rec.Mountpoint)
 	}
-	if err := c.Release(ctx, rec.Namespace, rec.Lease, rec.Views); err != nil {
+	if err != nil {
 		return removed, err
 	}
-	for _, v := range rec.Views {
-		removed = append(removed, "view "+v.Snapshotter+"/"+v.Key)
+	if err := os.Remove(coverPath(stateDir, rec.Mountpoint)); err != nil && !os.IsNotExist(err) {
+		return removed, fmt.Errorf("remove cover for special files: %w", err)
 	}
-	removed = append(removed, "lease "+rec.Lease)
+	released, err := c.Release(ctx, rec.Namespace, rec.Lease, rec.Views)
+	removed = append(removed, released...)
+	if err != nil {
+		return removed, err
+	}
 	if err := os.Remove(recordPath(stateDir, rec.Mountpoint)); err != nil && !os.IsNotExist(err) {
 		return removed, fmt.Errorf("remove mount record: %w", err)
 	}
-	return removed, nil
+	return append(removed, "mount record"), nil
 }
 
 // prepareMountpoint returns dir as an absolute path, creating it if needed, and
-// refuses a directory that is not empty or already a mount point.
-func prepareMountpoint(dir string) (string, error) {
+// refuses a directory that is not empty or already a mount point. It returns
+// the directories it created, deepest first.
+func prepareMountpoint(dir string) (string, []string, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	if err := os.MkdirAll(abs, 0o700); err != nil {
-		return "", fmt.Errorf("create mount point: %w", err)
+	created, err := mkdirAll(abs)
+	if err != nil {
+		return "", nil, fmt.Errorf("create mount point: %w", err)
+	}
+	fail := func(err error) (string, []string, error) {
+		removeCreated(created)
+		return "", nil, err
 	}
 	entries, err := os.ReadDir(abs)
 	if err != nil {
-		return "", fmt.Errorf("mount point %s: %w", abs, err)
+		return fail(fmt.Errorf("mount point %s: %w", abs, err))
 	}
 	if len(entries) > 0 {
-		return "", fmt.Errorf("mount point %s is not empty: pick an empty directory", abs)
+		return fail(fmt.Errorf("mount point %s is not empty: pick an empty directory", abs))
 	}
 	if mounted, _ := mountutil.IsMountpoint(abs); mounted {
-		return "", fmt.Errorf("%s is already a mount point: run `ctrforensics umount %s` first", abs, abs)
+		return fail(fmt.Errorf("%s is already a mount point: run `ctrforensics umount %s` first", abs, abs))
 	}
-	return abs, nil
+	return abs, created, nil
+}
+
+// mkdirAll is os.MkdirAll returning the directories it created, deepest first.
+func mkdirAll(dir string) ([]string, error) {
+	var missing []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil || d == filepath.Dir(d) {
+			break
+		}
+		missing = append(missing, d)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		removeCreated(missing)
+		return nil, err
+	}
+	return missing, nil
+}
+
+// removeCreated removes directories mkdirAll created, deepest first, as long
+// as they are empty.
+func removeCreated(dirs []string) {
+	for _, d := range dirs {
+		if os.Remove(d) != nil {
+			return
+		}
+	}
 }
 
 func recordPath(stateDir, mountpoint string) string {
 	sum := sha256.Sum256([]byte(mountpoint))
 	return filepath.Join(stateDir, hex.EncodeToString(sum[:8])+".json")
+}
+
+// coverPath is the empty file that hides the special files of the mount at
+// mountpoint.
+func coverPath(stateDir, mountpoint string) string {
+	return strings.TrimSuffix(recordPath(stateDir, mountpoint), ".json") + ".empty"
 }
 
 func writeRecord(stateDir string, rec *MountRecord) error {

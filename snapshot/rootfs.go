@@ -74,7 +74,7 @@ func (r *Rootfs) ReadOnlyMounts() ([]mount.Mount, error) {
 // as it is on disk (whiteouts included).
 func (r *Rootfs) UpperOnlyMounts() ([]mount.Mount, error) {
 	if r.overlay == nil {
-		return nil, fmt.Errorf("--upper-only needs an overlay snapshot: %w", r.overlayErr)
+		return nil, fmt.Errorf("the upper layer alone can be shown only for an overlay snapshot: %w", r.overlayErr)
 	}
 	return mountutil.ReadOnlyMounts([]string{r.overlay.Upper}), nil
 }

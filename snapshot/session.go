@@ -25,7 +25,14 @@ const (
 	LabelPurpose    = "ctrforensics.io/purpose"
 	LabelPid        = "ctrforensics.io/pid"
 	LabelMountpoint = "ctrforensics.io/mountpoint"
+	// LabelMountDir names the directory holding a run's temporary mounts,
+	// wherever its TMPDIR was, so that cleanup finds them from any other.
+	LabelMountDir = "ctrforensics.io/mountdir"
 )
+
+// RunDirPrefix starts the name of the directory, in the temporary directory,
+// that holds one run's temporary mounts; the run's pid follows.
+const RunDirPrefix = "ctrforensics-run-"
 
 // defaultLeaseExpiry bounds how long a lease outlives a killed run: containerd
 // then drops it and collects the views it held.
@@ -56,6 +63,10 @@ type Session struct {
 	effects   []SideEffect
 	// releases undo mounts held until Close, newest last.
 	releases []func() error
+	// resume resumes the task Pause paused; Close calls it first.
+	resume func(context.Context) error
+	// mountDir holds the session's temporary mounts; named on the lease.
+	mountDir string
 }
 
 // View names a view snapshot a session created.
@@ -73,7 +84,11 @@ func (c *Client) Begin(ctx context.Context, ns string, opts SessionOptions) (*Se
 	if expiry == 0 {
 		expiry = defaultLeaseExpiry
 	}
-	labels := map[string]string{LabelPurpose: opts.Purpose, LabelPid: strconv.Itoa(os.Getpid())}
+	dir, err := os.MkdirTemp("", RunDirPrefix+strconv.Itoa(os.Getpid())+"-")
+	if err != nil {
+		return nil, fmt.Errorf("create directory for temporary mounts: %w", err)
+	}
+	labels := map[string]string{LabelPurpose: opts.Purpose, LabelPid: strconv.Itoa(os.Getpid()), LabelMountDir: dir}
 	for k, v := range opts.Labels {
 		labels[k] = v
 	}
@@ -81,12 +96,20 @@ func (c *Client) Begin(ctx context.Context, ns string, opts SessionOptions) (*Se
 	if expiry > 0 {
 		lopts = append(lopts, leases.WithExpiration(expiry))
 	}
-	l, err := c.c.LeasesService().Create(namespaces.WithNamespace(ctx, ns), lopts...)
+	// Not cancellable: an interrupted call could leave a lease that containerd
+	// created and this run never heard of. Cancellation is checked once the
+	// session exists and can remove it.
+	l, err := c.c.LeasesService().Create(namespaces.WithNamespace(context.WithoutCancel(ctx), ns), lopts...)
 	if err != nil {
+		os.Remove(dir)
 		return nil, fmt.Errorf("create lease: %w", err)
 	}
-	s := &Session{c: c, namespace: ns, lease: l}
-	s.Record("lease created", fmt.Sprintf("%s in namespace %s (expires after %s)", l.ID, ns, expiryText(expiry)))
+	s := &Session{c: c, namespace: ns, lease: l, mountDir: dir}
+	s.Record("lease created", fmt.Sprintf("%s in namespace %s (expires after %s; temporary mounts under %s)",
+		l.ID, ns, expiryText(expiry), dir))
+	if err := ctx.Err(); err != nil {
+		return nil, errors.Join(err, s.Close(ctx))
+	}
 	return s, nil
 }
 
@@ -144,11 +167,13 @@ func (s *Session) Protect(ctx context.Context, snapshotter, key string) error {
 // removed by Close.
 func (s *Session) View(ctx context.Context, snapshotter, parent string) ([]mount.Mount, error) {
 	key := fmt.Sprintf("%s-view-%d", s.lease.ID, len(s.views))
+	// Remembered before it is asked for: an interrupted call may still have
+	// created it, and Close removes it (or finds it never existed).
+	s.views = append(s.views, View{Snapshotter: snapshotter, Key: key})
 	mounts, err := s.c.c.SnapshotService(snapshotter).View(s.Context(ctx), key, parent)
 	if err != nil {
 		return nil, fmt.Errorf("create view of %s: %w", parent, err)
 	}
-	s.views = append(s.views, View{Snapshotter: snapshotter, Key: key})
 	s.Record("view created", fmt.Sprintf("%s/%s of %s", snapshotter, key, parent))
 	ro, err := mountutil.ReadOnly(mounts)
 	if err != nil {
@@ -173,7 +198,7 @@ func (s *Session) holdMount(ctx context.Context, what string, mounts []mount.Mou
 	if err := ctx.Err(); err != nil {
 		return "", nil, err
 	}
-	dir, undo, err := mountutil.TempMount(mounts)
+	dir, undo, err := mountutil.TempMount(s.mountDir, mounts)
 	if err != nil {
 		return "", nil, err
 	}
@@ -187,43 +212,101 @@ func (s *Session) holdMount(ctx context.Context, what string, mounts []mount.Mou
 	}, nil
 }
 
-// Close removes the session's views and its lease. It works on a context that
-// is not cancelled, so that an interrupted operation still cleans up.
+// Close resumes a task the session paused, then removes the session's views
+// and its lease. It works on a context that is not cancelled, so that an
+// interrupted operation still cleans up.
 func (s *Session) Close(ctx context.Context) error {
 	ctx = context.WithoutCancel(ctx)
+	var resumeErr error
+	if s.resume != nil {
+		resumeErr = s.resume(ctx)
+		s.resume = nil
+	}
 	var errs []error
 	for i := len(s.releases) - 1; i >= 0; i-- {
 		errs = append(errs, s.releases[i]())
 	}
 	s.releases = nil
 	if err := errors.Join(errs...); err != nil {
-		return err // views stay until their mounts are gone
+		return errors.Join(resumeErr, err) // views stay until their mounts are gone
 	}
-	err := s.c.Release(ctx, s.namespace, s.lease.ID, s.views)
+	if s.mountDir != "" {
+		// Remove, never RemoveAll: only an empty directory goes.
+		if err := os.Remove(s.mountDir); err != nil && !os.IsNotExist(err) {
+			return errors.Join(resumeErr, fmt.Errorf("remove directory of temporary mounts: %w", err))
+		}
+	}
+	_, err := s.c.Release(ctx, s.namespace, s.lease.ID, s.views)
 	s.views = nil
 	if err == nil {
 		s.Record("lease released", s.lease.ID)
 	}
-	return err
+	return errors.Join(resumeErr, err)
 }
 
-// Release removes view snapshots and then a lease of namespace ns; those already
-// gone are skipped. It is how Close, umount and cleanup undo a session.
-func (c *Client) Release(ctx context.Context, ns, lease string, views []View) error {
+// Release removes view snapshots and then a lease of namespace ns, and returns
+// what it removed; those already gone (or never created) are skipped. It is
+// how Close, umount and cleanup undo a session.
+func (c *Client) Release(ctx context.Context, ns, lease string, views []View) ([]string, error) {
 	ctx = namespaces.WithNamespace(ctx, ns)
+	var removed []string
 	var errs []error
 	for i := len(views) - 1; i >= 0; i-- {
 		v := views[i]
-		err := c.c.SnapshotService(v.Snapshotter).Remove(ctx, v.Key)
-		if err != nil && !errdefs.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("remove view %s/%s: %w", v.Snapshotter, v.Key, err))
+		gone, err := c.removeView(ctx, v)
+		if err != nil {
+			errs = append(errs, err)
+		} else if gone {
+			removed = append(removed, "view "+v.Snapshotter+"/"+v.Key)
 		}
 	}
 	if lease != "" {
 		err := c.c.LeasesService().Delete(ctx, leases.Lease{ID: lease})
-		if err != nil && !errdefs.IsNotFound(err) {
+		switch {
+		case err == nil:
+			removed = append(removed, "lease "+lease)
+		case !errdefs.IsNotFound(err):
 			errs = append(errs, fmt.Errorf("delete lease %s: %w", lease, err))
 		}
 	}
-	return errors.Join(errs...)
+	return removed, errors.Join(errs...)
 }
+
+// removeView removes a view snapshot and reports whether it existed. A view of
+// a snapshotter containerd does not have cannot exist (a record written by an
+// older version may name one).
+func (c *Client) removeView(ctx context.Context, v View) (bool, error) {
+	sn := c.c.SnapshotService(v.Snapshotter)
+	if _, err := sn.Stat(ctx, v.Key); err != nil {
+		if errdefs.IsNotFound(err) || !c.hasSnapshotter(ctx, v.Snapshotter) {
+			return false, nil
+		}
+		return false, fmt.Errorf("view %s/%s: %w", v.Snapshotter, v.Key, err)
+	}
+	err := sn.Remove(ctx, v.Key)
+	if errdefs.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("remove view %s/%s: %w", v.Snapshotter, v.Key, err)
+	}
+	return true, nil
+}
+
+// hasSnapshotter tells whether containerd has the snapshotter plugin name
+// loaded; when it cannot tell, it says yes.
+func (c *Client) hasSnapshotter(ctx context.Context, name string) bool {
+	resp, err := c.c.IntrospectionService().Plugins(ctx, "type=="+snapshotterPlugin+",id=="+name)
+	if err != nil {
+		return true
+	}
+	for _, p := range resp.Plugins {
+		if p.InitErr == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// snapshotterPlugin is the plugin type of containerd's snapshotters.
+const snapshotterPlugin = "io.containerd.snapshotter.v1"

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/docker/go-units"
 	"github.com/urfave/cli/v3"
@@ -85,6 +86,9 @@ func runCollect(ctx context.Context, c *cli.Command) error {
 }
 
 func collectOptions(c *cli.Command) (snapshot.CollectOptions, error) {
+	if err := checkOneLine(c, "case", "examiner", "note"); err != nil {
+		return snapshot.CollectOptions{}, err
+	}
 	diff, err := diffOptions(c)
 	if err != nil {
 		return snapshot.CollectOptions{}, err
@@ -105,6 +109,22 @@ func collectOptions(c *cli.Command) (snapshot.CollectOptions, error) {
 		}
 	}
 	return opts, nil
+}
+
+// checkOneLine rejects a metadata flag holding a line break or bytes that are
+// not UTF-8: the bundle records them as one-line UTF-8 fields (bag-info.txt),
+// and finding out after the whole acquisition would waste it.
+func checkOneLine(c *cli.Command, names ...string) error {
+	for _, n := range names {
+		v := c.String(n)
+		if strings.ContainsAny(v, "\r\n") {
+			return fmt.Errorf("--%s holds a line break: give it on one line", n)
+		}
+		if !utf8.ValidString(v) {
+			return fmt.Errorf("--%s is not UTF-8 text", n)
+		}
+	}
+	return nil
 }
 
 func containsAlg(algs []bagit.Algorithm, a bagit.Algorithm) bool {

@@ -8,7 +8,7 @@ import (
 	"github.com/docker/go-units"
 	"github.com/urfave/cli/v3"
 
-	"github.com/ctrforensics/ctrforensics/forensic"
+	"github.com/ctrforensics/ctrforensics/forensic/diff"
 	"github.com/ctrforensics/ctrforensics/internal/output"
 	"github.com/ctrforensics/ctrforensics/snapshot"
 )
@@ -78,7 +78,7 @@ func diffFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "method", Value: "auto",
 			Usage: "auto, overlay (walk only the upper directory) or walk (compare the whole read-only trees)"},
-		&cli.StringFlag{Name: "max-hash-bytes", Value: units.BytesSize(float64(forensic.DefaultMaxHashBytes)),
+		&cli.StringFlag{Name: "max-hash-bytes", Value: units.BytesSize(float64(diff.DefaultMaxHashBytes)),
 			Usage: "do not hash (or archive) files larger than this; they are reported, never skipped silently"},
 	}
 }
@@ -88,7 +88,7 @@ func diffOptions(c *cli.Command) (snapshot.DiffOptions, error) {
 	switch m := c.String("method"); m {
 	case "auto":
 	case "overlay", "walk":
-		opts.Method = forensic.Method(m)
+		opts.Method = diff.Method(m)
 	default:
 		return opts, fmt.Errorf("unknown --method %q (auto, overlay or walk)", m)
 	}

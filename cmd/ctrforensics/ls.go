@@ -20,28 +20,11 @@ func lsCommand() *cli.Command {
 		ArgsUsage: " ",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "all-namespaces", Aliases: []string{"A"}, Usage: "list the containers of every namespace"},
+			&cli.BoolFlag{Name: "no-trunc", Usage: "show whole container IDs (the table shows their first 12 characters)"},
 			formatFlag(),
 		},
 		Action: runLs,
 	}
-}
-
-// containerJSON is one line of `ls --format json`.
-type containerJSON struct {
-	Namespace      string            `json:"namespace"`
-	ID             string            `json:"id"`
-	Image          string            `json:"image"`
-	Status         string            `json:"status"`
-	Pid            uint32            `json:"pid,omitempty"`
-	Runtime        string            `json:"runtime"`
-	Snapshotter    string            `json:"snapshotter"`
-	SnapshotKey    string            `json:"snapshot_key"`
-	ReadOnlyRootfs bool              `json:"readonly_rootfs"`
-	Created        string            `json:"created"`
-	PodNamespace   string            `json:"pod_namespace,omitempty"`
-	Pod            string            `json:"pod,omitempty"`
-	ContainerName  string            `json:"container_name,omitempty"`
-	Labels         map[string]string `json:"labels"`
 }
 
 func runLs(ctx context.Context, c *cli.Command) error {
@@ -95,7 +78,11 @@ func lsTable(c *cli.Command, ctrs []*snapshot.Container) error {
 		if pod != "" {
 			podText = podNS + "/" + pod + "/" + name
 		}
-		row := []string{ctr.Info.ID, orDash(ctr.Info.Image), ctr.Status, orDash(ctr.Info.Snapshotter),
+		id := ctr.Info.ID
+		if !c.Bool("no-trunc") {
+			id = truncID(id)
+		}
+		row := []string{forensic.EscapePath(id), orDash(ctr.Info.Image), string(ctr.Status), orDash(ctr.Info.Snapshotter),
 			strconv.FormatBool(ctr.ReadOnlyRootfs()), ctr.Created().Format(time.RFC3339), podText}
 		if all {
 			row = append([]string{ctr.Namespace}, row...)
@@ -103,6 +90,18 @@ func lsTable(c *cli.Command, ctrs []*snapshot.Container) error {
 		t.Row(row...)
 	}
 	return t.Flush()
+}
+
+// shortID is how many characters of a container ID the ls table shows, as
+// docker and nerdctl do: enough to pass as a unique prefix.
+const shortID = 12
+
+// truncID shortens a container ID to shortID characters.
+func truncID(id string) string {
+	if len(id) <= shortID {
+		return id
+	}
+	return id[:shortID]
 }
 
 func orDash(s string) string {

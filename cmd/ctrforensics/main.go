@@ -55,9 +55,55 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "ctrforensics: interrupted, and cleaning up failed: "+oneLine(err.Error())+" (run `ctrforensics cleanup`)")
 		return exitInterrupted
 	}
-	fmt.Fprintln(stderr, "ctrforensics: "+oneLine(err.Error()))
+	msg := oneLine(err.Error())
+	if h := hint(err); h != "" {
+		msg += " (" + h + ")"
+	}
+	fmt.Fprintln(stderr, "ctrforensics: "+msg)
 	return exitUsage
 }
+
+// hint is the CLI's advice for an error: the flags and commands that library
+// errors never name. It is the only place that adds them.
+func hint(err error) string {
+	var (
+		unreachable *snapshot.UnreachableError
+		noNamespace *snapshot.NamespaceNotFoundError
+		notFound    *snapshot.NotFoundError
+		ambiguous   *snapshot.AmbiguousError
+		platform    *snapshot.PlatformError
+		noSource    *noSuchSourceError
+	)
+	switch {
+	case errors.As(err, &unreachable):
+		return "is containerd running? set --address or CONTAINERD_ADDRESS"
+	case errors.As(err, &noNamespace):
+		return "pick one with -n; list every container with `ctrforensics ls -A`"
+	case errors.As(err, &noSource):
+		return "list them with `ctrforensics ls` and `ctrforensics image ls`, or pick the namespace with -n"
+	case errors.As(err, &notFound) && notFound.Kind == "image":
+		return "list them with `ctrforensics image ls`, or pick the namespace with -n"
+	case errors.As(err, &notFound):
+		return "list them with `ctrforensics ls -A`, or pick the namespace with -n"
+	case errors.As(err, &ambiguous):
+		return "give more of the ID; `ctrforensics ls --no-trunc` shows whole IDs"
+	case errors.As(err, &platform) && platform.Err != nil:
+		return "give --platform as os/arch[/variant], e.g. linux/arm64"
+	case errors.As(err, &platform):
+		return "pick one with --platform"
+	case errors.Is(err, os.ErrPermission) && os.Geteuid() != 0:
+		return "run as root: sudo ctrforensics ..."
+	}
+	return ""
+}
+
+// findingsError makes the command exit 1: the check ran and found problems.
+type findingsError struct{ msg string }
+
+func (e *findingsError) Error() string { return e.msg }
+
+// ExitCode is 1.
+func (e *findingsError) ExitCode() int { return exitFindings }
 
 // onlyCancelled tells whether every error joined in err is a cancellation.
 func onlyCancelled(err error) bool {
@@ -240,10 +286,18 @@ func completeContainer(ctx context.Context, c *cli.Command) {
 	}
 }
 
-// withClient checks the caller is root, connects to containerd and runs fn.
-func withClient(ctx context.Context, c *cli.Command, fn func(ctx context.Context, cl *snapshot.Client) error) error {
+// needRoot fails unless the caller is root.
+func needRoot() error {
 	if os.Geteuid() != 0 {
 		return errors.New("must run as root: containerd's socket and snapshot directories are root's only (try: sudo ctrforensics ...)")
+	}
+	return nil
+}
+
+// withClient checks the caller is root, connects to containerd and runs fn.
+func withClient(ctx context.Context, c *cli.Command, fn func(ctx context.Context, cl *snapshot.Client) error) error {
+	if err := needRoot(); err != nil {
+		return err
 	}
 	cl, err := snapshot.Connect(ctx, c.String("address"), c.String("namespace"))
 	if err != nil {

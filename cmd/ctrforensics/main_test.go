@@ -3,10 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ctrforensics/ctrforensics/snapshot"
 )
 
 // noDaemon is a socket path that does not exist: a command that gets as far
@@ -69,6 +73,10 @@ func TestUsageErrors(t *testing.T) {
 		{"bad method", []string{a, "diff", "web", "--method", "fast"}, `unknown --method "fast" (auto, overlay or walk)`},
 		{"bad method of collect", []string{a, "collect", "web", "-o", "x.tar", "--method=fast"}, `unknown --method "fast"`},
 		{"bad size", []string{a, "diff", "--max-hash-bytes", "lots", "web"}, `bad --max-hash-bytes "lots"`},
+		{"examiner with a newline", []string{a, "collect", "web", "-o", "x.tar", "--examiner", "eve\nmallory"}, "--examiner holds a line break"},
+		{"case with a carriage return", []string{a, "collect", "web", "-o", "x.tar", "--case=42\r"}, "--case holds a line break"},
+		{"note with a newline", []string{a, "collect", "web", "--note", "a\nb", "-o", "x.tar"}, "--note holds a line break"},
+		{"note not UTF-8", []string{a, "collect", "web", "--note", "\xff", "-o", "x.tar"}, "--note is not UTF-8"},
 		{"bad hash", []string{a, "collect", "web", "-o", "x.tar", "--hash", "sha512"}, "--hash must include sha256"},
 		{"bad severity", []string{a, "image", "history", "x", "--fail-on", "bad"}, `--fail-on: history: unknown severity "bad"`},
 		{"bad file type", []string{a, "image", "files", "x", "--type", "socks"}, `unknown --type "socks"`},
@@ -193,6 +201,29 @@ func TestCompletion(t *testing.T) {
 			if code != 0 || !strings.Contains(out, w) {
 				t.Errorf("%q: exit %d, want %q in\n%s", tt.args, code, w, out)
 			}
+		}
+	}
+}
+
+// TestHint checks the CLI's advice is added to library errors, wrapped or not.
+func TestHint(t *testing.T) {
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{&snapshot.UnreachableError{Address: "/x", Err: os.ErrNotExist}, "set --address or CONTAINERD_ADDRESS"},
+		{fmt.Errorf("diff: %w", &snapshot.NotFoundError{Kind: "container", Name: "web"}), "`ctrforensics ls -A`"},
+		{&snapshot.NotFoundError{Kind: "image", Name: "web"}, "`ctrforensics image ls`"},
+		{&snapshot.NamespaceNotFoundError{Namespace: "k8s"}, "pick one with -n"},
+		{&snapshot.AmbiguousError{Prefix: "c0"}, "ctrforensics ls --no-trunc"},
+		{&snapshot.PlatformError{Platform: "linux/s390x"}, "pick one with --platform"},
+		{&snapshot.PlatformError{Platform: "bad/", Err: os.ErrInvalid}, "e.g. linux/arm64"},
+		{&noSuchSourceError{name: "nope"}, "`ctrforensics image ls`"},
+		{errors.New("anything else"), ""},
+	}
+	for _, tt := range tests {
+		if got := hint(tt.err); (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) {
+			t.Errorf("hint(%v) = %q, want %q", tt.err, got, tt.want)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/containerd/errdefs"
 	"github.com/urfave/cli/v3"
 
 	"github.com/ctrforensics/ctrforensics/snapshot"
@@ -19,9 +20,12 @@ func mountCommand() *cli.Command {
 		ArgsUsage:     "CONTAINER|IMAGE DIR",
 		Description: "A container shows its own layer over its image's layers; --upper-only shows its own layer\n" +
 			"alone. An image must be unpacked for the snapshotter. The mount stays until `ctrforensics umount DIR`,\n" +
-			"which also releases the containerd lease (and view) it holds.",
+			"which also releases the containerd lease (and view) it holds. FIFOs in the view are live: reading one\n" +
+			"(cat *, grep -r) blocks until something writes to it; --no-special hides FIFOs, sockets and devices\n" +
+			"behind empty read-only files (mounted over the view only; umount removes them).",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "upper-only", Usage: "show only the container's own (upper) layer"},
+			&cli.BoolFlag{Name: "no-special", Usage: "hide FIFOs, sockets and devices behind empty read-only files"},
 			&cli.StringFlag{Name: "snapshotter", Value: "overlayfs", Usage: "snapshotter holding an image's layers"},
 			&cli.StringFlag{Name: "state-dir", Value: snapshot.DefaultStateDir, Usage: "where mounts are recorded for umount", Hidden: true},
 		},
@@ -35,29 +39,63 @@ func runMount(ctx context.Context, c *cli.Command) error {
 		return err
 	}
 	return withClient(ctx, c, func(ctx context.Context, cl *snapshot.Client) error {
-		t := snapshot.MountTarget{UpperOnly: c.Bool("upper-only"), Snapshotter: c.String("snapshotter")}
-		ctr, err := cl.LoadContainer(ctx, a[0])
-		var nf *snapshot.NotFoundError
-		switch {
-		case err == nil:
-			t.Container = ctr
-		case errors.As(err, &nf):
-			if t.UpperOnly {
-				return fmt.Errorf("--upper-only needs a container: %w", err)
-			}
-			t.Image = a[0]
-		default:
+		t, err := mountTarget(ctx, c, cl, a[0])
+		if err != nil {
 			return err
 		}
 		rec, err := cl.Mount(ctx, t, a[1], c.String("state-dir"))
 		if err != nil {
 			return fmt.Errorf("mount %s: %w", a[0], err)
 		}
-		fmt.Fprintf(c.Root().Writer, "mounted %s read-only at %s (lease %s)\nundo with: ctrforensics umount %s\n",
-			rec.Source, rec.Mountpoint, rec.Lease, rec.Mountpoint)
+		w := c.Root().Writer
+		fmt.Fprintf(w, "mounted %s read-only at %s (lease %s)\n", rec.Source, rec.Mountpoint, rec.Lease)
+		if t.NoSpecial {
+			fmt.Fprintf(w, "hid %d FIFOs, sockets and devices behind empty read-only files\n", rec.Hidden)
+		} else {
+			fmt.Fprintln(w, "note: FIFOs in the view are live: reading one (cat *, grep -r) blocks; --no-special hides them")
+		}
+		fmt.Fprintf(w, "undo with: ctrforensics umount %s\n", rec.Mountpoint)
 		return nil
 	})
 }
+
+// mountTarget is the container named name, else the image: a container ID
+// (or unique prefix) wins over an image of the same name.
+func mountTarget(ctx context.Context, c *cli.Command, cl *snapshot.Client, name string) (snapshot.MountTarget, error) {
+	t := snapshot.MountTarget{UpperOnly: c.Bool("upper-only"), Snapshotter: c.String("snapshotter"),
+		NoSpecial: c.Bool("no-special")}
+	ctr, err := cl.LoadContainer(ctx, name)
+	var nf *snapshot.NotFoundError
+	switch {
+	case err == nil:
+		t.Container = ctr
+		return t, nil
+	case !errors.As(err, &nf):
+		return t, err
+	case t.UpperOnly:
+		return t, fmt.Errorf("--upper-only needs a container: %w", err)
+	}
+	ok, err := cl.HasImage(ctx, name)
+	if err != nil {
+		return t, err
+	}
+	if !ok {
+		return t, &noSuchSourceError{name: name, namespace: cl.Namespace()}
+	}
+	t.Image = name
+	return t, nil
+}
+
+// noSuchSourceError says mount's argument names neither a container nor an
+// image. It satisfies errdefs.IsNotFound.
+type noSuchSourceError struct{ name, namespace string }
+
+func (e *noSuchSourceError) Error() string {
+	return fmt.Sprintf("neither a container nor an image named %q exists in namespace %q", e.name, e.namespace)
+}
+
+// Is makes errors.Is(err, errdefs.ErrNotFound) true.
+func (e *noSuchSourceError) Is(target error) bool { return target == errdefs.ErrNotFound }
 
 func umountCommand() *cli.Command {
 	return &cli.Command{
@@ -75,6 +113,10 @@ func umountCommand() *cli.Command {
 func runUmount(ctx context.Context, c *cli.Command) error {
 	a, err := args(c, "DIR")
 	if err != nil {
+		return err
+	}
+	// The mount records are root's: without root they cannot even be read.
+	if err := needRoot(); err != nil {
 		return err
 	}
 	rec, err := snapshot.ReadMountRecord(c.String("state-dir"), a[0])

@@ -18,14 +18,6 @@ import (
 	"github.com/ctrforensics/ctrforensics/internal/output"
 )
 
-// findingsError makes the command exit 1: the check ran and found problems.
-type findingsError struct{ msg string }
-
-func (e *findingsError) Error() string { return e.msg }
-
-// ExitCode is 1.
-func (e *findingsError) ExitCode() int { return exitFindings }
-
 func verifyCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "verify",

@@ -3,7 +3,6 @@ package bagit
 import (
 	"context"
 	"fmt"
-	"io"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -11,21 +10,10 @@ import (
 	"github.com/ctrforensics/ctrforensics/internal/fdio"
 )
 
-const (
-	dirOpenFlags  = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
-	fileOpenFlags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
-)
-
 // fstatat returns the metadata of name below dirfd without following a
 // symlink.
 func fstatat(dirfd int, name string) (unix.Stat_t, error) {
-	var st unix.Stat_t
-	for {
-		err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
-		if err != unix.EINTR {
-			return st, err
-		}
-	}
+	return fdio.Fstatat(dirfd, name)
 }
 
 // kindOf names the type of a file that is neither regular nor a directory.
@@ -95,7 +83,7 @@ func walk(ctx context.Context, dirfd int, rel string, fn walkFunc, fail failFunc
 
 // walkInto walks the directory name below dirfd.
 func walkInto(ctx context.Context, dirfd int, name, rel string, fn walkFunc, fail failFunc) error {
-	fd, err := fdio.OpenNoatime(dirfd, name, dirOpenFlags)
+	fd, err := fdio.OpenNoatime(dirfd, name, fdio.DirFlags)
 	if err != nil {
 		return fail(rel, fmt.Errorf("open directory: %w", err))
 	}
@@ -119,7 +107,7 @@ func displayRel(rel string) string {
 
 // openRoot opens a directory named by the caller; a symlink is refused.
 func openRoot(dir string) (int, error) {
-	fd, err := fdio.OpenNoatime(unix.AT_FDCWD, dir, dirOpenFlags)
+	fd, err := fdio.OpenNoatime(unix.AT_FDCWD, dir, fdio.DirFlags)
 	if err != nil {
 		return -1, fmt.Errorf("open %s: %w", dir, err)
 	}
@@ -132,7 +120,7 @@ func openFile(rootfd int, rel string) (*fdFile, error) {
 	dirfd := rootfd
 	parts := strings.Split(rel, "/")
 	for _, p := range parts[:len(parts)-1] {
-		fd, err := fdio.OpenNoatime(dirfd, p, dirOpenFlags)
+		fd, err := fdio.OpenNoatime(dirfd, p, fdio.DirFlags)
 		if dirfd != rootfd {
 			unix.Close(dirfd)
 		}
@@ -158,7 +146,7 @@ func (e notRegularError) Error() string { return kindOf(e.mode) + ", not a regul
 
 // openRegular opens name below dirfd and checks that it is a regular file.
 func openRegular(dirfd int, name string) (*fdFile, error) {
-	fd, err := fdio.OpenNoatime(dirfd, name, fileOpenFlags)
+	fd, err := fdio.OpenNoatime(dirfd, name, fdio.FileFlags)
 	if err != nil {
 		return nil, err
 	}
@@ -181,20 +169,7 @@ type fdFile struct {
 }
 
 // Read reads from the file.
-func (f *fdFile) Read(b []byte) (int, error) {
-	for {
-		n, err := unix.Read(f.fd, b)
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err != nil:
-			return 0, err
-		case n == 0 && len(b) > 0:
-			return 0, io.EOF
-		}
-		return n, nil
-	}
-}
+func (f *fdFile) Read(b []byte) (int, error) { return fdio.Read(f.fd, b) }
 
 // Close closes the descriptor.
 func (f *fdFile) Close() error { return unix.Close(f.fd) }

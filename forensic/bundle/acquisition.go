@@ -1,9 +1,9 @@
 package bundle
 
 import (
-	"runtime"
 	"time"
 
+	"github.com/ctrforensics/ctrforensics/forensic"
 	"github.com/ctrforensics/ctrforensics/internal/version"
 )
 
@@ -19,7 +19,7 @@ type Acquisition struct {
 		Commit  string `json:"commit"`
 		Go      string `json:"go"`
 	} `json:"tool"`
-	Host       Host `json:"host"`
+	Host       forensic.Host `json:"host"`
 	Containerd struct {
 		Version   string `json:"version"`
 		Address   string `json:"address"`
@@ -51,15 +51,6 @@ type Acquisition struct {
 	SideEffects           []SideEffect `json:"side_effects"`
 }
 
-// Host identifies the machine an acquisition ran on.
-type Host struct {
-	Hostname  string `json:"hostname"`
-	Kernel    string `json:"kernel"`
-	Machine   string `json:"machine"`
-	MachineID string `json:"machine_id"`
-	BootID    string `json:"boot_id"`
-}
-
 // SideEffect is one change made on the host during an acquisition.
 type SideEffect struct {
 	Time   time.Time `json:"time"`
@@ -70,12 +61,8 @@ type SideEffect struct {
 // NewAcquisition starts an acquisition record at start, naming this build of
 // the tool.
 func NewAcquisition(start time.Time) *Acquisition {
-	a := &Acquisition{Start: formatTime(start)}
-	a.Tool.Name, a.Tool.Version, a.Tool.Commit, a.Tool.Go = ToolName, version.Version, version.Commit, runtime.Version()
+	a := &Acquisition{Start: forensic.FormatTime(start)}
+	build := version.Info()
+	a.Tool.Name, a.Tool.Version, a.Tool.Commit, a.Tool.Go = ToolName, build.Version, build.Commit, build.Go
 	return a
-}
-
-// formatTime is the bundle's time format: UTC, RFC 3339 with nanoseconds.
-func formatTime(t time.Time) string {
-	return t.UTC().Format("2006-01-02T15:04:05.000000000Z07:00")
 }

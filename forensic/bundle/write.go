@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ctrforensics/ctrforensics/forensic"
 	"github.com/ctrforensics/ctrforensics/forensic/attest"
 	"github.com/ctrforensics/ctrforensics/forensic/bagit"
 	"github.com/ctrforensics/ctrforensics/forensic/custody"
@@ -115,7 +116,7 @@ type Sealed struct {
 func (w *Writer) Seal(acq *Acquisition, key ed25519.PrivateKey) (*Sealed, error) {
 	w.stop()
 	end := time.Now()
-	acq.End, acq.CollectedAt, acq.CollectedBy = formatTime(end), formatTime(end), acq.Examiner
+	acq.End, acq.CollectedAt, acq.CollectedBy = forensic.FormatTime(end), forensic.FormatTime(end), acq.Examiner
 	b, err := json.MarshalIndent(acq, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("encode acquisition record: %w", err)

@@ -167,14 +167,18 @@ func TestSecretsNeverReported(t *testing.T) {
 	}
 }
 
+// TestOneLineAndClip pins the one escaping convention (forensic.EscapePath's)
+// of findings, and clipping that never splits a rune or an escape.
 func TestOneLineAndClip(t *testing.T) {
 	cases := []struct {
 		in, want string
 		max      int
 	}{
-		{"a\nb\tc\r", `a\nb\tc\r`, 100},
+		{"a\nb\tc\r", `a\nb\tc\x0d`, 100},
 		{"x\x00y\xff", `x\x00y\xff`, 100},
-		{"é\u2028", `é\u2028`, 100},
+		{"é\u2028", `é\u{2028}`, 100},
+		{`C:\dir`, `C:\\dir`, 100},
+		{"ab\x01cdef", `ab...`, 8},
 		{strings.Repeat("a", 10), "aaaa...", 7},
 		{"ééé", "...", 4},
 	}

@@ -14,12 +14,7 @@ func checkLayers(in *input) []Finding {
 	if len(hs) == 0 {
 		return out
 	}
-	steps := 0
-	for _, h := range hs {
-		if !h.EmptyLayer {
-			steps++
-		}
-	}
+	steps := layerSteps(Steps(in.cfg, in.layers))
 	n, what := len(in.layers), "layers"
 	if in.layers == nil {
 		n, what = len(in.cfg.RootFS.DiffIDs), "entries in rootfs.diff_ids"

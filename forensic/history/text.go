@@ -1,11 +1,10 @@
 package history
 
 import (
-	"fmt"
 	"sort"
 	"strings"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/ctrforensics/ctrforensics/forensic"
 )
 
 // maskText replaces secret values.
@@ -28,47 +27,14 @@ func mask(s string, secrets []string) string {
 	return s
 }
 
-// oneLine escapes control characters, invalid UTF-8 and non-printable runes
-// (\n, \t, \r, \xNN, \uNNNN) so the text fits on one line. Backslashes are
-// left as they are.
-func oneLine(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && n <= 1:
-			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r < 0x20 || r == 0x7f:
-			fmt.Fprintf(&b, `\x%02x`, r)
-		case !unicode.IsPrint(r) && r != ' ':
-			fmt.Fprintf(&b, `\u%04x`, r)
-		default:
-			b.WriteString(s[i : i+n])
-		}
-		i += n
-	}
-	return b.String()
-}
+// oneLine escapes text to one line with forensic.EscapePath, the one
+// convention of every text ctrforensics prints: backslashes doubled, \n and
+// \t, \xNN for other control bytes and invalid UTF-8, \u{N} for other
+// non-printable runes.
+func oneLine(s string) string { return forensic.EscapePath(s) }
 
-// clip shortens s to at most max bytes, cutting on a rune boundary and
-// ending with "...".
-func clip(s string, max int) string {
-	if len(s) <= max {
-		return s
-	}
-	const ell = "..."
-	cut := max - len(ell)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + ell
-}
+// clip shortens escaped text to at most max bytes with forensic.Clip.
+func clip(s string, max int) string { return forensic.Clip(s, max) }
 
 // cite prepares matched text for use inside a Reason. Escaping and clipping
 // happen in finalize, after secrets are masked, so that neither can split a

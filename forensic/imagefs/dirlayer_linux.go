@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"time"
 
@@ -14,13 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ctrforensics/ctrforensics/internal/fdio"
-)
-
-// Descriptor flags: symlinks are never followed, access times never updated
-// where the kernel allows it.
-const (
-	dirFlags  = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
-	fileFlags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
 )
 
 // DirLayer returns a Layer that streams the directory dir as an OCI layer
@@ -34,7 +26,7 @@ const (
 // Digest and DiffID are unknown (empty).
 func DirLayer(dir string) Layer {
 	return Layer{MediaType: ocispec.MediaTypeImageLayer, Open: func(ctx context.Context) (io.ReadCloser, error) {
-		fd, err := fdio.OpenNoatime(unix.AT_FDCWD, dir, dirFlags)
+		fd, err := fdio.OpenNoatime(unix.AT_FDCWD, dir, fdio.DirFlags)
 		if err != nil {
 			return nil, fmt.Errorf("open layer directory %s: %w", dir, err)
 		}
@@ -133,7 +125,7 @@ func (d *dirWriter) whiteout(rel, base string, mtime time.Time) error {
 
 // dir writes the directory dirfd/name, its opaque marker and its tree.
 func (d *dirWriter) dir(dirfd int, name string, st *unix.Stat_t, h *tar.Header) error {
-	fd, err := fdio.OpenNoatime(dirfd, name, dirFlags)
+	fd, err := fdio.OpenNoatime(dirfd, name, fdio.DirFlags)
 	if err != nil {
 		return fmt.Errorf("open /%s: %w", h.Name, err)
 	}
@@ -173,7 +165,7 @@ func (d *dirWriter) nonDir(dirfd int, name string, st *unix.Stat_t, h *tar.Heade
 		}
 		d.links[key] = h.Name
 	}
-	x, err := pathXattrs(procPath(dirfd, name))
+	_, x, err := fdio.Xattrs(dirfd, name, nil)
 	if err != nil {
 		return fmt.Errorf("/%s: %w", h.Name, err)
 	}
@@ -192,7 +184,7 @@ func (d *dirWriter) nonDir(dirfd int, name string, st *unix.Stat_t, h *tar.Heade
 
 // file writes a regular file with its content.
 func (d *dirWriter) file(dirfd int, name string, st *unix.Stat_t, h *tar.Header) error {
-	fd, err := fdio.OpenNoatime(dirfd, name, fileFlags)
+	fd, err := fdio.OpenNoatime(dirfd, name, fdio.FileFlags)
 	if err != nil {
 		return fmt.Errorf("open /%s: %w", h.Name, err)
 	}
@@ -213,7 +205,7 @@ func (d *dirWriter) write(h *tar.Header, fd int) error {
 	if fd < 0 || h.Size == 0 {
 		return nil
 	}
-	n, err := io.CopyBuffer(d.tw, io.LimitReader(fdReader(fd), h.Size), d.buf)
+	n, err := io.CopyBuffer(d.tw, io.LimitReader(fdio.File(fd), h.Size), d.buf)
 	if err != nil {
 		return fmt.Errorf("copy /%s: %w", h.Name, err)
 	}
@@ -228,11 +220,11 @@ func (d *dirWriter) write(h *tar.Header, fd int) error {
 // dirXattrs sets h's xattrs from the directory fd, when h is not nil, and
 // says whether the directory is opaque.
 func (d *dirWriter) dirXattrs(fd int, h *tar.Header) (bool, error) {
-	x, err := fdXattrs(fd)
+	x, err := fdio.FdXattrs(fd)
 	if err != nil {
 		return false, err
 	}
-	opaque := x["trusted.overlay.opaque"] == "y" || x["user.overlay.opaque"] == "y"
+	opaque := string(x["trusted.overlay.opaque"]) == "y" || string(x["user.overlay.opaque"]) == "y"
 	if h != nil {
 		setXattrs(h, x)
 	}
@@ -240,7 +232,7 @@ func (d *dirWriter) dirXattrs(fd int, h *tar.Header) (bool, error) {
 }
 
 // setXattrs records x in h as PAX records, but overlayfs's own.
-func setXattrs(h *tar.Header, x map[string]string) {
+func setXattrs(h *tar.Header, x map[string][]byte) {
 	for k, v := range x {
 		if strings.HasPrefix(k, "trusted.overlay.") || strings.HasPrefix(k, "user.overlay.") {
 			continue
@@ -248,7 +240,7 @@ func setXattrs(h *tar.Header, x map[string]string) {
 		if h.PAXRecords == nil {
 			h.PAXRecords = map[string]string{}
 		}
-		h.PAXRecords[xattrPrefix+k] = v
+		h.PAXRecords[xattrPrefix+k] = string(v)
 	}
 }
 
@@ -262,82 +254,4 @@ func sameFile(fd int, st *unix.Stat_t) error {
 		return errors.New("replaced while being read")
 	}
 	return nil
-}
-
-// fdReader reads a descriptor.
-type fdReader int
-
-func (f fdReader) Read(p []byte) (int, error) {
-	for {
-		n, err := unix.Read(int(f), p)
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err != nil:
-			return 0, err
-		case n == 0 && len(p) > 0:
-			return 0, io.EOF
-		}
-		return n, nil
-	}
-}
-
-// procPath names dirfd/name through /proc, for the calls that take no
-// descriptor; the l-variants used with it do not follow name.
-func procPath(dirfd int, name string) string {
-	return "/proc/self/fd/" + strconv.Itoa(dirfd) + "/" + name
-}
-
-// fdXattrs returns the extended attributes of the file open as fd.
-func fdXattrs(fd int) (map[string]string, error) {
-	return readXattrs(func(b []byte) (int, error) { return unix.Flistxattr(fd, b) },
-		func(k string, b []byte) (int, error) { return unix.Fgetxattr(fd, k, b) })
-}
-
-// pathXattrs returns the extended attributes of path, not following it.
-func pathXattrs(path string) (map[string]string, error) {
-	return readXattrs(func(b []byte) (int, error) { return unix.Llistxattr(path, b) },
-		func(k string, b []byte) (int, error) { return unix.Lgetxattr(path, k, b) })
-}
-
-// readXattrs lists then reads attributes, growing buffers as they change.
-func readXattrs(list func([]byte) (int, error), get func(string, []byte) (int, error)) (map[string]string, error) {
-	b, err := sized(list)
-	if err != nil || len(b) == 0 {
-		if errors.Is(err, unix.ENOTSUP) {
-			err = nil
-		}
-		return nil, err
-	}
-	x := map[string]string{}
-	for _, k := range strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00") {
-		v, err := sized(func(b []byte) (int, error) { return get(k, b) })
-		if errors.Is(err, unix.ENODATA) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("xattr %s: %w", k, err)
-		}
-		x[k] = string(v)
-	}
-	return x, nil
-}
-
-// sized calls f with a buffer of the size it asks for, again when it grew.
-func sized(f func([]byte) (int, error)) ([]byte, error) {
-	for {
-		n, err := f(nil)
-		if err != nil || n == 0 {
-			return nil, err
-		}
-		b := make([]byte, n)
-		n, err = f(b)
-		if err == unix.ERANGE {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return b[:n], nil
-	}
 }

@@ -26,7 +26,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 
-	"github.com/ctrforensics/ctrforensics/forensic"
+	"github.com/ctrforensics/ctrforensics/forensic/diff"
 	"github.com/ctrforensics/ctrforensics/internal/benchtree"
 )
 
@@ -94,13 +94,13 @@ func runWorker(method, upper, lower, merged string) error {
 	var n int
 	switch method {
 	case "overlay":
-		d, err := forensic.OverlayDiff(ctx, upper, lower, forensic.Options{})
+		d, err := diff.OverlayDiff(ctx, upper, lower, diff.Options{})
 		if err != nil {
 			return err
 		}
 		n = len(d.Changes)
 	case "walk":
-		d, err := forensic.TreeDiff(ctx, merged, lower, forensic.Options{})
+		d, err := diff.TreeDiff(ctx, merged, lower, diff.Options{})
 		if err != nil {
 			return err
 		}

@@ -1,6 +1,8 @@
-package forensic
+package diff
 
 import (
+	"github.com/ctrforensics/ctrforensics/forensic"
+
 	"path"
 	"sort"
 	"strings"
@@ -11,7 +13,7 @@ import (
 // creates them in the container's filesystem when the image lacks them), and
 // directories whose only changes below are such mount points and whose own
 // metadata differs at most in mtime.
-func MarkRuntime(changes []Change, mountpoints []string) {
+func MarkRuntime(changes []forensic.Change, mountpoints []string) {
 	dests := make(map[string]bool, len(mountpoints))
 	for _, m := range mountpoints {
 		dests[path.Clean("/"+m)] = true
@@ -35,9 +37,9 @@ func MarkRuntime(changes []Change, mountpoints []string) {
 			b = &below{}
 		}
 		switch {
-		case c.Kind != Deleted && dests[c.Path]:
+		case c.Kind != forensic.Deleted && dests[c.Path]:
 			c.Runtime = true
-		case c.Kind != Deleted && c.Meta.Type == TypeDir && b.runtime+b.other > 0:
+		case c.Kind != forensic.Deleted && c.Meta.Type == forensic.TypeDir && b.runtime+b.other > 0:
 			c.Runtime = b.other == 0 && onlyMtime(c.Fields)
 		}
 		parent := parentPath(c.Path)
@@ -54,9 +56,9 @@ func MarkRuntime(changes []Change, mountpoints []string) {
 	}
 }
 
-func onlyMtime(fields []Field) bool {
+func onlyMtime(fields []forensic.Field) bool {
 	for _, f := range fields {
-		if f != FieldMtime {
+		if f != forensic.FieldMtime {
 			return false
 		}
 	}

@@ -1,4 +1,4 @@
-package forensic
+package diff
 
 import (
 	"bytes"
@@ -7,61 +7,14 @@ import (
 	"fmt"
 	"os"
 	"sort"
-	"strings"
 
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
 
+	"github.com/ctrforensics/ctrforensics/forensic"
+	"github.com/ctrforensics/ctrforensics/forensic/internal/fsread"
 	"github.com/ctrforensics/ctrforensics/internal/fdio"
 )
-
-// Method names how a change set was computed.
-type Method string
-
-// The diff methods.
-const (
-	// MethodOverlay walks only an overlayfs upper directory: O(changes).
-	MethodOverlay Method = "overlay"
-	// MethodWalk compares the whole container tree with the whole image tree.
-	MethodWalk Method = "walk"
-)
-
-// Options tune a diff.
-type Options struct {
-	// MaxHashBytes is the size above which a file is not hashed; 0 means
-	// DefaultMaxHashBytes.
-	MaxHashBytes int64
-	// UserXattr says the overlay keeps its attributes in the user namespace
-	// (a userxattr mount) instead of the trusted one.
-	UserXattr bool
-	// IgnoreDirMtime leaves directory mtimes out of the comparison, for trees
-	// whose directory times are not preserved (containerd's native snapshotter
-	// sets them when it copies a snapshot). A directory is then reported only
-	// when something else about it, or below it, changed.
-	IgnoreDirMtime bool
-}
-
-// Diff is the result of comparing a container's filesystem with its image.
-type Diff struct {
-	// Changes are sorted by path, bytewise.
-	Changes []Change
-	Method  Method
-	// Notes report what was not fully examined, so that nothing is skipped silently.
-	Notes []string
-	// FilesHashed and BytesHashed count the content read.
-	FilesHashed, BytesHashed int64
-}
-
-// FallbackError is returned by OverlayDiff when the upper directory uses an
-// overlayfs feature the fast path cannot interpret; the caller should compare
-// the merged trees with TreeDiff instead.
-type FallbackError struct {
-	Path   string
-	Reason string
-}
-
-func (e *FallbackError) Error() string {
-	return fmt.Sprintf("overlay fast path not usable: %s at %s", e.Reason, EscapePath(e.Path))
-}
 
 // OverlayDiff computes the changes recorded in an overlayfs upper directory
 // against lower, the merged image the upper was mounted over (a read-only
@@ -72,17 +25,17 @@ func (e *FallbackError) Error() string {
 // mount, which no open flag prevents.
 func OverlayDiff(ctx context.Context, upper, lower string, opts Options) (*Diff, error) {
 	w := newWalker(ctx, opts)
-	up, err := openRoot(upper)
+	up, err := fdio.OpenDir(unix.AT_FDCWD, upper)
 	if err != nil {
 		return nil, fmt.Errorf("open upper directory: %w", err)
 	}
-	defer closeFD(up)
+	defer fdio.Close(up)
 	low := -1
 	if lower != "" {
-		if low, err = openRoot(lower); err != nil {
+		if low, err = fdio.OpenDir(unix.AT_FDCWD, lower); err != nil {
 			return nil, fmt.Errorf("open image root: %w", err)
 		}
-		defer closeFD(low)
+		defer fdio.Close(low)
 	}
 	if err := w.rawUpperChecks(up, "."); err != nil {
 		return nil, err
@@ -99,16 +52,16 @@ func OverlayDiff(ctx context.Context, upper, lower string, opts Options) (*Diff,
 // were put back is still found. Pass read-only mounts, as for OverlayDiff.
 func TreeDiff(ctx context.Context, target, base string, opts Options) (*Diff, error) {
 	w := newWalker(ctx, opts)
-	nw, err := openRoot(target)
+	nw, err := fdio.OpenDir(unix.AT_FDCWD, target)
 	if err != nil {
 		return nil, fmt.Errorf("open container root: %w", err)
 	}
-	defer closeFD(nw)
-	bs, err := openRoot(base)
+	defer fdio.Close(nw)
+	bs, err := fdio.OpenDir(unix.AT_FDCWD, base)
 	if err != nil {
 		return nil, fmt.Errorf("open image root: %w", err)
 	}
-	defer closeFD(bs)
+	defer fdio.Close(bs)
 	if _, err := w.treeDir(nw, bs, "/", false); err != nil {
 		return nil, err
 	}
@@ -118,17 +71,17 @@ func TreeDiff(ctx context.Context, target, base string, opts Options) (*Diff, er
 // vanished notes an entry that disappeared between listing its directory and
 // reading it: normal in a running container, never silent.
 func (w *walker) vanished(p string) {
-	w.notes = append(w.notes, EscapePath(p)+" vanished while the tree was read (a running container changed it)")
+	w.notes = append(w.notes, forensic.EscapePath(p)+" vanished while the tree was read (a running container changed it)")
 }
 
 type walker struct {
 	ctx  context.Context
 	opts Options
 	// ovl is the namespace of overlay attributes in raw layer directories;
-	// a merged tree has none (see lstatAt).
+	// a merged tree has none (see fsread.Lstat).
 	ovl     string
-	hasher  *hasher
-	changes []Change
+	hasher  *fsread.Hasher
+	changes []forensic.Change
 	// unverified counts files present on both sides that were too large to hash
 	// and whose metadata matched, so their content could not be compared.
 	unverified int
@@ -136,9 +89,9 @@ type walker struct {
 }
 
 func newWalker(ctx context.Context, opts Options) *walker {
-	w := &walker{ctx: ctx, opts: opts, hasher: newHasher(opts.MaxHashBytes), ovl: trustedOverlay}
+	w := &walker{ctx: ctx, opts: opts, hasher: fsread.NewHasher(opts.MaxHashBytes), ovl: fsread.TrustedOverlay}
 	if opts.UserXattr {
-		w.ovl = userOverlay
+		w.ovl = fsread.UserOverlay
 	}
 	return w
 }
@@ -146,16 +99,16 @@ func newWalker(ctx context.Context, opts Options) *walker {
 func (w *walker) finish(m Method) *Diff {
 	sort.Slice(w.changes, func(i, j int) bool { return w.changes[i].Path < w.changes[j].Path })
 	linkHardLinks(w.changes)
-	d := &Diff{Changes: w.changes, Method: m, FilesHashed: w.hasher.files, BytesHashed: w.hasher.bytes, Notes: w.notes}
+	d := &Diff{Changes: w.changes, Method: m, FilesHashed: w.hasher.Files(), BytesHashed: w.hasher.Bytes(), Notes: w.notes}
 	if w.opts.IgnoreDirMtime {
 		d.Notes = append(d.Notes, "directory mtimes were not compared: this snapshotter does not preserve them")
 	}
 	if w.unverified > 0 {
-		d.Notes = append(d.Notes, fmt.Sprintf("%d files on both sides exceed --max-hash-bytes and have equal metadata: content not compared", w.unverified))
+		d.Notes = append(d.Notes, fmt.Sprintf("%d files on both sides exceed the size limit and have equal metadata: content not compared", w.unverified))
 	}
 	for i := range w.changes {
-		if c := &w.changes[i]; c.NotHashed != "" {
-			d.Notes = append(d.Notes, fmt.Sprintf("%s not hashed: %s", EscapePath(c.Path), c.NotHashed))
+		if c := &w.changes[i]; c.NotHashed != nil {
+			d.Notes = append(d.Notes, fmt.Sprintf("%s not hashed: %s", forensic.EscapePath(c.Path), c.NotHashed))
 		}
 	}
 	return d
@@ -167,7 +120,7 @@ func (w *walker) finish(m Method) *Diff {
 func (w *walker) overlayDir(up, low int, dir string) (bool, error) {
 	names, err := fdio.ReadNames(up)
 	if err != nil {
-		return false, fmt.Errorf("%s: %w", EscapePath(dir), err)
+		return false, fmt.Errorf("%s: %w", forensic.EscapePath(dir), err)
 	}
 	changed := false
 	for _, name := range names {
@@ -175,22 +128,22 @@ func (w *walker) overlayDir(up, low int, dir string) (bool, error) {
 			return false, err
 		}
 		p := joinPath(dir, name)
-		md, err := lstatAt(up, name, w.ovl)
+		md, ovl, err := fsread.Lstat(up, name, w.ovl)
 		if errors.Is(err, os.ErrNotExist) {
 			w.vanished(p)
 			continue
 		}
 		if err != nil {
-			return false, fmt.Errorf("%s: %w", EscapePath(p), err)
+			return false, fmt.Errorf("%s: %w", forensic.EscapePath(p), err)
 		}
-		if err := checkOverlayXattrs(p, md); err != nil {
+		if err := checkOverlayXattrs(p, ovl); err != nil {
 			return false, err
 		}
 		base, err := w.lookupBase(low, name)
 		if err != nil {
-			return false, fmt.Errorf("image %s: %w", EscapePath(p), err)
+			return false, fmt.Errorf("image %s: %w", forensic.EscapePath(p), err)
 		}
-		if isWhiteout(md) {
+		if isWhiteout(md, ovl) {
 			if base != nil {
 				if err := w.deleted(low, name, p, base); err != nil {
 					return false, err
@@ -200,7 +153,7 @@ func (w *walker) overlayDir(up, low int, dir string) (bool, error) {
 			continue
 		}
 		recurse := func(u, l int) (bool, error) {
-			if isOpaque(md) {
+			if isOpaque(ovl) {
 				return w.treeDir(u, l, p, true)
 			}
 			return w.overlayDir(u, l, p)
@@ -220,11 +173,11 @@ func (w *walker) overlayDir(up, low int, dir string) (bool, error) {
 func (w *walker) treeDir(nw, base int, dir string, rawUpper bool) (bool, error) {
 	names, err := fdio.ReadNames(nw)
 	if err != nil {
-		return false, fmt.Errorf("%s: %w", EscapePath(dir), err)
+		return false, fmt.Errorf("%s: %w", forensic.EscapePath(dir), err)
 	}
 	baseNames, err := fdio.ReadNames(base)
 	if err != nil {
-		return false, fmt.Errorf("image %s: %w", EscapePath(dir), err)
+		return false, fmt.Errorf("image %s: %w", forensic.EscapePath(dir), err)
 	}
 	changed := false
 	present := make(map[string]bool, len(names))
@@ -237,26 +190,26 @@ func (w *walker) treeDir(nw, base int, dir string, rawUpper bool) (bool, error) 
 			return false, err
 		}
 		p := joinPath(dir, name)
-		md, err := lstatAt(nw, name, ns)
+		md, ovl, err := fsread.Lstat(nw, name, ns)
 		if errors.Is(err, os.ErrNotExist) {
 			w.vanished(p)
 			continue
 		}
 		if err != nil {
-			return false, fmt.Errorf("%s: %w", EscapePath(p), err)
+			return false, fmt.Errorf("%s: %w", forensic.EscapePath(p), err)
 		}
 		if rawUpper {
-			if err := checkOverlayXattrs(p, md); err != nil {
+			if err := checkOverlayXattrs(p, ovl); err != nil {
 				return false, err
 			}
-			if isWhiteout(md) {
+			if isWhiteout(md, ovl) {
 				continue
 			}
 		}
 		present[name] = true
 		bmd, err := w.lookupBase(base, name)
 		if err != nil {
-			return false, fmt.Errorf("image %s: %w", EscapePath(p), err)
+			return false, fmt.Errorf("image %s: %w", forensic.EscapePath(p), err)
 		}
 		recurse := func(n, b int) (bool, error) { return w.treeDir(n, b, p, rawUpper) }
 		c, err := w.entry(nw, base, name, p, md, bmd, false, ns, recurse)
@@ -271,7 +224,7 @@ func (w *walker) treeDir(nw, base int, dir string, rawUpper bool) (bool, error) 
 		}
 		bmd, err := w.lookupBase(base, name)
 		if err != nil {
-			return false, fmt.Errorf("image %s: %w", EscapePath(joinPath(dir, name)), err)
+			return false, fmt.Errorf("image %s: %w", forensic.EscapePath(joinPath(dir, name)), err)
 		}
 		if bmd == nil {
 			continue
@@ -289,23 +242,26 @@ func (w *walker) treeDir(nw, base int, dir string, rawUpper bool) (bool, error) 
 // upper directory, where a non-directory is always reported because it was
 // copied up; ns is the overlay attribute namespace of the container's side.
 // recurse walks a directory present on both sides.
-func (w *walker) entry(nwDir, baseDir int, name, p string, md, base *Metadata, inUpper bool, ns string,
+func (w *walker) entry(nwDir, baseDir int, name, p string, md, base *forensic.Metadata, inUpper bool, ns string,
 	recurse func(nw, base int) (bool, error)) (bool, error) {
 	if base == nil {
 		return true, w.added(nwDir, name, p, md, ns)
 	}
-	c := Change{Kind: Changed, Path: p, Meta: md, Base: base, Fields: compareMetadata(md, base, w.opts.IgnoreDirMtime)}
-	if md.Type == TypeFile && base.Type == TypeFile {
-		if err := w.compareContent(nwDir, baseDir, name, &c); err != nil {
+	c := forensic.Change{Kind: forensic.Changed, Path: p, Meta: md, Base: base, Fields: compareMetadata(md, base, w.opts.IgnoreDirMtime)}
+	unverified := false
+	if md.Type == forensic.TypeFile && base.Type == forensic.TypeFile {
+		u, err := w.compareContent(nwDir, baseDir, name, &c)
+		if err != nil {
 			return false, err
 		}
-	} else if md.Type == TypeFile {
+		unverified = u
+	} else if md.Type == forensic.TypeFile {
 		if err := w.hashInto(nwDir, name, md, &c.Digest, &c.NotHashed); err != nil {
 			return false, err
 		}
 	}
 	switch {
-	case md.Type == TypeDir && base.Type == TypeDir:
+	case md.Type == forensic.TypeDir && base.Type == forensic.TypeDir:
 		sub, err := w.descend(nwDir, baseDir, name, recurse)
 		if err != nil {
 			return false, err
@@ -313,17 +269,17 @@ func (w *walker) entry(nwDir, baseDir int, name, p string, md, base *Metadata, i
 		if !sub && len(c.Fields) == 0 {
 			return false, nil
 		}
-	case md.Type == TypeDir:
+	case md.Type == forensic.TypeDir:
 		// A directory replaced a file: everything in it is new.
 		if err := w.addChildren(nwDir, name, p, ns); err != nil {
 			return false, err
 		}
-	case base.Type == TypeDir:
+	case base.Type == forensic.TypeDir:
 		// A file replaced a directory: what the image had in it is gone.
 		if err := w.deletedChildren(baseDir, name, p); err != nil {
 			return false, err
 		}
-	case len(c.Fields) == 0 && !inUpper && !c.unverified:
+	case len(c.Fields) == 0 && !inUpper && !unverified:
 		return false, nil
 	}
 	w.changes = append(w.changes, c)
@@ -332,19 +288,19 @@ func (w *walker) entry(nwDir, baseDir int, name, p string, md, base *Metadata, i
 
 // deletedChildren records the entries of the image directory name as deleted.
 func (w *walker) deletedChildren(baseDir int, name, p string) error {
-	fd, err := openDir(baseDir, name)
+	fd, err := fdio.OpenDir(baseDir, name)
 	if err != nil {
-		return fmt.Errorf("image %s: %w", EscapePath(p), err)
+		return fmt.Errorf("image %s: %w", forensic.EscapePath(p), err)
 	}
-	defer closeFD(fd)
+	defer fdio.Close(fd)
 	names, err := fdio.ReadNames(fd)
 	if err != nil {
-		return fmt.Errorf("image %s: %w", EscapePath(p), err)
+		return fmt.Errorf("image %s: %w", forensic.EscapePath(p), err)
 	}
 	for _, child := range names {
 		bmd, err := w.lookupBase(fd, child)
 		if err != nil {
-			return fmt.Errorf("image %s: %w", EscapePath(joinPath(p, child)), err)
+			return fmt.Errorf("image %s: %w", forensic.EscapePath(joinPath(p, child)), err)
 		}
 		if bmd != nil {
 			if err := w.deleted(fd, child, joinPath(p, child), bmd); err != nil {
@@ -357,59 +313,57 @@ func (w *walker) deletedChildren(baseDir int, name, p string) error {
 
 // descend opens the directory name on both sides and walks it with recurse.
 func (w *walker) descend(nwDir, baseDir int, name string, recurse func(nw, base int) (bool, error)) (bool, error) {
-	nfd, err := openDir(nwDir, name)
+	nfd, err := fdio.OpenDir(nwDir, name)
 	if err != nil {
 		return false, err
 	}
-	defer closeFD(nfd)
-	bfd, err := openDir(baseDir, name)
+	defer fdio.Close(nfd)
+	bfd, err := fdio.OpenDir(baseDir, name)
 	if err != nil {
 		return false, err
 	}
-	defer closeFD(bfd)
+	defer fdio.Close(bfd)
 	return recurse(nfd, bfd)
 }
 
 // compareContent hashes both versions of a regular file and records the
-// digests, adding FieldContent when they differ.
-func (w *walker) compareContent(nwDir, baseDir int, name string, c *Change) error {
-	var baseReason string
+// digests, adding forensic.FieldContent when they differ. It reports a file whose
+// content could not be compared for a reason other than its size: such a
+// change is kept even when nothing else differs.
+func (w *walker) compareContent(nwDir, baseDir int, name string, c *forensic.Change) (unverified bool, err error) {
+	var baseReason *forensic.NotHashed
 	if err := w.hashInto(nwDir, name, c.Meta, &c.Digest, &c.NotHashed); err != nil {
-		return err
+		return false, err
 	}
 	if err := w.hashInto(baseDir, name, c.Base, &c.BaseDigest, &baseReason); err != nil {
-		return err
+		return false, err
 	}
 	switch {
 	case c.Digest != "" && c.BaseDigest != "":
 		if c.Digest != c.BaseDigest {
-			c.Fields = append(c.Fields, FieldContent)
+			c.Fields = append(c.Fields, forensic.FieldContent)
 		}
 	case c.Meta.Size != c.Base.Size:
-		c.Fields = append(c.Fields, FieldContent)
+		c.Fields = append(c.Fields, forensic.FieldContent)
 	default:
-		if c.NotHashed == "" {
-			c.NotHashed = "image version: " + baseReason
+		if c.NotHashed == nil {
+			c.NotHashed = baseReason.OfImage()
 		}
 		// Content unknown. Files over the size limit with equal metadata are
 		// counted in a note; any other failure keeps the change, with its reason.
-		if tooLarge(c.NotHashed) {
+		if c.NotHashed.TooLarge() {
 			if len(c.Fields) == 0 {
 				w.unverified++
 			}
 		} else {
-			c.unverified = true
+			return true, nil
 		}
 	}
-	return nil
+	return false, nil
 }
 
-func tooLarge(reason string) bool {
-	return strings.Contains(reason, "exceeds --max-hash-bytes")
-}
-
-func (w *walker) hashInto(dirfd int, name string, md *Metadata, d *digest.Digest, reason *string) error {
-	sum, why, err := w.hasher.hash(w.ctx, dirfd, name, md)
+func (w *walker) hashInto(dirfd int, name string, md *forensic.Metadata, d *digest.Digest, reason **forensic.NotHashed) error {
+	sum, why, err := w.hasher.Hash(w.ctx, dirfd, name, md)
 	if err != nil {
 		return err
 	}
@@ -418,47 +372,47 @@ func (w *walker) hashInto(dirfd int, name string, md *Metadata, d *digest.Digest
 }
 
 // added records name and, for a directory, everything below it as added.
-func (w *walker) added(dirfd int, name, p string, md *Metadata, ns string) error {
-	c := Change{Kind: Added, Path: p, Meta: md}
-	if md.Type == TypeFile {
+func (w *walker) added(dirfd int, name, p string, md *forensic.Metadata, ns string) error {
+	c := forensic.Change{Kind: forensic.Added, Path: p, Meta: md}
+	if md.Type == forensic.TypeFile {
 		if err := w.hashInto(dirfd, name, md, &c.Digest, &c.NotHashed); err != nil {
 			return err
 		}
 	}
 	w.changes = append(w.changes, c)
-	if md.Type == TypeDir {
+	if md.Type == forensic.TypeDir {
 		return w.addChildren(dirfd, name, p, ns)
 	}
 	return nil
 }
 
 func (w *walker) addChildren(dirfd int, name, p, ns string) error {
-	fd, err := openDir(dirfd, name)
+	fd, err := fdio.OpenDir(dirfd, name)
 	if err != nil {
-		return fmt.Errorf("%s: %w", EscapePath(p), err)
+		return fmt.Errorf("%s: %w", forensic.EscapePath(p), err)
 	}
-	defer closeFD(fd)
+	defer fdio.Close(fd)
 	names, err := fdio.ReadNames(fd)
 	if err != nil {
-		return fmt.Errorf("%s: %w", EscapePath(p), err)
+		return fmt.Errorf("%s: %w", forensic.EscapePath(p), err)
 	}
 	for _, child := range names {
 		if err := w.ctx.Err(); err != nil {
 			return err
 		}
 		cp := joinPath(p, child)
-		md, err := lstatAt(fd, child, ns)
+		md, ovl, err := fsread.Lstat(fd, child, ns)
 		if errors.Is(err, os.ErrNotExist) {
 			w.vanished(cp)
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("%s: %w", EscapePath(cp), err)
+			return fmt.Errorf("%s: %w", forensic.EscapePath(cp), err)
 		}
-		if err := checkOverlayXattrs(cp, md); err != nil {
+		if err := checkOverlayXattrs(cp, ovl); err != nil {
 			return err
 		}
-		if isWhiteout(md) {
+		if isWhiteout(md, ovl) {
 			continue
 		}
 		if err := w.added(fd, child, cp, md, ns); err != nil {
@@ -470,9 +424,9 @@ func (w *walker) addChildren(dirfd int, name, p, ns string) error {
 
 // deleted records a path of the image that the container no longer has. The
 // content of a deleted regular file is hashed, so that what was removed is known.
-func (w *walker) deleted(baseDir int, name, p string, base *Metadata) error {
-	c := Change{Kind: Deleted, Path: p, Meta: base}
-	if base.Type == TypeFile {
+func (w *walker) deleted(baseDir int, name, p string, base *forensic.Metadata) error {
+	c := forensic.Change{Kind: forensic.Deleted, Path: p, Meta: base}
+	if base.Type == forensic.TypeFile {
 		if err := w.hashInto(baseDir, name, base, &c.BaseDigest, &c.NotHashed); err != nil {
 			return err
 		}
@@ -484,28 +438,28 @@ func (w *walker) deleted(baseDir int, name, p string, base *Metadata) error {
 // rawUpperChecks refuses an upper directory whose root carries overlay
 // attributes the fast path cannot interpret.
 func (w *walker) rawUpperChecks(up int, name string) error {
-	md, err := lstatAt(up, name, w.ovl)
+	_, ovl, err := fsread.Lstat(up, name, w.ovl)
 	if err != nil {
 		return fmt.Errorf("upper directory: %w", err)
 	}
-	return checkOverlayXattrs("/", md)
+	return checkOverlayXattrs("/", ovl)
 }
 
 // lookupBase returns the metadata of name in the image directory dirfd, or nil
 // when the image has no such entry (dirfd is -1, the entry is missing, or it is
 // a whiteout of a layer directory used directly).
-func (w *walker) lookupBase(dirfd int, name string) (*Metadata, error) {
+func (w *walker) lookupBase(dirfd int, name string) (*forensic.Metadata, error) {
 	if dirfd < 0 {
 		return nil, nil
 	}
-	md, err := lstatAt(dirfd, name, w.ovl)
+	md, ovl, err := fsread.Lstat(dirfd, name, w.ovl)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	if isWhiteout(md) {
+	if isWhiteout(md, ovl) {
 		return nil, nil
 	}
 	return md, nil
@@ -513,27 +467,27 @@ func (w *walker) lookupBase(dirfd int, name string) (*Metadata, error) {
 
 // compareMetadata lists the fields in which md differs from base. Access and
 // change times are not compared: reading or copying up a file changes them.
-func compareMetadata(md, base *Metadata, ignoreDirMtime bool) []Field {
-	var fields []Field
+func compareMetadata(md, base *forensic.Metadata, ignoreDirMtime bool) []forensic.Field {
+	var fields []forensic.Field
 	if md.Type != base.Type {
-		return []Field{FieldType}
+		return []forensic.Field{forensic.FieldType}
 	}
-	add := func(differ bool, f Field) {
+	add := func(differ bool, f forensic.Field) {
 		if differ {
 			fields = append(fields, f)
 		}
 	}
-	add(md.Mode != base.Mode, FieldMode)
-	add(md.UID != base.UID, FieldUID)
-	add(md.GID != base.GID, FieldGID)
-	if md.Type != TypeDir {
-		add(md.Size != base.Size, FieldSize)
-		add(md.Nlink != base.Nlink, FieldNlink)
+	add(md.Mode != base.Mode, forensic.FieldMode)
+	add(md.UID != base.UID, forensic.FieldUID)
+	add(md.GID != base.GID, forensic.FieldGID)
+	if md.Type != forensic.TypeDir {
+		add(md.Size != base.Size, forensic.FieldSize)
+		add(md.Nlink != base.Nlink, forensic.FieldNlink)
 	}
-	add(!md.Mtime.Equal(base.Mtime) && !(ignoreDirMtime && md.Type == TypeDir), FieldMtime)
-	add(!sameXattrs(md.Xattrs, base.Xattrs), FieldXattrs)
-	add(md.LinkTarget != base.LinkTarget, FieldLinkTarget)
-	add(md.DevMajor != base.DevMajor || md.DevMinor != base.DevMinor, FieldDevice)
+	add(!md.Mtime.Equal(base.Mtime) && !(ignoreDirMtime && md.Type == forensic.TypeDir), forensic.FieldMtime)
+	add(!sameXattrs(md.Xattrs, base.Xattrs), forensic.FieldXattrs)
+	add(md.LinkTarget != base.LinkTarget, forensic.FieldLinkTarget)
+	add(md.DevMajor != base.DevMajor || md.DevMinor != base.DevMinor, forensic.FieldDevice)
 	return fields
 }
 
@@ -550,52 +504,13 @@ func sameXattrs(a, b map[string][]byte) bool {
 	return true
 }
 
-// overlayAttrs are the overlayfs attributes an entry of an upper directory
-// carries; they are bookkeeping of overlayfs, not metadata of the file.
-type overlayAttrs uint8
-
-const (
-	overlayOpaque overlayAttrs = 1 << iota
-	overlayRedirect
-	overlayMetacopy
-	overlayWhiteout
-	overlayOther
-)
-
-// Overlay attribute namespaces: trusted (overlays mounted by root) and user
-// (userxattr mounts).
-const (
-	trustedOverlay = "trusted.overlay."
-	userOverlay    = "user.overlay."
-)
-
-// overlayAttrOf classifies an attribute name in the overlay namespace prefix;
-// with an empty prefix nothing is overlay bookkeeping.
-func overlayAttrOf(name, prefix string) (overlayAttrs, bool) {
-	rest, ok := strings.CutPrefix(name, prefix)
-	if prefix == "" || !ok {
-		return 0, false
-	}
-	switch rest {
-	case "opaque":
-		return overlayOpaque, true
-	case "redirect":
-		return overlayRedirect, true
-	case "metacopy":
-		return overlayMetacopy, true
-	case "whiteout":
-		return overlayWhiteout, true
-	}
-	return overlayOther, true
-}
-
 // checkOverlayXattrs returns a FallbackError when an upper entry relies on
 // redirect or metacopy, whose meaning depends on the lower layers.
-func checkOverlayXattrs(p string, md *Metadata) error {
+func checkOverlayXattrs(p string, ovl fsread.Overlay) error {
 	switch {
-	case md.overlay&overlayRedirect != 0:
+	case ovl&fsread.OverlayRedirect != 0:
 		return &FallbackError{Path: p, Reason: "overlay redirect attribute"}
-	case md.overlay&overlayMetacopy != 0:
+	case ovl&fsread.OverlayMetacopy != 0:
 		return &FallbackError{Path: p, Reason: "overlay metacopy attribute"}
 	}
 	return nil
@@ -603,14 +518,14 @@ func checkOverlayXattrs(p string, md *Metadata) error {
 
 // isWhiteout reports an overlayfs whiteout: a 0/0 character device, or an
 // entry marked with the whiteout attribute.
-func isWhiteout(md *Metadata) bool {
-	return md.Type == TypeChar && md.DevMajor == 0 && md.DevMinor == 0 || md.overlay&overlayWhiteout != 0
+func isWhiteout(md *forensic.Metadata, ovl fsread.Overlay) bool {
+	return md.Type == forensic.TypeChar && md.DevMajor == 0 && md.DevMinor == 0 || ovl&fsread.OverlayWhiteout != 0
 }
 
 // isOpaque reports an overlayfs opaque directory: it hides everything the lower
 // layers hold below it.
-func isOpaque(md *Metadata) bool {
-	return md.overlay&overlayOpaque != 0
+func isOpaque(ovl fsread.Overlay) bool {
+	return ovl&fsread.OverlayOpaque != 0
 }
 
 func joinPath(dir, name string) string {
@@ -622,12 +537,12 @@ func joinPath(dir, name string) string {
 
 // linkHardLinks points every changed entry that shares an inode with an
 // earlier changed entry to that entry's path.
-func linkHardLinks(changes []Change) {
+func linkHardLinks(changes []forensic.Change) {
 	type key struct{ dev, ino uint64 }
 	first := make(map[key]string)
 	for i := range changes {
 		c := &changes[i]
-		if c.Kind == Deleted || c.Meta.Type == TypeDir || c.Meta.Nlink < 2 {
+		if c.Kind == forensic.Deleted || c.Meta.Type == forensic.TypeDir || c.Meta.Nlink < 2 {
 			continue
 		}
 		k := key{c.Meta.Dev, c.Meta.Inode}

@@ -1,4 +1,4 @@
-package forensic
+package diff
 
 import (
 	"context"

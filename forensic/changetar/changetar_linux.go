@@ -1,4 +1,9 @@
-package forensic
+// Package changetar writes a container's changes as an OCI layer tar: applied
+// over the image, it gives the container's filesystem. It reads the
+// container's tree through a read-only mount, by descriptor (never following a
+// symlink, with O_NOATIME, never opening a FIFO or device), and keeps a bounded
+// number of descriptors open however deep the tree.
+package changetar
 
 import (
 	"archive/tar"
@@ -11,7 +16,18 @@ import (
 	"strings"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/ctrforensics/ctrforensics/forensic"
+	"github.com/ctrforensics/ctrforensics/forensic/internal/fsread"
+	"github.com/ctrforensics/ctrforensics/internal/fdio"
 )
+
+// Options tune the archive.
+type Options struct {
+	// MaxBytes is the size above which a file's content is left out (its
+	// metadata is archived); 0 means the diff's default hashing limit.
+	MaxBytes int64
+}
 
 // TarStats says what WriteChangesTar archived and what it could not.
 type TarStats struct {
@@ -27,20 +43,20 @@ type TarStats struct {
 // every deletion as a whiteout (.wh.NAME). Applied over the image, it gives the
 // container's filesystem. A file whose content no longer matches the digest of
 // the change (it changed since the diff) is archived as it is now and noted.
-func WriteChangesTar(ctx context.Context, w io.Writer, root string, changes []Change, opts Options) (*TarStats, error) {
+func WriteChangesTar(ctx context.Context, w io.Writer, root string, changes []forensic.Change, opts Options) (*TarStats, error) {
 	dirs, err := newDirCache(root)
 	if err != nil {
 		return nil, err
 	}
 	defer dirs.close()
 	tw := tar.NewWriter(w)
-	tb := &tarBuilder{ctx: ctx, tw: tw, dirs: dirs, hasher: newHasher(opts.MaxHashBytes), stats: &TarStats{}}
+	tb := &tarBuilder{ctx: ctx, tw: tw, dirs: dirs, maxBytes: fsread.NewHasher(opts.MaxBytes).MaxBytes(), stats: &TarStats{}}
 	for i := range changes {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		if err := tb.add(&changes[i]); err != nil {
-			return nil, fmt.Errorf("archive %s: %w", EscapePath(changes[i].Path), err)
+			return nil, fmt.Errorf("archive %s: %w", forensic.EscapePath(changes[i].Path), err)
 		}
 	}
 	if err := tw.Close(); err != nil {
@@ -50,60 +66,65 @@ func WriteChangesTar(ctx context.Context, w io.Writer, root string, changes []Ch
 }
 
 type tarBuilder struct {
-	ctx    context.Context
-	tw     *tar.Writer
-	dirs   *dirCache
-	hasher *hasher
-	stats  *TarStats
+	ctx      context.Context
+	tw       *tar.Writer
+	dirs     *dirCache
+	maxBytes int64
+	stats    *TarStats
 }
 
-func (tb *tarBuilder) note(c *Change, format string, args ...any) {
-	tb.stats.Notes = append(tb.stats.Notes, EscapePath(c.Path)+": "+fmt.Sprintf(format, args...))
+func (tb *tarBuilder) note(c *forensic.Change, format string, args ...any) {
+	tb.stats.Notes = append(tb.stats.Notes, forensic.EscapePath(c.Path)+": "+fmt.Sprintf(format, args...))
 }
 
-func (tb *tarBuilder) add(c *Change) error {
+func (tb *tarBuilder) add(c *forensic.Change) error {
 	name := strings.TrimPrefix(c.Path, "/")
-	if c.Kind == Deleted {
+	if c.Kind == forensic.Deleted {
 		dir, base := path.Split(name)
 		return tb.write(&tar.Header{Typeflag: tar.TypeReg, Name: dir + ".wh." + base, Mode: 0o644, Format: tar.FormatPAX}, nil, 0)
 	}
-	dirfd, base, err := tb.dirs.parent(name)
+	dir, base, err := tb.dirs.parent(name)
 	if err != nil {
 		return err
 	}
-	md, err := lstatAt(dirfd, base, "") // root is a merged, read-only tree
+	dirfd, err := dir.Acquire()
+	if err != nil {
+		return err
+	}
+	defer dir.Release()
+	md, _, err := fsread.Lstat(dirfd, base, "") // root is a merged, read-only tree
 	if err != nil {
 		tb.note(c, "not archived: %v", err)
 		return nil
 	}
 	hdr, dropped := tarHeader(name, md)
 	for _, x := range dropped {
-		tb.note(c, "extended attribute %q cannot be stored in a tar (its name has '=' or NUL); it is in changes.jsonl", EscapePath(x))
+		tb.note(c, "extended attribute %q cannot be stored in a tar (its name has '=' or NUL); it is in changes.jsonl", forensic.EscapePath(x))
 	}
 	switch {
-	case c.HardLinkTo != "" && md.Type != TypeDir:
+	case c.HardLinkTo != "" && md.Type != forensic.TypeDir:
 		hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, strings.TrimPrefix(c.HardLinkTo, "/"), 0
-	case md.Type == TypeSocket:
+	case md.Type == forensic.TypeSocket:
 		tb.note(c, "a socket cannot be archived; its metadata is in changes.jsonl")
 		return nil
-	case md.Type == TypeUnknown:
+	case md.Type == forensic.TypeUnknown:
 		tb.note(c, "unknown file type: not archived")
 		return nil
-	case md.Type == TypeFile:
+	case md.Type == forensic.TypeFile:
 		return tb.addFile(c, dirfd, base, hdr, md)
 	}
 	return tb.write(hdr, nil, 0)
 }
 
 // addFile archives a regular file's content, read once and hashed on the way.
-func (tb *tarBuilder) addFile(c *Change, dirfd int, base string, hdr *tar.Header, md *Metadata) error {
-	if md.Size > tb.hasher.maxBytes {
-		tb.note(c, "content not archived: size %d exceeds --max-hash-bytes %d", md.Size, tb.hasher.maxBytes)
+func (tb *tarBuilder) addFile(c *forensic.Change, dirfd int, base string, hdr *tar.Header, md *forensic.Metadata) error {
+	if md.Size > tb.maxBytes {
+		tb.note(c, "content not archived: size %d exceeds the size limit %d", md.Size, tb.maxBytes)
 		hdr.Size = 0
 		hdr.PAXRecords["CTRFORENSICS.content"] = "omitted"
 		return tb.write(hdr, nil, 0)
 	}
-	fd, err := openRegular(dirfd, base, md)
+	fd, err := fsread.OpenRegular(dirfd, base, md)
 	if err != nil {
 		tb.note(c, "content not archived: %v", err)
 		return nil
@@ -154,22 +175,22 @@ func (c ctxReader) Read(p []byte) (int, error) {
 
 // tarHeader describes md as a PAX header keeping every attribute a PAX record
 // can hold; it returns the names of the extended attributes it had to drop.
-func tarHeader(name string, md *Metadata) (*tar.Header, []string) {
+func tarHeader(name string, md *forensic.Metadata) (*tar.Header, []string) {
 	hdr := &tar.Header{
 		Name: name, Mode: int64(md.Mode), Uid: int(md.UID), Gid: int(md.GID),
 		ModTime: md.Mtime, AccessTime: md.Atime, ChangeTime: md.Ctime,
 		Format: tar.FormatPAX, PAXRecords: map[string]string{},
 	}
 	switch md.Type {
-	case TypeDir:
+	case forensic.TypeDir:
 		hdr.Typeflag, hdr.Name = tar.TypeDir, name+"/"
-	case TypeSymlink:
+	case forensic.TypeSymlink:
 		hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, md.LinkTarget
-	case TypeFIFO:
+	case forensic.TypeFIFO:
 		hdr.Typeflag = tar.TypeFifo
-	case TypeChar, TypeBlock:
+	case forensic.TypeChar, forensic.TypeBlock:
 		hdr.Typeflag = tar.TypeChar
-		if md.Type == TypeBlock {
+		if md.Type == forensic.TypeBlock {
 			hdr.Typeflag = tar.TypeBlock
 		}
 		hdr.Devmajor, hdr.Devminor = int64(md.DevMajor), int64(md.DevMinor)
@@ -187,24 +208,27 @@ func tarHeader(name string, md *Metadata) (*tar.Header, []string) {
 	return hdr, dropped
 }
 
-// dirCache keeps the chain of open directories leading to the last entry, so
-// that consecutive paths of a sorted change set share their descriptors and no
-// path is ever resolved as a whole (no symlink followed, no PATH_MAX limit).
+// dirCache keeps the chain of directory handles leading to the last entry, so
+// that consecutive paths of a sorted change set share them and no path is
+// ever resolved as a whole (no symlink followed, no PATH_MAX limit). The
+// handles keep a bounded number of descriptors open, however deep the chain.
 type dirCache struct {
-	names []string // components of the current directory below the root
-	fds   []int    // fds[0] is the root; fds[i] is names[:i]
+	dirs  *fdio.Dirs
+	names []string    // components of the current directory below the root
+	chain []*fdio.Dir // chain[0] is the root; chain[i] is names[:i]
 }
 
 func newDirCache(root string) (*dirCache, error) {
-	fd, err := openRoot(root)
+	dirs := fdio.NewDirs(fdio.DefaultDirBudget)
+	d, err := dirs.OpenRoot(root)
 	if err != nil {
 		return nil, fmt.Errorf("open container root: %w", err)
 	}
-	return &dirCache{fds: []int{fd}}, nil
+	return &dirCache{dirs: dirs, chain: []*fdio.Dir{d}}, nil
 }
 
-// parent returns a descriptor of the directory holding rel and rel's base name.
-func (d *dirCache) parent(rel string) (int, string, error) {
+// parent returns the directory holding rel and rel's base name.
+func (d *dirCache) parent(rel string) (*fdio.Dir, string, error) {
 	comps := strings.Split(rel, "/")
 	dir, base := comps[:len(comps)-1], comps[len(comps)-1]
 	common := 0
@@ -212,21 +236,21 @@ func (d *dirCache) parent(rel string) (int, string, error) {
 		common++
 	}
 	for len(d.names) > common {
-		closeFD(d.fds[len(d.fds)-1])
-		d.fds, d.names = d.fds[:len(d.fds)-1], d.names[:len(d.names)-1]
+		d.chain[len(d.chain)-1].Close()
+		d.chain, d.names = d.chain[:len(d.chain)-1], d.names[:len(d.names)-1]
 	}
 	for _, c := range dir[common:] {
-		fd, err := openDir(d.fds[len(d.fds)-1], c)
+		sub, err := d.chain[len(d.chain)-1].Open(c, 0)
 		if err != nil {
-			return -1, "", err
+			return nil, "", err
 		}
-		d.fds, d.names = append(d.fds, fd), append(d.names, c)
+		d.chain, d.names = append(d.chain, sub), append(d.names, c)
 	}
-	return d.fds[len(d.fds)-1], base, nil
+	return d.chain[len(d.chain)-1], base, nil
 }
 
 func (d *dirCache) close() {
-	for _, fd := range d.fds {
-		closeFD(fd)
+	for i := len(d.chain) - 1; i >= 0; i-- {
+		d.chain[i].Close()
 	}
 }

@@ -1,23 +1,24 @@
-package forensic
+package diff
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
+
+	"github.com/ctrforensics/ctrforensics/forensic"
+	"github.com/ctrforensics/ctrforensics/internal/testutil"
 )
 
 // baseTime is the mtime of every file of the test image.
@@ -31,9 +32,7 @@ type overlayFixture struct {
 
 func requireRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatal("these tests mount overlayfs and create whiteouts: run them as root (make test does)")
-	}
+	testutil.RequiresRoot(t) // mounts overlayfs and creates whiteouts
 }
 
 // newOverlay creates the image from files (path -> content; a trailing slash
@@ -79,7 +78,7 @@ func writeTree(t testing.TB, root string, files map[string]string) {
 
 // diffBoth computes the change set by the fast path and by the double walk over
 // a read-only merged mount, and fails the test unless they are identical.
-func (f *overlayFixture) diffBoth(t testing.TB) []Change {
+func (f *overlayFixture) diffBoth(t testing.TB) []forensic.Change {
 	t.Helper()
 	must(t, unix.Unmount(f.merged, 0))
 	ctx := context.Background()
@@ -98,7 +97,7 @@ func (f *overlayFixture) diffBoth(t testing.TB) []Change {
 }
 
 // summarize renders what both methods must agree on.
-func summarize(changes []Change) []string {
+func summarize(changes []forensic.Change) []string {
 	out := make([]string, len(changes))
 	for i, c := range changes {
 		cc, known := c.ContentChanged()
@@ -115,7 +114,7 @@ func short(d digest.Digest) string {
 	return d.Encoded()[:8]
 }
 
-func lines(changes []Change) []string {
+func lines(changes []forensic.Change) []string {
 	out := make([]string, len(changes))
 	for i, c := range changes {
 		out[i] = c.Line()
@@ -150,7 +149,7 @@ func TestDiffScenarios(t *testing.T) {
 		name   string
 		attack func(t testing.TB, root string)
 		want   []string
-		check  func(t *testing.T, changes []Change)
+		check  func(t *testing.T, changes []forensic.Change)
 	}{
 		{
 			name: "deface and drop a shell",
@@ -159,9 +158,9 @@ func TestDiffScenarios(t *testing.T) {
 				must(t, os.WriteFile(root+"/var/www/html/shell.php", []byte("<?php eval($_GET['cmd']); ?>\n"), 0o644))
 			},
 			want: []string{"C /var", "C /var/www", "C /var/www/html", "C /var/www/html/index.html", "A /var/www/html/shell.php"},
-			check: func(t *testing.T, changes []Change) {
+			check: func(t *testing.T, changes []forensic.Change) {
 				idx := find(t, changes, "/var/www/html/index.html")
-				if idx.Digest != sha("hacked\n") || idx.BaseDigest != sha("<h1>Welcome</h1>\n") || !idx.Has(FieldContent) {
+				if idx.Digest != sha("hacked\n") || idx.BaseDigest != sha("<h1>Welcome</h1>\n") || !idx.Has(forensic.FieldContent) {
 					t.Errorf("index.html: digest %s base %s fields %v", idx.Digest, idx.BaseDigest, idx.Fields)
 				}
 				if sh := find(t, changes, "/var/www/html/shell.php"); sh.Digest != sha("<?php eval($_GET['cmd']); ?>\n") {
@@ -176,7 +175,7 @@ func TestDiffScenarios(t *testing.T) {
 			name:   "delete a file",
 			attack: func(t testing.TB, root string) { must(t, os.Remove(root+"/etc/passwd")) },
 			want:   []string{"C /etc", "D /etc/passwd"},
-			check: func(t *testing.T, changes []Change) {
+			check: func(t *testing.T, changes []forensic.Change) {
 				if d := find(t, changes, "/etc/passwd"); d.BaseDigest != sha("root:x:0:0:root:/root:/bin/sh\n") {
 					t.Errorf("deleted file keeps the digest of what was removed, got %q", d.BaseDigest)
 				}
@@ -195,9 +194,9 @@ func TestDiffScenarios(t *testing.T) {
 			name:   "chmod only",
 			attack: func(t testing.TB, root string) { must(t, os.Chmod(root+"/etc/passwd", 0o666)) },
 			want:   []string{"C /etc", "C /etc/passwd"},
-			check: func(t *testing.T, changes []Change) {
+			check: func(t *testing.T, changes []forensic.Change) {
 				c := find(t, changes, "/etc/passwd")
-				if cc, _ := c.ContentChanged(); cc || !reflect.DeepEqual(c.Fields, []Field{FieldMode}) {
+				if cc, _ := c.ContentChanged(); cc || !reflect.DeepEqual(c.Fields, []forensic.Field{forensic.FieldMode}) {
 					t.Errorf("chmod: content changed %v, fields %v", cc, c.Fields)
 				}
 			},
@@ -209,9 +208,9 @@ func TestDiffScenarios(t *testing.T) {
 				must(t, os.Chtimes(root+"/var/www/html/about.html", now, now))
 			},
 			want: []string{"C /var", "C /var/www", "C /var/www/html", "C /var/www/html/about.html"},
-			check: func(t *testing.T, changes []Change) {
+			check: func(t *testing.T, changes []forensic.Change) {
 				c := find(t, changes, "/var/www/html/about.html")
-				if cc, _ := c.ContentChanged(); cc || !reflect.DeepEqual(c.Fields, []Field{FieldMtime}) {
+				if cc, _ := c.ContentChanged(); cc || !reflect.DeepEqual(c.Fields, []forensic.Field{forensic.FieldMtime}) {
 					t.Errorf("touch: content changed %v, fields %v", cc, c.Fields)
 				}
 			},
@@ -224,9 +223,9 @@ func TestDiffScenarios(t *testing.T) {
 				must(t, os.Chtimes(p, baseTime, baseTime))
 			},
 			want: []string{"C /var", "C /var/www", "C /var/www/html", "C /var/www/html/index.html"},
-			check: func(t *testing.T, changes []Change) {
+			check: func(t *testing.T, changes []forensic.Change) {
 				c := find(t, changes, "/var/www/html/index.html")
-				if cc, known := c.ContentChanged(); !cc || !known || !reflect.DeepEqual(c.Fields, []Field{FieldContent}) {
+				if cc, known := c.ContentChanged(); !cc || !known || !reflect.DeepEqual(c.Fields, []forensic.Field{forensic.FieldContent}) {
 					t.Errorf("hidden edit: content changed %v (known %v), fields %v", cc, known, c.Fields)
 				}
 			},
@@ -246,14 +245,14 @@ func TestDiffScenarios(t *testing.T) {
 			},
 			want: []string{"C /tmp", `A /tmp/bad\xffname`, `A /tmp/evil\nname`, "A /tmp/fifo", "A /tmp/hardlink",
 				"A /tmp/shadow", "A /tmp/sock"},
-			check: func(t *testing.T, changes []Change) {
+			check: func(t *testing.T, changes []forensic.Change) {
 				if l := find(t, changes, "/tmp/shadow"); l.Meta.LinkTarget != "/etc/shadow" || l.Digest != "" {
 					t.Errorf("symlink: target %q digest %q", l.Meta.LinkTarget, l.Digest)
 				}
 				if h := find(t, changes, "/tmp/hardlink"); h.HardLinkTo != "/tmp/evil\nname" {
 					t.Errorf("hard link to %q", h.HardLinkTo)
 				}
-				if s := find(t, changes, "/tmp/sock"); s.Meta.Type != TypeSocket || s.Digest != "" {
+				if s := find(t, changes, "/tmp/sock"); s.Meta.Type != forensic.TypeSocket || s.Digest != "" {
 					t.Errorf("socket: %+v", s)
 				}
 			},
@@ -263,7 +262,7 @@ func TestDiffScenarios(t *testing.T) {
 		name   string
 		attack func(t testing.TB, root string)
 		want   []string
-		check  func(t *testing.T, changes []Change)
+		check  func(t *testing.T, changes []forensic.Change)
 	}{
 		name: "a file replaces a directory",
 		attack: func(t testing.TB, root string) {
@@ -271,8 +270,8 @@ func TestDiffScenarios(t *testing.T) {
 			must(t, os.WriteFile(root+"/opt/data", []byte("now a file\n"), 0o644))
 		},
 		want: []string{"C /opt", "C /opt/data", "D /opt/data/one", "D /opt/data/sub"},
-		check: func(t *testing.T, changes []Change) {
-			if c := find(t, changes, "/opt/data"); !c.Has(FieldType) || c.Digest != sha("now a file\n") {
+		check: func(t *testing.T, changes []forensic.Change) {
+			if c := find(t, changes, "/opt/data"); !c.Has(forensic.FieldType) || c.Digest != sha("now a file\n") {
 				t.Errorf("/opt/data: fields %v digest %s", c.Fields, c.Digest)
 			}
 			if d := find(t, changes, "/opt/data/one"); d.BaseDigest != sha("1\n") {
@@ -284,7 +283,7 @@ func TestDiffScenarios(t *testing.T) {
 		name   string
 		attack func(t testing.TB, root string)
 		want   []string
-		check  func(t *testing.T, changes []Change)
+		check  func(t *testing.T, changes []forensic.Change)
 	}{
 		// On an overlay mounted by root, user.overlay.* attributes are the
 		// container's own data: they must not hide a file, empty a directory
@@ -298,11 +297,11 @@ func TestDiffScenarios(t *testing.T) {
 			must(t, unix.Setxattr(root+"/tmp/newdir", "user.overlay.redirect", []byte("/etc"), 0))
 		},
 		want: []string{"C /opt", "C /opt/data", "C /tmp", "A /tmp/implant", "A /tmp/newdir"},
-		check: func(t *testing.T, changes []Change) {
+		check: func(t *testing.T, changes []forensic.Change) {
 			if c := find(t, changes, "/tmp/implant"); string(c.Meta.Xattrs["user.overlay.whiteout"]) != "" || len(c.Meta.Xattrs) != 1 {
 				t.Errorf("implant xattrs %v", c.Meta.Xattrs)
 			}
-			if c := find(t, changes, "/opt/data"); !c.Has(FieldXattrs) {
+			if c := find(t, changes, "/opt/data"); !c.Has(forensic.FieldXattrs) {
 				t.Errorf("/opt/data fields %v, want xattrs", c.Fields)
 			}
 		},
@@ -322,7 +321,7 @@ func TestDiffScenarios(t *testing.T) {
 	}
 }
 
-func find(t *testing.T, changes []Change, p string) *Change {
+func find(t *testing.T, changes []forensic.Change, p string) *forensic.Change {
 	t.Helper()
 	for i := range changes {
 		if changes[i].Path == p {
@@ -360,50 +359,34 @@ func TestOverlayDiffFallsBack(t *testing.T) {
 	}
 }
 
-// TestWriteChangesTar archives a change set and reads it back: content, PAX
-// times and xattrs, whiteouts, symlinks, and an attribute no tar can hold.
-func TestWriteChangesTar(t *testing.T) {
-	f := newOverlay(t, webImage)
-	must(t, os.WriteFile(f.merged+"/var/www/html/shell.php", []byte("<?php x ?>\n"), 0o644))
-	must(t, unix.Setxattr(f.merged+"/var/www/html/shell.php", "user.origin", []byte("dropper"), 0))
-	must(t, unix.Setxattr(f.merged+"/var/www/html/shell.php", "user.a=b", []byte("odd"), 0))
-	must(t, os.Remove(f.merged+"/etc/passwd"))
-	must(t, os.Symlink("/etc/shadow", f.merged+"/tmp/s"))
-	changes := f.diffBoth(t)
-	ro := f.merged
-	must(t, unix.Mount("overlay", ro, "overlay", unix.MS_RDONLY, fmt.Sprintf("lowerdir=%s:%s", f.upper, f.lower)))
-	defer unix.Unmount(ro, 0)
-	var buf bytes.Buffer
-	st, err := WriteChangesTar(context.Background(), &buf, ro, changes, Options{})
+// TestNotHashedReasons checks the size limit gives a typed reason, that a file
+// over the limit on both sides with equal metadata is counted in a note rather
+// than reported, and that both methods agree.
+func TestNotHashedReasons(t *testing.T) {
+	f := newOverlay(t, map[string]string{"/big": "0123456789", "/same": "0123456789"})
+	must(t, os.WriteFile(f.merged+"/new", []byte("0123456789"), 0o644))
+	must(t, unix.Unmount(f.merged, 0))
+	opts := Options{MaxHashBytes: 4}
+	fast, err := OverlayDiff(context.Background(), f.upper, f.lower, opts)
 	must(t, err)
-	got := map[string]*tar.Header{}
-	content := map[string]string{}
-	tr := tar.NewReader(&buf)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
+	must(t, unix.Mount("overlay", f.merged, "overlay", unix.MS_RDONLY, fmt.Sprintf("lowerdir=%s:%s", f.upper, f.lower)))
+	walk, err := TreeDiff(context.Background(), f.merged, f.lower, opts)
+	must(t, err)
+	for _, d := range []*Diff{fast, walk} {
+		if got := lines(d.Changes); !reflect.DeepEqual(got, []string{"A /new"}) {
+			t.Fatalf("%s: changes %q, want only /new", d.Method, got)
 		}
-		must(t, err)
-		b, _ := io.ReadAll(tr)
-		got[hdr.Name], content[hdr.Name] = hdr, string(b)
+		nh := d.Changes[0].NotHashed
+		if nh == nil || nh.Why != forensic.TooLarge || nh.String() != "size 10 exceeds the size limit 4" {
+			t.Errorf("%s: /new not hashed %+v", d.Method, nh)
+		}
+		if d.Method == MethodWalk && !slices.Contains(d.Notes, "2 files on both sides exceed the size limit and have equal metadata: content not compared") {
+			t.Errorf("%s: notes %q", d.Method, d.Notes)
+		}
+		for _, n := range d.Notes {
+			if strings.Contains(n, "--") {
+				t.Errorf("%s: note names a flag: %q", d.Method, n)
+			}
+		}
 	}
-	if h := got["var/www/html/shell.php"]; h == nil || content["var/www/html/shell.php"] != "<?php x ?>\n" ||
-		h.PAXRecords["SCHILY.xattr.user.origin"] != "dropper" || h.ModTime.Nanosecond() == 0 && h.PAXRecords["mtime"] == "" {
-		t.Errorf("shell.php: %+v", h)
-	}
-	if got["etc/.wh.passwd"] == nil || got["tmp/s"] == nil || got["tmp/s"].Linkname != "/etc/shadow" {
-		t.Errorf("entries: %v", mapKeys(got))
-	}
-	if len(st.Notes) != 1 || !strings.Contains(st.Notes[0], `"user.a=b"`) {
-		t.Errorf("notes %q, want one naming the attribute user.a=b", st.Notes)
-	}
-}
-
-func mapKeys[V any](m map[string]V) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }

@@ -1,12 +1,11 @@
-package forensic
+package procfs
 
 import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
+	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -16,53 +15,18 @@ import (
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 
+	"github.com/ctrforensics/ctrforensics/forensic"
+	"github.com/ctrforensics/ctrforensics/forensic/internal/fsread"
 	"github.com/ctrforensics/ctrforensics/internal/fdio"
 )
 
-// Process is what the host's /proc says about one process of a container,
-// read without entering the container or signalling the process.
-type Process struct {
-	Pid  int      `json:"pid"`
-	PPid int      `json:"ppid"`
-	UIDs []string `json:"uids,omitempty"`
-	GIDs []string `json:"gids,omitempty"`
-	// Cmdline holds the arguments, which may be any bytes (escaped as EscapePath does).
-	Cmdline []string `json:"cmdline"`
-	// Exe is the executable's path as the kernel reports it (" (deleted)" when
-	// the file was removed); ExeDigest is the sha256 of its content, read through
-	// /proc even when deleted.
-	Exe       string        `json:"exe"`
-	ExeDigest digest.Digest `json:"exe_digest,omitempty"`
-	Cwd       string        `json:"cwd"`
-	Root      string        `json:"root"`
-	Environ   []string      `json:"environ"`
-	OpenFiles []OpenFile    `json:"open_files"`
-	// Errors name what could not be read (the process may have exited).
-	Errors []string `json:"errors,omitempty"`
-}
-
-// OpenFile is one file descriptor of a process.
-type OpenFile struct {
-	FD     int     `json:"fd"`
-	Target string  `json:"target"`
-	Socket *Socket `json:"socket,omitempty"`
-}
-
-// Socket describes a socket from the process's network namespace tables.
-type Socket struct {
-	Proto  string `json:"proto"`
-	Local  string `json:"local,omitempty"`
-	Remote string `json:"remote,omitempty"`
-	State  string `json:"state,omitempty"`
-	Path   string `json:"path,omitempty"`
-}
-
 // ReadProcesses reads the processes pids from procRoot (normally /proc),
-// sorted by pid. A process that exits meanwhile keeps what was read, with the
-// errors noted.
-func ReadProcesses(ctx context.Context, procRoot string, pids []int, opts Options) ([]Process, error) {
+// sorted by pid. An executable larger than maxHashBytes (0: the default of
+// package diff) is not hashed, and says so in the process's errors. A process
+// that exits meanwhile keeps what was read, with the errors noted.
+func ReadProcesses(ctx context.Context, procRoot string, pids []int, maxHashBytes int64) ([]Process, error) {
 	sort.Ints(pids)
-	h := newHasher(opts.MaxHashBytes)
+	h := fsread.NewHasher(maxHashBytes)
 	out := make([]Process, 0, len(pids))
 	for _, pid := range pids {
 		if err := ctx.Err(); err != nil {
@@ -73,7 +37,7 @@ func ReadProcesses(ctx context.Context, procRoot string, pids []int, opts Option
 	return out, nil
 }
 
-func readProcess(ctx context.Context, dir string, pid int, h *hasher) Process {
+func readProcess(ctx context.Context, dir string, pid int, h *fsread.Hasher) Process {
 	p := Process{Pid: pid}
 	fail := func(what string, err error) { p.Errors = append(p.Errors, what+": "+err.Error()) }
 	if b, err := os.ReadFile(filepath.Join(dir, "status")); err == nil {
@@ -93,7 +57,7 @@ func readProcess(ctx context.Context, dir string, pid int, h *hasher) Process {
 	}
 	for name, dst := range map[string]*string{"exe": &p.Exe, "cwd": &p.Cwd, "root": &p.Root} {
 		if t, err := os.Readlink(filepath.Join(dir, name)); err == nil {
-			*dst = EscapePath(t)
+			*dst = forensic.EscapePath(t)
 		} else {
 			fail(name, err)
 		}
@@ -114,28 +78,20 @@ func readProcess(ctx context.Context, dir string, pid int, h *hasher) Process {
 
 // exeDigest hashes the executable through /proc/PID/exe, which reaches the
 // file even when it was deleted, opened with O_NOATIME.
-func exeDigest(ctx context.Context, dir string, h *hasher) (digest.Digest, error) {
+func exeDigest(ctx context.Context, dir string, h *fsread.Hasher) (digest.Digest, error) {
 	fd, err := fdio.OpenNoatime(unix.AT_FDCWD, filepath.Join(dir, "exe"), unix.O_RDONLY|unix.O_CLOEXEC)
 	if err != nil {
 		return "", err
 	}
-	f := os.NewFile(uintptr(fd), "exe")
-	defer f.Close()
-	sum := sha256.New()
-	buf := h.buf
-	for {
-		if err := ctx.Err(); err != nil {
-			return "", err
-		}
-		n, err := f.Read(buf)
-		sum.Write(buf[:n])
-		if err == io.EOF {
-			return digest.NewDigest(digest.SHA256, sum), nil
-		}
-		if err != nil {
-			return "", err
-		}
+	defer unix.Close(fd)
+	d, why, err := h.HashFD(ctx, fd)
+	if err != nil {
+		return "", err
 	}
+	if why != nil {
+		return "", errors.New(why.String())
+	}
+	return d, nil
 }
 
 func parseStatus(b []byte) (ppid int, uids, gids []string) {
@@ -162,7 +118,7 @@ func splitNul(b []byte) []string {
 	parts := bytes.Split(b, []byte{0})
 	out := make([]string, len(parts))
 	for i, p := range parts {
-		out[i] = EscapePath(string(p))
+		out[i] = forensic.EscapePath(string(p))
 	}
 	return out
 }
@@ -182,7 +138,7 @@ func readFDs(dir string, socks map[string]Socket) ([]OpenFile, error) {
 		if err != nil {
 			continue // closed meanwhile
 		}
-		of := OpenFile{FD: fd, Target: EscapePath(target)}
+		of := OpenFile{FD: fd, Target: forensic.EscapePath(target)}
 		if inode, ok := strings.CutPrefix(target, "socket:["); ok {
 			if s, found := socks[strings.TrimSuffix(inode, "]")]; found {
 				of.Socket = &s
@@ -220,7 +176,7 @@ func readSockets(dir string) map[string]Socket {
 			}
 			s := Socket{Proto: "unix"}
 			if len(f) > 7 {
-				s.Path = EscapePath(f[7])
+				s.Path = forensic.EscapePath(f[7])
 			}
 			socks[f[6]] = s
 		}
@@ -262,18 +218,9 @@ func tcpState(proto, code string) string {
 	return code
 }
 
-// Host identifies the machine evidence was acquired on.
-type Host struct {
-	Hostname  string `json:"hostname"`
-	Kernel    string `json:"kernel"`
-	Machine   string `json:"machine"`
-	MachineID string `json:"machine_id"`
-	BootID    string `json:"boot_id"`
-}
-
 // ReadHost reads the host's identity; what cannot be read is left empty.
-func ReadHost() Host {
-	var h Host
+func ReadHost() forensic.Host {
+	var h forensic.Host
 	h.Hostname, _ = os.Hostname()
 	var u unix.Utsname
 	if unix.Uname(&u) == nil {

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v3"
+
+	"github.com/ctrforensics/ctrforensics/forensic/imagefs"
+	"github.com/ctrforensics/ctrforensics/snapshot"
+)
+
+func imageCatCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "cat",
+		Usage:     "print a file's bytes from the final filesystem, or from one layer (hidden files included)",
+		ArgsUsage: "IMAGE PATH",
+		Flags:     imageFlags(&cli.IntFlag{Name: "layer", Value: -1, Usage: "read from this layer (0 is the bottom one)"}),
+		Action: func(ctx context.Context, c *cli.Command) error {
+			if c.Int("layer") < -1 {
+				return fmt.Errorf("--layer %d: layers are numbered from 0 (the bottom one)", c.Int("layer"))
+			}
+			return withImage(ctx, c, []string{"IMAGE", "PATH"}, func(ctx context.Context, _ *snapshot.Client, img *snapshot.ResolvedImage, a []string) error {
+				if l := c.Int("layer"); l >= len(img.Layers) {
+					return fmt.Errorf("--layer %d: the image has %d layers (0 to %d)", l, len(img.Layers), len(img.Layers)-1)
+				}
+				return imagefs.Cat(ctx, img.Layers, a[1], c.Int("layer"), c.Root().Writer, imagefs.Options{Warn: warner(c)})
+			})
+		},
+	}
+}
+
+func imageExportCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "export",
+		Usage:     "write the image's final filesystem as one tar (owners, modes, times, xattrs; no whiteouts)",
+		ArgsUsage: "IMAGE",
+		Flags:     imageFlags(&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "the tar to write, which must not exist (required)"}),
+		Action: func(ctx context.Context, c *cli.Command) error {
+			if err := required(c, "output"); err != nil {
+				return err
+			}
+			return withImage(ctx, c, []string{"IMAGE"}, func(ctx context.Context, _ *snapshot.Client, img *snapshot.ResolvedImage, _ []string) error {
+				return writeNewFile(c.String("output"), func(f *os.File) error {
+					return imagefs.Export(ctx, img.Layers, f, imagefs.Options{Warn: warner(c)})
+				})
+			})
+		},
+	}
+}
+
+func imageSaveCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "save",
+		Usage:     "write the image as an OCI image layout archive with a docker manifest.json (like docker image save)",
+		ArgsUsage: "IMAGE",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "platform", Usage: "platform of a multi-platform image (default: this host's)"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "the tar to write, which must not exist (required)"},
+		},
+		Action: func(ctx context.Context, c *cli.Command) error {
+			a, err := args(c, "IMAGE")
+			if err != nil {
+				return err
+			}
+			if err := required(c, "output"); err != nil {
+				return err
+			}
+			return withClient(ctx, c, func(ctx context.Context, cl *snapshot.Client) error {
+				return writeNewFile(c.String("output"), func(f *os.File) error {
+					return cl.SaveImage(ctx, a[0], c.String("platform"), f)
+				})
+			})
+		},
+	}
+}
+
+// writeNewFile writes a new file through a temporary name, renamed when fn
+// succeeds and removed when it fails.
+func writeNewFile(p string, fn func(*os.File) error) error {
+	if _, err := os.Lstat(p); err == nil {
+		return fmt.Errorf("%s already exists: pick a new name", p)
+	}
+	tmp := p + ".partial"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	err = fn(f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, p)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
+}

@@ -1,0 +1,82 @@
+package mountutil
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ctrforensics/ctrforensics/internal/testutil"
+)
+
+// TestHideSpecial covers the FIFOs, sockets and devices of a read-only bind
+// mount with an empty file, leaves whiteouts, regular files, directories and
+// symlinks alone (a symlink to a FIFO included), writes nothing to the layer,
+// and is undone by UnmountUnder.
+func TestHideSpecial(t *testing.T) {
+	testutil.RequiresRoot(t)
+	layer := t.TempDir()
+	mk := func(name string, mode uint32, dev int) {
+		if err := unix.Mknod(filepath.Join(layer, name), mode, dev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(layer, "d/e"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mk("fifo", unix.S_IFIFO|0o644, 0)
+	mk("d/e/fifo", unix.S_IFIFO|0o644, 0)
+	mk("sock", unix.S_IFSOCK|0o644, 0)
+	mk("null", unix.S_IFCHR|0o644, int(unix.Mkdev(1, 3)))
+	mk("loop", unix.S_IFBLK|0o644, int(unix.Mkdev(7, 0)))
+	mk("whiteout", unix.S_IFCHR|0o000, 0)
+	if err := os.WriteFile(filepath.Join(layer, "file"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("fifo", filepath.Join(layer, "link")); err != nil {
+		t.Fatal(err)
+	}
+	cover := filepath.Join(t.TempDir(), "empty")
+	if err := os.WriteFile(cover, nil, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	if err := Mount(ReadOnlyMounts([]string{layer}), root); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := UnmountUnder(root); err != nil {
+			t.Error(err)
+		}
+	})
+	n, err := HideSpecial(root, cover)
+	if err != nil || n != 5 {
+		t.Fatalf("HideSpecial = %d, %v; want 5 entries hidden", n, err)
+	}
+	for name, want := range map[string]os.FileMode{
+		"fifo": 0, "d/e/fifo": 0, "sock": 0, "null": 0, "loop": 0, "file": 0,
+		"whiteout": os.ModeDevice | os.ModeCharDevice, "link": os.ModeSymlink, "d": os.ModeDir,
+	} {
+		fi, err := os.Lstat(filepath.Join(root, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Type() != want {
+			t.Errorf("%s is %v, want type %v", name, fi.Mode(), want)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(root, "fifo"), []byte("x"), 0o644); err == nil {
+		t.Error("a cover is writable")
+	}
+	if fi, err := os.Lstat(filepath.Join(layer, "fifo")); err != nil || fi.Mode().Type() != os.ModeNamedPipe {
+		t.Errorf("the layer's fifo changed: %v %v", fi.Mode(), err)
+	}
+	unmounted, err := UnmountUnder(root)
+	if err != nil || len(unmounted) != 6 {
+		t.Fatalf("UnmountUnder unmounted %d (%v), want the 5 covers and the view", len(unmounted), err)
+	}
+	if fi, err := os.Lstat(filepath.Join(root, "fifo")); !os.IsNotExist(err) {
+		t.Errorf("after unmounting, %v is still there (%v)", fi, err)
+	}
+}

@@ -1,0 +1,49 @@
+package snapshot
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/containerd/errdefs"
+)
+
+// TestErrors checks the typed errors satisfy errdefs, wrapped or not, and
+// carry no CLI wording (flags or commands): the CLI adds its own hints.
+func TestErrors(t *testing.T) {
+	many := make([]string, 10)
+	for i := range many {
+		many[i] = fmt.Sprintf("c0ffee%02d", i)
+	}
+	tests := []struct {
+		err      error
+		notFound bool
+		want     string
+	}{
+		{&NotFoundError{Kind: "container", Name: "web", Namespace: "k8s.io"}, true, `container "web" not found in namespace "k8s.io"`},
+		{&NamespaceNotFoundError{Namespace: "k8s", Existing: []string{"default", "k8s.io"}}, true,
+			`namespace "k8s" does not exist (the daemon has: default, k8s.io)`},
+		{&AmbiguousError{Prefix: "c0", Namespace: "default", Candidates: many[:2]}, false,
+			`container ID prefix "c0" is ambiguous in namespace "default": it matches c0ffee00, c0ffee01`},
+		{&AmbiguousError{Prefix: "c0", Namespace: "default", Candidates: many}, false, "c0ffee07 and 2 more"},
+		{&PlatformError{Platform: "linux/s390x", Offered: []string{"linux/amd64"}}, false, "no manifest for linux/s390x; it has: linux/amd64"},
+		{&UnreachableError{Address: "/x.sock", Err: errors.New("refused")}, false, "cannot reach containerd at /x.sock: refused"},
+	}
+	for _, tt := range tests {
+		wrapped := fmt.Errorf("diff: %w", tt.err)
+		if errdefs.IsNotFound(wrapped) != tt.notFound {
+			t.Errorf("%v: errdefs.IsNotFound = %v, want %v", tt.err, !tt.notFound, tt.notFound)
+		}
+		msg := tt.err.Error()
+		if !strings.Contains(msg, tt.want) {
+			t.Errorf("%q, want %q", msg, tt.want)
+		}
+		if strings.Contains(msg, "--") || strings.Contains(msg, "ctrforensics") {
+			t.Errorf("%q names a flag or a command", msg)
+		}
+	}
+	if !errdefs.IsInvalidArgument(&AmbiguousError{}) {
+		t.Error("an ambiguous prefix is not errdefs.IsInvalidArgument")
+	}
+}

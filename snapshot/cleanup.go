@@ -14,6 +14,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 
+	"github.com/ctrforensics/ctrforensics/forensic/bundle"
 	"github.com/ctrforensics/ctrforensics/mountutil"
 )
 
@@ -225,12 +226,8 @@ func (c *Client) removeLease(ctx context.Context, ns string, l leases.Lease, sta
 		os.Remove(recordPath(stateDir, mp))
 		os.Remove(coverPath(stateDir, mp))
 	}
-	if p := l.Labels[LabelPartial]; strings.Contains(filepath.Base(p), PartialMarker) {
-		if _, err := os.Stat(p); err == nil {
-			os.RemoveAll(p)
-			os.Remove(p + ".tar")
-			rep.Removed = append(rep.Removed, "partial bag "+p)
-		}
+	if p := l.Labels[LabelPartial]; p != "" && bundle.RemovePartial(p) {
+		rep.Removed = append(rep.Removed, "partial bag "+p)
 	}
 	return nil
 }

@@ -58,9 +58,8 @@ func Connect(ctx context.Context, address, namespace string) (*Client, error) {
 	v, err := c.Version(vctx)
 	if err != nil {
 		c.Close()
-		if ctx.Err() != nil {
-			// Interrupted, not unreachable: nothing was done yet.
-			return nil, fmt.Errorf("connect to containerd at %s: %w", address, ctx.Err())
+		if ctx.Err() != nil { // interrupted: the daemon is not at fault
+			return nil, fmt.Errorf("connect to containerd: %w", ctx.Err())
 		}
 		return nil, &UnreachableError{Address: address, Err: err}
 	}

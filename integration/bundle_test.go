@@ -431,7 +431,7 @@ func TestCollectInterrupted(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			waitForTempMount(t)
+			waitForTempMount(t, cmd.Process.Pid)
 			time.Sleep(100 * time.Millisecond)
 			cmd.Process.Signal(sig)
 			cmd.Wait()
@@ -528,9 +528,10 @@ func TestCollectMultiPlatformImage(t *testing.T) {
 	}
 	defer ctr.Delete(ctx, client.WithSnapshotCleanup)
 	out := filepath.Join(t.TempDir(), "bag")
-	res := h.mustCLI(t, "collect", "-o", out, "multi-collect")
-	if !strings.Contains(res, "another platform, never pulled") {
-		t.Errorf("collect does not note the missing platform:\n%s", res)
+	res := h.cli(t, "collect", "-o", out, "multi-collect")
+	if res.code != 0 || !strings.Contains(res.stderr, "note: blob ") || !strings.Contains(res.stderr, "another platform, never pulled") ||
+		!strings.Contains(res.stdout, "  notes:        2 (on stderr") {
+		t.Errorf("collect does not note the missing platform and the missing task on stderr and count them (exit %d):\n%s\n%s", res.code, res.stdout, res.stderr)
 	}
 	h.mustCLI(t, "verify", out)
 }

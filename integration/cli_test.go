@@ -138,6 +138,10 @@ func TestContainerPrefix(t *testing.T) {
 		!strings.Contains(r.stderr, ids[0]) || !strings.Contains(r.stderr, ids[1]) {
 		t.Errorf("ambiguous prefix: exit %d, stderr %q", r.code, r.stderr)
 	}
+	// Shell completion offers the IDs for the CONTAINER argument.
+	if comp := h.mustCLI(t, "diff", "--generate-shell-completion"); !strings.Contains(comp, ids[0]+"\n") || !strings.Contains(comp, ids[1]+"\n") {
+		t.Errorf("completion of diff's CONTAINER:\n%s", comp)
+	}
 	// The table shows 12 characters, --no-trunc the whole ID.
 	table := h.mustCLI(t, "ls")
 	if !strings.Contains(table, "c0ffee01c0ff ") || strings.Contains(table, ids[0]) {

@@ -261,3 +261,71 @@ func appendForged(t *testing.T, bag string) {
 		t.Fatal(err)
 	}
 }
+
+// TestBundleArgumentMessages checks what verify and custody say of arguments
+// that are not bundles (issue 13 item 13): one line and exit 2, naming what
+// the argument is not; a symlink given as the argument itself is followed.
+func TestBundleArgumentMessages(t *testing.T) {
+	dir := t.TempDir()
+	bag := filepath.Join(dir, "bag")
+	w, err := bundle.Create(bag, bundle.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.PutJSON(bundle.ContainerJSON, map[string]string{"id": "web"}); err != nil {
+		t.Fatal(err)
+	}
+	acq := bundle.NewAcquisition(time.Now())
+	acq.Examiner = "alice"
+	if _, err := w.Seal(acq, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	text := filepath.Join(dir, "notes.txt")
+	empty := filepath.Join(dir, "empty.tar")
+	link := filepath.Join(dir, "link")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(text, []byte("not a bundle\n"), 0o644))
+	must(os.WriteFile(empty, nil, 0o644))
+	must(os.Symlink(bag, link))
+	tests := []struct {
+		args []string
+		code int
+		want string // in stdout for exit 0, in the one stderr line otherwise
+	}{
+		{[]string{"verify", link}, 0, "result:    VALID"},
+		{[]string{"custody", "show", link}, 0, "alice"},
+		{[]string{"verify", text}, 2, "not a tar archive"},
+		{[]string{"verify", empty}, 2, "not a tar archive"},
+		{[]string{"custody", "show", text}, 2, "not an evidence bundle: neither a bundle directory nor a tar archive"},
+		{[]string{"custody", "show", dir}, 2, "not an evidence bundle (no tagmanifest-sha256.txt)"},
+		{[]string{"custody", "add", "--action", "x", "--actor", "y", text}, 2, "not an evidence bundle"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args[:len(tt.args)-1], " ")+" "+filepath.Base(tt.args[len(tt.args)-1]), func(t *testing.T) {
+			r := h.cli(t, tt.args...)
+			if r.code != tt.code {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", r.code, tt.code, r.stdout, r.stderr)
+			}
+			if tt.code == 0 {
+				if !strings.Contains(r.stdout, tt.want) {
+					t.Errorf("stdout lacks %q:\n%s", tt.want, r.stdout)
+				}
+				return
+			}
+			if lines := strings.Count(strings.TrimSuffix(r.stderr, "\n"), "\n") + 1; lines != 1 || !strings.Contains(r.stderr, tt.want) {
+				t.Errorf("stderr %q: want one line with %q", r.stderr, tt.want)
+			}
+			if strings.Contains(r.stderr, "unexpected EOF") {
+				t.Errorf("stderr %q says unexpected EOF", r.stderr)
+			}
+		})
+	}
+}

@@ -106,6 +106,25 @@ func taskStatus(t *testing.T, c *container) client.ProcessStatus {
 	return st.Status
 }
 
+// waitPaused waits until the container's task is paused.
+func waitPaused(t *testing.T, c *container) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, err := c.task.Status(h.ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Status == client.Paused {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the task never got paused (%s)", st.Status)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // removeLeaked removes the leases a run left, so that the next run is judged
 // on its own, and returns how many there were.
 func removeLeaked(t *testing.T, host hostState) int {
@@ -138,6 +157,10 @@ func checkInterrupted(t *testing.T, what string, p *handled, code int, c *contai
 	case 130:
 		if !strings.Contains(p.stderr.String(), "interrupted") {
 			t.Errorf("%s: exit 130 without saying so: %q", what, p.stderr.String())
+		}
+		// The host is checked below: a failed cleanup would show there.
+		if strings.Contains(p.stderr.String(), "cleaning up failed") {
+			t.Errorf("%s: claims a failed cleanup: %q", what, p.stderr.String())
 		}
 	default:
 		t.Errorf("%s: exit %d: %s", what, code, p.stderr.String())
@@ -198,10 +221,17 @@ func TestPauseInterrupted(t *testing.T) {
 		}
 		os.RemoveAll(filepath.Join(out, fmt.Sprintf("bag-%d.tar", i)))
 	}
-	for _, ms := range []int{0, 3, 6, 10, 15, 20, 30, 45, 70} {
+	// The fixed moments may or may not find the task paused; the last kill
+	// waits until it is, so that cleanup must resume it every run.
+	kills := []int{0, 3, 6, 10, 15, 20, 30, 45, 70, -1}
+	for i, ms := range kills {
 		what := fmt.Sprintf("SIGKILL after %dms", ms)
-		p := startHandled(t, env, collect(ms+1000)...)
-		p.signalAfter(time.Duration(ms)*time.Millisecond, syscall.SIGKILL)
+		p := startHandled(t, env, collect(1000+i)...)
+		if ms < 0 {
+			what = "SIGKILL once paused"
+			waitPaused(t, c)
+		}
+		p.signalAfter(time.Duration(max(ms, 0))*time.Millisecond, syscall.SIGKILL)
 		st, err := c.task.Status(h.ctx(t))
 		if err != nil {
 			t.Fatal(err)
@@ -228,7 +258,7 @@ func TestPauseInterrupted(t *testing.T) {
 		if removeLeaked(t, host) > 0 {
 			counts["lease left after cleanup"]++
 		}
-		os.RemoveAll(filepath.Join(out, fmt.Sprintf("bag-%d.tar", ms+1000)))
+		os.RemoveAll(filepath.Join(out, fmt.Sprintf("bag-%d.tar", 1000+i)))
 	}
 	t.Logf("outcomes: %v", counts)
 }

@@ -50,7 +50,7 @@ func TestFailedMountLeavesNothing(t *testing.T) {
 	}{
 		{"unknown snapshotter", []string{"--snapshotter", "nope", webImage}, `no snapshotter "nope"`},
 		{"image not unpacked", []string{"--snapshotter", "native", notUnpacked}, "not unpacked for snapshotter native"},
-		{"no such image", []string{"nope-image"}, "not found"},
+		{"no such image", []string{"nope-image"}, `neither a container nor an image named "nope-image"`},
 		{"upper only of a native snapshot", []string{"--upper-only", native.id}, "overlay"},
 	}
 	for _, tt := range tests {

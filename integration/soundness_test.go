@@ -127,7 +127,7 @@ func TestInterruptedDiffCleansUp(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			waitForTempMount(t)
+			waitForTempMount(t, cmd.Process.Pid)
 			if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 				t.Fatal(err)
 			}
@@ -143,8 +143,9 @@ func TestInterruptedDiffCleansUp(t *testing.T) {
 	}
 }
 
-// waitForTempMount waits until ctrforensics has a temporary mount.
-func waitForTempMount(t *testing.T) {
+// waitForTempMount waits until the ctrforensics process pid has a temporary
+// mount (others may run on the same host).
+func waitForTempMount(t *testing.T, pid int) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
@@ -152,7 +153,7 @@ func waitForTempMount(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if bytes.Contains(b, []byte("ctrforensics-mount-")) {
+		if bytes.Contains(b, []byte(fmt.Sprintf("ctrforensics-mount-%d-", pid))) {
 			return
 		}
 		time.Sleep(5 * time.Millisecond)

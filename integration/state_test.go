@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -151,7 +153,7 @@ func captureHost(t testing.TB) hostState {
 		t.Fatal(err)
 	}
 	for _, line := range strings.Split(string(mounts), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && !otherDaemon(f[4]) {
+		if f := strings.Fields(line); len(f) > 4 && !otherDaemon(f[4]) && !foreignTempMount(f[4]) {
 			hs.mounts = append(hs.mounts, f[4]) // the mount point
 		}
 	}
@@ -199,6 +201,30 @@ func otherDaemon(mountpoint string) bool {
 		return false
 	}
 	return !strings.HasPrefix(mountpoint, h.daemon.Dir+"/")
+}
+
+// foreignTempMount tells a temporary mount held by a live ctrforensics process
+// that this package did not start (other packages and users run theirs on the
+// same host) from one this package's commands could have left.
+func foreignTempMount(mountpoint string) bool {
+	for _, elem := range strings.Split(mountpoint, "/") {
+		rest, ok := strings.CutPrefix(elem, "ctrforensics-mount-")
+		if !ok {
+			rest, ok = strings.CutPrefix(elem, "ctrforensics-run-")
+		}
+		if !ok {
+			continue
+		}
+		pid, _, _ := strings.Cut(rest, "-")
+		stat, err := os.ReadFile("/proc/" + pid + "/stat")
+		if err != nil {
+			return false // dead: whatever it left counts
+		}
+		// The fields after the command name (which may hold spaces): state, ppid.
+		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		return len(f) > 1 && f[1] != strconv.Itoa(os.Getpid())
+	}
+	return false
 }
 
 func compareHost(t testing.TB, what string, before, after hostState) {

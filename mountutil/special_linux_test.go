@@ -30,7 +30,7 @@ func TestHideSpecial(t *testing.T) {
 	mk("sock", unix.S_IFSOCK|0o644, 0)
 	mk("null", unix.S_IFCHR|0o644, int(unix.Mkdev(1, 3)))
 	mk("loop", unix.S_IFBLK|0o644, int(unix.Mkdev(7, 0)))
-	mk("whiteout", unix.S_IFCHR|0o000, 0)
+	mk("whiteout", unix.S_IFCHR, 0) // mode 0, device 0/0: an overlay whiteout
 	if err := os.WriteFile(filepath.Join(layer, "file"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}

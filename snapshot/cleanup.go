@@ -14,6 +14,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 
+	"github.com/ctrforensics/ctrforensics/forensic/bundle"
 	"github.com/ctrforensics/ctrforensics/mountutil"
 )
 
@@ -225,12 +226,8 @@ func (c *Client) removeLease(ctx context.Context, ns string, l leases.Lease, sta
 		os.Remove(recordPath(stateDir, mp))
 		os.Remove(coverPath(stateDir, mp))
 	}
-	if p := l.Labels[LabelPartial]; strings.Contains(filepath.Base(p), PartialMarker) {
-		if _, err := os.Stat(p); err == nil {
-			os.RemoveAll(p)
-			os.Remove(p + ".tar")
-			rep.Removed = append(rep.Removed, "partial bag "+p)
-		}
+	if p := l.Labels[LabelPartial]; p != "" && bundle.RemovePartial(p) {
+		rep.Removed = append(rep.Removed, "partial bag "+p)
 	}
 	return nil
 }
@@ -250,10 +247,13 @@ func (c *Client) cleanPause(ctx context.Context, ns string, l leases.Lease, rep 
 	if resumed {
 		rep.Removed = append(rep.Removed, fmt.Sprintf("pause of %s in %s: task resumed (a killed run had paused it)", id, ns))
 	}
-	if err := c.c.LeasesService().Delete(ctx, l); err != nil && !errdefs.IsNotFound(err) {
+	err = c.c.LeasesService().Delete(ctx, l)
+	switch {
+	case err == nil:
+		rep.Removed = append(rep.Removed, "pause record "+l.ID+" in "+ns)
+	case !errdefs.IsNotFound(err):
 		return fmt.Errorf("delete pause record %s: %w", l.ID, err)
 	}
-	rep.Removed = append(rep.Removed, "pause record "+l.ID+" in "+ns)
 	return nil
 }
 

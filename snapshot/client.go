@@ -58,6 +58,9 @@ func Connect(ctx context.Context, address, namespace string) (*Client, error) {
 	v, err := c.Version(vctx)
 	if err != nil {
 		c.Close()
+		if ctx.Err() != nil { // interrupted: the daemon is not at fault
+			return nil, fmt.Errorf("connect to containerd: %w", ctx.Err())
+		}
 		return nil, &UnreachableError{Address: address, Err: err}
 	}
 	return &Client{c: c, address: address, namespace: namespace, version: v.Version}, nil

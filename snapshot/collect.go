@@ -47,6 +47,10 @@ type CollectResult struct {
 	// Head is the custody chain's head digest, to record elsewhere.
 	Head   string
 	Signed bool
+	// Notes are what the examiner must know of the acquisition (files that
+	// changed between the diff and the archive, not archived, vanished...),
+	// as the acquisition record lists them.
+	Notes []string
 }
 
 // Collect acquires a container into a sealed evidence bundle at opts.Output
@@ -98,7 +102,7 @@ func (c *Client) collect(ctx context.Context, ctr *Container, opts CollectOption
 	if err != nil {
 		return nil, err
 	}
-	return &CollectResult{Acquisition: acq, Head: sealed.Head, Signed: sealed.Signed}, nil
+	return &CollectResult{Acquisition: acq, Head: sealed.Head, Signed: sealed.Signed, Notes: acq.Notes}, nil
 }
 
 func (c *Client) newAcquisition(ctr *Container, opts CollectOptions) *bundle.Acquisition {

@@ -236,10 +236,14 @@ func (s *Session) Close(ctx context.Context) error {
 			return errors.Join(resumeErr, fmt.Errorf("remove directory of temporary mounts: %w", err))
 		}
 	}
-	_, err := s.c.Release(ctx, s.namespace, s.lease.ID, s.views)
+	removed, err := s.c.Release(ctx, s.namespace, s.lease.ID, s.views)
 	s.views = nil
-	if err == nil {
-		s.Record("lease released", s.lease.ID)
+	for _, r := range removed {
+		if r == "lease "+s.lease.ID {
+			s.Record("lease released", s.lease.ID)
+		} else {
+			s.Record("removed", r)
+		}
 	}
 	return errors.Join(resumeErr, err)
 }

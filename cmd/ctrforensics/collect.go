@@ -15,6 +15,7 @@ import (
 
 	"github.com/ctrforensics/ctrforensics/forensic/attest"
 	"github.com/ctrforensics/ctrforensics/forensic/bagit"
+	"github.com/ctrforensics/ctrforensics/forensic/bundle"
 	"github.com/ctrforensics/ctrforensics/snapshot"
 )
 
@@ -79,7 +80,7 @@ func runCollect(ctx context.Context, c *cli.Command) error {
 		if err != nil {
 			return fmt.Errorf("collect %s: %w", ctr.Info.ID, err)
 		}
-		printCollected(c.Root().Writer, res)
+		printCollected(c.Root().Writer, c.Root().ErrWriter, res)
 		return nil
 	})
 }
@@ -144,7 +145,8 @@ func progressPrinter(w io.Writer) func(files, bytes int64) {
 	}
 }
 
-func printCollected(w io.Writer, res *snapshot.CollectResult) {
+// printCollected prints the summary on w and each note on errw.
+func printCollected(w, errw io.Writer, res *snapshot.CollectResult) {
 	acq := res.Acquisition
 	signed := "no (use --sign-key)"
 	if res.Signed {
@@ -155,8 +157,9 @@ func printCollected(w io.Writer, res *snapshot.CollectResult) {
 	fmt.Fprintf(w, "  manifests:    %s\n", strings.Join(acq.Algorithms, ", "))
 	fmt.Fprintf(w, "  signed:       %s\n", signed)
 	fmt.Fprintf(w, "  custody head: %s (record it: it protects the newest custody event)\n", res.Head)
-	for _, n := range acq.Notes {
-		fmt.Fprintf(w, "  note: %s\n", n)
+	fmt.Fprintf(w, "  notes:        %d (on stderr; also in %s)\n", len(res.Notes), bundle.AcquisitionFile)
+	for _, n := range res.Notes {
+		fmt.Fprintf(errw, "note: %s\n", n)
 	}
 	fmt.Fprintf(w, "verify with: ctrforensics verify %s\n", res.Path)
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/ctrforensics/ctrforensics/forensic/imagefs"
+	"github.com/ctrforensics/ctrforensics/internal/atomicfile"
 	"github.com/ctrforensics/ctrforensics/snapshot"
 )
 
@@ -76,29 +77,11 @@ func imageSaveCommand() *cli.Command {
 	}
 }
 
-// writeNewFile writes a new file through a temporary name, renamed when fn
-// succeeds and removed when it fails.
+// writeNewFile writes the new file p with fn, atomically (atomicfile): it
+// refuses to replace a file that is already there.
 func writeNewFile(p string, fn func(*os.File) error) error {
 	if _, err := os.Lstat(p); err == nil {
 		return fmt.Errorf("%s already exists: pick a new name", p)
 	}
-	tmp := p + ".partial"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
-	}
-	err = fn(f)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, p)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
+	return atomicfile.WriteNew(p, fn)
 }

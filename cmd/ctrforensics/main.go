@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -286,9 +287,16 @@ func completeContainer(ctx context.Context, c *cli.Command) {
 	}
 }
 
-// needRoot fails unless the caller is root.
-func needRoot() error {
-	if os.Geteuid() != 0 {
+// needRoot fails unless this is a Linux host and the caller is root: what
+// every command on containerd needs.
+func needRoot() error { return hostError(runtime.GOOS, os.Geteuid()) }
+
+// hostError tells why a command on containerd cannot run on goos as euid.
+func hostError(goos string, euid int) error {
+	if goos != "linux" {
+		return fmt.Errorf("this command needs a Linux host running containerd; on %s, verify, custody, key, version and completion work", goos)
+	}
+	if euid != 0 {
 		return errors.New("must run as root: containerd's socket and snapshot directories are root's only (try: sudo ctrforensics ...)")
 	}
 	return nil

@@ -18,10 +18,10 @@ import (
 const noDaemon = "/nonexistent/ctrforensics-test.sock"
 
 // daemonErr is the error a command that reached the connection step reports:
-// the root check comes first when the tests do not run as root.
+// the host check comes first when the tests do not run as root on Linux.
 func daemonErr() string {
-	if os.Geteuid() != 0 {
-		return "must run as root"
+	if err := needRoot(); err != nil {
+		return err.Error()
 	}
 	return "cannot reach containerd at " + noDaemon
 }
@@ -224,6 +224,27 @@ func TestHint(t *testing.T) {
 	for _, tt := range tests {
 		if got := hint(tt.err); (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) {
 			t.Errorf("hint(%v) = %q, want %q", tt.err, got, tt.want)
+		}
+	}
+}
+
+// TestHostError checks commands on containerd say in one line what they need
+// on a host that lacks it.
+func TestHostError(t *testing.T) {
+	tests := []struct {
+		goos string
+		euid int
+		want string
+	}{
+		{"linux", 0, ""},
+		{"linux", 1000, "must run as root"},
+		{"darwin", 0, "needs a Linux host running containerd; on darwin, verify, custody, key"},
+		{"windows", -1, "needs a Linux host running containerd; on windows"},
+	}
+	for _, tt := range tests {
+		err := hostError(tt.goos, tt.euid)
+		if (err == nil) != (tt.want == "") || err != nil && !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("hostError(%s, %d) = %v, want %q", tt.goos, tt.euid, err, tt.want)
 		}
 	}
 }

@@ -122,6 +122,9 @@ func checkValid(t *testing.T, path string, algs []Algorithm, files, size int64) 
 	if !res.Valid() {
 		t.Fatalf("%s: problems:%s", path, problemList(res))
 	}
+	if fi, err := os.Lstat(path); err == nil && fi.IsDir() {
+		sameAsRoot(t, path, res)
+	}
 	if !reflect.DeepEqual(res.Algorithms, algs) || res.PayloadFiles != files || res.PayloadBytes != size {
 		t.Errorf("%s: algorithms %v, %d files, %d bytes; want %v, %d, %d", path, res.Algorithms, res.PayloadFiles, res.PayloadBytes, algs, files, size)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 
 	"golang.org/x/sys/unix"
 
@@ -17,12 +16,6 @@ type dirBag struct {
 	rootfd int
 	tags   []tagEntry
 	data   bool // data/ is a directory
-}
-
-// tagEntry is a regular file outside data/.
-type tagEntry struct {
-	rel  string
-	size int64
 }
 
 // verifyDir verifies a bag directory: it finds the tag files, reads the tag
@@ -152,33 +145,4 @@ func (b *dirBag) secondPass(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// orderTags sorts tag files in reading order: tag manifests, manifests,
-// bagit.txt, bag-info.txt, then the others by path.
-func orderTags(tags []tagEntry) []tagEntry {
-	rank := func(rel string) int {
-		if _, tag, ok := parseManifestName(rel); ok {
-			if tag {
-				return 0
-			}
-			return 1
-		}
-		switch rel {
-		case bagitTxt:
-			return 2
-		case bagInfoTxt:
-			return 3
-		}
-		return 4
-	}
-	out := append([]tagEntry(nil), tags...)
-	sort.SliceStable(out, func(i, j int) bool {
-		ri, rj := rank(out[i].rel), rank(out[j].rel)
-		if ri != rj {
-			return ri < rj
-		}
-		return out[i].rel < out[j].rel
-	})
-	return out
 }

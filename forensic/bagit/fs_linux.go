@@ -91,20 +91,6 @@ func walkInto(ctx context.Context, dirfd int, name, rel string, fn walkFunc, fai
 	return walk(ctx, fd, rel, fn, fail)
 }
 
-func joinRel(dir, name string) string {
-	if dir == "" {
-		return name
-	}
-	return dir + "/" + name
-}
-
-func displayRel(rel string) string {
-	if rel == "" {
-		return "."
-	}
-	return rel
-}
-
 // openRoot opens a directory named by the caller; a symlink is refused.
 func openRoot(dir string) (int, error) {
 	fd, err := fdio.OpenNoatime(unix.AT_FDCWD, dir, fdio.DirFlags)

@@ -141,6 +141,23 @@ func expectProblem(t *testing.T, path, check, want string) {
 	if res.Valid() || !hasProblem(res, check, want) {
 		t.Errorf("%s: want a %q problem at %q; got:%s", filepath.Base(path), check, want, problemList(res))
 	}
+	if fi, err := os.Lstat(path); err == nil && fi.IsDir() {
+		sameAsRoot(t, path, res)
+	}
+}
+
+// sameAsRoot checks that verifyRoot, the directory verifier of systems other
+// than Linux, finds exactly what verifyDir found.
+func sameAsRoot(t *testing.T, dir string, want *Result) {
+	t.Helper()
+	got, err := verifyRoot(context.Background(), dir, Options{})
+	if err != nil {
+		t.Fatalf("verifyRoot: %v", err)
+	}
+	if problemList(got) != problemList(want) || got.PayloadFiles != want.PayloadFiles || got.PayloadBytes != want.PayloadBytes {
+		t.Errorf("verifyRoot found:%s\n%d files, %d bytes\nverifyDir found:%s\n%d files, %d bytes",
+			problemList(got), got.PayloadFiles, got.PayloadBytes, problemList(want), want.PayloadFiles, want.PayloadBytes)
+	}
 }
 
 func TestTamperArchive(t *testing.T) {

@@ -12,9 +12,21 @@ import (
 	"github.com/klauspost/compress/gzip"
 )
 
-// maxTrailer is how much data after the end of a compressed tar archive is
-// read to check the gzip trailer.
+// maxTrailer is how much data after the end of a tar archive is read to
+// check that it is only padding (and, compressed, to check the gzip trailer).
 const maxTrailer = 16 << 20
+
+// maxUnlisted bounds the content of entries no manifest lists that a tar
+// verification skips (reading, and for a compressed tar decompressing, to
+// reach the next entry) without hashing it; past it, the verification stops.
+const maxUnlisted = 64 << 20
+
+// ErrNotTar says a bag file is not a tar or gzip-compressed tar archive, or
+// an empty one.
+var ErrNotTar = errors.New("not a tar archive")
+
+// errStopped ends the reading of an archive that is not worth reading on.
+var errStopped = errors.New("verification stopped")
 
 // verifyTar verifies a tar or tar.gz bag; open is called once per pass.
 func verifyTar(ctx context.Context, open func() (io.ReadCloser, error), opts Options) (*Result, error) {
@@ -66,6 +78,8 @@ type tarBag struct {
 	quiet   bool // a second pass: problems were reported by the first
 	// isBroken is set when the archive could not be read to its end.
 	isBroken bool
+	// skipped counts the bytes of unlisted entries skipped.
+	skipped int64
 }
 
 // entryFunc handles one tar entry whose name is safe; rel is bag-relative.
@@ -82,42 +96,46 @@ func (t *tarBag) read(ctx context.Context, open func() (io.ReadCloser, error), f
 	br := bufio.NewReaderSize(rc, 64<<10)
 	magic, _ := br.Peek(2)
 	if len(magic) < 2 || magic[0] != 0x1f || magic[1] != 0x8b {
-		return t.entries(ctx, tar.NewReader(br), fn, false)
+		if err := t.entries(ctx, tar.NewReader(br), fn); err != nil {
+			return err
+		}
+		if !t.isBroken {
+			t.trailing(br)
+		}
+		return nil
 	}
 	zr, err := gzip.NewReader(br)
 	if err != nil {
-		t.broken("", "gzip header: %v", err)
-		return nil
+		return fmt.Errorf("verify bag: %w: gzip header: %w", ErrNotTar, err)
 	}
 	defer zr.Close()
-	if err := t.entries(ctx, tar.NewReader(zr), fn, true); err != nil {
+	if err := t.entries(ctx, tar.NewReader(zr), fn); err != nil {
 		return err
 	}
 	if !t.isBroken {
-		t.drain(zr)
+		t.trailing(zr)
 	}
 	return nil
 }
 
 // entries reads the archive's entries until its end or the first break.
-func (t *tarBag) entries(ctx context.Context, tr *tar.Reader, fn entryFunc, gz bool) error {
+func (t *tarBag) entries(ctx context.Context, tr *tar.Reader, fn entryFunc) error {
 	for first := true; ; first = false {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
+		switch {
+		case first && errors.Is(err, io.EOF):
+			return fmt.Errorf("verify bag: %w: the archive is empty", ErrNotTar)
+		case first && errors.Is(err, io.ErrUnexpectedEOF):
+			return fmt.Errorf("verify bag: %w: too short for a tar header", ErrNotTar)
+		case first && err != nil:
+			return fmt.Errorf("verify bag: %w: %w", ErrNotTar, err)
+		case errors.Is(err, io.EOF):
 			return nil
-		}
-		if err != nil {
-			if first && !gz && errors.Is(err, tar.ErrHeader) {
-				return fmt.Errorf("verify bag: not a tar archive: %w", err)
-			}
-			if first {
-				t.broken("", "archive breaks at its first entry: %v", err)
-			} else {
-				t.broken("", "archive breaks after %q: %v", t.last, err)
-			}
+		case err != nil:
+			t.broken("", "archive breaks after %q: %v", t.last, err)
 			return nil
 		}
 		t.last = hdr.Name
@@ -131,15 +149,47 @@ func (t *tarBag) entries(ctx context.Context, tr *tar.Reader, fn entryFunc, gz b
 	}
 }
 
-// drain reads what follows the end of a compressed archive so that the gzip
-// trailer is checked.
-func (t *tarBag) drain(src io.Reader) {
-	n, err := io.Copy(io.Discard, io.LimitReader(src, maxTrailer+1))
+// trailing reads what follows the end-of-archive marker, which checks the
+// gzip trailer of a compressed archive. Tar writers pad the archive with
+// zero blocks; anything else (an entry appended after the end, a second gzip
+// member) is hidden from a reader that stops at the marker, but `tar -i`
+// extracts it.
+func (t *tarBag) trailing(src io.Reader) {
+	n, at, err := firstNonZero(io.LimitReader(src, maxTrailer+1))
 	switch {
 	case err != nil:
 		t.broken("", "after the end of the archive: %v", err)
+	case at >= 0:
+		t.unsafe("", "data after the end of the archive (%d bytes past it): an entry or gzip member hidden from "+
+			"readers that stop at the end-of-archive marker, which `tar -i` extracts", at)
 	case n > maxTrailer:
 		t.broken("", "more than %d MiB of data after the end of the archive", maxTrailer>>20)
+	}
+}
+
+// firstNonZero reads r to its end and returns how many bytes it read and the
+// offset of the first byte that is not zero, or -1.
+func firstNonZero(r io.Reader) (int64, int64, error) {
+	buf := make([]byte, 32<<10)
+	var n int64
+	at := int64(-1)
+	for {
+		m, err := r.Read(buf)
+		if at < 0 {
+			for i, b := range buf[:m] {
+				if b != 0 {
+					at = n + int64(i)
+					break
+				}
+			}
+		}
+		n += int64(m)
+		if errors.Is(err, io.EOF) {
+			return n, at, nil
+		}
+		if err != nil {
+			return n, at, err
+		}
 	}
 }
 
@@ -253,9 +303,20 @@ func entryTypeProblem(hdr *tar.Header) string {
 	return fmt.Sprintf("entry of type %q; not extracted", hdr.Typeflag)
 }
 
-// entry is the first pass's entryFunc.
+// entry is the first pass's entryFunc. An entry that no manifest read so
+// far lists is reported from its header, its content never hashed; the
+// content the archive makes the verification skip that way is bounded.
 func (t *tarBag) entry(ctx context.Context, hdr *tar.Header, rel string, r io.Reader) error {
-	return t.v.file(ctx, rel, hdr.Size, r)
+	if !t.v.unlisted(rel) {
+		return t.v.file(ctx, rel, hdr.Size, r)
+	}
+	t.v.skip(rel, hdr.Size)
+	if t.skipped += hdr.Size; t.skipped > maxUnlisted {
+		t.broken("", "stopped at %s, unlisted and %d bytes long: past %d MiB of unlisted content the rest of the archive is not read",
+			rel, hdr.Size, maxUnlisted>>20)
+		return errStopped
+	}
+	return nil
 }
 
 // rehash is the second pass's entryFunc: it hashes the files that still

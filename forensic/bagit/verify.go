@@ -193,6 +193,39 @@ func (v *verifier) file(ctx context.Context, p string, size int64, r io.Reader) 
 	return nil
 }
 
+// unlisted reports whether a file is unlisted as far as the manifests read
+// so far tell: a manifest of its region was read and none lists it, and it is
+// neither a tag file the bag reserves nor one Options.Extra accepts. (A
+// manifest read later that lists it makes the second pass hash it.)
+func (v *verifier) unlisted(p string) bool {
+	region := regionOf(p)
+	if v.parsed[region] == 0 || p == bagitTxt || p == bagInfoTxt {
+		return false
+	}
+	if _, _, ok := parseManifestName(p); ok {
+		return false
+	}
+	if region == regionTag && v.opts.Extra != nil && v.opts.Extra(p) {
+		return false
+	}
+	idx, ok := v.tab.find(p)
+	return !ok || v.tab.at(idx).listed == 0
+}
+
+// skip records a file seen without reading it.
+func (v *verifier) skip(p string, size int64) {
+	e := v.tab.at(v.tab.lookup(p))
+	if e.flags&(fSeen|fOther) != 0 {
+		v.problem(p, checkUnsafe, "appears twice in the archive; the second copy was not read")
+		return
+	}
+	e.flags |= fSeen
+	if regionOf(p) == regionPayload {
+		v.res.PayloadFiles++
+		v.res.PayloadBytes += size
+	}
+}
+
 // consume reads a file, hashing it and parsing or keeping it as needed.
 func (v *verifier) consume(ctx context.Context, p string, algs algSet, size int64, r io.Reader) (int64, *[numAlgs][]byte, error) {
 	v.dig.reset(algs, nil)

@@ -10,13 +10,12 @@ import (
 	"os"
 )
 
-// ErrUnsupported is returned for what this build cannot do: reading a bag
-// directory or packing one needs the descriptor-relative file access of
-// Linux, so on other systems only tar bags are verified.
-var ErrUnsupported = errors.New("bag directories are read on Linux only; verify the bag's .tar or .tar.gz")
+// ErrUnsupported is returned for what this build cannot do: packing a bag
+// is done on the Linux host that collects it.
+var ErrUnsupported = errors.New("packing a bag needs Linux")
 
-// Verify checks the tar or gzip-compressed tar bag at path, as on Linux; a
-// bag directory is ErrUnsupported.
+// Verify checks the bag at path, a directory (through os.Root, see
+// verifyRoot), a tar file or a gzip-compressed tar file, as on Linux.
 func Verify(ctx context.Context, path string, opts Options) (*Result, error) {
 	fi, err := os.Lstat(path)
 	if err != nil {
@@ -24,7 +23,7 @@ func Verify(ctx context.Context, path string, opts Options) (*Result, error) {
 	}
 	switch {
 	case fi.IsDir():
-		return nil, fmt.Errorf("verify bag %s: %w", path, ErrUnsupported)
+		return verifyRoot(ctx, path, opts)
 	case !fi.Mode().IsRegular():
 		return nil, fmt.Errorf("verify bag %s: %s, not a directory or tar file", path, fi.Mode().Type())
 	}

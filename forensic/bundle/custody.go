@@ -96,6 +96,9 @@ func readRootFiles(p string, names ...string) (map[string][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !fi.IsDir() && !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: %w: a %s, neither a bundle directory nor a tar archive", p, errNoBag, fi.Mode().Type())
+	}
 	out := map[string][]byte{}
 	if fi.IsDir() {
 		for _, n := range names {
@@ -143,15 +146,19 @@ func eachTarEntry(p string, fn func(rel string, hdr *tar.Header, r io.Reader) er
 	defer f.Close()
 	r, err := maybeGunzip(f)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w: a gzip file that is not a tar archive (%v)", p, errNoBag, err)
 	}
 	tr := tar.NewReader(r)
-	for {
+	for first := true; ; first = false {
 		hdr, err := tr.Next()
-		if err == io.EOF {
+		switch {
+		case first && errors.Is(err, io.ErrUnexpectedEOF):
+			return fmt.Errorf("%s: %w: neither a bundle directory nor a tar archive (too short for a tar header)", p, errNoBag)
+		case first && err != nil:
+			return fmt.Errorf("%s: %w: neither a bundle directory nor a tar archive (%v)", p, errNoBag, err)
+		case err == io.EOF:
 			return nil
-		}
-		if err != nil {
+		case err != nil:
 			return fmt.Errorf("%s: %w", p, err)
 		}
 		if err := fn(stripTop(hdr.Name), hdr, tr); err != nil {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -59,10 +60,16 @@ type VerifyOptions struct {
 
 // Verify checks a bundle (directory, tar or gzip-compressed tar) without
 // extracting it: the bag's completeness and every digest, Payload-Oxum, the OCI
-// image layout's blobs, the signature and the chain of custody. The error is
-// for a bundle that cannot be read at all.
+// image layout's blobs, the signature and the chain of custody. p itself may
+// be a symlink, which is followed; nothing inside the bundle is. The error is
+// for a bundle that cannot be read at all (bagit.ErrNotTar for a file that is
+// not a tar).
 func Verify(ctx context.Context, p string, opts VerifyOptions) (*Report, error) {
-	res, err := bagit.Verify(ctx, p, bagit.Options{Extra: selfVerifying, Keep: keep})
+	resolved, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return nil, fmt.Errorf("verify bundle: %w", err)
+	}
+	res, err := bagit.Verify(ctx, resolved, bagit.Options{Extra: selfVerifying, Keep: keep})
 	if err != nil {
 		return nil, err
 	}

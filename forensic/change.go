@@ -93,7 +93,7 @@ type Change struct {
 	// Digest is the sha256 of the current content of a regular file.
 	Digest digest.Digest
 	// BaseDigest is the sha256 of the image's content of a regular file that
-	// was changed or deleted.
+	// was changed (also into another type) or deleted.
 	BaseDigest digest.Digest
 	// Fields lists what differs from the image for a change. It is empty for a
 	// directory listed only because something below it changed, and for a file
@@ -107,6 +107,23 @@ type Change struct {
 	Runtime bool
 	// HardLinkTo names another changed path that is the same inode.
 	HardLinkTo string
+	// LostWith is set on a deleted entry of the image that went with a
+	// directory that was deleted or replaced by another type: it names that
+	// directory (the outermost one that went). docker diff lists only the
+	// directory; the entries are kept so that nothing the image held is
+	// unaccounted for.
+	LostWith string
+	// CopyUpOnly says a non-directory was copied up into the container's
+	// layer without any difference from the image (no field changed, content
+	// equal): docker diff does not list it, and a double walk cannot see it.
+	CopyUpOnly bool
+}
+
+// InTable reports whether the change is one docker diff would print: every
+// change but the entries lost with a directory (the directory's own line
+// stands for them) and files copied up without a difference.
+func (c *Change) InTable() bool {
+	return c.LostWith == "" && !c.CopyUpOnly
 }
 
 // ContentChanged tells whether the bytes of the path differ from the image: the

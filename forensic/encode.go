@@ -152,6 +152,8 @@ type jsonChange struct {
 	NotHashed      *NotHashed     `json:"not_hashed,omitempty"`
 	Runtime        bool           `json:"runtime"`
 	HardLinkTo     *string        `json:"hard_link_to,omitempty"`
+	LostWith       *string        `json:"lost_with,omitempty"`
+	CopyUpOnly     bool           `json:"copy_up_only,omitempty"`
 	Base           *jsonMetadata  `json:"base,omitempty"`
 }
 
@@ -167,6 +169,7 @@ func (c Change) MarshalJSON() ([]byte, error) {
 		Changed:      c.Fields,
 		NotHashed:    c.NotHashed,
 		Runtime:      c.Runtime,
+		CopyUpOnly:   c.CopyUpOnly,
 	}
 	if j.Changed == nil {
 		j.Changed = []Field{}
@@ -183,6 +186,10 @@ func (c Change) MarshalJSON() ([]byte, error) {
 	if c.HardLinkTo != "" {
 		h := EscapePath(c.HardLinkTo)
 		j.HardLinkTo = &h
+	}
+	if c.LostWith != "" {
+		l := EscapePath(c.LostWith)
+		j.LostWith = &l
 	}
 	if c.Base != nil {
 		b := c.Base.toJSON()

@@ -60,6 +60,42 @@ func TestChangeJSON(t *testing.T) {
 	if base, ok := got["base"].(map[string]any); !ok || base["mode"] != "0755" {
 		t.Errorf("base = %#v", got["base"])
 	}
+	for _, k := range []string{"lost_with", "copy_up_only"} {
+		if _, ok := got[k]; ok {
+			t.Errorf("%s present on an ordinary change", k)
+		}
+	}
+}
+
+// TestChangeJSONOnlyInJSON checks the marks of the changes the table leaves out.
+func TestChangeJSONOnlyInJSON(t *testing.T) {
+	md := &Metadata{Type: TypeFile, Mode: 0o644, Nlink: 1}
+	tests := []struct {
+		c       Change
+		key     string
+		want    any
+		inTable bool
+	}{
+		{Change{Kind: Deleted, Path: "/d/f", Meta: md, LostWith: "/d\nx"}, "lost_with", `/d\nx`, false},
+		{Change{Kind: Changed, Path: "/f", Meta: md, Base: md, CopyUpOnly: true}, "copy_up_only", true, false},
+		{Change{Kind: Deleted, Path: "/d", Meta: md}, "lost_with", nil, true},
+	}
+	for _, tt := range tests {
+		b, err := json.Marshal(tt.c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got map[string]any
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got[tt.key] != tt.want {
+			t.Errorf("%s: %s = %#v, want %#v", tt.c.Path, tt.key, got[tt.key], tt.want)
+		}
+		if tt.c.InTable() != tt.inTable {
+			t.Errorf("%s: in table %v, want %v", tt.c.Path, tt.c.InTable(), tt.inTable)
+		}
+	}
 }
 
 func equalJSON(a, b any) bool {

@@ -21,7 +21,10 @@ func diffCommand() *cli.Command {
 		ArgsUsage:     "CONTAINER",
 		Description: "Prints docker-diff lines sorted by path; --format json adds every metadata field and the\n" +
 			"sha256 of the new content and of the content it replaced. Paths the runtime created (mount\n" +
-			"points of the OCI spec) are left out of the table unless --all. Names are printed with\n" +
+			"points of the OCI spec) are left out of the table unless --all. Like docker diff, the table\n" +
+			"prints one line for a deleted or replaced directory (JSON also lists every entry that went\n" +
+			"with it, with \"lost_with\") and leaves out files copied up without any difference (in JSON\n" +
+			"with \"copy_up_only\": true). Names are printed with\n" +
 			"backslash escapes for control characters, backslashes and bytes that are not UTF-8.",
 		Flags: append([]cli.Flag{
 			formatFlag(),
@@ -65,7 +68,7 @@ func runDiff(ctx context.Context, c *cli.Command) error {
 			return output.JSONLines(c.Root().Writer, d.Changes)
 		}
 		for _, ch := range d.Changes {
-			if !ch.Runtime || c.Bool("all") {
+			if ch.InTable() && (!ch.Runtime || c.Bool("all")) {
 				fmt.Fprintln(c.Root().Writer, ch.Line())
 			}
 		}

@@ -21,7 +21,8 @@ import (
 // of root (the container's filesystem, mounted read-only) with its content and
 // all its metadata (PAX headers with nanosecond times, owners, modes, every
 // extended attribute, device numbers, link targets), hard links as links, and
-// every deletion as a whiteout (.wh.NAME). Applied over the image, it gives the
+// every deletion as a whiteout (.wh.NAME; the entries lost with a deleted or
+// replaced directory need none). Applied over the image, it gives the
 // container's filesystem. A file whose content no longer matches the digest of
 // the change (it changed since the diff) is archived as it is now and noted.
 func WriteChangesTar(ctx context.Context, w io.Writer, root string, changes []forensic.Change, opts Options) (*TarStats, error) {
@@ -63,6 +64,9 @@ func (tb *tarBuilder) note(c *forensic.Change, format string, args ...any) {
 
 func (tb *tarBuilder) add(c *forensic.Change) error {
 	name := strings.TrimPrefix(c.Path, "/")
+	if c.LostWith != "" {
+		return nil // the directory's whiteout or replacement removes it
+	}
 	if c.Kind == forensic.Deleted {
 		dir, base := path.Split(name)
 		return tb.write(&tar.Header{Typeflag: tar.TypeReg, Name: dir + ".wh." + base, Mode: 0o644, Format: tar.FormatPAX}, nil, 0)

@@ -283,7 +283,8 @@ func (w *walker) treeDir(nw, base *fdio.Dir, dir string, rawUpper bool) (bool, e
 // entry handles one path present in the container: added when base is nil,
 // otherwise compared with the image. inUpper says the entry sits in an overlayfs
 // upper directory, where a non-directory is always reported because it was
-// copied up; ns is the overlay attribute namespace of the container's side.
+// copied up (marked CopyUpOnly when nothing differs; it then does not count as
+// a change for its parents, which a double walk could not see); ns is the overlay attribute namespace of the container's side.
 // recurse walks a directory present on both sides.
 func (w *walker) entry(nwDir, baseDir *fdio.Dir, name, p string, md, base *forensic.Metadata, inUpper bool, ns string,
 	recurse func(nw, base *fdio.Dir) (bool, error)) (bool, error) {
@@ -298,10 +299,8 @@ func (w *walker) entry(nwDir, baseDir *fdio.Dir, name, p string, md, base *foren
 			return false, err
 		}
 		unverified = u
-	} else if md.Type == forensic.TypeFile {
-		if err := w.hashInto(nwDir, name, md, &c.Digest, &c.NotHashed); err != nil {
-			return false, err
-		}
+	} else if err := w.hashReplaced(nwDir, baseDir, name, &c); err != nil {
+		return false, err
 	}
 	switch {
 	case md.Type == forensic.TypeDir && base.Type == forensic.TypeDir:
@@ -318,20 +317,48 @@ func (w *walker) entry(nwDir, baseDir *fdio.Dir, name, p string, md, base *foren
 			return false, err
 		}
 	case base.Type == forensic.TypeDir:
-		// A file replaced a directory: what the image had in it is gone.
-		if err := w.deletedChildren(baseDir, name, p, base); err != nil {
+		// Another type replaced a directory: what the image had in it went
+		// with it.
+		if err := w.lost(baseDir, name, p, base, p); err != nil {
 			return false, err
 		}
 	case len(c.Fields) == 0 && !inUpper && !unverified:
 		return false, nil
+	case len(c.Fields) == 0 && !unverified && c.NotHashed == nil:
+		// Copied up, yet equal to the image in every respect.
+		c.CopyUpOnly = true
 	}
 	w.changes = append(w.changes, c)
-	return true, nil
+	// A copy-up alone does not make its directories changed.
+	return !c.CopyUpOnly, nil
 }
 
-// deletedChildren records the entries of the image directory name, whose
-// metadata is md, as deleted.
-func (w *walker) deletedChildren(baseDir *fdio.Dir, name, p string, md *forensic.Metadata) error {
+// hashReplaced hashes the sides of c that are regular files when the types of
+// the two sides differ: the new content, and the image's content it replaced.
+func (w *walker) hashReplaced(nwDir, baseDir *fdio.Dir, name string, c *forensic.Change) error {
+	if c.Meta.Type == forensic.TypeFile {
+		if err := w.hashInto(nwDir, name, c.Meta, &c.Digest, &c.NotHashed); err != nil {
+			return err
+		}
+	}
+	if c.Base.Type != forensic.TypeFile {
+		return nil
+	}
+	var baseReason *forensic.NotHashed
+	if err := w.hashInto(baseDir, name, c.Base, &c.BaseDigest, &baseReason); err != nil {
+		return err
+	}
+	if c.NotHashed == nil && baseReason != nil {
+		c.NotHashed = baseReason.OfImage()
+	}
+	return nil
+}
+
+// lost records every entry below the image directory name of baseDir (at p,
+// with metadata md) as deleted with the directory with, which was deleted or
+// replaced by another type. The content of a lost regular file is hashed, so
+// that what was removed is known.
+func (w *walker) lost(baseDir *fdio.Dir, name, p string, md *forensic.Metadata, with string) error {
 	sub, err := w.open(baseDir, name, md)
 	if err != nil {
 		return fmt.Errorf("image %s: %w", forensic.EscapePath(p), err)
@@ -342,12 +369,26 @@ func (w *walker) deletedChildren(baseDir *fdio.Dir, name, p string, md *forensic
 		return fmt.Errorf("image %s: %w", forensic.EscapePath(p), err)
 	}
 	for _, child := range names {
+		if err := w.ctx.Err(); err != nil {
+			return err
+		}
+		cp := w.paths.join(p, child)
 		bmd, err := w.lookupBase(sub, child)
 		if err != nil {
-			return fmt.Errorf("image %s: %w", forensic.EscapePath(joinPath(p, child)), err)
+			return fmt.Errorf("image %s: %w", forensic.EscapePath(cp), err)
 		}
-		if bmd != nil {
-			if err := w.deleted(sub, child, w.paths.join(p, child), bmd); err != nil {
+		if bmd == nil {
+			continue
+		}
+		c := forensic.Change{Kind: forensic.Deleted, Path: cp, Meta: bmd, LostWith: with}
+		if bmd.Type == forensic.TypeFile {
+			if err := w.hashInto(sub, child, bmd, &c.BaseDigest, &c.NotHashed); err != nil {
+				return err
+			}
+		}
+		w.changes = append(w.changes, c)
+		if bmd.Type == forensic.TypeDir {
+			if err := w.lost(sub, child, cp, bmd, with); err != nil {
 				return err
 			}
 		}
@@ -474,8 +515,9 @@ func (w *walker) addChildren(d *fdio.Dir, name, p string, md *forensic.Metadata,
 	return nil
 }
 
-// deleted records a path of the image that the container no longer has. The
-// content of a deleted regular file is hashed, so that what was removed is known.
+// deleted records a path of the image that the container no longer has and,
+// for a directory, everything it held as lost with it. The content of a
+// deleted regular file is hashed, so that what was removed is known.
 func (w *walker) deleted(baseDir *fdio.Dir, name, p string, base *forensic.Metadata) error {
 	c := forensic.Change{Kind: forensic.Deleted, Path: p, Meta: base}
 	if base.Type == forensic.TypeFile {
@@ -484,6 +526,9 @@ func (w *walker) deleted(baseDir *fdio.Dir, name, p string, base *forensic.Metad
 		}
 	}
 	w.changes = append(w.changes, c)
+	if base.Type == forensic.TypeDir {
+		return w.lost(baseDir, name, p, base, p)
+	}
 	return nil
 }
 

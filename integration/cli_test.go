@@ -40,7 +40,8 @@ func golden(t *testing.T, name, got string) {
 // TestDiffGolden pins the exact output of the article's attack.
 func TestDiffGolden(t *testing.T) {
 	c := h.runContainer(t, "golden", "overlayfs")
-	h.attack(t, c, scenarios(t)[0].script+"\n"+`cd /tmp && touch "$(printf 'evil\nname')"; rm /etc/app/config.ini`)
+	h.attack(t, c, scenarios(t)[0].script+"\n"+`cd /tmp && touch "$(printf 'evil\nname')"; rm /etc/app/config.ini
+rm -rf /opt/data; touch -r /var/www/html/about.html /var/www/html/about.html`)
 	golden(t, "diff_attack.golden", h.mustCLI(t, "diff", c.id))
 	golden(t, "diff_attack_all.golden", h.mustCLI(t, "diff", "--all", c.id))
 }

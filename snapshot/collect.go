@@ -213,7 +213,8 @@ func (c *Client) writeProcesses(ctx context.Context, task client.Task, ctr *Cont
 	return w.PutJSON(bundle.ProcessesJSON, procs)
 }
 
-// writeChanges writes changes.jsonl, the changes tar and the timeline.
+// writeChanges writes changes.jsonl, the changes tar, the archive of the
+// names a layer cannot carry (when there are any) and the timeline.
 func writeChanges(ctx context.Context, s *Session, r *Rootfs, d *diff.Diff, w *bundle.Writer, opts CollectOptions, acq *bundle.Acquisition) error {
 	if err := w.PutStream(bundle.ChangesJSONL, func(f io.Writer) error {
 		enc := json.NewEncoder(f)
@@ -234,9 +235,24 @@ func writeChanges(ctx context.Context, s *Session, r *Rootfs, d *diff.Diff, w *b
 	if err != nil {
 		return err
 	}
+	topts := changetar.Options{MaxBytes: opts.Diff.MaxHashBytes}
 	return s.WithMount(ctx, "container "+r.Key, mounts, func(root string) error {
-		return w.PutStream(bundle.ChangesTar, func(f io.Writer) error {
-			st, err := changetar.WriteChangesTar(ctx, f, root, d.Changes, changetar.Options{MaxBytes: opts.Diff.MaxHashBytes})
+		if err := w.PutStream(bundle.ChangesTar, func(f io.Writer) error {
+			st, err := changetar.WriteChangesTar(ctx, f, root, d.Changes, topts)
+			if err == nil {
+				acq.Notes = append(acq.Notes, st.Notes...)
+			}
+			return err
+		}); err != nil {
+			return err
+		}
+		unsafe := changetar.UnsafeChanges(d.Changes)
+		if len(unsafe) == 0 {
+			return nil
+		}
+		acq.Notes = append(acq.Notes, fmt.Sprintf("%d changes whose names an OCI layer reads as whiteouts are in %s, a plain tar never to be applied as a layer", len(unsafe), bundle.UnsafeNamesTar))
+		return w.PutStream(bundle.UnsafeNamesTar, func(f io.Writer) error {
+			st, err := changetar.WriteUnsafeTar(ctx, f, root, unsafe, topts)
 			if err == nil {
 				acq.Notes = append(acq.Notes, st.Notes...)
 			}

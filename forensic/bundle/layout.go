@@ -42,6 +42,11 @@ const (
 	// file system, ChangesTar their content as an OCI layer.
 	ChangesJSONL = "data/rootfs/changes.jsonl"
 	ChangesTar   = "data/rootfs/changes.tar"
+	// UnsafeNamesTar holds, as a plain tar never to be applied as a layer,
+	// the changes whose names an OCI layer would read as whiteouts
+	// (".wh.NAME"), left out of ChangesTar; present only when there are such
+	// changes.
+	UnsafeNamesTar = "data/rootfs/unsafe-names.tar"
 	// Bodyfile is a Sleuth Kit body file of the changes.
 	Bodyfile = "data/timeline/bodyfile.txt"
 	// ImageLayoutDir is the OCI image layout of the container's image.

@@ -3,7 +3,41 @@
 // container's tree through a read-only mount, by descriptor (never following a
 // symlink, with O_NOATIME, never opening a FIFO or device), and keeps a bounded
 // number of descriptors open however deep the tree.
+//
+// A name an OCI layer cannot carry (a path component starting with ".wh.",
+// which an applier reads as a whiteout: a file named ".wh.passwd" would delete
+// "passwd") is never written to the layer; WriteUnsafeTar archives those
+// entries, under their own names, in a separate plain tar.
 package changetar
+
+import (
+	"strings"
+
+	"github.com/ctrforensics/ctrforensics/forensic"
+)
+
+// WhiteoutPrefix starts the name of an OCI whiteout entry; ".wh..wh..opq"
+// marks an opaque directory.
+const WhiteoutPrefix = ".wh."
+
+// UnsafeName reports whether an OCI layer cannot carry the absolute path p
+// under its own name: one of its components starts with WhiteoutPrefix.
+// Every component of an absolute path follows a slash.
+func UnsafeName(p string) bool {
+	return strings.Contains(p, "/"+WhiteoutPrefix)
+}
+
+// UnsafeChanges returns the changes WriteChangesTar leaves out because of
+// their names: what WriteUnsafeTar archives.
+func UnsafeChanges(changes []forensic.Change) []forensic.Change {
+	var out []forensic.Change
+	for _, c := range changes {
+		if UnsafeName(c.Path) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
 
 // Options tune the archive.
 type Options struct {

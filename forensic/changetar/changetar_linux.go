@@ -25,20 +25,44 @@ import (
 // replaced directory need none). Applied over the image, it gives the
 // container's filesystem. A file whose content no longer matches the digest of
 // the change (it changed since the diff) is archived as it is now and noted.
+// A change whose name an OCI layer cannot carry (see UnsafeName) is left out,
+// with a note; a hard link to such a name is archived as a copy.
 func WriteChangesTar(ctx context.Context, w io.Writer, root string, changes []forensic.Change, opts Options) (*TarStats, error) {
+	return writeTar(ctx, w, root, changes, opts, false)
+}
+
+// WriteUnsafeTar writes, as a plain tar in the format of WriteChangesTar, the
+// changes WriteChangesTar leaves out because of their names (see UnsafeName),
+// each under its own name: extracted as ordinary files (tar -x) over the
+// image with the changes tar applied, it completes the container's
+// filesystem. It is not an OCI layer and must never be applied as one. A
+// deletion of such a name cannot be written and is noted.
+func WriteUnsafeTar(ctx context.Context, w io.Writer, root string, changes []forensic.Change, opts Options) (*TarStats, error) {
+	return writeTar(ctx, w, root, changes, opts, true)
+}
+
+func writeTar(ctx context.Context, w io.Writer, root string, changes []forensic.Change, opts Options, unsafe bool) (*TarStats, error) {
 	dirs, err := newDirCache(root)
 	if err != nil {
 		return nil, err
 	}
 	defer dirs.close()
 	tw := tar.NewWriter(w)
-	tb := &tarBuilder{ctx: ctx, w: w, tw: tw, dirs: dirs, maxBytes: fsread.NewHasher(opts.MaxBytes).MaxBytes(), stats: &TarStats{}}
+	tb := &tarBuilder{ctx: ctx, w: w, tw: tw, dirs: dirs, maxBytes: fsread.NewHasher(opts.MaxBytes).MaxBytes(),
+		stats: &TarStats{}, unsafe: unsafe}
 	for i := range changes {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if err := tb.add(&changes[i]); err != nil {
-			return nil, fmt.Errorf("archive %s: %w", forensic.EscapePath(changes[i].Path), err)
+		c := &changes[i]
+		if UnsafeName(c.Path) != unsafe {
+			if !unsafe && c.LostWith == "" && c.Kind != forensic.Deleted {
+				tb.note(c, "left out of the OCI layer: its name would be read as a whiteout; it is in changes.jsonl and the archive of unsafe names")
+			}
+			continue
+		}
+		if err := tb.add(c); err != nil {
+			return nil, fmt.Errorf("archive %s: %w", forensic.EscapePath(c.Path), err)
 		}
 	}
 	if err := tw.Close(); err != nil {
@@ -56,6 +80,9 @@ type tarBuilder struct {
 	dirs     *dirCache
 	maxBytes int64
 	stats    *TarStats
+	// unsafe says the archive holds the names a layer cannot carry: a plain
+	// tar, without whiteouts.
+	unsafe bool
 }
 
 func (tb *tarBuilder) note(c *forensic.Change, format string, args ...any) {
@@ -68,6 +95,10 @@ func (tb *tarBuilder) add(c *forensic.Change) error {
 		return nil // the directory's whiteout or replacement removes it
 	}
 	if c.Kind == forensic.Deleted {
+		if tb.unsafe {
+			tb.note(c, "the deletion of a name a layer cannot carry is not archived; it is in changes.jsonl")
+			return nil
+		}
 		dir, base := path.Split(name)
 		return tb.write(&tar.Header{Typeflag: tar.TypeReg, Name: dir + ".wh." + base, Mode: 0o644, Format: tar.FormatPAX}, nil, 0)
 	}
@@ -89,8 +120,14 @@ func (tb *tarBuilder) add(c *forensic.Change) error {
 	for _, x := range dropped {
 		tb.note(c, "extended attribute %q cannot be stored in a tar (its name has '=' or NUL); it is in changes.jsonl", forensic.EscapePath(x))
 	}
+	linked := c.HardLinkTo != "" && md.Type != forensic.TypeDir
+	if linked && UnsafeName(c.HardLinkTo) != tb.unsafe {
+		// The first name of the inode is in the other archive: keep a copy.
+		tb.note(c, "hard link to %s, which is in the other archive: archived as a copy", forensic.EscapePath(c.HardLinkTo))
+		linked = false
+	}
 	switch {
-	case c.HardLinkTo != "" && md.Type != forensic.TypeDir:
+	case linked:
 		hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, strings.TrimPrefix(c.HardLinkTo, "/"), 0
 	case md.Type == forensic.TypeSocket:
 		tb.note(c, "a socket cannot be archived; its metadata is in changes.jsonl")

@@ -14,3 +14,8 @@ import (
 func WriteChangesTar(ctx context.Context, w io.Writer, root string, changes []forensic.Change, opts Options) (*TarStats, error) {
 	return nil, errors.ErrUnsupported
 }
+
+// WriteUnsafeTar reads a container's tree, which needs Linux.
+func WriteUnsafeTar(ctx context.Context, w io.Writer, root string, changes []forensic.Change, opts Options) (*TarStats, error) {
+	return nil, errors.ErrUnsupported
+}

@@ -12,7 +12,8 @@ import (
 // of the container: the mount points named in the container's OCI spec (runc
 // creates them in the container's filesystem when the image lacks them), and
 // directories whose only changes below are such mount points and whose own
-// metadata differs at most in mtime.
+// metadata differs at most in mtime. A copy-up without a difference counts as
+// no change below its directory.
 func MarkRuntime(changes []forensic.Change, mountpoints []string) {
 	dests := make(map[string]bool, len(mountpoints))
 	for _, m := range mountpoints {
@@ -40,6 +41,9 @@ func MarkRuntime(changes []forensic.Change, mountpoints []string) {
 			c.Runtime = true
 		case c.Kind != forensic.Deleted && c.Meta.Type == forensic.TypeDir && b.runtime+b.other > 0:
 			c.Runtime = b.other == 0 && onlyMtime(c.Fields)
+		}
+		if c.CopyUpOnly {
+			continue // not a change of its directory (see entry)
 		}
 		parent := parentPath(c.Path)
 		if counts[parent] == nil {

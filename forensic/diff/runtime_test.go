@@ -17,6 +17,7 @@ func TestMarkRuntime(t *testing.T) {
 		dir(forensic.Changed, "/etc", forensic.FieldMtime),
 		file(forensic.Added, "/etc/hosts"),
 		file(forensic.Added, "/etc/resolv.conf"),
+		{Kind: forensic.Changed, Path: "/etc/group", Meta: &forensic.Metadata{Type: forensic.TypeFile}, CopyUpOnly: true},
 		dir(forensic.Changed, "/opt", forensic.FieldMode), // a chmod by someone: not the runtime's
 		dir(forensic.Added, "/opt/mnt"),
 		dir(forensic.Added, "/run"),
@@ -25,7 +26,7 @@ func TestMarkRuntime(t *testing.T) {
 		file(forensic.Added, "/var/shell.php"), // the attacker's, next to a mount point
 	}
 	MarkRuntime(changes, []string{"/etc/hosts", "/etc/resolv.conf", "/opt/mnt", "/run/", "/var/mnt", "/proc"})
-	want := map[string]bool{"/etc": true, "/etc/hosts": true, "/etc/resolv.conf": true, "/opt": false,
+	want := map[string]bool{"/etc": true, "/etc/group": false, "/etc/hosts": true, "/etc/resolv.conf": true, "/opt": false,
 		"/opt/mnt": true, "/run": true, "/var": false, "/var/mnt": true, "/var/shell.php": false}
 	for _, c := range changes {
 		if c.Runtime != want[c.Path] {

@@ -1,10 +1,12 @@
 package integration
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -54,5 +56,56 @@ while [ $i -lt 2040 ]; do mkdir d && cd d || exit 1; i=$((i+1)); done && mkfifo 
 			compareTrees(t, "upper", before, captureTree(t, upper))
 			compareHost(t, "after mount --no-special and umount", host, captureHost(t))
 		})
+	}
+}
+
+// TestHangupWhilePaused hangs up `collect --pause` once the task is paused,
+// as a dropped SSH session does: the run must resume the task and remove its
+// lease, mounts and partial output itself, with nobody left to run cleanup.
+func TestHangupWhilePaused(t *testing.T) {
+	c := h.runContainer(t, "hangup-paused", "overlayfs")
+	h.attack(t, c, `echo defaced > /var/www/html/index.html`)
+	env := []string{"TMPDIR=" + t.TempDir()}
+	host := captureHost(t)
+	out := t.TempDir()
+	for i, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGHUP, syscall.SIGHUP} {
+		p := startHandled(t, env, "collect", "--pause", "-o", filepath.Join(out, fmt.Sprintf("bag-%d.tar.gz", i)), c.id)
+		waitPaused(t, c)
+		code := p.signalAfter(time.Duration(i)*5*time.Millisecond, sig)
+		what := fmt.Sprintf("%v once paused (+%dms)", sig, i*5)
+		if code != 0 && code != 130 {
+			t.Errorf("%s: exit %d: %s", what, code, p.stderr.String())
+		}
+		paused, leaked := checkInterrupted(t, what, p, code, c, host)
+		if paused || leaked > 0 {
+			t.Errorf("%s: task left paused %v, leases leaked %d", what, paused, leaked)
+		}
+		if code != 0 {
+			if entries, _ := os.ReadDir(out); len(entries) != 0 {
+				t.Errorf("%s: partial output left: %v", what, entries)
+			}
+		}
+		os.RemoveAll(out)
+		os.MkdirAll(out, 0o755)
+	}
+}
+
+// TestDiffIntoClosedPipe pipes `diff` into a reader that stops at once
+// (`| head -c1`): the write to the closed pipe must not kill the run before
+// it removed its mounts and lease.
+func TestDiffIntoClosedPipe(t *testing.T) {
+	c := h.runContainer(t, "diff-closed-pipe", "overlayfs")
+	h.attack(t, c, `mkdir /tmp/many && cd /tmp/many && i=0 && while [ $i -lt 3000 ]; do : > file-with-a-long-name-$i; i=$((i+1)); done`)
+	host := captureHost(t)
+	for _, args := range [][]string{{"diff"}, {"diff", "--format", "json"}, {"diff", "--method", "walk"}} {
+		argv := append([]string{"-c", `"$0" "$@" | head -c1 >/dev/null`, h.bin, "--address", h.daemon.Address,
+			"-n", h.daemon.Namespace}, append(args, c.id)...)
+		cmd := exec.Command("/bin/sh", argv...)
+		cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir())
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("%s | head -c1: %v %s", strings.Join(args, " "), err, out)
+		}
+		compareHost(t, strings.Join(args, " ")+" | head -c1", host, captureHost(t))
+		removeLeaked(t, host)
 	}
 }

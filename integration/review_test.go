@@ -109,3 +109,38 @@ func TestDiffIntoClosedPipe(t *testing.T) {
 		removeLeaked(t, host)
 	}
 }
+
+// TestCollectRefusesOutputInsideTheEvidence gives collect an output inside the
+// container's own file system, as a responder in a hurry might (through
+// /proc/PID/root, the task's rootfs mount or the snapshot's upper directory):
+// collect must refuse it (exit 2) before writing anything, so that the
+// container's layer stays as it was.
+func TestCollectRefusesOutputInsideTheEvidence(t *testing.T) {
+	c := h.runContainer(t, "output-inside", "overlayfs")
+	h.attack(t, c, `echo defaced > /var/www/html/index.html`)
+	upper := h.upperDir(t, c)
+	rootfs := filepath.Join(filepath.Dir(h.daemon.Address), "..", "state", "io.containerd.runtime.v2.task", h.daemon.Namespace, c.id, "rootfs")
+	if _, err := os.Stat(rootfs); err != nil {
+		rootfs = fmt.Sprintf("/proc/%d/root", c.task.Pid())
+	}
+	time.Sleep(50 * time.Millisecond)
+	before := captureTree(t, upper)
+	for _, out := range []string{
+		fmt.Sprintf("/proc/%d/root/tmp/bag.tar", c.task.Pid()),
+		fmt.Sprintf("/proc/%d/root/tmp/new/bag", c.task.Pid()),
+		filepath.Join(rootfs, "var/www/bag.tar.gz"),
+		filepath.Join(upper, "tmp", "bag"),
+		filepath.Join(upper, "bag.tar"),
+	} {
+		r := h.cli(t, "collect", "-o", out, c.id)
+		if r.code != 2 || !strings.Contains(r.stderr, "inside") {
+			t.Errorf("collect -o %s: exit %d, want 2 and a refusal: %s%s", out, r.code, r.stdout, r.stderr)
+		}
+		compareTrees(t, "upper after collect -o "+out, before, captureTree(t, upper))
+	}
+	native := h.runContainer(t, "output-outside-native", "native")
+	out := filepath.Join(t.TempDir(), "bag.tar")
+	if r := h.cli(t, "collect", "-o", out, native.id); r.code != 0 {
+		t.Errorf("collect of a native container to %s: exit %d: %s", out, r.code, r.stderr)
+	}
+}

@@ -144,3 +144,25 @@ func TestCollectRefusesOutputInsideTheEvidence(t *testing.T) {
 		t.Errorf("collect of a native container to %s: exit %d: %s", out, r.code, r.stderr)
 	}
 }
+
+// TestMountRefusesMountpointInsideTheContainer mounts a container onto a
+// directory inside its own file system: mount must refuse (exit 2) before it
+// creates the directory, leaving the container's layer as it was.
+func TestMountRefusesMountpointInsideTheContainer(t *testing.T) {
+	c := h.runContainer(t, "mountpoint-inside", "overlayfs")
+	upper := h.upperDir(t, c)
+	time.Sleep(50 * time.Millisecond)
+	before, host := captureTree(t, upper), captureHost(t)
+	for _, dir := range []string{
+		fmt.Sprintf("/proc/%d/root/mnt/view", c.task.Pid()),
+		filepath.Join(upper, "view"),
+	} {
+		r := h.cli(t, "mount", "--state-dir", h.stateDir, c.id, dir)
+		if r.code != 2 || !strings.Contains(r.stderr, "inside the container's file system") {
+			t.Errorf("mount %s: exit %d, want 2 and a refusal: %s%s", dir, r.code, r.stdout, r.stderr)
+			h.cli(t, "umount", "--state-dir", h.stateDir, dir)
+		}
+		compareTrees(t, "upper after mount at "+dir, before, captureTree(t, upper))
+		compareHost(t, "after mount at "+dir, host, captureHost(t))
+	}
+}

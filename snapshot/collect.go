@@ -61,7 +61,7 @@ type CollectResult struct {
 // committed, so that a run killed at any moment, sealing and packing
 // included, leaves a record cleanup finds.
 func (c *Client) Collect(ctx context.Context, ctr *Container, opts CollectOptions) (*CollectResult, error) {
-	if err := c.refuseOutputInside(ctx, ctr, opts.Output); err != nil {
+	if err := c.refuseOutputInside(ctx, ctr, "output", opts.Output); err != nil {
 		return nil, err
 	}
 	w, err := bundle.Create(opts.Output, bundle.CreateOptions{Algorithms: opts.Algorithms, Progress: opts.Progress})

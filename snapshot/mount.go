@@ -62,11 +62,16 @@ func (t MountTarget) describe() string {
 
 // Mount mounts the target read-only at dir and leaves it mounted, holding a
 // lease (and a view, for an image) until Unmount. dir must be an empty
-// directory or not exist yet. A failed Mount leaves nothing: no record, lease,
+// directory or not exist yet, and not be inside the container mounted. A failed Mount leaves nothing: no record, lease,
 // view or mount, and none of the directories it created.
 func (c *Client) Mount(ctx context.Context, t MountTarget, dir, stateDir string) (rec *MountRecord, err error) {
 	if err := c.checkTarget(ctx, t); err != nil {
 		return nil, err
+	}
+	if t.Container != nil {
+		if err := c.refuseOutputInside(ctx, t.Container, "mount point", dir); err != nil {
+			return nil, err
+		}
 	}
 	dir, created, err := prepareMountpoint(dir)
 	if err != nil {

@@ -13,23 +13,26 @@ import (
 	"github.com/ctrforensics/ctrforensics/mountutil"
 )
 
-// OutputInsideError says an output path lies inside the container's own file
-// system, where writing would change the evidence.
+// OutputInsideError says an output path (or a mount point) lies inside the
+// container's own file system, where writing would change the evidence.
 type OutputInsideError struct {
-	Output, Root string
+	// What is "output" or "mount point".
+	What, Path, Root string
 }
 
 func (e *OutputInsideError) Error() string {
-	return fmt.Sprintf("output %s is inside the container's file system (%s): writing it would change the evidence; pick an output outside it", e.Output, e.Root)
+	return fmt.Sprintf("%s %s is inside the container's file system (%s): creating it would change the evidence; pick one outside it",
+		e.What, e.Path, e.Root)
 }
 
-// refuseOutputInside fails with an OutputInsideError when output lies inside
+// refuseOutputInside fails with an OutputInsideError when output (what:
+// "output" or "mount point") lies inside
 // the container's root as its task sees it (/proc/PID/root, and so the
 // task's rootfs mount) or inside a directory of its snapshot (the upper
 // directory, a lower layer, a native snapshot). The check follows the
 // directory's parents as the kernel resolved them (by "..", never by a
 // path), so symlinks and /proc/PID/root do not hide where the output is.
-func (c *Client) refuseOutputInside(ctx context.Context, ctr *Container, output string) error {
+func (c *Client) refuseOutputInside(ctx context.Context, ctr *Container, what, output string) error {
 	dir, err := existingAncestor(output)
 	if err != nil {
 		return err
@@ -52,7 +55,7 @@ func (c *Client) refuseOutputInside(ctx context.Context, ctr *Container, output 
 		if err != nil {
 			return fmt.Errorf("check output %s: %w", output, err)
 		}
-		return &OutputInsideError{Output: output, Root: root}
+		return &OutputInsideError{What: what, Path: output, Root: root}
 	}
 	return nil
 }

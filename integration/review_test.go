@@ -166,3 +166,63 @@ func TestMountRefusesMountpointInsideTheContainer(t *testing.T) {
 		compareHost(t, "after mount at "+dir, host, captureHost(t))
 	}
 }
+
+// TestKilledMountNoSpecialUmount kills `mount --no-special` at many moments
+// while it covers a few hundred FIFOs, then runs umount and cleanup: no
+// cover, view, lease or record may be left, and the layer is as it was.
+func TestKilledMountNoSpecialUmount(t *testing.T) {
+	c := h.runContainer(t, "killed-no-special", "overlayfs")
+	h.attack(t, c, `mkdir /tmp/f && cd /tmp/f && i=0 && while [ $i -lt 300 ]; do mkfifo p$i; i=$((i+1)); done`)
+	upper := h.upperDir(t, c)
+	time.Sleep(50 * time.Millisecond)
+	before, host := captureTree(t, upper), captureHost(t)
+	records := stateRecords(t)
+	counts := map[string]int{}
+	for ms := 0; ms <= 60; ms += 4 {
+		what := fmt.Sprintf("killed after %dms", ms)
+		dir := filepath.Join(t.TempDir(), "view")
+		p := startHandled(t, nil, "mount", "--state-dir", h.stateDir, "--no-special", c.id, dir)
+		p.signalAfter(time.Duration(ms)*time.Millisecond, syscall.SIGKILL)
+		time.Sleep(100 * time.Millisecond)
+		if left, _ := os.ReadFile("/proc/self/mountinfo"); strings.Count(string(left), dir+"/") > 0 {
+			counts["covers left by the kill"]++
+		}
+		r := h.cli(t, "umount", "--state-dir", h.stateDir, dir)
+		counts[fmt.Sprintf("umount exit %d", r.code)]++
+		if r.code != 0 && !strings.Contains(r.stderr, "not a ctrforensics mount") {
+			t.Errorf("%s: umount: exit %d: %s", what, r.code, r.stderr)
+		}
+		r = h.cliWith(t, func(cmd *exec.Cmd) { cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir()) },
+			"--address", h.daemon.Address, "-n", h.daemon.Namespace, "cleanup", "--state-dir", h.stateDir)
+		if r.code != 0 {
+			t.Errorf("%s: cleanup: exit %d: %s", what, r.code, r.stderr)
+		}
+		compareHost(t, what+", umount and cleanup", host, captureHost(t))
+		if got := stateRecords(t); strings.Join(got, " ") != strings.Join(records, " ") {
+			t.Errorf("%s: records %v, before %v", what, got, records)
+		}
+	}
+	compareTrees(t, "upper", before, captureTree(t, upper))
+	t.Logf("outcomes: %v", counts)
+}
+
+// TestCleanupRemovesUnfinishedMountRecord leaves what `mount` killed while
+// writing its record leaves (the record's temporary file, named with the
+// dead pid): cleanup must remove it and say so.
+func TestCleanupRemovesUnfinishedMountRecord(t *testing.T) {
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("0123456789abcdef.json.tmp-%d", dead.Process.Pid)
+	if err := os.WriteFile(filepath.Join(h.stateDir, name), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := h.cli(t, "cleanup", "--state-dir", h.stateDir)
+	if r.code != 0 || !strings.Contains(r.stdout, name) {
+		t.Errorf("cleanup: exit %d: %s%s", r.code, r.stdout, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(h.stateDir, name)); !os.IsNotExist(err) {
+		t.Errorf("the unfinished record is still there: %v", err)
+	}
+}

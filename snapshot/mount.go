@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -309,6 +310,10 @@ func coverPath(stateDir, mountpoint string) string {
 	return strings.TrimSuffix(recordPath(stateDir, mountpoint), ".json") + ".empty"
 }
 
+// recordTempMarker and the writer's pid end the name of a record being
+// written, so that cleanup can remove what a killed mount left.
+const recordTempMarker = ".tmp-"
+
 func writeRecord(stateDir string, rec *MountRecord) error {
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return fmt.Errorf("create state directory: %w", err)
@@ -318,7 +323,7 @@ func writeRecord(stateDir string, rec *MountRecord) error {
 		return err
 	}
 	p := recordPath(stateDir, rec.Mountpoint)
-	tmp := p + ".tmp"
+	tmp := p + recordTempMarker + strconv.Itoa(os.Getpid())
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return fmt.Errorf("write mount record: %w", err)
 	}

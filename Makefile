@@ -17,7 +17,7 @@ GOBUILD   := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 RELEASE_PLATFORMS := linux/amd64 linux/arm64 darwin/arm64 darwin/amd64 windows/amd64
 PORTABLE_PKGS     := ./forensic ./forensic/attest ./forensic/bagit ./forensic/bundle ./forensic/custody ./forensic/history
 
-.PHONY: all build release cross portable deps test test-unit test-integration lint bench demo demo-clean clean
+.PHONY: all build release cross portable deps test test-containerd2 test-unit test-integration lint bench demo demo-clean clean
 
 all: build
 
@@ -51,12 +51,20 @@ portable:
 deps:
 	bash scripts/install-deps.sh
 
-# Every test: unit tests, integration tests against a private containerd and
-# runc, the CLI end-to-end tests, and the cross-compilation of every release
-# platform. CI runs exactly this, as root; CTRFORENSICS_TEST_ROOT=1 makes a
-# root-only test fail instead of skipping.
-test: deps build
+# Every test: lint, the cross-compilation of every release platform, unit
+# tests, and the integration tests (a private containerd and runc, the CLI
+# end to end) twice: against Debian's containerd 1.6 and against containerd
+# 2.x built from the Go module proxy (cached outside the checkout by
+# scripts/containerd2.sh). CI runs exactly this, as root;
+# CTRFORENSICS_TEST_ROOT=1 makes a root-only test fail instead of skipping.
+test: deps build lint cross
 	CTRFORENSICS_TEST_ROOT=1 CTRFORENSICS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 30m ./...
+	$(MAKE) test-containerd2
+
+test-containerd2:
+	ctrd=$$(bash scripts/containerd2.sh) && echo "integration tests against $$($$ctrd --version)" && \
+		CTRFORENSICS_TEST_CONTAINERD=$$ctrd CTRFORENSICS_TEST_ROOT=1 CTRFORENSICS_BIN=$(CURDIR)/$(BIN) \
+		$(GO) test -count=1 -timeout 30m ./integration/...
 
 # Unit tests only; without root, the tests that need it are skipped.
 test-unit:
@@ -65,7 +73,7 @@ test-unit:
 test-integration: deps build
 	CTRFORENSICS_TEST_ROOT=1 CTRFORENSICS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 30m -v ./integration/...
 
-lint:
+lint: portable
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
 	@bins=$$(git ls-files -z | xargs -0 -r file | grep -E ': .*(ELF|Mach-O|PE32)' | cut -d: -f1); \
 		if [ -n "$$bins" ]; then echo "git tracks build outputs: $$bins"; exit 1; fi

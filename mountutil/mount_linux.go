@@ -128,10 +128,6 @@ func IsMountpoint(dir string) (bool, error) {
 	return mountinfo.Mounted(dir)
 }
 
-// TempMountPrefix starts the name of every temporary mount point, followed by
-// the owning process's ID, so that `cleanup` can tell a dead run's mounts.
-const TempMountPrefix = "ctrforensics-mount-"
-
 // WithTempMount mounts mounts read-only on a new temporary directory, calls fn
 // with it and always unmounts and removes the directory afterwards, also when fn
 // fails or ctx is cancelled (the caller cancels ctx on SIGINT and SIGTERM).

@@ -12,6 +12,10 @@ import (
 	"github.com/containerd/containerd/v2/core/mount"
 )
 
+// TempMountPrefix starts the name of every temporary mount point, followed by
+// the owning process's ID, so that `cleanup` can tell a dead run's mounts.
+const TempMountPrefix = "ctrforensics-mount-"
+
 // Overlay is the layer stack of an overlayfs mount.
 type Overlay struct {
 	// Upper is the writable layer; empty for a read-only overlay.

@@ -116,14 +116,17 @@ run "${CF[@]}" mount --upper-only web "$DEMO/view"
 run cat "$DEMO/view/var/www/html/shell.php"
 run "${CF[@]}" umount "$DEMO/view"
 
-say "Seal the evidence: a signed BagIt bundle with a chain of custody"
+say "Seal the evidence: a signed BagIt bundle with a chain of custody (flags after the name, as with docker)"
 run "${CF[@]}" key generate --out "$DEMO/examiner"
-run "${CF[@]}" collect -o "$DEMO/web-evidence.tar.gz" --case IR-2026-042 --examiner alice \
-  --note "web shell found on web" --sign-key "$DEMO/examiner.key" web
+run "${CF[@]}" key generate --out "$DEMO/courier"
+run "${CF[@]}" collect web -o "$DEMO/web-evidence.tar.gz" --case IR-2026-042 --examiner alice \
+  --note "web shell found on web" --sign-key "$DEMO/examiner.key"
 
-say "Anyone can check it later"
-run "${CF[@]}" verify --pubkey "$DEMO/examiner.pub" "$DEMO/web-evidence.tar.gz"
-run "${CF[@]}" custody add --action transferred --actor bob --note "to the lab, sealed bag 4711" "$DEMO/web-evidence.tar.gz"
+say "Anyone can check it later; every hand it passes through signs the custody chain"
+run "${CF[@]}" verify "$DEMO/web-evidence.tar.gz" --pubkey "$DEMO/examiner.pub"
+run "${CF[@]}" custody add "$DEMO/web-evidence.tar.gz" --action transferred --actor bob \
+  --note "to the lab, sealed bag 4711" --sign-key "$DEMO/courier.key"
+run "${CF[@]}" verify "$DEMO/web-evidence.tar.gz" --pubkey "$DEMO/examiner.pub" --pubkey "$DEMO/courier.pub"
 
 say "...also with stock tools"
 mkdir "$DEMO/unpacked"
@@ -134,7 +137,7 @@ say "Flip one byte in a copy: verify names the file and fails (exit 1)"
 cp -a "$DEMO/unpacked/web-evidence" "$DEMO/tampered"
 printf 'X' | dd of="$DEMO/tampered/data/rootfs/changes.tar" bs=1 seek=1000 count=1 conv=notrunc 2>/dev/null
 set +e
-run "${CF[@]}" verify --pubkey "$DEMO/examiner.pub" "$DEMO/tampered"
+run "${CF[@]}" verify --pubkey "$DEMO/examiner.pub" --pubkey "$DEMO/courier.pub" "$DEMO/tampered"
 echo "(exit $?)"
 set -e
 

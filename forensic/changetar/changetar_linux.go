@@ -1,8 +1,3 @@
-// Package changetar writes a container's changes as an OCI layer tar: applied
-// over the image, it gives the container's filesystem. It reads the
-// container's tree through a read-only mount, by descriptor (never following a
-// symlink, with O_NOATIME, never opening a FIFO or device), and keeps a bounded
-// number of descriptors open however deep the tree.
 package changetar
 
 import (
@@ -22,20 +17,6 @@ import (
 	"github.com/ctrforensics/ctrforensics/internal/fdio"
 )
 
-// Options tune the archive.
-type Options struct {
-	// MaxBytes is the size above which a file's content is left out (its
-	// metadata is archived); 0 means the diff's default hashing limit.
-	MaxBytes int64
-}
-
-// TarStats says what WriteChangesTar archived and what it could not.
-type TarStats struct {
-	Entries, Bytes int64
-	// Notes name every change not archived as it is, and why.
-	Notes []string
-}
-
 // WriteChangesTar writes changes as an OCI layer: every added or changed entry
 // of root (the container's filesystem, mounted read-only) with its content and
 // all its metadata (PAX headers with nanosecond times, owners, modes, every
@@ -50,7 +31,7 @@ func WriteChangesTar(ctx context.Context, w io.Writer, root string, changes []fo
 	}
 	defer dirs.close()
 	tw := tar.NewWriter(w)
-	tb := &tarBuilder{ctx: ctx, tw: tw, dirs: dirs, maxBytes: fsread.NewHasher(opts.MaxBytes).MaxBytes(), stats: &TarStats{}}
+	tb := &tarBuilder{ctx: ctx, w: w, tw: tw, dirs: dirs, maxBytes: fsread.NewHasher(opts.MaxBytes).MaxBytes(), stats: &TarStats{}}
 	for i := range changes {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -66,7 +47,10 @@ func WriteChangesTar(ctx context.Context, w io.Writer, root string, changes []fo
 }
 
 type tarBuilder struct {
-	ctx      context.Context
+	ctx context.Context
+	// w is what tw writes to; sparse entries are written to it directly,
+	// between two entries of tw.
+	w        io.Writer
 	tw       *tar.Writer
 	dirs     *dirCache
 	maxBytes int64
@@ -132,7 +116,17 @@ func (tb *tarBuilder) addFile(c *forensic.Change, dirfd int, base string, hdr *t
 	f := os.NewFile(uintptr(fd), base)
 	defer f.Close()
 	h := sha256.New()
-	if err := tb.write(hdr, io.TeeReader(ctxReader{tb.ctx, f}, h), md.Size); err != nil {
+	var regions []region
+	sparse := false
+	if md.Allocated < md.Size { // holes are possible: find them
+		regions, sparse = dataRegions(fd, md.Size)
+	}
+	if sparse {
+		err = tb.writeSparse(hdr, fd, regions, h)
+	} else {
+		err = tb.write(hdr, io.TeeReader(ctxReader{tb.ctx, f}, h), md.Size)
+	}
+	if err != nil {
 		return err
 	}
 	if c.Digest != "" && digest.NewDigest(digest.SHA256, h) != c.Digest {
@@ -211,11 +205,12 @@ func tarHeader(name string, md *forensic.Metadata) (*tar.Header, []string) {
 // dirCache keeps the chain of directory handles leading to the last entry, so
 // that consecutive paths of a sorted change set share them and no path is
 // ever resolved as a whole (no symlink followed, no PATH_MAX limit). The
-// handles keep a bounded number of descriptors open, however deep the chain.
+// handles keep a bounded number of descriptors open, however deep the chain,
+// and moving from one path to the next costs the components that differ.
 type dirCache struct {
 	dirs  *fdio.Dirs
-	names []string    // components of the current directory below the root
-	chain []*fdio.Dir // chain[0] is the root; chain[i] is names[:i]
+	cur   string      // the directory chain ends at, relative to the root ("" for the root)
+	chain []*fdio.Dir // chain[0] is the root, then one handle per component of cur
 }
 
 func newDirCache(root string) (*dirCache, error) {
@@ -229,24 +224,36 @@ func newDirCache(root string) (*dirCache, error) {
 
 // parent returns the directory holding rel and rel's base name.
 func (d *dirCache) parent(rel string) (*fdio.Dir, string, error) {
-	comps := strings.Split(rel, "/")
-	dir, base := comps[:len(comps)-1], comps[len(comps)-1]
-	common := 0
-	for common < len(dir) && common < len(d.names) && dir[common] == d.names[common] {
-		common++
+	dir, base := "", rel
+	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
+		dir, base = rel[:i], rel[i+1:]
 	}
-	for len(d.names) > common {
+	for !within(dir, d.cur) {
 		d.chain[len(d.chain)-1].Close()
-		d.chain, d.names = d.chain[:len(d.chain)-1], d.names[:len(d.names)-1]
+		d.chain = d.chain[:len(d.chain)-1]
+		d.cur = d.cur[:max(strings.LastIndexByte(d.cur, '/'), 0)]
 	}
-	for _, c := range dir[common:] {
-		sub, err := d.chain[len(d.chain)-1].Open(c, 0)
+	for len(d.cur) < len(dir) {
+		start := len(d.cur)
+		if start > 0 {
+			start++ // the slash after cur
+		}
+		end := len(dir)
+		if i := strings.IndexByte(dir[start:], '/'); i >= 0 {
+			end = start + i
+		}
+		sub, err := d.chain[len(d.chain)-1].Open(dir[start:end], 0)
 		if err != nil {
 			return nil, "", err
 		}
-		d.chain, d.names = append(d.chain, sub), append(d.names, c)
+		d.chain, d.cur = append(d.chain, sub), dir[:end]
 	}
 	return d.chain[len(d.chain)-1], base, nil
+}
+
+// within reports whether dir is cur or below it.
+func within(dir, cur string) bool {
+	return cur == "" || dir == cur || len(dir) > len(cur) && dir[len(cur)] == '/' && dir[:len(cur)] == cur
 }
 
 func (d *dirCache) close() {

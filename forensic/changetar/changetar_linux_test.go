@@ -4,17 +4,21 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 
 	"github.com/ctrforensics/ctrforensics/forensic"
 	"github.com/ctrforensics/ctrforensics/forensic/diff"
+	"github.com/ctrforensics/ctrforensics/forensic/internal/deeptree"
 	"github.com/ctrforensics/ctrforensics/internal/testutil"
 )
 
@@ -124,4 +128,159 @@ func mapKeys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestDeepChain archives a chain of directories deeper than the descriptor
+// limit, made in a container under `ulimit -n 1024`: the tar holds every
+// change, in order, and reads back with archive/tar.
+func TestDeepChain(t *testing.T) {
+	const depth, zEvery = 20000, 1000
+	if testing.Short() {
+		t.Skip("a 20,000-deep tree")
+	}
+	f := newOverlay(t, webImage)
+	t.Cleanup(func() {
+		unix.Unmount(f.merged, unix.MNT_DETACH)
+		must(t, deeptree.Remove(f.upper+"/tmp"))
+	})
+	must(t, deeptree.Make(f.merged+"/tmp", depth, zEvery))
+	var lim unix.Rlimit
+	must(t, unix.Getrlimit(unix.RLIMIT_NOFILE, &lim))
+	old := lim
+	lim.Cur = 1024
+	must(t, unix.Setrlimit(unix.RLIMIT_NOFILE, &lim))
+	t.Cleanup(func() { unix.Setrlimit(unix.RLIMIT_NOFILE, &old) })
+	changes, ro := f.readOnly(t)
+	if want := 1 + depth + depth/zEvery; len(changes) != want {
+		t.Fatalf("%d changes, want %d", len(changes), want)
+	}
+	pr, pw := io.Pipe()
+	type result struct {
+		entries int
+		err     error
+	}
+	done := make(chan result)
+	go func() { // read back as the tar is written: it is hundreds of megabytes
+		var r result
+		tr := tar.NewReader(pr)
+		for ; ; r.entries++ {
+			hdr, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				r.err = err
+				break
+			}
+			want := strings.TrimPrefix(changes[r.entries].Path, "/")
+			if hdr.Typeflag == tar.TypeDir {
+				want += "/"
+			}
+			if hdr.Name != want {
+				r.err = fmt.Errorf("entry %d: %d-byte name, want %d bytes", r.entries, len(hdr.Name), len(want))
+				break
+			}
+		}
+		pr.CloseWithError(r.err)
+		done <- r
+	}()
+	st, err := WriteChangesTar(context.Background(), pw, ro, changes, Options{})
+	pw.CloseWithError(err)
+	r := <-done
+	must(t, err)
+	must(t, r.err)
+	if st.Entries != int64(len(changes)) || r.entries != len(changes) || len(st.Notes) != 0 {
+		t.Errorf("%d entries written, %d read, notes %q; want %d", st.Entries, r.entries, st.Notes, len(changes))
+	}
+}
+
+// TestSparseFile archives files with holes: the holes take no room in the
+// tar, archive/tar reads each back to the logical content the diff hashed,
+// and GNU tar restores the same bytes.
+func TestSparseFile(t *testing.T) {
+	const size = 64 << 20
+	f := newOverlay(t, webImage)
+	type part struct {
+		off  int64
+		data string
+	}
+	files := map[string][]part{
+		"tmp/holes":      {{0, "head"}, {size / 2, "middle"}, {size - 4, "tail"}}, // data, hole, data, hole, data
+		"tmp/only-hole":  {},                                                      // truncate -s 1G
+		"tmp/hole-first": {{size - 5, "last!"}},
+	}
+	for name, parts := range files {
+		fh, err := os.Create(f.merged + "/" + name)
+		must(t, err)
+		must(t, fh.Truncate(size))
+		for _, p := range parts {
+			_, err := fh.WriteAt([]byte(p.data), p.off)
+			must(t, err)
+		}
+		must(t, fh.Close())
+	}
+	changes, ro := f.readOnly(t)
+	out, err := os.Create(filepath.Join(t.TempDir(), "changes.tar"))
+	must(t, err)
+	st, err := WriteChangesTar(context.Background(), out, ro, changes, Options{})
+	must(t, err)
+	must(t, out.Close())
+	fi, err := os.Stat(out.Name())
+	must(t, err)
+	if fi.Size() > 64<<10 {
+		t.Errorf("tar of three 64 MiB sparse files is %d bytes", fi.Size())
+	}
+	if len(st.Notes) != 0 {
+		t.Errorf("notes %q", st.Notes)
+	}
+	// archive/tar gives the logical content, whose digest the diff recorded.
+	in, err := os.Open(out.Name())
+	must(t, err)
+	defer in.Close()
+	tr := tar.NewReader(in)
+	seen := 0
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		must(t, err)
+		if _, ok := files[hdr.Name]; !ok {
+			continue
+		}
+		seen++
+		h := sha256.New()
+		n, err := io.Copy(h, tr)
+		must(t, err)
+		c := find(t, changes, "/"+hdr.Name)
+		if got := digest.NewDigest(digest.SHA256, h); n != size || hdr.Size != size || got != c.Digest {
+			t.Errorf("%s: %d bytes (header %d), digest %s, diff saw %s", hdr.Name, n, hdr.Size, got, c.Digest)
+		}
+	}
+	if seen != len(files) {
+		t.Errorf("%d sparse files in the tar, want %d", seen, len(files))
+	}
+	// GNU tar restores the same bytes, holes included.
+	dir := t.TempDir()
+	if b, err := exec.Command("tar", "-xf", out.Name(), "-C", dir).CombinedOutput(); err != nil {
+		t.Fatalf("tar -xf: %v: %s", err, b)
+	}
+	for name := range files {
+		b, err := exec.Command("sha256sum", filepath.Join(dir, name)).Output()
+		must(t, err)
+		if got := "sha256:" + strings.Fields(string(b))[0]; got != find(t, changes, "/"+name).Digest.String() {
+			t.Errorf("%s restored by GNU tar: %s", name, got)
+		}
+	}
+}
+
+func find(t *testing.T, changes []forensic.Change, p string) *forensic.Change {
+	t.Helper()
+	for i := range changes {
+		if changes[i].Path == p {
+			return &changes[i]
+		}
+	}
+	t.Fatalf("no change for %q", p)
+	return nil
 }

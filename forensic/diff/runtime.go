@@ -19,13 +19,12 @@ func MarkRuntime(changes []forensic.Change, mountpoints []string) {
 		dests[path.Clean("/"+m)] = true
 	}
 	order := make([]int, len(changes))
+	depths := make([]int, len(changes)) // counted once: a path may be long
 	for i := range order {
-		order[i] = i
+		order[i], depths[i] = i, depth(changes[i].Path)
 	}
 	// Deepest first, so that a directory is decided after everything below it.
-	sort.SliceStable(order, func(a, b int) bool {
-		return depth(changes[order[a]].Path) > depth(changes[order[b]].Path)
-	})
+	sort.SliceStable(order, func(a, b int) bool { return depths[order[a]] > depths[order[b]] })
 	// below counts, per directory, the runtime and other changes beneath it;
 	// each change adds its own counts to its parent, which is decided later.
 	type below struct{ runtime, other int }

@@ -9,7 +9,6 @@ import (
 	"sort"
 
 	"github.com/opencontainers/go-digest"
-	"golang.org/x/sys/unix"
 
 	"github.com/ctrforensics/ctrforensics/forensic"
 	"github.com/ctrforensics/ctrforensics/forensic/internal/fsread"
@@ -25,17 +24,17 @@ import (
 // mount, which no open flag prevents.
 func OverlayDiff(ctx context.Context, upper, lower string, opts Options) (*Diff, error) {
 	w := newWalker(ctx, opts)
-	up, err := fdio.OpenDir(unix.AT_FDCWD, upper)
+	up, err := w.dirs.OpenRoot(upper)
 	if err != nil {
 		return nil, fmt.Errorf("open upper directory: %w", err)
 	}
-	defer fdio.Close(up)
-	low := -1
+	defer up.Close()
+	var low *fdio.Dir
 	if lower != "" {
-		if low, err = fdio.OpenDir(unix.AT_FDCWD, lower); err != nil {
+		if low, err = w.dirs.OpenRoot(lower); err != nil {
 			return nil, fmt.Errorf("open image root: %w", err)
 		}
-		defer fdio.Close(low)
+		defer low.Close()
 	}
 	if err := w.rawUpperChecks(up, "."); err != nil {
 		return nil, err
@@ -52,16 +51,16 @@ func OverlayDiff(ctx context.Context, upper, lower string, opts Options) (*Diff,
 // were put back is still found. Pass read-only mounts, as for OverlayDiff.
 func TreeDiff(ctx context.Context, target, base string, opts Options) (*Diff, error) {
 	w := newWalker(ctx, opts)
-	nw, err := fdio.OpenDir(unix.AT_FDCWD, target)
+	nw, err := w.dirs.OpenRoot(target)
 	if err != nil {
 		return nil, fmt.Errorf("open container root: %w", err)
 	}
-	defer fdio.Close(nw)
-	bs, err := fdio.OpenDir(unix.AT_FDCWD, base)
+	defer nw.Close()
+	bs, err := w.dirs.OpenRoot(base)
 	if err != nil {
 		return nil, fmt.Errorf("open image root: %w", err)
 	}
-	defer fdio.Close(bs)
+	defer bs.Close()
 	if _, err := w.treeDir(nw, bs, "/", false); err != nil {
 		return nil, err
 	}
@@ -74,13 +73,20 @@ func (w *walker) vanished(p string) {
 	w.notes = append(w.notes, forensic.EscapePath(p)+" vanished while the tree was read (a running container changed it)")
 }
 
+// walker walks one or two trees. Directories are fdio.Dir handles, so at most
+// fdio.DefaultDirBudget descriptors are open however deep the trees; a
+// handle is nil for a side that has no such directory. The recursion holds,
+// per level, the directory's names and the path, whose bytes a deeper path
+// shares (see paths).
 type walker struct {
 	ctx  context.Context
 	opts Options
+	dirs *fdio.Dirs
 	// ovl is the namespace of overlay attributes in raw layer directories;
 	// a merged tree has none (see fsread.Lstat).
 	ovl     string
 	hasher  *fsread.Hasher
+	paths   paths
 	changes []forensic.Change
 	// unverified counts files present on both sides that were too large to hash
 	// and whose metadata matched, so their content could not be compared.
@@ -89,7 +95,8 @@ type walker struct {
 }
 
 func newWalker(ctx context.Context, opts Options) *walker {
-	w := &walker{ctx: ctx, opts: opts, hasher: fsread.NewHasher(opts.MaxHashBytes), ovl: fsread.TrustedOverlay}
+	w := &walker{ctx: ctx, opts: opts, dirs: fdio.NewDirs(fdio.DefaultDirBudget),
+		hasher: fsread.NewHasher(opts.MaxHashBytes), ovl: fsread.TrustedOverlay}
 	if opts.UserXattr {
 		w.ovl = fsread.UserOverlay
 	}
@@ -114,11 +121,47 @@ func (w *walker) finish(m Method) *Diff {
 	return d
 }
 
+// readNames lists the directory d.
+func (w *walker) readNames(d *fdio.Dir) ([]string, error) {
+	fd, err := d.Acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer d.Release()
+	return fdio.ReadNames(fd)
+}
+
+// lstat reads the metadata of name in the directory d; see fsread.Lstat.
+func (w *walker) lstat(d *fdio.Dir, name, ns string) (*forensic.Metadata, fsread.Overlay, error) {
+	fd, err := d.Acquire()
+	if err != nil {
+		return nil, 0, err
+	}
+	defer d.Release()
+	return fsread.Lstat(fd, name, ns)
+}
+
+// open returns a handle of the directory name in d whose metadata is md, or
+// nil when d is nil.
+func (w *walker) open(d *fdio.Dir, name string, md *forensic.Metadata) (*fdio.Dir, error) {
+	if d == nil {
+		return nil, nil
+	}
+	return d.Open(name, md.Inode)
+}
+
+// closeDir closes a handle open returned.
+func closeDir(d *fdio.Dir) {
+	if d != nil {
+		d.Close()
+	}
+}
+
 // overlayDir walks the upper directory up whose merged image counterpart is low
-// (-1 when the image has no such directory). It reports whether anything below
-// changed.
-func (w *walker) overlayDir(up, low int, dir string) (bool, error) {
-	names, err := fdio.ReadNames(up)
+// (nil when the image has no such directory). It reports whether anything
+// below changed.
+func (w *walker) overlayDir(up, low *fdio.Dir, dir string) (bool, error) {
+	names, err := w.readNames(up)
 	if err != nil {
 		return false, fmt.Errorf("%s: %w", forensic.EscapePath(dir), err)
 	}
@@ -127,8 +170,8 @@ func (w *walker) overlayDir(up, low int, dir string) (bool, error) {
 		if err := w.ctx.Err(); err != nil {
 			return false, err
 		}
-		p := joinPath(dir, name)
-		md, ovl, err := fsread.Lstat(up, name, w.ovl)
+		p := w.paths.join(dir, name)
+		md, ovl, err := w.lstat(up, name, w.ovl)
 		if errors.Is(err, os.ErrNotExist) {
 			w.vanished(p)
 			continue
@@ -152,7 +195,7 @@ func (w *walker) overlayDir(up, low int, dir string) (bool, error) {
 			}
 			continue
 		}
-		recurse := func(u, l int) (bool, error) {
+		recurse := func(u, l *fdio.Dir) (bool, error) {
 			if isOpaque(ovl) {
 				return w.treeDir(u, l, p, true)
 			}
@@ -170,12 +213,12 @@ func (w *walker) overlayDir(up, low int, dir string) (bool, error) {
 // treeDir compares the directory nw of the container with base of the image,
 // both walked entirely. rawUpper says nw is inside an overlayfs upper directory,
 // whose whiteouts are skipped and whose overlay attributes are checked.
-func (w *walker) treeDir(nw, base int, dir string, rawUpper bool) (bool, error) {
-	names, err := fdio.ReadNames(nw)
+func (w *walker) treeDir(nw, base *fdio.Dir, dir string, rawUpper bool) (bool, error) {
+	names, err := w.readNames(nw)
 	if err != nil {
 		return false, fmt.Errorf("%s: %w", forensic.EscapePath(dir), err)
 	}
-	baseNames, err := fdio.ReadNames(base)
+	baseNames, err := w.readNames(base)
 	if err != nil {
 		return false, fmt.Errorf("image %s: %w", forensic.EscapePath(dir), err)
 	}
@@ -189,8 +232,8 @@ func (w *walker) treeDir(nw, base int, dir string, rawUpper bool) (bool, error) 
 		if err := w.ctx.Err(); err != nil {
 			return false, err
 		}
-		p := joinPath(dir, name)
-		md, ovl, err := fsread.Lstat(nw, name, ns)
+		p := w.paths.join(dir, name)
+		md, ovl, err := w.lstat(nw, name, ns)
 		if errors.Is(err, os.ErrNotExist) {
 			w.vanished(p)
 			continue
@@ -211,7 +254,7 @@ func (w *walker) treeDir(nw, base int, dir string, rawUpper bool) (bool, error) 
 		if err != nil {
 			return false, fmt.Errorf("image %s: %w", forensic.EscapePath(p), err)
 		}
-		recurse := func(n, b int) (bool, error) { return w.treeDir(n, b, p, rawUpper) }
+		recurse := func(n, b *fdio.Dir) (bool, error) { return w.treeDir(n, b, p, rawUpper) }
 		c, err := w.entry(nw, base, name, p, md, bmd, false, ns, recurse)
 		if err != nil {
 			return false, err
@@ -229,7 +272,7 @@ func (w *walker) treeDir(nw, base int, dir string, rawUpper bool) (bool, error) 
 		if bmd == nil {
 			continue
 		}
-		if err := w.deleted(base, name, joinPath(dir, name), bmd); err != nil {
+		if err := w.deleted(base, name, w.paths.join(dir, name), bmd); err != nil {
 			return false, err
 		}
 		changed = true
@@ -242,8 +285,8 @@ func (w *walker) treeDir(nw, base int, dir string, rawUpper bool) (bool, error) 
 // upper directory, where a non-directory is always reported because it was
 // copied up; ns is the overlay attribute namespace of the container's side.
 // recurse walks a directory present on both sides.
-func (w *walker) entry(nwDir, baseDir int, name, p string, md, base *forensic.Metadata, inUpper bool, ns string,
-	recurse func(nw, base int) (bool, error)) (bool, error) {
+func (w *walker) entry(nwDir, baseDir *fdio.Dir, name, p string, md, base *forensic.Metadata, inUpper bool, ns string,
+	recurse func(nw, base *fdio.Dir) (bool, error)) (bool, error) {
 	if base == nil {
 		return true, w.added(nwDir, name, p, md, ns)
 	}
@@ -262,7 +305,7 @@ func (w *walker) entry(nwDir, baseDir int, name, p string, md, base *forensic.Me
 	}
 	switch {
 	case md.Type == forensic.TypeDir && base.Type == forensic.TypeDir:
-		sub, err := w.descend(nwDir, baseDir, name, recurse)
+		sub, err := w.descend(nwDir, baseDir, name, md, base, recurse)
 		if err != nil {
 			return false, err
 		}
@@ -271,12 +314,12 @@ func (w *walker) entry(nwDir, baseDir int, name, p string, md, base *forensic.Me
 		}
 	case md.Type == forensic.TypeDir:
 		// A directory replaced a file: everything in it is new.
-		if err := w.addChildren(nwDir, name, p, ns); err != nil {
+		if err := w.addChildren(nwDir, name, p, md, ns); err != nil {
 			return false, err
 		}
 	case base.Type == forensic.TypeDir:
 		// A file replaced a directory: what the image had in it is gone.
-		if err := w.deletedChildren(baseDir, name, p); err != nil {
+		if err := w.deletedChildren(baseDir, name, p, base); err != nil {
 			return false, err
 		}
 	case len(c.Fields) == 0 && !inUpper && !unverified:
@@ -286,24 +329,25 @@ func (w *walker) entry(nwDir, baseDir int, name, p string, md, base *forensic.Me
 	return true, nil
 }
 
-// deletedChildren records the entries of the image directory name as deleted.
-func (w *walker) deletedChildren(baseDir int, name, p string) error {
-	fd, err := fdio.OpenDir(baseDir, name)
+// deletedChildren records the entries of the image directory name, whose
+// metadata is md, as deleted.
+func (w *walker) deletedChildren(baseDir *fdio.Dir, name, p string, md *forensic.Metadata) error {
+	sub, err := w.open(baseDir, name, md)
 	if err != nil {
 		return fmt.Errorf("image %s: %w", forensic.EscapePath(p), err)
 	}
-	defer fdio.Close(fd)
-	names, err := fdio.ReadNames(fd)
+	defer closeDir(sub)
+	names, err := w.readNames(sub)
 	if err != nil {
 		return fmt.Errorf("image %s: %w", forensic.EscapePath(p), err)
 	}
 	for _, child := range names {
-		bmd, err := w.lookupBase(fd, child)
+		bmd, err := w.lookupBase(sub, child)
 		if err != nil {
 			return fmt.Errorf("image %s: %w", forensic.EscapePath(joinPath(p, child)), err)
 		}
 		if bmd != nil {
-			if err := w.deleted(fd, child, joinPath(p, child), bmd); err != nil {
+			if err := w.deleted(sub, child, w.paths.join(p, child), bmd); err != nil {
 				return err
 			}
 		}
@@ -312,25 +356,26 @@ func (w *walker) deletedChildren(baseDir int, name, p string) error {
 }
 
 // descend opens the directory name on both sides and walks it with recurse.
-func (w *walker) descend(nwDir, baseDir int, name string, recurse func(nw, base int) (bool, error)) (bool, error) {
-	nfd, err := fdio.OpenDir(nwDir, name)
+func (w *walker) descend(nwDir, baseDir *fdio.Dir, name string, md, base *forensic.Metadata,
+	recurse func(nw, base *fdio.Dir) (bool, error)) (bool, error) {
+	nsub, err := w.open(nwDir, name, md)
 	if err != nil {
 		return false, err
 	}
-	defer fdio.Close(nfd)
-	bfd, err := fdio.OpenDir(baseDir, name)
+	defer closeDir(nsub)
+	bsub, err := w.open(baseDir, name, base)
 	if err != nil {
 		return false, err
 	}
-	defer fdio.Close(bfd)
-	return recurse(nfd, bfd)
+	defer closeDir(bsub)
+	return recurse(nsub, bsub)
 }
 
 // compareContent hashes both versions of a regular file and records the
-// digests, adding forensic.FieldContent when they differ. It reports a file whose
+// digests, adding FieldContent when they differ. It reports a file whose
 // content could not be compared for a reason other than its size: such a
 // change is kept even when nothing else differs.
-func (w *walker) compareContent(nwDir, baseDir int, name string, c *forensic.Change) (unverified bool, err error) {
+func (w *walker) compareContent(nwDir, baseDir *fdio.Dir, name string, c *forensic.Change) (unverified bool, err error) {
 	var baseReason *forensic.NotHashed
 	if err := w.hashInto(nwDir, name, c.Meta, &c.Digest, &c.NotHashed); err != nil {
 		return false, err
@@ -362,37 +407,44 @@ func (w *walker) compareContent(nwDir, baseDir int, name string, c *forensic.Cha
 	return false, nil
 }
 
-func (w *walker) hashInto(dirfd int, name string, md *forensic.Metadata, d *digest.Digest, reason **forensic.NotHashed) error {
-	sum, why, err := w.hasher.Hash(w.ctx, dirfd, name, md)
+func (w *walker) hashInto(d *fdio.Dir, name string, md *forensic.Metadata, sum *digest.Digest, reason **forensic.NotHashed) error {
+	fd, err := d.Acquire()
 	if err != nil {
 		return err
 	}
-	*d, *reason = sum, why
+	defer d.Release()
+	s, why, err := w.hasher.Hash(w.ctx, fd, name, md)
+	if err != nil {
+		return err
+	}
+	*sum, *reason = s, why
 	return nil
 }
 
 // added records name and, for a directory, everything below it as added.
-func (w *walker) added(dirfd int, name, p string, md *forensic.Metadata, ns string) error {
+func (w *walker) added(d *fdio.Dir, name, p string, md *forensic.Metadata, ns string) error {
 	c := forensic.Change{Kind: forensic.Added, Path: p, Meta: md}
 	if md.Type == forensic.TypeFile {
-		if err := w.hashInto(dirfd, name, md, &c.Digest, &c.NotHashed); err != nil {
+		if err := w.hashInto(d, name, md, &c.Digest, &c.NotHashed); err != nil {
 			return err
 		}
 	}
 	w.changes = append(w.changes, c)
 	if md.Type == forensic.TypeDir {
-		return w.addChildren(dirfd, name, p, ns)
+		return w.addChildren(d, name, p, md, ns)
 	}
 	return nil
 }
 
-func (w *walker) addChildren(dirfd int, name, p, ns string) error {
-	fd, err := fdio.OpenDir(dirfd, name)
+// addChildren records everything below the directory name of d, whose
+// metadata is md, as added.
+func (w *walker) addChildren(d *fdio.Dir, name, p string, md *forensic.Metadata, ns string) error {
+	sub, err := w.open(d, name, md)
 	if err != nil {
 		return fmt.Errorf("%s: %w", forensic.EscapePath(p), err)
 	}
-	defer fdio.Close(fd)
-	names, err := fdio.ReadNames(fd)
+	defer closeDir(sub)
+	names, err := w.readNames(sub)
 	if err != nil {
 		return fmt.Errorf("%s: %w", forensic.EscapePath(p), err)
 	}
@@ -400,8 +452,8 @@ func (w *walker) addChildren(dirfd int, name, p, ns string) error {
 		if err := w.ctx.Err(); err != nil {
 			return err
 		}
-		cp := joinPath(p, child)
-		md, ovl, err := fsread.Lstat(fd, child, ns)
+		cp := w.paths.join(p, child)
+		cmd, ovl, err := w.lstat(sub, child, ns)
 		if errors.Is(err, os.ErrNotExist) {
 			w.vanished(cp)
 			continue
@@ -412,10 +464,10 @@ func (w *walker) addChildren(dirfd int, name, p, ns string) error {
 		if err := checkOverlayXattrs(cp, ovl); err != nil {
 			return err
 		}
-		if isWhiteout(md, ovl) {
+		if isWhiteout(cmd, ovl) {
 			continue
 		}
-		if err := w.added(fd, child, cp, md, ns); err != nil {
+		if err := w.added(sub, child, cp, cmd, ns); err != nil {
 			return err
 		}
 	}
@@ -424,7 +476,7 @@ func (w *walker) addChildren(dirfd int, name, p, ns string) error {
 
 // deleted records a path of the image that the container no longer has. The
 // content of a deleted regular file is hashed, so that what was removed is known.
-func (w *walker) deleted(baseDir int, name, p string, base *forensic.Metadata) error {
+func (w *walker) deleted(baseDir *fdio.Dir, name, p string, base *forensic.Metadata) error {
 	c := forensic.Change{Kind: forensic.Deleted, Path: p, Meta: base}
 	if base.Type == forensic.TypeFile {
 		if err := w.hashInto(baseDir, name, base, &c.BaseDigest, &c.NotHashed); err != nil {
@@ -437,22 +489,22 @@ func (w *walker) deleted(baseDir int, name, p string, base *forensic.Metadata) e
 
 // rawUpperChecks refuses an upper directory whose root carries overlay
 // attributes the fast path cannot interpret.
-func (w *walker) rawUpperChecks(up int, name string) error {
-	_, ovl, err := fsread.Lstat(up, name, w.ovl)
+func (w *walker) rawUpperChecks(up *fdio.Dir, name string) error {
+	_, ovl, err := w.lstat(up, name, w.ovl)
 	if err != nil {
 		return fmt.Errorf("upper directory: %w", err)
 	}
 	return checkOverlayXattrs("/", ovl)
 }
 
-// lookupBase returns the metadata of name in the image directory dirfd, or nil
-// when the image has no such entry (dirfd is -1, the entry is missing, or it is
+// lookupBase returns the metadata of name in the image directory d, or nil
+// when the image has no such entry (d is nil, the entry is missing, or it is
 // a whiteout of a layer directory used directly).
-func (w *walker) lookupBase(dirfd int, name string) (*forensic.Metadata, error) {
-	if dirfd < 0 {
+func (w *walker) lookupBase(d *fdio.Dir, name string) (*forensic.Metadata, error) {
+	if d == nil {
 		return nil, nil
 	}
-	md, ovl, err := fsread.Lstat(dirfd, name, w.ovl)
+	md, ovl, err := w.lstat(d, name, w.ovl)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ctrforensics/ctrforensics/forensic"
+	"github.com/ctrforensics/ctrforensics/forensic/internal/deeptree"
 	"github.com/ctrforensics/ctrforensics/internal/testutil"
 )
 
@@ -90,21 +91,43 @@ func (f *overlayFixture) diffBoth(t testing.TB) []forensic.Change {
 	defer unix.Unmount(ro, 0)
 	walk, err := TreeDiff(ctx, ro, f.lower, Options{})
 	must(t, err)
-	if got, want := summarize(walk.Changes), summarize(fast.Changes); !reflect.DeepEqual(got, want) {
-		t.Fatalf("double walk and fast path differ:\nwalk:\n%s\nfast:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	if !sameSummaries(walk.Changes, fast.Changes) {
+		if len(walk.Changes)+len(fast.Changes) > 1000 {
+			t.Fatalf("double walk (%d changes) and fast path (%d changes) differ", len(walk.Changes), len(fast.Changes))
+		}
+		t.Fatalf("double walk and fast path differ:\nwalk:\n%s\nfast:\n%s",
+			strings.Join(summarize(walk.Changes), "\n"), strings.Join(summarize(fast.Changes), "\n"))
 	}
 	return fast.Changes
+}
+
+// sameSummaries compares two change sets one summary at a time, so that long
+// paths are never all rendered at once.
+func sameSummaries(a, b []forensic.Change) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if summary(&a[i]) != summary(&b[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // summarize renders what both methods must agree on.
 func summarize(changes []forensic.Change) []string {
 	out := make([]string, len(changes))
-	for i, c := range changes {
-		cc, known := c.ContentChanged()
-		out[i] = fmt.Sprintf("%s %s fields=%v digest=%s base=%s content=%v/%v link=%v",
-			c.Line(), c.Meta.Type, c.Fields, short(c.Digest), short(c.BaseDigest), cc, known, c.HardLinkTo != "")
+	for i := range changes {
+		out[i] = summary(&changes[i])
 	}
 	return out
+}
+
+func summary(c *forensic.Change) string {
+	cc, known := c.ContentChanged()
+	return fmt.Sprintf("%s %s fields=%v digest=%s base=%s content=%v/%v link=%v",
+		c.Line(), c.Meta.Type, c.Fields, short(c.Digest), short(c.BaseDigest), cc, known, c.HardLinkTo != "")
 }
 
 func short(d digest.Digest) string {
@@ -388,5 +411,51 @@ func TestNotHashedReasons(t *testing.T) {
 				t.Errorf("%s: note names a flag: %q", d.Method, n)
 			}
 		}
+	}
+}
+
+// limitOpenFiles lowers the soft limit of open descriptors for the rest of the
+// test, as `ulimit -n` would.
+func limitOpenFiles(t testing.TB, n uint64) {
+	t.Helper()
+	var old unix.Rlimit
+	must(t, unix.Getrlimit(unix.RLIMIT_NOFILE, &old))
+	lim := old
+	lim.Cur = min(n, old.Max)
+	must(t, unix.Setrlimit(unix.RLIMIT_NOFILE, &lim))
+	t.Cleanup(func() { unix.Setrlimit(unix.RLIMIT_NOFILE, &old) })
+}
+
+// TestDeepChain is a chain of directories deeper than the descriptor limit,
+// made in a container under `ulimit -n 1024`: both methods give every entry,
+// and agree.
+func TestDeepChain(t *testing.T) {
+	const depth, zEvery = 20000, 1000
+	if testing.Short() {
+		t.Skip("a 20,000-deep tree")
+	}
+	f := newOverlay(t, webImage)
+	t.Cleanup(func() {
+		unix.Unmount(f.merged, unix.MNT_DETACH)
+		must(t, deeptree.Remove(f.upper+"/tmp"))
+	})
+	start := time.Now()
+	must(t, deeptree.Make(f.merged+"/tmp", depth, zEvery))
+	t.Logf("made the chain in %v", time.Since(start))
+	limitOpenFiles(t, 1024)
+	start = time.Now()
+	changes := f.diffBoth(t)
+	t.Logf("both diffs in %v", time.Since(start))
+	// /tmp changed, then every directory and every z below it was added.
+	want := 1 + depth + depth/zEvery
+	if len(changes) != want {
+		t.Fatalf("%d changes, want %d", len(changes), want)
+	}
+	deepest := "/tmp" + strings.Repeat("/d", depth)
+	if c := changes[len(changes)-1]; c.Path != deepest && c.Kind != forensic.Added {
+		t.Errorf("last change %s %d bytes, want the deepest directory", c.Kind, len(c.Path))
+	}
+	if c := find(t, changes, "/tmp"+strings.Repeat("/d", 19000)+"/z"); c.Digest != sha("19000") {
+		t.Errorf("z at level 19000: digest %s", c.Digest)
 	}
 }

@@ -10,7 +10,7 @@ import (
 
 // DefaultDirBudget is the number of directory descriptors a Dirs keeps open
 // at most: far below any descriptor limit, however deep the tree.
-const DefaultDirBudget = 64
+const DefaultDirBudget = 128
 
 // ErrDirReplaced says a directory reopened by name is not the one that was
 // opened first (it was renamed or replaced meanwhile).
@@ -118,19 +118,16 @@ func (d *Dir) Close() {
 	d.closed = true
 }
 
-// Name is the name d was opened by.
-func (d *Dir) Name() string { return d.name }
-
 // reopen opens d from its parent, pinned, and checks it is the inode first seen.
 func (d *Dir) reopen() error {
 	if d.parent == nil {
 		return errors.New("a root directory cannot be reopened")
 	}
-	d.dirs.makeRoom()
 	pfd, err := d.parent.Acquire()
 	if err != nil {
 		return err
 	}
+	d.dirs.makeRoom() // the parent is pinned: never closed to make room
 	fd, err := OpenDir(pfd, d.name)
 	d.parent.Release()
 	if err != nil {
@@ -178,5 +175,5 @@ func (ds *Dirs) makeRoom() {
 	}
 }
 
-// Open counts the descriptors open now, for tests.
-func (ds *Dirs) Open() int { return ds.open }
+// OpenCount counts the descriptors open now.
+func (ds *Dirs) OpenCount() int { return ds.open }

@@ -20,7 +20,7 @@ var ErrReplaced = errors.New("entry replaced while it was read")
 var ErrDirReplaced = errors.New("directory replaced while the tree was read")
 
 // DefaultDirBudget is the number of directory descriptors a Dirs keeps open at most.
-const DefaultDirBudget = 64
+const DefaultDirBudget = 128
 
 // OpenNoatime is not supported outside Linux.
 func OpenNoatime(dirfd int, name string, flags int) (int, error) { return -1, errUnsupported }
@@ -69,8 +69,8 @@ func NewDirs(budget int) *Dirs { return &Dirs{} }
 // OpenRoot is not supported outside Linux.
 func (ds *Dirs) OpenRoot(path string) (*Dir, error) { return nil, errUnsupported }
 
-// Open counts the descriptors open now.
-func (ds *Dirs) Open() int { return 0 }
+// OpenCount counts the descriptors open now.
+func (ds *Dirs) OpenCount() int { return 0 }
 
 // Dir is a handle of a directory in a Dirs.
 type Dir struct{}
@@ -86,6 +86,3 @@ func (d *Dir) Release() {}
 
 // Close does nothing outside Linux.
 func (d *Dir) Close() {}
-
-// Name is empty outside Linux.
-func (d *Dir) Name() string { return "" }

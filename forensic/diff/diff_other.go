@@ -1,0 +1,18 @@
+//go:build !linux
+
+package diff
+
+import (
+	"context"
+	"errors"
+)
+
+// OverlayDiff walks an overlayfs upper directory, which needs Linux.
+func OverlayDiff(ctx context.Context, upper, lower string, opts Options) (*Diff, error) {
+	return nil, errors.ErrUnsupported
+}
+
+// TreeDiff walks two trees by descriptor, which needs Linux.
+func TreeDiff(ctx context.Context, target, base string, opts Options) (*Diff, error) {
+	return nil, errors.ErrUnsupported
+}

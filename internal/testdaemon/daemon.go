@@ -44,6 +44,8 @@ const (
 	apiCleanupBudget = 60 * time.Second
 	perTaskTimeout   = 15 * time.Second
 	termGrace        = 10 * time.Second
+	// cgroupSettle bounds the wait for a killed container's cgroup to empty.
+	cgroupSettle = 5 * time.Second
 	// maxSocketPath is the usable length of sockaddr_un.sun_path.
 	maxSocketPath = 107
 )
@@ -572,7 +574,9 @@ func (d *Daemon) removeHostState(containers []nsID) {
 }
 
 // removeCgroupTree rmdirs a cgroup and its descendants, deepest first.
-// Cgroups that still hold processes stay (rmdir fails with EBUSY).
+// A cgroup whose last process was just killed stays busy (EBUSY) until the
+// kernel has reaped it, which takes a moment on a loaded machine: rmdir is
+// retried for up to cgroupSettle. Cgroups that still hold processes then stay.
 func removeCgroupTree(root string) {
 	var dirs []string
 	_ = filepath.WalkDir(root, func(p string, e os.DirEntry, err error) error {
@@ -581,8 +585,11 @@ func removeCgroupTree(root string) {
 		}
 		return nil
 	})
+	deadline := time.Now().Add(cgroupSettle)
 	for i := len(dirs) - 1; i >= 0; i-- {
-		_ = unix.Rmdir(dirs[i])
+		for unix.Rmdir(dirs[i]) == unix.EBUSY && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
 }
 

@@ -186,18 +186,55 @@ func MountsUnder(dir string) ([]string, error) {
 }
 
 // UnmountUnder unmounts every mount at or below dir, deepest first, and
-// returns the mount points it unmounted.
+// returns the mount points it unmounted. A mount whose path is too long to be
+// named (a cover deep in a hostile tree, mounted by descriptor) is detached
+// together with the nearest mount above it.
 func UnmountUnder(dir string) ([]string, error) {
 	points, err := MountsUnder(dir)
 	if err != nil {
 		return nil, err
 	}
-	var done []string
+	var done, unnamed []string
 	for _, m := range points {
-		if err := Unmount(m); err != nil {
+		var below []string
+		below, unnamed = splitBelow(unnamed, m)
+		if len(below) > 0 {
+			if err := detach(m); err != nil {
+				return done, err
+			}
+			done = append(append(done, below...), m)
+			continue
+		}
+		if err := Unmount(m); errors.Is(err, unix.ENAMETOOLONG) {
+			unnamed = append(unnamed, m)
+			continue
+		} else if err != nil {
 			return done, err
 		}
 		done = append(done, m)
 	}
+	if len(unnamed) > 0 {
+		return done, fmt.Errorf("unmount %d mounts below %s: path too long, and no mount above them to detach", len(unnamed), dir)
+	}
 	return done, nil
+}
+
+// splitBelow returns the paths below dir and the others.
+func splitBelow(paths []string, dir string) (below, others []string) {
+	for _, p := range paths {
+		if strings.HasPrefix(p, strings.TrimSuffix(dir, "/")+"/") {
+			below = append(below, p)
+		} else {
+			others = append(others, p)
+		}
+	}
+	return below, others
+}
+
+// detach lazily unmounts target and every mount below it.
+func detach(target string) error {
+	if err := unix.Unmount(target, unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("detach %s: %w", target, err)
+	}
+	return nil
 }

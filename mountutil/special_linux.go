@@ -2,6 +2,7 @@ package mountutil
 
 import (
 	"fmt"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -18,59 +19,100 @@ import (
 // they record deletions and cannot be opened anyway. Unmount everything below
 // root (UnmountUnder) to undo. It returns how many entries it hid.
 func HideSpecial(root, empty string) (int, error) {
-	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	dirs := fdio.NewDirs(fdio.DefaultDirBudget)
+	top, err := dirs.OpenRoot(root)
 	if err != nil {
 		return 0, fmt.Errorf("open %s: %w", root, err)
 	}
-	defer unix.Close(fd)
-	var n int
-	err = hideIn(fd, root, empty, &n)
-	return n, err
+	defer top.Close()
+	h := &hider{empty: empty, names: []string{root}}
+	err = h.hideIn(top)
+	return h.n, err
 }
 
-// hideIn hides the special entries of the directory dirfd (at path, for
-// messages) and below.
-func hideIn(dirfd int, path, empty string, n *int) error {
-	names, err := fdio.ReadNames(dirfd)
+// hider walks a tree with a bounded number of open descriptors (however deep
+// the tree) and keeps one name per level, so that memory is linear in the
+// depth; an error names the full path once.
+type hider struct {
+	empty string
+	names []string // the path of the directory being read, one name a level
+	n     int
+}
+
+// hideIn hides the special entries of the directory d and below.
+func (h *hider) hideIn(d *fdio.Dir) error {
+	fd, err := d.Acquire()
 	if err != nil {
-		return fmt.Errorf("read %s: %w", path, err)
+		return h.fail("", err)
+	}
+	names, err := fdio.ReadNames(fd)
+	d.Release()
+	if err != nil {
+		return h.fail("", fmt.Errorf("read: %w", err))
 	}
 	for _, name := range names {
-		var st unix.Stat_t
-		if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return fmt.Errorf("stat %s/%s: %w", path, name, err)
-		}
-		switch st.Mode & unix.S_IFMT {
-		case unix.S_IFDIR:
-			err = hideBelow(dirfd, name, path, empty, n)
-		case unix.S_IFIFO, unix.S_IFSOCK, unix.S_IFBLK:
-			err = hideOne(dirfd, name, empty)
-		case unix.S_IFCHR:
-			if st.Rdev != 0 { // 0/0 is an overlay whiteout
-				err = hideOne(dirfd, name, empty)
-			} else {
-				continue
-			}
-		default:
-			continue
-		}
+		isDir, ino, err := h.hideEntry(d, name)
 		if err != nil {
-			return fmt.Errorf("%s/%s: %w", path, name, err)
+			return h.fail(name, err)
 		}
-		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-			*n++
+		if isDir {
+			if err := h.hideBelow(d, name, ino); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
-func hideBelow(dirfd int, name, path, empty string, n *int) error {
-	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+// hideEntry covers the entry name of d when it is special, and reports
+// whether it is a directory (and its inode).
+func (h *hider) hideEntry(d *fdio.Dir, name string) (isDir bool, ino uint64, err error) {
+	fd, err := d.Acquire()
 	if err != nil {
-		return err
+		return false, 0, err
 	}
-	defer unix.Close(fd)
-	return hideIn(fd, path+"/"+name, empty, n)
+	defer d.Release()
+	st, err := fdio.Fstatat(fd, name)
+	if err != nil {
+		return false, 0, fmt.Errorf("stat: %w", err)
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		return true, st.Ino, nil
+	case unix.S_IFIFO, unix.S_IFSOCK, unix.S_IFBLK:
+	case unix.S_IFCHR:
+		if st.Rdev == 0 { // 0/0 is an overlay whiteout
+			return false, 0, nil
+		}
+	default:
+		return false, 0, nil
+	}
+	if err := hideOne(fd, name, h.empty); err != nil {
+		return false, 0, err
+	}
+	h.n++
+	return false, 0, nil
+}
+
+func (h *hider) hideBelow(d *fdio.Dir, name string, ino uint64) error {
+	sub, err := d.Open(name, ino)
+	if err != nil {
+		return h.fail(name, err)
+	}
+	defer sub.Close()
+	h.names = append(h.names, name)
+	defer func() { h.names = h.names[:len(h.names)-1] }()
+	return h.hideIn(sub)
+}
+
+// fail wraps err with the path of name in the directory being read ("" for
+// the directory itself).
+func (h *hider) fail(name string, err error) error {
+	p := strings.Join(h.names, "/")
+	if name != "" {
+		p += "/" + name
+	}
+	return fmt.Errorf("%s: %w", p, err)
 }
 
 // hideOne bind-mounts a read-only clone of empty on the entry name of dirfd.

@@ -80,3 +80,66 @@ func TestHideSpecial(t *testing.T) {
 		t.Errorf("after unmounting, %v is still there (%v)", fi, err)
 	}
 }
+
+// TestHideSpecialDeepTree covers a FIFO at the bottom of a directory chain
+// deeper than the descriptor limit and longer than PATH_MAX: HideSpecial must
+// keep its descriptors bounded, and UnmountUnder must remove the cover it
+// cannot name by path (with the view above it).
+func TestHideSpecialDeepTree(t *testing.T) {
+	testutil.RequiresRoot(t)
+	const depth = 2100 // "/d" a level: over 4096 bytes of path
+	layer := t.TempDir()
+	fd, err := unix.Open(layer, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < depth; i++ {
+		if err := unix.Mkdirat(fd, "d", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		next, err := unix.Openat(fd, "d", unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		unix.Close(fd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fd = next
+	}
+	err = unix.Mknodat(fd, "fifo", unix.S_IFIFO|0o644, 0)
+	unix.Close(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cover := filepath.Join(t.TempDir(), "empty")
+	if err := os.WriteFile(cover, nil, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	if err := Mount(ReadOnlyMounts([]string{layer}), root); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(root, unix.MNT_DETACH) })
+
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	low := lim
+	low.Cur = 512
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	n, err := HideSpecial(root, cover)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	if err != nil || n != 1 {
+		t.Fatalf("HideSpecial = %d, %v; want 1 entry hidden", n, err)
+	}
+	unmounted, err := UnmountUnder(root)
+	if err != nil || len(unmounted) != 2 {
+		t.Fatalf("UnmountUnder unmounted %d (%v), want the cover and the view", len(unmounted), err)
+	}
+	if left, err := MountsUnder(root); err != nil || len(left) != 0 {
+		t.Errorf("still mounted: %d %v", len(left), err)
+	}
+}

@@ -34,6 +34,7 @@ func (c *Client) Cleanup(ctx context.Context, stateDir string) (*CleanupReport, 
 	if err := cleanTempMounts(rep); err != nil {
 		return rep, err
 	}
+	cleanRecordTemps(stateDir, rep)
 	nss, err := c.Namespaces(ctx)
 	if err != nil {
 		return rep, err
@@ -82,6 +83,24 @@ func cleanTempMounts(rep *CleanupReport) error {
 		}
 	}
 	return nil
+}
+
+// cleanRecordTemps removes the mount records a killed mount was writing.
+func cleanRecordTemps(stateDir string, rep *CleanupReport) {
+	entries, err := os.ReadDir(stateDir)
+	if err != nil {
+		return // no state directory: no mount was ever recorded
+	}
+	for _, e := range entries {
+		_, pidText, ok := strings.Cut(e.Name(), ".json"+recordTempMarker)
+		pid, err := strconv.Atoi(pidText)
+		if !ok || err != nil || alive(pid) {
+			continue
+		}
+		if os.Remove(filepath.Join(stateDir, e.Name())) == nil {
+			rep.Removed = append(rep.Removed, "unfinished mount record "+e.Name())
+		}
+	}
 }
 
 // runDirPid returns the pid in the name of a run's directory of temporary

@@ -54,12 +54,16 @@ type CollectResult struct {
 }
 
 // Collect acquires a container into a sealed evidence bundle at opts.Output
-// (see bundle.Writer). On failure or interruption nothing is left but what
+// (see bundle.Writer), which must not be inside the container's own file
+// system (OutputInsideError). On failure or interruption nothing is left but what
 // `cleanup` removes after a SIGKILL: a lease labelled with the partial output
 // is held from before the first byte is written until the bundle is
 // committed, so that a run killed at any moment, sealing and packing
 // included, leaves a record cleanup finds.
 func (c *Client) Collect(ctx context.Context, ctr *Container, opts CollectOptions) (*CollectResult, error) {
+	if err := c.refuseOutputInside(ctx, ctr, "output", opts.Output); err != nil {
+		return nil, err
+	}
 	w, err := bundle.Create(opts.Output, bundle.CreateOptions{Algorithms: opts.Algorithms, Progress: opts.Progress})
 	if err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -62,11 +63,16 @@ func (t MountTarget) describe() string {
 
 // Mount mounts the target read-only at dir and leaves it mounted, holding a
 // lease (and a view, for an image) until Unmount. dir must be an empty
-// directory or not exist yet. A failed Mount leaves nothing: no record, lease,
+// directory or not exist yet, and not be inside the container mounted. A failed Mount leaves nothing: no record, lease,
 // view or mount, and none of the directories it created.
 func (c *Client) Mount(ctx context.Context, t MountTarget, dir, stateDir string) (rec *MountRecord, err error) {
 	if err := c.checkTarget(ctx, t); err != nil {
 		return nil, err
+	}
+	if t.Container != nil {
+		if err := c.refuseOutputInside(ctx, t.Container, "mount point", dir); err != nil {
+			return nil, err
+		}
 	}
 	dir, created, err := prepareMountpoint(dir)
 	if err != nil {
@@ -304,6 +310,10 @@ func coverPath(stateDir, mountpoint string) string {
 	return strings.TrimSuffix(recordPath(stateDir, mountpoint), ".json") + ".empty"
 }
 
+// recordTempMarker and the writer's pid end the name of a record being
+// written, so that cleanup can remove what a killed mount left.
+const recordTempMarker = ".tmp-"
+
 func writeRecord(stateDir string, rec *MountRecord) error {
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return fmt.Errorf("create state directory: %w", err)
@@ -313,7 +323,7 @@ func writeRecord(stateDir string, rec *MountRecord) error {
 		return err
 	}
 	p := recordPath(stateDir, rec.Mountpoint)
-	tmp := p + ".tmp"
+	tmp := p + recordTempMarker + strconv.Itoa(os.Getpid())
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return fmt.Errorf("write mount record: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 
 	"github.com/klauspost/compress/gzip"
@@ -203,6 +204,14 @@ func (t *tarBag) broken(path, format string, args ...any) {
 // dispatch checks an entry's name and type and hands a regular file to fn.
 func (t *tarBag) dispatch(ctx context.Context, hdr *tar.Header, r io.Reader, fn entryFunc) error {
 	if hdr.Typeflag == tar.TypeXGlobalHeader {
+		if why := globalHeaderProblem(hdr); why != "" {
+			t.unsafe(hdr.Name, "%s", why)
+		}
+		return nil
+	}
+	if p, ok := hdr.PAXRecords[paxPath]; ok && p != hdr.Name {
+		t.unsafe(hdr.Name, "the entry has two names: a GNU long name (read here) and the PAX path %q, "+
+			"which GNU tar extracts instead", p)
 		return nil
 	}
 	name, why := cleanTarName(hdr.Name)
@@ -235,6 +244,27 @@ func (t *tarBag) dispatch(ctx context.Context, hdr *tar.Header, r io.Reader, fn 
 		return nil
 	}
 	return fn(ctx, hdr, rel, r)
+}
+
+// paxPath is the PAX record of an entry's name.
+const paxPath = "path"
+
+// globalHeaderProblem says why a PAX global header is unsafe: archive/tar
+// reports it as an entry of its own, but GNU tar applies its records (a path
+// included) to every later entry, so the two would extract different files.
+// A comment alone (git archive writes one) changes nothing.
+func globalHeaderProblem(hdr *tar.Header) string {
+	var keys []string
+	for key := range hdr.PAXRecords {
+		if key != "comment" {
+			keys = append(keys, key)
+		}
+	}
+	if len(keys) == 0 {
+		return ""
+	}
+	sort.Strings(keys)
+	return fmt.Sprintf("PAX global header with records %q, which GNU tar applies to every later entry and this reader does not", keys)
 }
 
 // dir records a directory entry; a directory may appear once.

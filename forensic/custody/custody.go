@@ -177,6 +177,9 @@ func Verify(chain []Entry, want Expect) Findings {
 		switch msg, signed := checkSignature(e.Event, want.Keys); {
 		case msg != "":
 			add(seq, "%s", msg)
+		case signed && !canonical(e):
+			add(seq, "is signed, but its line is not what was signed (a field added, repeated or re-encoded): "+
+				"other readers may see another event")
 		case !signed && len(want.Keys) > 0 && want.AllowUnsigned:
 			f.Unprotected = append(f.Unprotected, seq)
 		case !signed && len(want.Keys) > 0:
@@ -187,6 +190,15 @@ func Verify(chain []Entry, want Expect) Findings {
 		f.Problems = append(f.Problems, fmt.Sprintf("the chain's head is %s, the recorded head is %s: the newest events were removed or edited", Head(chain), want.Head))
 	}
 	return f
+}
+
+// canonical reports whether an entry's line is exactly the encoding of its
+// event that Next writes. The signature covers the event as decoded, and a
+// decoder keeps the last of repeated (or case-insensitively equal) fields:
+// any other bytes could show other readers something the signer never signed.
+func canonical(e Entry) bool {
+	b, err := json.Marshal(e.Event)
+	return err == nil && bytes.Equal(append(b, '\n'), e.Line)
 }
 
 // checkLink checks event i's place in the chain, its bag and its time; last

@@ -108,6 +108,16 @@ func TestVerify(t *testing.T) {
 		{"appended event signed by an untrusted key", appendEvent(t, signed, mallory), nil, "event 4: is signed by key", nil},
 		{"only the other examiner's key", signed, func(e Expect) Expect { e.Keys = trusted[1:]; return e }, "event 1: is signed by key", nil},
 		{"signed event edited", lines(func(l []string) []string { l[2] = strings.Replace(l[2], "carol", "carla", 1); return l }), nil, "event 3: signature does not verify", nil},
+		// Stock tools (jq, Python) read "actor" as mallory; encoding/json takes
+		// the last of the case-insensitive duplicates, carol, whose signature holds.
+		{"signed event shown as another actor", lines(func(l []string) []string {
+			l[2] = strings.Replace(l[2], `"actor":"carol"`, `"actor":"mallory","Actor":"carol"`, 1)
+			return l
+		}), nil, "event 3: is signed, but its line is not what was signed", nil},
+		{"signed event with a repeated field", lines(func(l []string) []string {
+			l[2] = strings.Replace(l[2], `"action":"received"`, `"action":"destroyed","action":"received"`, 1)
+			return l
+		}), nil, "event 3: is signed, but its line is not what was signed", nil},
 		{"unsigned allowed, marked unprotected", mixed, func(e Expect) Expect { e.AllowUnsigned = true; return e }, "", []int{1, 3}},
 		{"unsigned allowed, stripped first event", stripAndRewrite(t, signed), func(e Expect) Expect {
 			e.AllowUnsigned, e.FirstEvent = true, LineDigest(bytes.SplitAfter(signed, []byte("\n"))[0])

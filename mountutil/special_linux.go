@@ -76,22 +76,32 @@ func (h *hider) hideEntry(d *fdio.Dir, name string) (isDir bool, ino uint64, err
 	if err != nil {
 		return false, 0, fmt.Errorf("stat: %w", err)
 	}
-	switch st.Mode & unix.S_IFMT {
-	case unix.S_IFDIR:
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
 		return true, st.Ino, nil
-	case unix.S_IFIFO, unix.S_IFSOCK, unix.S_IFBLK:
-	case unix.S_IFCHR:
-		if st.Rdev == 0 { // 0/0 is an overlay whiteout
-			return false, 0, nil
-		}
-	default:
+	}
+	if !special(&st) {
 		return false, 0, nil
 	}
-	if err := hideOne(fd, name, h.empty); err != nil {
+	hidden, err := hideOne(fd, name, h.empty)
+	if err != nil {
 		return false, 0, err
 	}
-	h.n++
+	if hidden {
+		h.n++
+	}
 	return false, 0, nil
+}
+
+// special reports whether st is a FIFO, socket or device other than an
+// overlay whiteout (a character device 0/0, which records a deletion).
+func special(st *unix.Stat_t) bool {
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFIFO, unix.S_IFSOCK, unix.S_IFBLK:
+		return true
+	case unix.S_IFCHR:
+		return st.Rdev != 0
+	}
+	return false
 }
 
 func (h *hider) hideBelow(d *fdio.Dir, name string, ino uint64) error {
@@ -115,22 +125,35 @@ func (h *hider) fail(name string, err error) error {
 	return fmt.Errorf("%s: %w", p, err)
 }
 
-// hideOne bind-mounts a read-only clone of empty on the entry name of dirfd.
-func hideOne(dirfd int, name, empty string) error {
+// hideOne bind-mounts a read-only clone of empty on the entry name of dirfd
+// and reports whether it did. The decision is taken on the opened descriptor,
+// not on an earlier stat: a running container can replace a FIFO with a
+// regular file in between, and a cover must never hide real content.
+func hideOne(dirfd int, name, empty string) (bool, error) {
 	target, err := unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer unix.Close(target)
+	var st unix.Stat_t
+	if err := unix.Fstat(target, &st); err != nil {
+		return false, fmt.Errorf("stat: %w", err)
+	}
+	if !special(&st) {
+		return false, nil
+	}
 	tree, err := unix.OpenTree(unix.AT_FDCWD, empty, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
 	if err != nil {
-		return fmt.Errorf("open_tree %s: %w", empty, err)
+		return false, fmt.Errorf("open_tree %s: %w", empty, err)
 	}
 	defer unix.Close(tree)
 	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOSUID |
 		unix.MOUNT_ATTR_NOEXEC}
 	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH, attr); err != nil {
-		return fmt.Errorf("make the cover read-only: %w", err)
+		return false, fmt.Errorf("make the cover read-only: %w", err)
 	}
-	return unix.MoveMount(tree, "", target, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
+	if err := unix.MoveMount(tree, "", target, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+		return false, err
+	}
+	return true, nil
 }

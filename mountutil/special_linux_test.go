@@ -143,3 +143,43 @@ func TestHideSpecialDeepTree(t *testing.T) {
 		t.Errorf("still mounted: %d %v", len(left), err)
 	}
 }
+
+// TestHideOneDecidesOnTheDescriptor plays the race a running container can
+// win: the entry was a FIFO when the walk looked, and is a regular file with
+// content when the cover is about to be mounted. The cover must not hide it.
+func TestHideOneDecidesOnTheDescriptor(t *testing.T) {
+	testutil.RequiresRoot(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "was-a-fifo"), []byte("real content"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(filepath.Join(dir, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cover := filepath.Join(t.TempDir(), "empty")
+	if err := os.WriteFile(cover, nil, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	dirfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dirfd)
+	t.Cleanup(func() {
+		if _, err := UnmountUnder(dir); err != nil {
+			t.Error(err)
+		}
+	})
+	for _, tc := range []struct {
+		name string
+		want bool
+	}{{"was-a-fifo", false}, {"fifo", true}} {
+		hidden, err := hideOne(dirfd, tc.name, cover)
+		if err != nil || hidden != tc.want {
+			t.Errorf("hideOne(%s) = %v, %v; want %v", tc.name, hidden, err, tc.want)
+		}
+	}
+	if got, err := os.ReadFile(filepath.Join(dir, "was-a-fifo")); err != nil || string(got) != "real content" {
+		t.Errorf("the regular file reads %q, %v: a cover hides its content", got, err)
+	}
+}

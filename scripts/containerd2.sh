@@ -8,7 +8,7 @@ set -euo pipefail
 
 version=${CONTAINERD2_VERSION:-v2.4.2}
 go=${GO:-go}
-cache=${CTRFORENSICS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ctrforensics}
+cache=${CTRFORENSICS_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/ctrforensics}
 out="$cache/containerd-$version-$($go env GOOS)-$($go env GOARCH)"
 
 if [ -x "$out/containerd" ] && [ -x "$out/containerd-shim-runc-v2" ] && [ -x "$out/ctr" ] &&

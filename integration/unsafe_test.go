@@ -2,21 +2,16 @@ package integration
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
-	"slices"
-	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/containerd/containerd/v2/pkg/archive"
-	"golang.org/x/sys/unix"
+
+	"github.com/ctrforensics/ctrforensics/internal/treestate"
 )
 
 // TestCollectUnsafeNames collects a container holding names an OCI layer
@@ -109,75 +104,22 @@ echo p > /tmp/.wh.var/payload && rm -rf /opt/data`)
 		t.Fatalf("tar -x unsafe-names.tar: %v\n%s", err, out)
 	}
 	// Extracting sets the mtimes of the directories that receive the entries.
-	sameTree(t, "then unsafe-names.tar extracted", noDirTimes(describeTree(t, replay)), noDirTimes(want))
+	sameTree(t, "then unsafe-names.tar extracted", treestate.WithoutDirTimes(describeTree(t, replay)), treestate.WithoutDirTimes(want))
 }
 
-// describeTree describes every entry below root: type, mode, owner, size,
-// content digest, link target and mtime.
+// describeTree describes every entry below root (treestate.Describe).
 func describeTree(t *testing.T, root string) map[string]string {
 	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(root, func(p string, _ fs.DirEntry, err error) error {
-		if err != nil || p == root {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			return err
-		}
-		desc := fmt.Sprintf("mode=%o uid=%d gid=%d", st.Mode, st.Uid, st.Gid)
-		switch st.Mode & unix.S_IFMT {
-		case unix.S_IFDIR:
-			desc = "dir " + desc
-		case unix.S_IFREG:
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			desc += fmt.Sprintf(" size=%d sha=%x", st.Size, sha256.Sum256(b))
-		case unix.S_IFLNK:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			desc += " target=" + target
-		}
-		out[rel] = desc + " mtime=" + time.Unix(st.Mtim.Unix()).UTC().Format(time.RFC3339Nano)
-		return nil
-	})
+	m, err := treestate.Describe(root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return out
-}
-
-func noDirTimes(m map[string]string) map[string]string {
-	out := map[string]string{}
-	for k, v := range m {
-		if strings.HasPrefix(v, "dir ") {
-			v, _, _ = strings.Cut(v, " mtime=")
-		}
-		out[k] = v
-	}
-	return out
+	return m
 }
 
 func sameTree(t *testing.T, what string, got, want map[string]string) {
 	t.Helper()
-	var diffs []string
-	for k, v := range want {
-		if got[k] != v {
-			diffs = append(diffs, fmt.Sprintf("%s: got %q want %q", k, got[k], v))
-		}
-	}
-	for k, v := range got {
-		if _, ok := want[k]; !ok {
-			diffs = append(diffs, fmt.Sprintf("%s: extra %q", k, v))
-		}
-	}
-	sort.Strings(diffs)
-	if len(diffs) > 0 {
-		t.Errorf("%s: differs from the container's filesystem:\n%s", what, strings.Join(slices.Compact(diffs), "\n"))
+	if diffs := treestate.Diff(got, want); len(diffs) > 0 {
+		t.Errorf("%s: differs from the container's filesystem:\n%s", what, strings.Join(diffs, "\n"))
 	}
 }

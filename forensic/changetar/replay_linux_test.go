@@ -3,9 +3,6 @@ package changetar
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,13 +10,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/containerd/containerd/v2/pkg/archive"
-	"golang.org/x/sys/unix"
 
-	"github.com/ctrforensics/ctrforensics/forensic"
 	"github.com/ctrforensics/ctrforensics/forensic/diff"
+	"github.com/ctrforensics/ctrforensics/internal/treestate"
 )
 
 func TestUnsafeName(t *testing.T) {
@@ -100,49 +95,18 @@ func TestReplayUnsafeNames(t *testing.T) {
 			}
 			// Extracting touches the directories holding the entries; the
 			// hard link to an unsafe name became a copy.
-			compareTrees(t, "unsafe names extracted too", withoutDirTimes(snapshotTree(t, replay)), withoutDirTimes(container))
+			compareTrees(t, "unsafe names extracted too", treestate.WithoutDirTimes(snapshotTree(t, replay)), treestate.WithoutDirTimes(container))
 		})
 	}
 }
 
-// snapshotTree describes every entry below root: type, mode, owner, size,
-// content digest, link target and mtime.
+// snapshotTree describes every entry below root (treestate.Describe).
 func snapshotTree(t *testing.T, root string) map[string]string {
 	t.Helper()
-	out := map[string]string{}
-	must(t, filepath.WalkDir(root, func(p string, _ fs.DirEntry, err error) error {
-		if err != nil || p == root {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			return err
-		}
-		desc := fmt.Sprintf("mode=%o uid=%d gid=%d", st.Mode, st.Uid, st.Gid)
-		switch st.Mode & unix.S_IFMT {
-		case unix.S_IFDIR:
-			desc = "dir " + desc
-		case unix.S_IFREG:
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			desc += fmt.Sprintf(" size=%d sha=%x", st.Size, sha256.Sum256(b))
-		case unix.S_IFLNK:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			desc += " target=" + target
-		}
-		out[rel] = desc + " mtime=" + forensic.FormatTime(unixTime(st.Mtim))
-		return nil
-	}))
-	return out
+	m, err := treestate.Describe(root)
+	must(t, err)
+	return m
 }
-
-func unixTime(ts unix.Timespec) time.Time { return time.Unix(ts.Unix()).UTC() }
 
 // maps returns the entries of m whose paths keep says to keep.
 func maps(m map[string]string, keep func(string) bool) map[string]string {
@@ -155,33 +119,9 @@ func maps(m map[string]string, keep func(string) bool) map[string]string {
 	return out
 }
 
-// withoutDirTimes drops the mtimes of directories.
-func withoutDirTimes(m map[string]string) map[string]string {
-	out := map[string]string{}
-	for k, v := range m {
-		if strings.HasPrefix(v, "dir ") {
-			v, _, _ = strings.Cut(v, " mtime=")
-		}
-		out[k] = v
-	}
-	return out
-}
-
 func compareTrees(t *testing.T, what string, got, want map[string]string) {
 	t.Helper()
-	var diffs []string
-	for k, v := range want {
-		if got[k] != v {
-			diffs = append(diffs, fmt.Sprintf("%s: got %q want %q", k, got[k], v))
-		}
-	}
-	for k, v := range got {
-		if _, ok := want[k]; !ok {
-			diffs = append(diffs, fmt.Sprintf("%s: extra %q", k, v))
-		}
-	}
-	slices.Sort(diffs)
-	if len(diffs) > 0 {
+	if diffs := treestate.Diff(got, want); len(diffs) > 0 {
 		t.Errorf("%s: the tree differs from the container's:\n%s", what, strings.Join(diffs, "\n"))
 	}
 }

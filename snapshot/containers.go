@@ -16,9 +16,11 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/containerd/typeurl/v2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/ctrforensics/ctrforensics/forensic"
 )
 
-// The CRI labels that name a Kubernetes container's pod.
+// Kubelet's labels that name a Kubernetes container's pod.
 const (
 	labelPodNamespace  = "io.kubernetes.pod.namespace"
 	labelPodName       = "io.kubernetes.pod.name"
@@ -106,18 +108,14 @@ type Container struct {
 	Status TaskStatus
 	// Pid is the task's init process on the host, 0 without a running task.
 	Pid uint32
+	// Pod is the Kubernetes pod of a container created through the CRI
+	// (see PodOf); zero otherwise.
+	Pod forensic.Pod
 }
 
 // ReadOnlyRootfs tells whether the OCI spec mounts the root filesystem read-only.
 func (c *Container) ReadOnlyRootfs() bool {
 	return c.Spec != nil && c.Spec.Root != nil && c.Spec.Root.Readonly
-}
-
-// Pod returns the Kubernetes pod namespace, pod and container name from the CRI
-// labels; empty strings for a container not created by a CRI plugin.
-func (c *Container) Pod() (namespace, pod, name string) {
-	l := c.Info.Labels
-	return l[labelPodNamespace], l[labelPodName], l[labelContainerName]
 }
 
 // Mountpoints lists the destinations of the mounts in the OCI spec: the paths
@@ -168,9 +166,12 @@ func (c *Client) Containers(ctx context.Context, all bool) ([]*Container, error)
 			return nil, fmt.Errorf("list containers in namespace %s: %w", ns, err)
 		}
 		sort.Slice(infos, func(i, j int) bool { return infos[i].ID < infos[j].ID })
+		described := make([]*Container, 0, len(infos))
 		for _, info := range infos {
-			out = append(out, c.describe(ctx, ns, info))
+			described = append(described, c.describe(ctx, ns, info))
 		}
+		attachSandboxes(described)
+		out = append(out, described...)
 	}
 	if len(out) == 0 && !all {
 		return nil, c.CheckNamespace(ctx)
@@ -192,7 +193,35 @@ func (c *Client) LoadContainer(ctx context.Context, id string) (*Container, erro
 	if err != nil {
 		return nil, err
 	}
-	return c.describe(ctx, c.namespace, info), nil
+	ctr := c.describe(ctx, c.namespace, info)
+	c.attachSandbox(ctx, ctr)
+	return ctr, nil
+}
+
+// attachSandbox completes the pod of a CRI container from its sandbox's
+// record, when the daemon still has it.
+func (c *Client) attachSandbox(ctx context.Context, ctr *Container) {
+	if ctr.Pod.Sandbox || ctr.Pod.SandboxID == "" {
+		return
+	}
+	info, err := c.c.ContainerService().Get(c.nsctx(ctx, ctr.Namespace), ctr.Pod.SandboxID)
+	if err != nil {
+		return
+	}
+	AttachSandbox(ctr, PodOf(info, decodeSpec(info)))
+}
+
+// decodeSpec returns the OCI spec of a container record, or nil when it has
+// none or it does not decode.
+func decodeSpec(info containers.Container) *specs.Spec {
+	if info.Spec == nil {
+		return nil
+	}
+	var spec specs.Spec
+	if err := typeurl.UnmarshalTo(info.Spec, &spec); err != nil {
+		return nil
+	}
+	return &spec
 }
 
 // containerByPrefix finds the one container whose ID starts with prefix.
@@ -253,13 +282,8 @@ func (c *Client) CheckNamespace(ctx context.Context) error {
 // essential: a spec that does not decode or a task service error leave them
 // empty rather than hiding the container.
 func (c *Client) describe(ctx context.Context, ns string, info containers.Container) *Container {
-	ctr := &Container{Namespace: ns, Info: info, Status: TaskUnknown}
-	if info.Spec != nil {
-		var spec specs.Spec
-		if err := typeurl.UnmarshalTo(info.Spec, &spec); err == nil {
-			ctr.Spec = &spec
-		}
-	}
+	ctr := &Container{Namespace: ns, Info: info, Status: TaskUnknown, Spec: decodeSpec(info)}
+	ctr.Pod = PodOf(info, ctr.Spec)
 	loaded, err := c.c.LoadContainer(c.nsctx(ctx, ns), info.ID)
 	if err != nil {
 		return ctr

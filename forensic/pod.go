@@ -21,4 +21,6 @@ type Pod struct {
 }
 
 // IsZero reports whether p names no pod.
-func (p Pod) IsZero() bool { return p.Namespace == "" && p.Name == "" && p.SandboxID == "" && !p.Sandbox }
+func (p Pod) IsZero() bool {
+	return p.Namespace == "" && p.Name == "" && p.SandboxID == "" && !p.Sandbox
+}

@@ -22,5 +22,5 @@ type Pod struct {
 
 // IsZero reports whether p names no pod.
 func (p Pod) IsZero() bool {
-	return p.Namespace == "" && p.Name == "" && p.SandboxID == "" && !p.Sandbox
+	return p.Namespace == "" && p.Name == "" && p.Container == "" && p.SandboxID == "" && !p.Sandbox
 }

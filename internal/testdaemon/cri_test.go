@@ -2,10 +2,8 @@ package testdaemon
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -70,17 +68,6 @@ func TestCRIPod(t *testing.T) {
 	if err != nil || out != "0\n" {
 		t.Fatalf("exec: %q %v", out, err)
 	}
-	if os.Getenv("CRI_DUMP") != "" {
-		nctx := namespaces.WithNamespace(ctx, CRINamespace)
-		for _, id := range append([]string{pod.ID}, ids...) {
-			info, err := c.ContainerService().Get(nctx, id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := json.MarshalIndent(info, "", " ")
-			t.Logf("%s", b)
-		}
-	}
 	shims, err := d.ShimPIDs()
 	if err != nil || len(shims) == 0 {
 		t.Fatalf("no shim: %v", err)
@@ -108,5 +95,4 @@ func TestCRIPod(t *testing.T) {
 	if mounts, _ := Mounts(d.Dir); len(mounts) > 0 {
 		t.Errorf("mounts left: %v", mounts)
 	}
-	_ = strings.TrimSpace
 }

@@ -171,6 +171,7 @@ func (c *Client) Containers(ctx context.Context, all bool) ([]*Container, error)
 			described = append(described, c.describe(ctx, ns, info))
 		}
 		attachSandboxes(described)
+		c.attachStoredSandboxes(ctx, ns, described)
 		out = append(out, described...)
 	}
 	if len(out) == 0 && !all {
@@ -204,11 +205,41 @@ func (c *Client) attachSandbox(ctx context.Context, ctr *Container) {
 	if ctr.Pod.Sandbox || ctr.Pod.SandboxID == "" {
 		return
 	}
-	info, err := c.c.ContainerService().Get(c.nsctx(ctx, ctr.Namespace), ctr.Pod.SandboxID)
-	if err != nil {
+	ctx = c.nsctx(ctx, ctr.Namespace)
+	if info, err := c.c.ContainerService().Get(ctx, ctr.Pod.SandboxID); err == nil {
+		AttachSandbox(ctr, PodOf(info, decodeSpec(info)))
 		return
 	}
-	AttachSandbox(ctr, PodOf(info, decodeSpec(info)))
+	if sb, err := c.c.SandboxStore().Get(ctx, ctr.Pod.SandboxID); err == nil { // containerd 2.x
+		AttachSandbox(ctr, SandboxPod(sb))
+	}
+}
+
+// attachStoredSandboxes completes, from containerd 2.x's sandbox store, the
+// pods of containers whose sandbox has no container record in ctrs. A daemon
+// without a sandbox store (1.x) leaves them as they are.
+func (c *Client) attachStoredSandboxes(ctx context.Context, ns string, ctrs []*Container) {
+	have := map[string]bool{}
+	for _, ctr := range ctrs {
+		have[ctr.Info.ID] = true
+	}
+	var stored map[string]forensic.Pod
+	for _, ctr := range ctrs {
+		p := ctr.Pod
+		if p.Sandbox || p.SandboxID == "" || have[p.SandboxID] {
+			continue
+		}
+		if stored == nil {
+			stored = map[string]forensic.Pod{}
+			sbs, _ := c.c.SandboxStore().List(c.nsctx(ctx, ns))
+			for _, sb := range sbs {
+				stored[sb.ID] = SandboxPod(sb)
+			}
+		}
+		if sb, ok := stored[p.SandboxID]; ok {
+			AttachSandbox(ctr, sb)
+		}
+	}
 }
 
 // decodeSpec returns the OCI spec of a container record, or nil when it has

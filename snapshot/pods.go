@@ -6,6 +6,8 @@ import (
 	"slices"
 
 	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/core/sandbox"
+	"github.com/containerd/typeurl/v2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/ctrforensics/ctrforensics/forensic"
@@ -27,7 +29,11 @@ const (
 	extensionSandbox      = "io.cri-containerd.sandbox.metadata"
 	extensionContainer    = "io.cri-containerd.container.metadata"
 	kindSandbox           = "sandbox"
+	labelRuntimeType      = "oci_runtime_type" // on 2.x sandbox store records
 	labelPodUID           = "io.kubernetes.pod.uid"
+	// extensionSandboxStore is the key of the same sandbox metadata in
+	// containerd 2.x's sandbox store.
+	extensionSandboxStore = "metadata"
 )
 
 // criSandboxMetadata is the part of the CRI plugin's sandbox extension
@@ -101,6 +107,21 @@ func PodOf(info containers.Container, spec *specs.Spec) forensic.Pod {
 		}
 		p.Container = first(ann[annotationContainer], name, info.Labels[labelContainerName])
 	}
+	return p
+}
+
+// SandboxPod returns the pod of a record of containerd 2.x's sandbox store,
+// which holds the same labels, spec annotations and CRI metadata as the
+// sandbox's container record. It names the pod of containers whose sandbox
+// has no container record (a sandboxer other than the pause container).
+func SandboxPod(sb sandbox.Sandbox) forensic.Pod {
+	info := containers.Container{ID: sb.ID, Labels: sb.Labels, Spec: sb.Spec}
+	if ext, ok := sb.Extensions[extensionSandboxStore]; ok {
+		info.Extensions = map[string]typeurl.Any{extensionSandbox: ext}
+	}
+	p := PodOf(info, decodeSpec(info))
+	p.Sandbox, p.SandboxID = true, sb.ID
+	delete(p.Labels, labelRuntimeType)
 	return p
 }
 

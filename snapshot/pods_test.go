@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/core/sandbox"
 	"github.com/containerd/typeurl/v2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -60,6 +61,27 @@ func TestPodOf(t *testing.T) {
 				t.Errorf("PodOf = %+v, want %+v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestSandboxPod reads a record of containerd 2.4.2's sandbox store (as `ctr
+// sandboxes info` shows it): the CRI metadata is under the key "metadata".
+func TestSandboxPod(t *testing.T) {
+	sb := sandbox.Sandbox{
+		ID:        "sb1",
+		Labels:    map[string]string{"app": "web", labelCRIKind: "sandbox", labelRuntimeType: "io.containerd.runc.v2"},
+		Sandboxer: "podsandbox",
+		Extensions: map[string]typeurl.Any{extensionSandboxStore: &anypb.Any{
+			TypeUrl: "github.com/containerd/cri/pkg/store/sandbox/Metadata", Value: []byte(sandboxExt)}},
+	}
+	want := forensic.Pod{Namespace: "shop", Name: "web-1", UID: "uid-1", SandboxID: "sb1", Sandbox: true, Labels: map[string]string{"app": "web"}}
+	if got := SandboxPod(sb); !reflect.DeepEqual(got, want) {
+		t.Errorf("SandboxPod = %+v, want %+v", got, want)
+	}
+	sb.Extensions = nil // labels only: the kind and runtime labels are not the pod's
+	want = forensic.Pod{SandboxID: "sb1", Sandbox: true, Labels: map[string]string{"app": "web"}}
+	if got := SandboxPod(sb); !reflect.DeepEqual(got, want) {
+		t.Errorf("SandboxPod without metadata = %+v, want %+v", got, want)
 	}
 }
 

@@ -3,10 +3,9 @@
 // and removed through the Kubernetes CRI v1 API (k8s.io/cri-api) over the
 // daemon's gRPC socket, never through containerd's own API.
 //
-// Pods always use the node's network, IPC and PID namespaces' defaults of a
-// hostNetwork pod (NamespaceMode NODE for the network, POD for the rest), so
-// no CNI plugin is needed. Every pod is given the cgroup parent of the Client,
-// which lets the caller remove the cgroups the pods leave.
+// Pods are hostNetwork pods (NamespaceMode NODE for the network, POD for IPC
+// and PID), so no CNI plugin is needed. Every pod is given the Client's
+// cgroup parent, which lets the caller remove the cgroups the pods leave.
 package testcri
 
 import (

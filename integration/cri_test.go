@@ -218,6 +218,10 @@ func testCRIFilters(t *testing.T, ch *criHarness) {
 			}
 		})
 	}
+	// Outside k8s.io, an empty pod listing says where pods are.
+	if r := h.cli(t, "ls", "--pod", "web-1"); r.code != 0 || strings.Count(r.stdout, "\n") != 1 || !strings.Contains(r.stderr, "(-n k8s.io)") {
+		t.Errorf("ls --pod in namespace %s: exit %d, stdout %q, stderr %q", h.daemon.Namespace, r.code, r.stdout, r.stderr)
+	}
 	r := ch.cli(t, "ls", "--label", "app")
 	if r.code != 2 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "KEY=VALUE") {
 		t.Errorf("ls --label app: exit %d, stderr %q", r.code, r.stderr)

@@ -52,6 +52,10 @@ func runLs(ctx context.Context, c *cli.Command) error {
 			return err
 		}
 		ctrs = filter.Filter(ctrs)
+		if len(ctrs) == 0 && (filter.Pod != "" || filter.PodNamespace != "") && !c.Bool("all-namespaces") && cl.Namespace() != criNamespace {
+			fmt.Fprintf(c.Root().ErrWriter, "note: no pod's container in namespace %s; Kubernetes pods are in %s (-n %s)\n",
+				cl.Namespace(), criNamespace, criNamespace)
+		}
 		if format == output.JSON {
 			rows := make([]containerJSON, len(ctrs))
 			for i, ctr := range ctrs {
@@ -124,6 +128,9 @@ func lsTable(c *cli.Command, ctrs []*snapshot.Container) error {
 	}
 	return t.Flush()
 }
+
+// criNamespace is the containerd namespace of the CRI plugin's pods.
+const criNamespace = "k8s.io"
 
 // sandboxMark is the NAME of a pod's sandbox (pause) container in the ls
 // table: Kubernetes container names cannot hold parentheses.

@@ -11,11 +11,13 @@ import (
 
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/containerd/containerd/v2/core/sandbox"
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/typeurl/v2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"google.golang.org/grpc"
 
 	"github.com/ctrforensics/ctrforensics/forensic"
 )
@@ -210,9 +212,21 @@ func (c *Client) attachSandbox(ctx context.Context, ctr *Container) {
 		AttachSandbox(ctr, PodOf(info, decodeSpec(info)))
 		return
 	}
-	if sb, err := c.c.SandboxStore().Get(ctx, ctr.Pod.SandboxID); err == nil { // containerd 2.x
-		AttachSandbox(ctr, SandboxPod(sb))
+	if store := c.sandboxStore(); store != nil {
+		if sb, err := store.Get(ctx, ctr.Pod.SandboxID); err == nil { // containerd 2.x
+			AttachSandbox(ctr, SandboxPod(sb))
+		}
 	}
+}
+
+// sandboxStore returns containerd's sandbox store (2.x), or nil when the
+// client has no daemon connection to ask it through (a client given its
+// stores directly, whose sandbox store, if any, is not known here).
+func (c *Client) sandboxStore() sandbox.Store {
+	if conn, ok := c.c.Conn().(*grpc.ClientConn); ok && conn == nil {
+		return nil
+	}
+	return c.c.SandboxStore()
 }
 
 // attachStoredSandboxes completes, from containerd 2.x's sandbox store, the
@@ -231,7 +245,10 @@ func (c *Client) attachStoredSandboxes(ctx context.Context, ns string, ctrs []*C
 		}
 		if stored == nil {
 			stored = map[string]forensic.Pod{}
-			sbs, _ := c.c.SandboxStore().List(c.nsctx(ctx, ns))
+			var sbs []sandbox.Sandbox
+			if store := c.sandboxStore(); store != nil {
+				sbs, _ = store.List(c.nsctx(ctx, ns))
+			}
 			for _, sb := range sbs {
 				stored[sb.ID] = SandboxPod(sb)
 			}
@@ -313,7 +330,13 @@ func (c *Client) CheckNamespace(ctx context.Context) error {
 // essential: a spec that does not decode or a task service error leave them
 // empty rather than hiding the container.
 func (c *Client) describe(ctx context.Context, ns string, info containers.Container) *Container {
-	ctr := &Container{Namespace: ns, Info: info, Status: TaskUnknown, Spec: decodeSpec(info)}
+	ctr := &Container{Namespace: ns, Info: info, Status: TaskUnknown}
+	if info.Spec != nil {
+		var spec specs.Spec
+		if err := typeurl.UnmarshalTo(info.Spec, &spec); err == nil {
+			ctr.Spec = &spec
+		}
+	}
 	ctr.Pod = PodOf(info, ctr.Spec)
 	loaded, err := c.c.LoadContainer(c.nsctx(ctx, ns), info.ID)
 	if err != nil {

@@ -1,9 +1,11 @@
 package snapshot
 
 import (
+	"context"
 	"reflect"
 	"testing"
 
+	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/core/sandbox"
 	"github.com/containerd/typeurl/v2"
@@ -130,5 +132,24 @@ func TestAttachSandboxesAndFilter(t *testing.T) {
 				t.Errorf("got %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestSandboxStoreWithoutDaemon: a client given its stores directly (a disk
+// root) has no connection through which to ask for sandboxes; asking would
+// panic on the nil connection.
+func TestSandboxStoreWithoutDaemon(t *testing.T) {
+	cl, err := client.New("", client.WithServices())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Client{c: cl, namespace: "k8s.io"}
+	if s := c.sandboxStore(); s != nil {
+		t.Errorf("sandbox store %v without a daemon connection", s)
+	}
+	ctr := &Container{Namespace: "k8s.io", Pod: forensic.Pod{SandboxID: "gone", Container: "php"}}
+	c.attachStoredSandboxes(context.Background(), "k8s.io", []*Container{ctr}) // must not panic
+	if ctr.Pod.Name != "" {
+		t.Errorf("pod %+v", ctr.Pod)
 	}
 }

@@ -602,12 +602,17 @@ func (d *Daemon) killShims() ([]nsID, error) {
 // also the CRI pods' cgroup parent. d.Namespace
 // is random and used by no one else, so nothing shared is touched.
 func (d *Daemon) removeHostState(containers []nsID) {
+	shared := map[string]bool{}
 	for _, c := range containers {
 		_ = os.Remove(shimSocketPath(d.Address, c.ns, c.id))
 		if c.ns != d.Namespace && c.ns != "" && c.id != "" {
 			// A shared namespace (k8s.io): only this daemon's containers.
 			_ = os.RemoveAll(filepath.Join("/run/containerd/runc", c.ns, c.id))
+			shared[c.ns] = true
 		}
+	}
+	for ns := range shared {
+		_ = os.Remove(filepath.Join("/run/containerd/runc", ns)) // only when empty
 	}
 	if d.Namespace == "" {
 		return

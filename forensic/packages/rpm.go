@@ -1,0 +1,99 @@
+package packages
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path"
+	"slices"
+	"strconv"
+
+	rpmdb "github.com/anchore/go-rpmdb/pkg"
+)
+
+// rpm reads the rpm databases found (Berkeley DB Packages, ndb Packages.db,
+// sqlite rpmdb.sqlite). go-rpmdb opens a path, so each database is copied to a
+// private temporary directory first; the copy is removed before returning.
+func (s *Scanner) rpm(ctx context.Context, d Distro) ([]Package, error) {
+	var names []string
+	for name := range s.files {
+		if classify(File{Path: name, Mode: 0o644}) == kindRPM {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	var out []Package
+	for _, name := range names {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		pkgs, err := s.rpmDB(name, d)
+		if err != nil {
+			s.notef("%s: %v", esc(name), err)
+			continue
+		}
+		out = append(out, pkgs...)
+	}
+	return out, nil
+}
+
+func (s *Scanner) rpmDB(name string, d Distro) (pkgs []Package, err error) {
+	dir, err := os.MkdirTemp(s.opts.TempDir, "ctrforensics-rpmdb-")
+	if err != nil {
+		return nil, fmt.Errorf("copy the rpm database: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	copyPath := path.Join(dir, path.Base(name))
+	if err := os.WriteFile(copyPath, s.files[name], 0o600); err != nil {
+		return nil, fmt.Errorf("copy the rpm database: %w", err)
+	}
+	db, err := openRPM(copyPath)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	list, err := db.ListPackages()
+	if err != nil {
+		return nil, fmt.Errorf("read the rpm database: %w", err)
+	}
+	for _, r := range list {
+		pkgs = append(pkgs, rpmPackage(r, name, d))
+	}
+	return pkgs, nil
+}
+
+// openRPM opens a database with go-rpmdb, turning its panics on corrupt input
+// into errors.
+func openRPM(p string) (db *rpmdb.RpmDB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("corrupt rpm database: %v", r)
+		}
+	}()
+	db, err = rpmdb.Open(p)
+	if err != nil {
+		return nil, fmt.Errorf("open the rpm database: %w", err)
+	}
+	return db, nil
+}
+
+func rpmPackage(r *rpmdb.PackageInfo, source string, d Distro) Package {
+	version := r.Version
+	if r.Release != "" {
+		version += "-" + r.Release
+	}
+	p := Package{Name: r.Name, Version: version, Type: RPM, Arch: r.Arch, Source: source}
+	if r.License != "" {
+		p.Licenses = []string{r.License}
+	}
+	epoch := ""
+	if r.Epoch != nil && *r.Epoch != 0 {
+		epoch = strconv.Itoa(*r.Epoch)
+	}
+	p.PURL = purlOf(RPM, distroNamespace(d, "rpm"), r.Name, version,
+		qualifiers("arch", r.Arch, "epoch", epoch, "distro", distroQualifier(d)))
+	if files, err := r.InstalledFileNames(); err == nil {
+		p.Files = files
+	}
+	return p
+}

@@ -220,6 +220,7 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 			keyCommand(),
 			cleanupCommand(),
 			imageCommand(),
+			packagesCommand(),
 			versionCommand(),
 		},
 		Action:        groupAction,

@@ -233,7 +233,9 @@ const (
 	kindExec
 )
 
-var rpmDBs = map[string]bool{"Packages": true, "Packages.db": true, "rpmdb.sqlite": true}
+// rpmDBs are the rpm database files, and the sqlite write-ahead log that
+// holds the transactions not yet checkpointed into rpmdb.sqlite.
+var rpmDBs = map[string]bool{"Packages": true, "Packages.db": true, "rpmdb.sqlite": true, "rpmdb.sqlite-wal": true}
 
 func classify(f File) kind {
 	p := f.Path

@@ -2,13 +2,16 @@ package packages
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"path"
 	"slices"
 	"strconv"
+	"strings"
 
 	rpmdb "github.com/anchore/go-rpmdb/pkg"
+	_ "github.com/glebarez/go-sqlite" // the "sqlite" database/sql driver go-rpmdb opens
 )
 
 // rpm reads the rpm databases found (Berkeley DB Packages, ndb Packages.db,
@@ -17,7 +20,7 @@ import (
 func (s *Scanner) rpm(ctx context.Context, d Distro) ([]Package, error) {
 	var names []string
 	for name := range s.files {
-		if classify(File{Path: name, Mode: 0o644}) == kindRPM {
+		if classify(File{Path: name, Mode: 0o644}) == kindRPM && !strings.HasSuffix(name, "-wal") {
 			names = append(names, name)
 		}
 	}
@@ -46,6 +49,11 @@ func (s *Scanner) rpmDB(name string, d Distro) (pkgs []Package, err error) {
 	copyPath := path.Join(dir, path.Base(name))
 	if err := os.WriteFile(copyPath, s.files[name], 0o600); err != nil {
 		return nil, fmt.Errorf("copy the rpm database: %w", err)
+	}
+	if wal, ok := s.files[name+"-wal"]; ok {
+		if err := checkpoint(copyPath, wal); err != nil {
+			return nil, err
+		}
 	}
 	db, err := openRPM(copyPath)
 	if err != nil {
@@ -96,4 +104,22 @@ func rpmPackage(r *rpmdb.PackageInfo, source string, d Distro) Package {
 		p.Files = files
 	}
 	return p
+}
+
+// checkpoint moves the transactions of a write-ahead log into the copy of an
+// sqlite rpm database: go-rpmdb opens databases immutable, which ignores the
+// log, and rpm leaves its last installs there.
+func checkpoint(db string, wal []byte) error {
+	if err := os.WriteFile(db+"-wal", wal, 0o600); err != nil {
+		return fmt.Errorf("copy the rpm database's log: %w", err)
+	}
+	h, err := sql.Open("sqlite", "file:"+db)
+	if err != nil {
+		return fmt.Errorf("open the copy of the rpm database: %w", err)
+	}
+	defer h.Close()
+	if _, err := h.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+		return fmt.Errorf("apply the rpm database's log: %w", err)
+	}
+	return nil
 }

@@ -12,6 +12,8 @@ command -v ctr >/dev/null || need+=(containerd)
 command -v mactime >/dev/null || need+=(sleuthkit)
 command -v skopeo >/dev/null || need+=(skopeo)
 dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "ok installed" || need+=(busybox-static)
+command -v rpmbuild >/dev/null || need+=(rpm)             # the rpm database oracle of forensic/packages
+command -v debootstrap >/dev/null || need+=(debootstrap)  # the Debian root of the dpkg oracle and benchmarks
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -17,17 +17,7 @@ import (
 // never through a symlink, and regular files are opened with O_NOATIME as the
 // inode that was stat'ed; FIFOs, sockets and devices are never opened.
 func ScanDir(ctx context.Context, root string, opts Options) (*Inventory, error) {
-	s := NewScanner(opts)
-	ds := fdio.NewDirs(0)
-	d, err := ds.OpenRoot(root)
-	if err != nil {
-		return nil, fmt.Errorf("scan packages: %w", err)
-	}
-	defer d.Close()
-	if err := s.walkDir(ctx, d, "/"); err != nil {
-		return nil, fmt.Errorf("scan packages: %w", err)
-	}
-	return s.Finish(ctx)
+	return NewScanner(opts).scanDir(ctx, root)
 }
 
 func (s *Scanner) walkDir(ctx context.Context, d *fdio.Dir, dir string) error {

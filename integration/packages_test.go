@@ -47,6 +47,8 @@ func packagesImage(t *testing.T) *testimage.Image {
 			testimage.Reg("/var/lib/dpkg/status", 0o644, pkgStatus),
 			testimage.Dir("/var/lib/dpkg/info", 0o755),
 			testimage.Reg("/var/lib/dpkg/info/base-files.list", 0o644, "/.\n/etc\n/etc/issue\n"),
+			testimage.Reg("/var/lib/dpkg/info/base-files.md5sums", 0o644, "3ae9b9ff69a78d614864f1957778fecb  etc/issue\n"),
+			testimage.Reg("/etc/issue", 0o644, "Debian GNU/Linux 12\n"),
 		}},
 		testimage.Layer{CreatedBy: "pip install", Files: []testimage.File{
 			testimage.Dir("/usr/lib/python3/dist-packages/requests-2.28.1.dist-info", 0o755),
@@ -121,6 +123,44 @@ mkdir -p /app/node_modules/evil && echo '{"name":"evil","version":"1.0.0","licen
 		if pk[name].Origin != want {
 			t.Errorf("%s: origin %q, want %q", name, pk[name].Origin, want)
 		}
+	}
+
+	// Integrity of the changes against the image's records, after the attacker
+	// edits /etc/issue, rewrites its md5sums line and drops a file in /etc.
+	if out := h.mustCLI(t, "packages", "--verify", "pkg-ctr"); strings.Contains(out, "modified") {
+		t.Errorf("verify before the edit:\n%s", out)
+	}
+	h.attack(t, c, `echo 'owned' > /etc/issue && echo "$(md5sum /etc/issue | cut -d' ' -f1)  etc/issue" > /var/lib/dpkg/info/base-files.md5sums && echo x > /etc/dropped`)
+	verify := h.mustCLI(t, "packages", "--verify", "pkg-ctr")
+	t.Logf("packages --verify pkg-ctr:\n%s", verify)
+	res := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(h.mustCLI(t, "packages", "--verify", "--format", "json", "pkg-ctr")), "\n") {
+		var r struct{ Path, Status, Package, Expected, Actual string }
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatal(err)
+		}
+		res[r.Path] = r.Status + " " + r.Package
+		if r.Path == "/etc/issue" && (r.Expected != "3ae9b9ff69a78d614864f1957778fecb" || r.Actual == r.Expected) {
+			t.Errorf("/etc/issue digests: %+v", r)
+		}
+	}
+	for p, want := range map[string]string{"/etc/issue": "modified base-files", "/etc/dropped": "not-owned ",
+		"/var/lib/dpkg/info/base-files.md5sums": "db-changed ", "/var/lib/dpkg/status": "db-changed "} {
+		if res[p] != want {
+			t.Errorf("verify %s: %q, want %q (all: %v)", p, res[p], want, res)
+		}
+	}
+	if r := h.cli(t, "packages", "--verify", "--fail-on", "modified", "pkg-ctr"); r.code != 1 {
+		t.Errorf("--fail-on modified: exit %d", r.code)
+	}
+	if r := h.cli(t, "packages", "--verify", "--fail-on", "missing", "pkg-ctr"); r.code != 0 {
+		t.Errorf("--fail-on missing: exit %d (%s)", r.code, r.stderr)
+	}
+	if r := h.cli(t, "packages", "--verify", packagesImageName); r.code != 2 || !strings.Contains(r.stderr, "give a container") {
+		t.Errorf("--verify of an image: exit %d, %s", r.code, r.stderr)
+	}
+	if all := h.mustCLI(t, "packages", "--verify", "--all", "--format", "json", "pkg-ctr"); !strings.Contains(all, `"/etc/issue"`) {
+		t.Errorf("--all:\n%s", all)
 	}
 
 	var bom cdx.BOM

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/ctrforensics/ctrforensics/forensic"
 	"github.com/ctrforensics/ctrforensics/forensic/packages"
 )
 
@@ -37,4 +38,43 @@ func (s *Session) Packages(ctx context.Context, ctr *Container, opts packages.Op
 	}
 	packages.MarkOrigin(inv, img)
 	return inv, nil
+}
+
+// VerifyPackages checks the container's files against the package records of
+// its image. With all false only the paths its diff changed are checked (the
+// cost follows the number of changes); with all true every recorded file.
+func (s *Session) VerifyPackages(ctx context.Context, ctr *Container, all bool, opts DiffOptions) ([]packages.Result, error) {
+	var targets []packages.Target
+	if !all {
+		d, err := s.Diff(ctx, ctr, opts)
+		if err != nil {
+			return nil, err
+		}
+		targets = []packages.Target{}
+		for _, ch := range d.Changes {
+			if ch.Meta != nil && ch.Meta.Type == forensic.TypeDir {
+				continue
+			}
+			targets = append(targets, packages.Target{Path: ch.Path, Added: ch.Kind == forensic.Added})
+		}
+	}
+	r, err := s.Rootfs(ctx, ctr)
+	if err != nil {
+		return nil, err
+	}
+	mounts, err := r.ReadOnlyMounts()
+	if err != nil {
+		return nil, err
+	}
+	var res []packages.Result
+	err = s.WithImageRoot(ctx, r, func(image string) error {
+		return s.WithMount(ctx, "rootfs of "+r.Key, mounts, func(root string) error {
+			res, err = packages.VerifyDir(ctx, image, root, targets, packages.Options{})
+			return err
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("verify packages of %s: %w", ctr.Info.ID, err)
+	}
+	return res, nil
 }

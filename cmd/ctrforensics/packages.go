@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -34,10 +35,13 @@ func packagesCommand() *cli.Command {
 		Description: "Reads dpkg, apk and rpm databases, Go binaries, Python, npm, Java and Ruby metadata from\n" +
 			"an image's layers (nothing unpacked) or a container's read-only view; nothing is run.\n" +
 			"A container ID (or unique prefix) wins over an image of the same name.",
-		Flags: imageFlags(
+		Flags: append(imageFlags(
 			&cli.StringFlag{Name: "format", Value: "table", Usage: "table, json (one object per line), cyclonedx (1.6 JSON) or spdx (2.3 JSON)"},
 			&cli.BoolFlag{Name: "files", Usage: "JSON: add the files each package owns"},
-		),
+			&cli.BoolFlag{Name: "verify", Usage: "check a container's changed files against its image's package records (table or json)"},
+			&cli.BoolFlag{Name: "all", Usage: "with --verify: every file the packages own, not only the changed ones"},
+			&cli.StringFlag{Name: "fail-on", Usage: "with --verify: exit 1 when a file has one of these results (comma-separated: modified, config-modified, missing, not-owned, db-changed; or any)"},
+		), diffFlags()...),
 		Action: runPackages,
 	}
 }
@@ -50,6 +54,12 @@ func runPackages(ctx context.Context, c *cli.Command) error {
 	format, err := output.ParseFormat(c.String("format"), output.Table, output.JSON, formatCycloneDX, formatSPDX)
 	if err != nil {
 		return err
+	}
+	if c.Bool("verify") {
+		return runVerifyPackages(ctx, c, a[0])
+	}
+	if c.Bool("all") || c.String("fail-on") != "" {
+		return fmt.Errorf("--all and --fail-on go with --verify: add --verify")
 	}
 	return withClient(ctx, c, func(ctx context.Context, cl *snapshot.Client) error {
 		subj := packages.Subject{Name: a[0], Tool: "ctrforensics " + version.String(), Time: time.Now().UTC()}
@@ -138,4 +148,100 @@ func writePackagesTable(w io.Writer, kind string, inv *packages.Inventory) error
 		t.Row(string(p.Type), forensic.EscapePath(p.Name), forensic.EscapePath(p.Version), at, forensic.EscapePath(lic), forensic.EscapePath(p.Source))
 	}
 	return t.Flush()
+}
+
+func runVerifyPackages(ctx context.Context, c *cli.Command, name string) error {
+	format, err := output.ParseFormat(c.String("format"), output.Table, output.JSON)
+	if err != nil {
+		return err
+	}
+	failOn, err := parseFailOn(c.String("fail-on"))
+	if err != nil {
+		return err
+	}
+	opts, err := diffOptions(c)
+	if err != nil {
+		return err
+	}
+	return withClient(ctx, c, func(ctx context.Context, cl *snapshot.Client) error {
+		ctr, err := cl.LoadContainer(ctx, name)
+		var nf *snapshot.NotFoundError
+		if errors.As(err, &nf) {
+			if ok, _ := cl.HasImage(ctx, name); ok {
+				return fmt.Errorf("--verify checks a container against its image; %q is an image: give a container of it", name)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		s, err := cl.Begin(ctx, "", snapshot.SessionOptions{Purpose: "packages"})
+		if err != nil {
+			return err
+		}
+		res, err := s.VerifyPackages(ctx, ctr, c.Bool("all"), opts)
+		if err = errors.Join(err, s.Close(ctx)); err != nil {
+			return err
+		}
+		if err := writeVerify(c.Root().Writer, format, res); err != nil {
+			return err
+		}
+		n := 0
+		for _, r := range res {
+			if failOn[r.Status] {
+				n++
+			}
+		}
+		if n > 0 {
+			return &findingsError{msg: fmt.Sprintf("%d file(s) failed package verification", n)}
+		}
+		return nil
+	})
+}
+
+func writeVerify(w io.Writer, format output.Format, res []packages.Result) error {
+	if format == output.JSON {
+		return output.JSONLines(w, res)
+	}
+	t := output.NewTable(w, "STATUS", "CHANGED", "PACKAGE", "PATH", "EXPECTED", "ACTUAL")
+	for _, r := range res {
+		changed, pkg := strings.Join(r.Changed, ","), r.Package
+		if changed == "" {
+			changed = "-"
+		}
+		if pkg == "" {
+			pkg = "-"
+		}
+		exp, act := "-", "-"
+		if r.Expected != "" {
+			exp = r.Algorithm + ":" + r.Expected
+		}
+		if r.Actual != "" {
+			act = r.Algorithm + ":" + r.Actual
+		}
+		t.Row(string(r.Status), changed, forensic.EscapePath(pkg), forensic.EscapePath(r.Path), exp, act)
+	}
+	return t.Flush()
+}
+
+// parseFailOn reads --fail-on: result names, or "any" for every result but ok.
+func parseFailOn(s string) (map[packages.Status]bool, error) {
+	all := []packages.Status{packages.Modified, packages.ConfigModified, packages.Missing, packages.NotOwned, packages.DatabaseChanged}
+	m := map[packages.Status]bool{}
+	if s == "" {
+		return m, nil
+	}
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		switch {
+		case f == "any":
+			for _, st := range all {
+				m[st] = true
+			}
+		case slices.Contains(all, packages.Status(f)):
+			m[packages.Status(f)] = true
+		default:
+			return nil, fmt.Errorf("unknown --fail-on %q: give any, or some of modified, config-modified, missing, not-owned, db-changed", f)
+		}
+	}
+	return m, nil
 }

@@ -112,6 +112,9 @@ type Scanner struct {
 	files map[string][]byte // wanted database and metadata files
 	found []Package         // packages found inline (binaries, archives)
 	notes []string
+	// recordsOnly limits a scan to the records integrity needs (no binaries,
+	// archives or language manifests without file digests).
+	recordsOnly bool
 }
 
 // NewScanner returns a Scanner with opts.
@@ -128,7 +131,16 @@ func NewScanner(opts Options) *Scanner {
 // Wants says whether the content of f is needed. Only regular files are ever
 // wanted.
 func (s *Scanner) Wants(f File) bool {
-	return f.Mode.IsRegular() && classify(f) != kindNone
+	if !f.Mode.IsRegular() {
+		return false
+	}
+	switch classify(f) {
+	case kindNone:
+		return false
+	case kindExec, kindJar, kindNpm, kindGem:
+		return !s.recordsOnly
+	}
+	return true
 }
 
 // Add reads the content of a wanted file from r (at most its bound; a larger
@@ -138,6 +150,9 @@ func (s *Scanner) Add(ctx context.Context, f File, r io.Reader) error {
 		return err
 	}
 	k := classify(f)
+	if !s.Wants(f) {
+		return nil
+	}
 	switch k {
 	case kindNone:
 		return nil

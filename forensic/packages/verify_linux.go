@@ -28,7 +28,13 @@ type Target struct {
 // reached by descriptor, never through a symlink, and read with O_NOATIME.
 func VerifyDir(ctx context.Context, recordRoot, root string, targets []Target, opts Options) ([]Result, error) {
 	s := NewScanner(opts)
-	inv, err := s.scanDir(ctx, recordRoot)
+	var inv *Inventory
+	var err error
+	if targets == nil {
+		inv, err = s.scanDir(ctx, recordRoot)
+	} else {
+		inv, err = s.scanRecords(ctx, recordRoot, targets)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -178,4 +184,97 @@ func (s *Scanner) scanDir(ctx context.Context, root string) (*Inventory, error) 
 		return nil, fmt.Errorf("scan packages: %w", err)
 	}
 	return s.Finish(ctx)
+}
+
+// scanRecords reads only the package records that can own the targets: the
+// dpkg and apk databases, the rpm database directories, and the dist-info
+// directories of the Python library directories that hold a target. Its cost
+// follows the number of targets and packages, not the size of the tree.
+func (s *Scanner) scanRecords(ctx context.Context, root string, targets []Target) (*Inventory, error) {
+	s.recordsOnly = true
+	subs := map[string]bool{"/etc": false, "/usr/lib": false, "/var/lib/dpkg": true, "/lib/apk/db": true,
+		"/var/lib/rpm": true, "/usr/lib/sysimage/rpm": true}
+	for _, t := range targets {
+		for d := path.Dir(t.Path); d != "/"; d = path.Dir(d) {
+			if isPythonLib(d) {
+				subs[d] = true
+				break
+			}
+		}
+	}
+	ds := fdio.NewDirs(0)
+	rd, err := ds.OpenRoot(root)
+	if err != nil {
+		return nil, fmt.Errorf("scan packages: %w", err)
+	}
+	defer rd.Close()
+	names := make([]string, 0, len(subs))
+	for sub := range subs {
+		names = append(names, sub)
+	}
+	slices.Sort(names)
+	for _, sub := range names {
+		d, err := descend(rd, sub)
+		if err != nil || d == nil {
+			continue
+		}
+		if subs[sub] {
+			err = s.walkDir(ctx, d, sub)
+		} else {
+			err = s.readFiles(ctx, d, sub)
+		}
+		d.Close()
+		if err != nil {
+			return nil, fmt.Errorf("scan packages: %w", err)
+		}
+	}
+	return s.Finish(ctx)
+}
+
+// descend opens the directory sub below root one component at a time,
+// never through a symlink; a missing directory gives nil.
+func descend(root *fdio.Dir, sub string) (*fdio.Dir, error) {
+	d := root
+	for _, c := range strings.Split(strings.TrimPrefix(sub, "/"), "/") {
+		fd, err := d.Acquire()
+		if err != nil {
+			return nil, err
+		}
+		st, err := fdio.Fstatat(fd, c)
+		d.Release()
+		if err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			if d != root {
+				d.Close()
+			}
+			return nil, nil
+		}
+		next, err := d.Open(c, st.Ino)
+		if d != root {
+			d.Close()
+		}
+		if err != nil {
+			return nil, err
+		}
+		d = next
+	}
+	return d, nil
+}
+
+// readFiles offers the regular files directly in d (not below).
+func (s *Scanner) readFiles(ctx context.Context, d *fdio.Dir, dir string) error {
+	fd, err := d.Acquire()
+	if err != nil {
+		return err
+	}
+	defer d.Release()
+	names, err := fdio.ReadNames(fd)
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		if st, err := fdio.Fstatat(fd, name); err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
+			s.scanFile(ctx, fd, name, path.Join(dir, name), &st)
+		}
+	}
+	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -161,6 +163,24 @@ mkdir -p /app/node_modules/evil && echo '{"name":"evil","version":"1.0.0","licen
 	}
 	if all := h.mustCLI(t, "packages", "--verify", "--all", "--format", "json", "pkg-ctr"); !strings.Contains(all, `"/etc/issue"`) {
 		t.Errorf("--all:\n%s", all)
+	}
+
+	// collect seals the SBOM and the integrity of the changes into the bag.
+	bag := filepath.Join(t.TempDir(), "bag")
+	h.mustCLI(t, "collect", "pkg-ctr", "-o", bag)
+	h.mustCLI(t, "verify", bag)
+	integrity, err := os.ReadFile(filepath.Join(bag, "data/packages/integrity.jsonl"))
+	if err != nil || !strings.Contains(string(integrity), `"path":"/etc/issue","status":"modified"`) {
+		t.Errorf("bag integrity (%v):\n%s", err, integrity)
+	}
+	sbom, err := os.ReadFile(filepath.Join(bag, "data/packages/sbom.cdx.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bagBOM cdx.BOM
+	if err := cdx.NewBOMDecoder(bytes.NewReader(sbom), cdx.BOMFileFormatJSON).Decode(&bagBOM); err != nil ||
+		bagBOM.Components == nil || len(*bagBOM.Components) != len(pk)+1 {
+		t.Errorf("bag SBOM: %v", err)
 	}
 
 	var bom cdx.BOM

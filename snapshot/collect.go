@@ -156,6 +156,9 @@ func (c *Client) acquire(ctx context.Context, s *Session, ctr *Container, opts C
 	if err := writeChanges(ctx, s, r, d, w, opts, acq); err != nil {
 		return err
 	}
+	if err := s.writePackages(ctx, r, ctr, d, w, acq); err != nil {
+		return err
+	}
 	return c.writeImage(ctx, ctr, w, opts, acq)
 }
 

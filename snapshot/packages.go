@@ -17,6 +17,10 @@ func (s *Session) Packages(ctx context.Context, ctr *Container, opts packages.Op
 	if err != nil {
 		return nil, err
 	}
+	return s.packagesOf(ctx, r, ctr, opts)
+}
+
+func (s *Session) packagesOf(ctx context.Context, r *Rootfs, ctr *Container, opts packages.Options) (*packages.Inventory, error) {
 	mounts, err := r.ReadOnlyMounts()
 	if err != nil {
 		return nil, err
@@ -50,18 +54,29 @@ func (s *Session) VerifyPackages(ctx context.Context, ctr *Container, all bool, 
 		if err != nil {
 			return nil, err
 		}
-		targets = []packages.Target{}
-		for _, ch := range d.Changes {
-			if ch.Meta != nil && ch.Meta.Type == forensic.TypeDir {
-				continue
-			}
-			targets = append(targets, packages.Target{Path: ch.Path, Added: ch.Kind == forensic.Added})
-		}
+		targets = changeTargets(d.Changes)
 	}
 	r, err := s.Rootfs(ctx, ctr)
 	if err != nil {
 		return nil, err
 	}
+	return s.verifyPackages(ctx, r, ctr, targets)
+}
+
+// changeTargets are the paths of a diff to check: every change but
+// directories.
+func changeTargets(changes []forensic.Change) []packages.Target {
+	targets := []packages.Target{}
+	for _, ch := range changes {
+		if ch.Meta != nil && ch.Meta.Type == forensic.TypeDir {
+			continue
+		}
+		targets = append(targets, packages.Target{Path: ch.Path, Added: ch.Kind == forensic.Added})
+	}
+	return targets
+}
+
+func (s *Session) verifyPackages(ctx context.Context, r *Rootfs, ctr *Container, targets []packages.Target) ([]packages.Result, error) {
 	mounts, err := r.ReadOnlyMounts()
 	if err != nil {
 		return nil, err

@@ -49,6 +49,11 @@ const (
 	UnsafeNamesTar = "data/rootfs/unsafe-names.tar"
 	// Bodyfile is a Sleuth Kit body file of the changes.
 	Bodyfile = "data/timeline/bodyfile.txt"
+	// PackagesSBOM is the CycloneDX SBOM of the container as found.
+	PackagesSBOM = "data/packages/sbom.cdx.json"
+	// PackagesIntegrity holds one JSON object per changed file checked
+	// against the image's package records.
+	PackagesIntegrity = "data/packages/integrity.jsonl"
 	// ImageLayoutDir is the OCI image layout of the container's image.
 	ImageLayoutDir = "data/image"
 )

@@ -103,8 +103,9 @@ func checkBagContent(t *testing.T, bag string, c *container, diffJSON []change) 
 		}
 		return b
 	}
-	if got, want := comparable(decodeChanges(t, string(read("data/rootfs/changes.jsonl")))), comparable(diffJSON); strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("changes.jsonl differs from diff --format json:\n%s", firstDifferences(got, want))
+	inBag := mergeByPath(decodeChanges(t, string(read(bundle.ChangesJSONL))), decodeChanges(t, string(read(bundle.MountChangesJSONL))))
+	if got, want := comparable(inBag), comparable(diffJSON); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("changes.jsonl of the snapshot and of the mounts differ from diff --format json:\n%s", firstDifferences(got, want))
 	}
 	entries := tarEntries(t, read("data/rootfs/changes.tar"))
 	if e, ok := entries["var/www/html/shell.php"]; !ok || e.content != "<?php eval($_GET['cmd']); ?>\n" || e.hdr.Uid != 0 {

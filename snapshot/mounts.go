@@ -62,7 +62,6 @@ func (s *Session) ExamineMounts(ctx context.Context, ctr *Container, opts diff.O
 		m.Notes = append(m.Notes, "the container's OCI spec could not be read: its mounts were not examined")
 		return m, nil
 	}
-	var kernel []string
 	for _, sm := range ctr.Spec.Mounts {
 		rec := forensic.Mount{Destination: sm.Destination, Type: sm.Type, Source: sm.Source,
 			Options: slices.Clone(sm.Options), Writable: !slices.Contains(sm.Options, "ro")}
@@ -77,8 +76,9 @@ func (s *Session) ExamineMounts(ctx context.Context, ctr *Container, opts diff.O
 		case isBind(sm):
 			err = s.examineBind(ctx, m, &rec, opts)
 		case slices.Contains(kernelFS, sm.Type):
+			// Kernel state, not stored data: recorded, without a note on
+			// every diff.
 			rec.Note = "kernel file system: not examined"
-			kernel = append(kernel, fmt.Sprintf("%s (%s)", forensic.EscapePath(sm.Destination), sm.Type))
 		default:
 			rec.Note = fmt.Sprintf("file system type %q: not examined", sm.Type)
 			m.Notes = append(m.Notes, fmt.Sprintf("mount %s: %s", forensic.EscapePath(sm.Destination), rec.Note))
@@ -88,9 +88,6 @@ func (s *Session) ExamineMounts(ctx context.Context, ctr *Container, opts diff.O
 			return nil, err
 		}
 		m.Records = append(m.Records, rec)
-	}
-	if len(kernel) > 0 {
-		m.Notes = append(m.Notes, "kernel file systems of the spec, not examined: "+strings.Join(kernel, ", "))
 	}
 	diff.MarkRuntime(m.Changes, ctr.Mountpoints())
 	markRuntimeDevices(m.Changes)
@@ -124,7 +121,7 @@ func (s *Session) examineTmpfs(ctx context.Context, ctr *Container, m *Mounts, r
 		return nil
 	}
 	s.Record("read-only clone", fmt.Sprintf("tmpfs %s of task %d, detached (in no mount table), released at the end", rec.Destination, ctr.Pid))
-	d, err := diff.List(ctx, root.Root(), opts)
+	d, err := diff.List(ctx, root.Root(), rec.Destination, opts)
 	if err != nil {
 		root.Close()
 		if ctx.Err() != nil {
@@ -162,7 +159,7 @@ func (s *Session) examineBind(ctx context.Context, m *Mounts, rec *forensic.Moun
 	s.Record("read-only clone", fmt.Sprintf("host directory %s, detached (in no mount table), released at the end", dir))
 	var d *diff.Diff
 	if names == nil {
-		d, err = diff.List(ctx, root.Root(), opts)
+		d, err = diff.List(ctx, root.Root(), rec.Destination, opts)
 	} else {
 		d, err = diff.ListEntries(ctx, root.Root(), names, opts)
 	}
@@ -178,26 +175,36 @@ func (s *Session) examineBind(ctx context.Context, m *Mounts, rec *forensic.Moun
 	return nil
 }
 
-// add keeps the entries d found in the mount rec, read through root.
+// add keeps the entries d found in the mount rec, read through root: a
+// bind-mounted file's one entry is renamed to the destination; the others
+// are named in the container already.
 func (m *Mounts) add(rec *forensic.Mount, root *mountutil.Detached, d *diff.Diff, kind forensic.Kind) {
 	rec.Examined, rec.Entries = true, len(d.Changes)
 	for _, n := range d.Notes {
 		m.Notes = append(m.Notes, fmt.Sprintf("%s %s: %s", rec.Kind, forensic.EscapePath(rec.Destination), n))
 	}
-	ex := &examinedMount{record: len(m.Records), root: root, changes: d.Changes}
+	ex := &examinedMount{record: len(m.Records), root: root, changes: make([]forensic.Change, len(d.Changes))}
 	m.examined = append(m.examined, ex)
-	for _, c := range d.Changes {
-		c.Kind, c.Source, c.Mount = kind, rec.Kind, rec.Destination
+	for i, c := range d.Changes {
+		rel := c
 		if rec.Kind == forensic.SourceBind {
 			c.Path = rec.Destination
 		} else {
-			c.Path = path.Join(rec.Destination, c.Path)
-			if c.HardLinkTo != "" {
-				c.HardLinkTo = path.Join(rec.Destination, c.HardLinkTo)
-			}
+			rel.Path, rel.HardLinkTo = below(rec.Destination, c.Path), below(rec.Destination, c.HardLinkTo)
 		}
+		ex.changes[i] = rel
+		c.Kind, c.Source, c.Mount = kind, rec.Kind, rec.Destination
 		m.Changes = append(m.Changes, c)
 	}
+}
+
+// below returns p, a path below dir, relative to dir (still absolute), or
+// "" for "".
+func below(dir, p string) string {
+	if p == "" || dir == "/" {
+		return p
+	}
+	return strings.TrimPrefix(p, dir)
 }
 
 // Close releases the read-only clones.

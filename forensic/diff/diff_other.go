@@ -18,7 +18,7 @@ func TreeDiff(ctx context.Context, target, base string, opts Options) (*Diff, er
 }
 
 // List walks a tree by descriptor, which needs Linux.
-func List(ctx context.Context, root string, opts Options) (*Diff, error) {
+func List(ctx context.Context, root, at string, opts Options) (*Diff, error) {
 	return nil, errors.ErrUnsupported
 }
 

@@ -11,12 +11,12 @@ import (
 )
 
 // List reports every entry below the directory root (not root itself) as
-// added, with full metadata and the digest of every regular file: the
+// added, each named as if root were at the absolute path at, with full metadata and the digest of every regular file: the
 // content of a mount that started empty (a tmpfs) or that is not compared
 // with anything (a volume). It reads as TreeDiff does: by descriptor, never
 // following a symlink, with O_NOATIME, never opening a FIFO or device, files
 // above the size limit not hashed and noted. Pass a read-only mount.
-func List(ctx context.Context, root string, opts Options) (*Diff, error) {
+func List(ctx context.Context, root, at string, opts Options) (*Diff, error) {
 	w := newWalker(ctx, opts)
 	d, err := w.dirs.OpenRoot(root)
 	if err != nil {
@@ -27,7 +27,7 @@ func List(ctx context.Context, root string, opts Options) (*Diff, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", forensic.EscapePath(root), err)
 	}
-	if err := w.addNames(d, "/", names); err != nil {
+	if err := w.addNames(d, at, names); err != nil {
 		return nil, err
 	}
 	return w.finish(MethodWalk), nil

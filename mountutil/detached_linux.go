@@ -76,16 +76,23 @@ func makeDetached(fd int, name string) (*Detached, error) {
 // rest of the process never changes namespace.
 func CloneTaskMount(pid int, dest, fstype string) (*Detached, error) {
 	proc := "/proc/" + strconv.Itoa(pid)
-	mounts, err := mountinfo.PidMountInfo(pid)
+	// Everything is opened below one descriptor of the process's /proc
+	// directory, so all of it describes the same process.
+	dir, err := unix.Open(proc, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: proc, Err: err}
+	}
+	defer unix.Close(dir)
+	mounts, err := taskMounts(dir)
 	if err != nil {
 		return nil, fmt.Errorf("read mount table of process %d: %w", pid, err)
 	}
-	root, err := unix.Open(proc+"/root", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	root, err := unix.Openat(dir, "root", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: proc + "/root", Err: err}
 	}
 	defer unix.Close(root)
-	ns, err := unix.Open(proc+"/ns/mnt", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	ns, err := unix.Openat(dir, "ns/mnt", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: proc + "/ns/mnt", Err: err}
 	}
@@ -107,6 +114,17 @@ func CloneTaskMount(pid int, dest, fstype string) (*Detached, error) {
 		return nil, r.err
 	}
 	return makeDetached(r.fd, dest)
+}
+
+// taskMounts reads the mountinfo of the process whose /proc directory is dir.
+func taskMounts(dir int) ([]*mountinfo.Info, error) {
+	fd, err := unix.Openat(dir, "mountinfo", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), "mountinfo")
+	defer f.Close()
+	return mountinfo.GetMountsFromReader(f, nil)
 }
 
 // cloneInNamespace runs on a locked thread that it moves into the mount

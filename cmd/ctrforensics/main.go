@@ -74,6 +74,7 @@ func hint(err error) string {
 		ambiguous   *snapshot.AmbiguousError
 		platform    *snapshot.PlatformError
 		noSource    *noSuchSourceError
+		exists      *snapshot.ExistsError
 	)
 	switch {
 	case errors.As(err, &unreachable):
@@ -92,6 +93,8 @@ func hint(err error) string {
 		return "give --platform as os/arch[/variant], e.g. linux/arm64"
 	case errors.As(err, &platform):
 		return "pick one with --platform"
+	case errors.As(err, &exists):
+		return "pick a new name for -o: ctrforensics never replaces a file"
 	case errors.Is(err, os.ErrPermission) && os.Geteuid() != 0:
 		return "run as root: sudo ctrforensics ..."
 	}

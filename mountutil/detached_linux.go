@@ -185,3 +185,13 @@ func checkMountRoot(fd int, dest, fstype string, mounts []*mountinfo.Info) error
 	}
 	return fmt.Errorf("%s: %w (its mount is not in the task's mount table)", dest, ErrNotTheMount)
 }
+
+// IsTmpfs reports whether the directory at path is on a tmpfs (a CRI pod's
+// /dev/shm is a host tmpfs bind-mounted into its containers).
+func IsTmpfs(path string) (bool, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return false, &os.PathError{Op: "statfs", Path: path, Err: err}
+	}
+	return st.Type == unix.TMPFS_MAGIC, nil
+}

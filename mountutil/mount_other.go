@@ -62,3 +62,6 @@ func CloneReadOnly(dir string) (*Detached, error) { return nil, errNotLinux }
 
 // CloneTaskMount is not supported off Linux.
 func CloneTaskMount(pid int, dest, fstype string) (*Detached, error) { return nil, errNotLinux }
+
+// IsTmpfs is not supported off Linux.
+func IsTmpfs(path string) (bool, error) { return false, errNotLinux }

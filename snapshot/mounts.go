@@ -52,6 +52,8 @@ type examinedMount struct {
 var kernelFS = []string{"proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2"}
 
 // ExamineMounts examines every mount of the container's spec (see Mounts).
+// A bind-mounted directory on a host tmpfs (a CRI pod's /dev/shm) counts as
+// a tmpfs, read from its host source.
 // Nothing it cannot examine is skipped silently: a stopped task (whose
 // tmpfs content died with it), a bind source that is gone or not a file or
 // directory, a mount that is not where the spec says, each gives a note.
@@ -144,6 +146,11 @@ func (s *Session) examineBind(ctx context.Context, m *Mounts, rec *forensic.Moun
 	dir, names, kind := rec.Source, []string(nil), forensic.Added
 	switch {
 	case st.Mode().IsDir():
+		// A host tmpfs shared into the container (a CRI pod's /dev/shm) is
+		// memory, bounded and short-lived: a tmpfs, archived by default.
+		if tmp, err := mountutil.IsTmpfs(rec.Source); err == nil && tmp {
+			rec.Kind = forensic.SourceTmpfs
+		}
 	case st.Mode().IsRegular():
 		rec.Kind, kind = forensic.SourceBind, forensic.Changed
 		dir, names = path.Dir(rec.Source), []string{path.Base(rec.Source)}

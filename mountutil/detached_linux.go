@@ -195,3 +195,32 @@ func IsTmpfs(path string) (bool, error) {
 	}
 	return st.Type == unix.TMPFS_MAGIC, nil
 }
+
+// SameInTask reports whether the path dest inside the root of the process
+// pid (resolved there, never through a symlink) is the same inode as the
+// host path host: whether a bind mount's host source is still what the
+// container sees.
+func SameInTask(pid int, dest, host string) (bool, error) {
+	proc := "/proc/" + strconv.Itoa(pid) + "/root"
+	root, err := unix.Open(proc, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false, &os.PathError{Op: "open", Path: proc, Err: err}
+	}
+	defer unix.Close(root)
+	fd, err := unix.Openat2(root, strings.TrimPrefix(path.Clean("/"+dest), "/"), &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		return false, &os.PathError{Op: "open in task root", Path: dest, Err: err}
+	}
+	defer unix.Close(fd)
+	var in, out unix.Stat_t
+	if err := unix.Fstat(fd, &in); err != nil {
+		return false, &os.PathError{Op: "stat in task root", Path: dest, Err: err}
+	}
+	if err := unix.Lstat(host, &out); err != nil {
+		return false, &os.PathError{Op: "lstat", Path: host, Err: err}
+	}
+	return in.Dev == out.Dev && in.Ino == out.Ino, nil
+}

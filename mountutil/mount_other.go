@@ -65,3 +65,6 @@ func CloneTaskMount(pid int, dest, fstype string) (*Detached, error) { return ni
 
 // IsTmpfs is not supported off Linux.
 func IsTmpfs(path string) (bool, error) { return false, errNotLinux }
+
+// SameInTask is not supported off Linux.
+func SameInTask(pid int, dest, host string) (bool, error) { return false, errNotLinux }

@@ -47,6 +47,10 @@ type examinedMount struct {
 	changes []forensic.Change
 }
 
+// noTaskNote says why the tmpfs mounts of a container without a task are
+// not examined.
+const noTaskNote = "not examined: the container has no running task, and a tmpfs's content dies with its task"
+
 // kernelFS are the file systems of a spec that hold no data a container
 // stores: they are recorded, not examined.
 var kernelFS = []string{"proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2"}
@@ -76,7 +80,7 @@ func (s *Session) ExamineMounts(ctx context.Context, ctr *Container, opts diff.O
 			rec.Kind = forensic.SourceTmpfs
 			err = s.examineTmpfs(ctx, ctr, m, &rec, opts)
 		case isBind(sm):
-			err = s.examineBind(ctx, m, &rec, opts)
+			err = s.examineBind(ctx, ctr, m, &rec, opts)
 		case slices.Contains(kernelFS, sm.Type):
 			// Kernel state, not stored data: recorded, without a note on
 			// every diff.
@@ -90,6 +94,15 @@ func (s *Session) ExamineMounts(ctx context.Context, ctr *Container, opts diff.O
 			return nil, err
 		}
 		m.Records = append(m.Records, rec)
+	}
+	var died []string
+	for _, r := range m.Records {
+		if r.Note == noTaskNote {
+			died = append(died, forensic.EscapePath(r.Destination))
+		}
+	}
+	if len(died) > 0 {
+		m.Notes = append(m.Notes, "tmpfs "+strings.Join(died, ", ")+": "+noTaskNote)
 	}
 	diff.MarkRuntime(m.Changes, ctr.Mountpoints())
 	markRuntimeDevices(m.Changes)
@@ -106,6 +119,11 @@ func isBind(sm specs.Mount) bool {
 	return sm.Type == "bind" || slices.Contains(sm.Options, "bind") || slices.Contains(sm.Options, "rbind")
 }
 
+// hasTask reports whether the container has a running or paused task.
+func hasTask(ctr *Container) bool {
+	return (ctr.Status == TaskRunning || ctr.Status == TaskPaused) && ctr.Pid != 0
+}
+
 // skip records why a mount was not examined, in its record and the notes.
 func (m *Mounts) skip(rec *forensic.Mount, format string, args ...any) {
 	rec.Note = fmt.Sprintf(format, args...)
@@ -113,8 +131,9 @@ func (m *Mounts) skip(rec *forensic.Mount, format string, args ...any) {
 }
 
 func (s *Session) examineTmpfs(ctx context.Context, ctr *Container, m *Mounts, rec *forensic.Mount, opts diff.Options) error {
-	if (ctr.Status != TaskRunning && ctr.Status != TaskPaused) || ctr.Pid == 0 {
-		m.skip(rec, "not examined: the container has no running task, and a tmpfs's content dies with its task")
+	if !hasTask(ctr) {
+		// One note for all of them, after the loop.
+		rec.Note = noTaskNote
 		return nil
 	}
 	root, err := mountutil.CloneTaskMount(int(ctr.Pid), rec.Destination, "tmpfs")
@@ -136,12 +155,23 @@ func (s *Session) examineTmpfs(ctx context.Context, ctr *Container, m *Mounts, r
 	return nil
 }
 
-func (s *Session) examineBind(ctx context.Context, m *Mounts, rec *forensic.Mount, opts diff.Options) error {
+func (s *Session) examineBind(ctx context.Context, ctr *Container, m *Mounts, rec *forensic.Mount, opts diff.Options) error {
 	rec.Kind = forensic.SourceVolume
 	st, err := os.Lstat(rec.Source)
 	if err != nil {
 		m.skip(rec, "host source %s: %v", forensic.EscapePath(rec.Source), errors.Unwrap(err))
 		return nil
+	}
+	if hasTask(ctr) {
+		// The host path may have been replaced since the task started: then
+		// the container sees another file than the one read here.
+		same, err := mountutil.SameInTask(int(ctr.Pid), rec.Destination, rec.Source)
+		switch {
+		case err != nil:
+			m.Notes = append(m.Notes, fmt.Sprintf("bind %s: could not check that the host source is what the container sees: %v", forensic.EscapePath(rec.Destination), err))
+		case !same:
+			m.Notes = append(m.Notes, fmt.Sprintf("bind %s: the host source %s is not the file the container sees (replaced on the host since the task started); read from the host source", forensic.EscapePath(rec.Destination), forensic.EscapePath(rec.Source)))
+		}
 	}
 	dir, names, kind := rec.Source, []string(nil), forensic.Added
 	switch {

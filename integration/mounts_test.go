@@ -195,6 +195,18 @@ func TestMountsDiffAndCollect(t *testing.T) {
 			t.Errorf("%s: got %+v, want %+v", w.path, *got, w)
 		}
 	}
+	// The runtime's files as it wrote them (not changed since their birth)
+	// are the runtime's, out of the table; the poisoned one is not.
+	for p, runtime := range map[string]bool{"/etc/hosts": false, "/etc/resolv.conf": true, "/etc/hostname": true} {
+		for _, e := range changes {
+			if e.Path == p && e.Source == "bind" && e.Runtime != runtime {
+				t.Errorf("%s: runtime %v, want %v", p, e.Runtime, runtime)
+			}
+		}
+	}
+	if all := h.mustCLI(t, "diff", "--all", c.id); !strings.Contains(all, "C /etc/resolv.conf\t[bind]\n") {
+		t.Errorf("diff --all lacks the runtime's resolv.conf:\n%s", all)
+	}
 	if e := find(t, changes, "/dev/shm/escape"); e.LinkTarget == nil || *e.LinkTarget != "/" {
 		t.Errorf("symlink to the host root: %+v", e)
 	}
@@ -332,7 +344,7 @@ func TestMountsStoppedContainer(t *testing.T) {
 	}
 	// The host's files and tmpfs outlive the task; the task's own tmpfs
 	// mounts do not.
-	want := "A /data/implant.sh\t[volume]\nC /etc/hostname\t[bind]\nC /etc/hosts\t[bind]\nC /etc/resolv.conf\t[bind]\nA /pod-shm/x\t[tmpfs]\n"
+	want := "A /data/implant.sh\t[volume]\nC /etc/hosts\t[bind]\nA /pod-shm/x\t[tmpfs]\n"
 	if r.stdout != want {
 		t.Errorf("diff of the stopped container:\n%s\nwant\n%s", r.stdout, want)
 	}

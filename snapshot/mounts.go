@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -106,11 +107,7 @@ func (s *Session) ExamineMounts(ctx context.Context, ctr *Container, opts diff.O
 	}
 	diff.MarkRuntime(m.Changes, ctr.Mountpoints())
 	markRuntimeDevices(m.Changes)
-	for i := range m.Changes {
-		if m.Changes[i].Source == forensic.SourceBind {
-			m.Changes[i].Runtime = false // a mount point itself, but the content is the point
-		}
-	}
+	markRuntimeFiles(m.Changes)
 	sort.SliceStable(m.Changes, func(i, j int) bool { return m.Changes[i].Path < m.Changes[j].Path })
 	return m, nil
 }
@@ -320,5 +317,26 @@ func markRuntimeDevices(changes []forensic.Change) {
 		case forensic.TypeSymlink:
 			c.Runtime = want.target != "" && c.Meta.LinkTarget == want.target
 		}
+	}
+}
+
+// unchangedSinceBirth is how long after its birth a file's inode may last
+// have changed and still count as written once, as the runtime writes a
+// file it bind-mounts (created, then its content written at once).
+const unchangedSinceBirth = 50 * time.Millisecond
+
+// markRuntimeFiles decides which bind-mounted files are the runtime's as it
+// wrote them: those whose inode has not changed since it was written (ctime,
+// which no one can set back, within unchangedSinceBirth of the birth time).
+// They are left out of the table like the other paths the runtime made; a
+// file changed later, by the container or on the host, stays in it, and so
+// does every file whose file system records no birth time.
+func markRuntimeFiles(changes []forensic.Change) {
+	for i := range changes {
+		c := &changes[i]
+		if c.Source != forensic.SourceBind {
+			continue
+		}
+		c.Runtime = c.Meta.Btime != nil && c.Meta.Ctime.Sub(*c.Meta.Btime) < unchangedSinceBirth
 	}
 }

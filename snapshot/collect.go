@@ -161,7 +161,7 @@ func (c *Client) acquire(ctx context.Context, s *Session, ctr *Container, opts C
 		return fmt.Errorf("diff: %w", err)
 	}
 	acq.DiffMethod, acq.Changes, acq.Notes = string(d.Method), len(d.Changes), append(acq.Notes, d.Notes...)
-	m, err := s.ExamineMounts(ctx, ctr, opts.Diff.Options)
+	m, err := s.ExamineMounts(ctx, ctr, MountsOptions{Options: opts.Diff.Options})
 	if err != nil {
 		return fmt.Errorf("mounts: %w", err)
 	}

@@ -56,6 +56,16 @@ const noTaskNote = "not examined: the container has no running task, and a tmpfs
 // stores: they are recorded, not examined.
 var kernelFS = []string{"proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2"}
 
+// MountsOptions tune ExamineMounts.
+type MountsOptions struct {
+	diff.Options
+	// DiskRoot is set when the container comes from a containerd root on a
+	// disk (a dead host), not from the live host: the host paths its spec
+	// names are then not this machine's, and bind mounts are not examined
+	// (with a note) rather than read from the examiner's own files.
+	DiskRoot string
+}
+
 // ExamineMounts examines every mount of the container's spec (see Mounts).
 // A bind-mounted directory on a host tmpfs (a CRI pod's /dev/shm) counts as
 // a tmpfs, read from its host source.
@@ -63,7 +73,7 @@ var kernelFS = []string{"proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2"
 // tmpfs content died with it), a bind source that is gone or not a file or
 // directory, a mount that is not where the spec says, each gives a note.
 // Every read-only clone it makes is recorded in the session.
-func (s *Session) ExamineMounts(ctx context.Context, ctr *Container, opts diff.Options) (*Mounts, error) {
+func (s *Session) ExamineMounts(ctx context.Context, ctr *Container, opts MountsOptions) (*Mounts, error) {
 	m := &Mounts{}
 	if ctr.Spec == nil {
 		m.Notes = append(m.Notes, "the container's OCI spec could not be read: its mounts were not examined")
@@ -79,9 +89,12 @@ func (s *Session) ExamineMounts(ctx context.Context, ctr *Container, opts diff.O
 		switch {
 		case sm.Type == "tmpfs":
 			rec.Kind = forensic.SourceTmpfs
-			err = s.examineTmpfs(ctx, ctr, m, &rec, opts)
+			err = s.examineTmpfs(ctx, ctr, m, &rec, opts.Options)
+		case isBind(sm) && opts.DiskRoot != "":
+			rec.Kind = forensic.SourceBind
+			m.skip(&rec, "not examined: its host source %s is a path of the host the disk root %s came from, not of this one", forensic.EscapePath(sm.Source), forensic.EscapePath(opts.DiskRoot))
 		case isBind(sm):
-			err = s.examineBind(ctx, ctr, m, &rec, opts)
+			err = s.examineBind(ctx, ctr, m, &rec, opts.Options)
 		case slices.Contains(kernelFS, sm.Type):
 			// Kernel state, not stored data: recorded, without a note on
 			// every diff.

@@ -1,8 +1,11 @@
 package snapshot
 
 import (
+	"context"
 	"testing"
 	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/ctrforensics/ctrforensics/forensic"
 )
@@ -44,5 +47,29 @@ func TestRuntimeMarks(t *testing.T) {
 				t.Errorf("runtime = %v, want %v", changes[0].Runtime, tt.runtime)
 			}
 		})
+	}
+}
+
+// TestMountsOfADiskRoot checks that the host paths of a dead host's spec
+// are never read on the examiner's machine, and that this is said.
+func TestMountsOfADiskRoot(t *testing.T) {
+	ctr := &Container{Status: TaskUnknown, Spec: &specs.Spec{Mounts: []specs.Mount{
+		{Destination: "/etc/hosts", Type: "bind", Source: "/etc/hosts", Options: []string{"rbind", "ro"}},
+		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm"},
+	}}}
+	var s *Session // nothing is examined, so nothing is recorded
+	m, err := s.ExamineMounts(context.Background(), ctr, MountsOptions{DiskRoot: "/mnt/evidence"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Changes) != 0 || len(m.Records) != 2 || m.Records[0].Examined || m.Records[0].Writable {
+		t.Fatalf("records %+v, changes %+v", m.Records, m.Changes)
+	}
+	want := []string{
+		"bind /etc/hosts: not examined: its host source /etc/hosts is a path of the host the disk root /mnt/evidence came from, not of this one",
+		"tmpfs /dev/shm: " + noTaskNote,
+	}
+	if len(m.Notes) != len(want) || m.Notes[0] != want[0] || m.Notes[1] != want[1] {
+		t.Errorf("notes %q, want %q", m.Notes, want)
 	}
 }

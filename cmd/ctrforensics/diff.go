@@ -90,7 +90,7 @@ func diffAll(ctx context.Context, s *snapshot.Session, ctr *snapshot.Container, 
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err := s.ExamineMounts(ctx, ctr, opts.Options)
+	m, err := s.ExamineMounts(ctx, ctr, snapshot.MountsOptions{Options: opts.Options})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -74,12 +74,15 @@ func hint(err error) string {
 		ambiguous   *snapshot.AmbiguousError
 		platform    *snapshot.PlatformError
 		noSource    *noSuchSourceError
+		imageExists *snapshot.ImageExistsError
 	)
 	switch {
 	case errors.As(err, &unreachable):
 		return "is containerd running? set --address or CONTAINERD_ADDRESS"
 	case errors.As(err, &noNamespace):
 		return "pick one with -n; list every container with `ctrforensics ls -A`"
+	case errors.As(err, &imageExists):
+		return "pick another --import NAME, or remove it first (ctr images rm)"
 	case errors.As(err, &noSource):
 		return "list them with `ctrforensics ls` and `ctrforensics image ls`, or pick the namespace with -n"
 	case errors.As(err, &notFound) && notFound.Kind == "image":
@@ -212,6 +215,7 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 			mountCommand(),
 			umountCommand(),
 			collectCommand(),
+			commitCommand(),
 			verifyCommand(),
 			custodyCommand(),
 			keyCommand(),

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v3"
+
+	"github.com/ctrforensics/ctrforensics/forensic/attest"
+	"github.com/ctrforensics/ctrforensics/snapshot"
+)
+
+func commitCommand() *cli.Command {
+	return &cli.Command{
+		Name:          "commit",
+		Usage:         "preserve a container as an image: its image plus one layer of its changes, as an OCI layout",
+		ShellComplete: completeContainer,
+		ArgsUsage:     "CONTAINER",
+		Description: "Writes an OCI image layout (a directory, or FILE.tar) holding the container's image, blobs\n" +
+			"copied byte for byte, and one new layer with the container's changes (as `diff` finds them; the\n" +
+			"runtime's paths left out). Nothing is paused and nothing is written into containerd unless asked\n" +
+			"(--pause, --import). Load it with `ctr images import FILE.tar` or `skopeo copy oci-archive:FILE.tar ...`.",
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "layout to write (required): a new directory or FILE.tar"},
+			&cli.StringFlag{Name: "name", Usage: "image name recorded in the layout (default localhost/ctrforensics/commit:CONTAINER)"},
+			&cli.StringFlag{Name: "import", Usage: "also create the image `NAME` in containerd (recorded; never replaces an image)"},
+			&cli.StringFlag{Name: "created", Usage: "the image's creation `TIME` (RFC 3339; default: the newest modification time of the changes)"},
+			&cli.StringFlag{Name: "case", Usage: "case identifier (history comment, annotation, attestation)"},
+			&cli.StringFlag{Name: "examiner", Value: defaultExaminer(), Usage: "who commits (history author, attestation)"},
+			&cli.StringFlag{Name: "sign-key", Usage: "ed25519 private `KEY` file: sign an attestation of the new manifest (OUTPUT.dsse.json)"},
+			&cli.BoolFlag{Name: "pause", Usage: "pause a running task while its changes are read (recorded; resumed afterwards)"},
+		}, diffFlags()...),
+		Action: runCommit,
+	}
+}
+
+func runCommit(ctx context.Context, c *cli.Command) error {
+	a, err := args(c, "CONTAINER")
+	if err != nil {
+		return err
+	}
+	if err := required(c, "output"); err != nil {
+		return err
+	}
+	opts, err := commitOptions(c, a[0])
+	if err != nil {
+		return err
+	}
+	return withClient(ctx, c, func(ctx context.Context, cl *snapshot.Client) error {
+		ctr, err := cl.LoadContainer(ctx, a[0])
+		if err != nil {
+			return err
+		}
+		if !c.IsSet("name") && !c.IsSet("import") {
+			opts.Name = defaultCommitName(ctr.Info.ID)
+		}
+		res, err := cl.Commit(ctx, ctr, opts)
+		if res != nil {
+			printCommitted(c.Root().Writer, c.Root().ErrWriter, ctr, res)
+		}
+		if err != nil {
+			return fmt.Errorf("commit %s: %w", ctr.Info.ID, err)
+		}
+		return nil
+	})
+}
+
+func commitOptions(c *cli.Command, ctrArg string) (snapshot.CommitOptions, error) {
+	var opts snapshot.CommitOptions
+	if err := checkOneLine(c, "case", "examiner"); err != nil {
+		return opts, err
+	}
+	d, err := diffOptions(c)
+	if err != nil {
+		return opts, err
+	}
+	opts = snapshot.CommitOptions{Output: c.String("output"), Name: c.String("name"), Case: c.String("case"),
+		Examiner: c.String("examiner"), Pause: c.Bool("pause"), Diff: d}
+	if imp := c.String("import"); c.IsSet("import") {
+		if opts.Name != "" && opts.Name != imp {
+			return opts, fmt.Errorf("--name %s and --import %s differ: give the name once (--import NAME names the layout too)", opts.Name, imp)
+		}
+		opts.Name, opts.Import = imp, true
+	}
+	if opts.Name == "" {
+		opts.Name = defaultCommitName(ctrArg)
+	}
+	if t := c.String("created"); t != "" {
+		if opts.Created, err = time.Parse(time.RFC3339Nano, t); err != nil {
+			return opts, fmt.Errorf("bad --created %q: give an RFC 3339 time such as 2026-11-29T06:00:00Z", t)
+		}
+	}
+	if p := c.String("sign-key"); p != "" {
+		if opts.SignKey, err = attest.LoadPrivateKey(p); err != nil {
+			return opts, err
+		}
+	}
+	return opts, nil
+}
+
+// tagPattern is what a reference accepts as a tag.
+var tagPattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+
+// defaultCommitName names a committed image after its container.
+func defaultCommitName(id string) string {
+	tag := id
+	if !tagPattern.MatchString(tag) {
+		tag = "latest"
+	}
+	return "localhost/ctrforensics/commit:" + tag
+}
+
+// printCommitted prints the summary on w and each note on errw.
+func printCommitted(w, errw io.Writer, ctr *snapshot.Container, res *snapshot.CommitResult) {
+	if res.Path != "" {
+		fmt.Fprintf(w, "committed container %s into %s\n", ctr.Info.ID, res.Path)
+		fmt.Fprintf(w, "  manifest:  %s\n", res.Manifest.Digest)
+		fmt.Fprintf(w, "  layer:     %s (%d changes, %s; %d runtime paths left out)\n", res.Layer.Digest, res.Changes, res.Method, res.RuntimeLeftOut)
+		fmt.Fprintf(w, "  based on:  %s (%s)\n", res.SourceImage, res.SourceManifest)
+		fmt.Fprintf(w, "  created:   %s\n", res.Created.Format(time.RFC3339Nano))
+		if len(res.Rebuilt) > 0 {
+			fmt.Fprintf(w, "  rebuilt:   layers %s (blobs discarded after unpacking; new digests)\n", strings.Trim(fmt.Sprint(res.Rebuilt), "[]"))
+		}
+		fmt.Fprintf(w, "  paused:    %v\n", res.Paused)
+		signed := "no (use --sign-key)"
+		if res.Attestation != "" {
+			signed = res.Attestation
+		}
+		fmt.Fprintf(w, "  signed:    %s\n", signed)
+		imported := "no (load it with: ctr images import, or use --import NAME)"
+		if res.Imported != "" {
+			imported = res.Imported
+		}
+		fmt.Fprintf(w, "  imported:  %s\n", imported)
+		fmt.Fprintf(w, "  notes:     %d (on stderr)\n", len(res.Notes))
+	}
+	for _, n := range res.Notes {
+		fmt.Fprintf(errw, "note: %s\n", n)
+	}
+	for _, e := range res.Effects {
+		fmt.Fprintf(errw, "side effect: %s %s: %s\n", e.Time.Format(time.RFC3339Nano), e.Action, e.Detail)
+	}
+}

@@ -5,19 +5,23 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/ctrforensics/ctrforensics/forensic/attest"
 	"github.com/ctrforensics/ctrforensics/forensic/bundle"
 	"github.com/ctrforensics/ctrforensics/internal/testdaemon"
 	"github.com/ctrforensics/ctrforensics/internal/testimage"
@@ -336,9 +340,16 @@ func TestCommitReproducible(t *testing.T) {
 	var manifests []string
 	for _, name := range []string{"a.tar", "b.tar", "c"} {
 		out := filepath.Join(dir, name)
-		h.mustCLI(t, "commit", "-o", out, c.id)
+		got := h.mustCLI(t, "commit", "-o", out, "--format", "json", c.id)
 		l := readLayout(t, out)
 		manifests = append(manifests, l.index.Manifests[0].Digest.String()+" "+l.manifest.Layers[len(l.manifest.Layers)-1].Digest.String())
+		var res struct {
+			Manifest    string                    `json:"manifest_digest"`
+			SideEffects []struct{ Action string } `json:"side_effects"`
+		}
+		if err := json.Unmarshal([]byte(got), &res); err != nil || res.Manifest != l.index.Manifests[0].Digest.String() || len(res.SideEffects) == 0 {
+			t.Errorf("commit --format json: %v: %s", err, got)
+		}
 		if strings.HasSuffix(name, ".tar") {
 			b, _ := os.ReadFile(out)
 			tars = append(tars, b)
@@ -466,5 +477,109 @@ func TestCommitDiscardedBlobs(t *testing.T) {
 	rerun := runImported(t, "commit-discarded-rerun", "localhost/ctrforensics/commit:commit-discarded")
 	if got := execOut(t, rerun, "cat /etc/discarded-base /etc/discarded-web /var/www/html/shell.php"); got != "base\nweb\n<?php eval($_GET['cmd']); ?>\n" {
 		t.Errorf("committed image of rebuilt layers: %q", got)
+	}
+}
+
+// TestCommitSigned writes an attestation next to the layout whose subject is
+// the new manifest and whose signature verifies with the examiner's key.
+func TestCommitSigned(t *testing.T) {
+	c := h.runContainer(t, "commit-signed", "overlayfs")
+	h.attack(t, c, articleAttack)
+	priv, pub := keyPair(t, "examiner")
+	out := filepath.Join(t.TempDir(), "s.tar")
+	h.mustCLI(t, "commit", "--sign-key", priv, "--examiner", "alice", "--case", "IR-9", "-o", out, c.id)
+	l := readLayout(t, out)
+	b, err := os.ReadFile(out + ".dsse.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env attest.Envelope
+	if err := json.Unmarshal(b, &env); err != nil {
+		t.Fatal(err)
+	}
+	key, err := attest.LoadPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := env.Open(key)
+	if err != nil {
+		t.Fatalf("attestation: %v", err)
+	}
+	var pred map[string]any
+	json.Unmarshal(st.Predicate, &pred)
+	if len(st.Subject) != 1 || "sha256:"+st.Subject[0].Digest["sha256"] != l.index.Manifests[0].Digest.String() ||
+		pred["source_container"] != c.id || pred["examiner"] != "alice" || pred["case"] != "IR-9" {
+		t.Errorf("statement: %+v %v", st.Subject, pred)
+	}
+	_, otherPub := keyPair(t, "other")
+	other, _ := attest.LoadPublicKey(otherPub)
+	if _, err := env.Open(other); err == nil {
+		t.Error("the attestation verifies with a key that did not sign it")
+	}
+}
+
+// TestCommitInterrupted interrupts `commit --pause` at many moments and kills
+// it once the task is paused: the task runs again, nothing is left in the
+// output directory or in containerd (after cleanup for the kill).
+func TestCommitInterrupted(t *testing.T) {
+	c := h.runContainer(t, "commit-interrupt", "overlayfs")
+	h.attack(t, c, articleAttack)
+	env := []string{"TMPDIR=" + t.TempDir()}
+	host := captureHost(t)
+	out := t.TempDir()
+	for ms := 0; ms <= 60; ms += 3 {
+		what := fmt.Sprintf("SIGINT after %dms", ms)
+		p := startHandled(t, env, "commit", "--pause", "-o", filepath.Join(out, "c.tar"), c.id)
+		code := p.signalAfter(time.Duration(ms)*time.Millisecond, syscall.SIGINT)
+		checkInterrupted(t, what, p, code, c, host)
+		if code == 130 {
+			if left, _ := os.ReadDir(out); len(left) != 0 {
+				t.Errorf("%s: left %v", what, left)
+			}
+		}
+		os.Remove(filepath.Join(out, "c.tar"))
+	}
+	p := startHandled(t, env, "commit", "--pause", "-o", filepath.Join(out, "k.tar"), c.id)
+	waitPaused(t, c)
+	p.signalAfter(0, syscall.SIGKILL)
+	r := h.cliWith(t, func(cmd *exec.Cmd) { cmd.Env = append(os.Environ(), env...) },
+		"--address", h.daemon.Address, "-n", h.daemon.Namespace, "cleanup")
+	if r.code != 0 || !strings.Contains(r.stdout, "task resumed") {
+		t.Errorf("cleanup after a killed commit --pause: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if st := taskStatus(t, c); st != client.Running {
+		t.Errorf("task is %s after cleanup", st)
+	}
+	if left, _ := os.ReadDir(out); len(left) != 0 {
+		t.Errorf("cleanup left %v in the output directory", left)
+	}
+	compareHost(t, "killed commit and cleanup", host, captureHost(t))
+}
+
+// TestCommitUsageErrors: one line naming the problem and the fix, exit 2,
+// nothing written.
+func TestCommitUsageErrors(t *testing.T) {
+	c := h.runContainer(t, "commit-usage", "overlayfs")
+	dir := t.TempDir()
+	existing := filepath.Join(dir, "exists.tar")
+	os.WriteFile(existing, nil, 0o644)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"commit", c.id}, "missing --output"},
+		{[]string{"commit", "-o", filepath.Join(dir, "x.tar"), "--created", "yesterday", c.id}, "RFC 3339"},
+		{[]string{"commit", "-o", filepath.Join(dir, "x.tar"), "--import", "Not A Name", c.id}, "image name"},
+		{[]string{"commit", "-o", filepath.Join(dir, "x.tar"), "--name", "a/b:1", "--import", "a/c:1", c.id}, "give the name once"},
+		{[]string{"commit", "-o", existing, c.id}, "pick a new -o path"},
+		{[]string{"commit", "-o", filepath.Join(dir, "x.tar"), "no-such-container"}, "ls -A"},
+	} {
+		r := h.cli(t, tc.args...)
+		if r.code != 2 || !strings.Contains(r.stderr, tc.want) || strings.Count(r.stderr, "\n") != 1 {
+			t.Errorf("%v: exit %d, stderr %q, want one line with %q", tc.args, r.code, r.stderr, tc.want)
+		}
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 1 {
+		t.Errorf("usage errors left %v", left)
 	}
 }

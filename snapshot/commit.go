@@ -143,8 +143,8 @@ func (c *Client) Commit(ctx context.Context, ctr *Container, opts CommitOptions)
 	s.Record("partial output", w.Partial()+" (named on this lease until the layout is in place)")
 	res, err := c.commit(ctx, s, ctr, opts, w)
 	if err != nil {
-		w.Abandon()
-		return nil, errors.Join(err, s.Close(ctx))
+		w.Abandon() // nothing once the layout is in place
+		return res, errors.Join(err, s.Close(ctx))
 	}
 	if err := s.Close(ctx); err != nil {
 		return nil, fmt.Errorf("layout written to %s, but %w", res.Path, err)
@@ -196,20 +196,19 @@ func (c *Client) commit(ctx context.Context, s *Session, ctr *Container, opts Co
 	if err := c.writeManifest(ctx, s, ctr, img, opts, w, res, append(layers, res.Layer), append(diffIDs, res.DiffID)); err != nil {
 		return nil, err
 	}
-	if opts.SignKey != nil {
-		if err := signCommit(ctr, opts, res); err != nil {
-			return nil, err
-		}
-	}
 	index := ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex}
 	target := res.Manifest
 	target.Annotations = map[string]string{"io.containerd.image.name": opts.Name, ocispec.AnnotationRefName: refName(opts.Name)}
 	index.Manifests = []ocispec.Descriptor{target}
 	if res.Path, err = w.Commit(index); err != nil {
-		if res.Attestation != "" {
-			os.Remove(res.Attestation)
-		}
 		return nil, err
+	}
+	if opts.SignKey != nil {
+		// After the layout is in place: a killed run leaves no signature of
+		// a layout that never appeared.
+		if err := signCommit(ctr, opts, res); err != nil {
+			return res, fmt.Errorf("layout written to %s, but not signed: %w", res.Path, err)
+		}
 	}
 	return res, nil
 }
@@ -401,7 +400,7 @@ func signCommit(ctr *Container, opts CommitOptions, res *CommitResult) error {
 	if err != nil {
 		return err
 	}
-	p := AttestationPath(opts.Output)
+	p := AttestationPath(res.Path)
 	if err := atomicfile.WriteNew(p, func(f *os.File) error { _, err := f.Write(append(b, '\n')); return err }); err != nil {
 		return fmt.Errorf("write attestation: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/ctrforensics/ctrforensics/forensic/attest"
+	"github.com/ctrforensics/ctrforensics/internal/output"
 	"github.com/ctrforensics/ctrforensics/snapshot"
 )
 
@@ -33,6 +34,7 @@ func commitCommand() *cli.Command {
 			&cli.StringFlag{Name: "examiner", Value: defaultExaminer(), Usage: "who commits (history author, attestation)"},
 			&cli.StringFlag{Name: "sign-key", Usage: "ed25519 private `KEY` file: sign an attestation of the new manifest (OUTPUT.dsse.json)"},
 			&cli.BoolFlag{Name: "pause", Usage: "pause a running task while its changes are read (recorded; resumed afterwards)"},
+			&cli.StringFlag{Name: "format", Value: "table", Usage: "summary format: table, or json (one object with every side effect)"},
 		}, diffFlags()...),
 		Action: runCommit,
 	}
@@ -50,6 +52,10 @@ func runCommit(ctx context.Context, c *cli.Command) error {
 	if err != nil {
 		return err
 	}
+	format, err := output.ParseFormat(c.String("format"), output.Table, output.JSON)
+	if err != nil {
+		return err
+	}
 	return withClient(ctx, c, func(ctx context.Context, cl *snapshot.Client) error {
 		ctr, err := cl.LoadContainer(ctx, a[0])
 		if err != nil {
@@ -59,7 +65,12 @@ func runCommit(ctx context.Context, c *cli.Command) error {
 			opts.Name = defaultCommitName(ctr.Info.ID)
 		}
 		res, err := cl.Commit(ctx, ctr, opts)
-		if res != nil {
+		switch {
+		case res != nil && format == output.JSON:
+			if err := output.JSONLines(c.Root().Writer, []commitJSON{newCommitJSON(ctr, res)}); err != nil {
+				return err
+			}
+		case res != nil:
 			printCommitted(c.Root().Writer, c.Root().ErrWriter, ctr, res)
 		}
 		if err != nil {
@@ -142,6 +153,40 @@ func printCommitted(w, errw io.Writer, ctr *snapshot.Container, res *snapshot.Co
 		fmt.Fprintf(errw, "note: %s\n", n)
 	}
 	for _, e := range res.Effects {
-		fmt.Fprintf(errw, "side effect: %s %s: %s\n", e.Time.Format(time.RFC3339Nano), e.Action, e.Detail)
+		switch e.Action {
+		case "task paused", "task resumed", "image created":
+			fmt.Fprintf(errw, "side effect: %s: %s\n", e.Action, e.Detail)
+		}
 	}
+}
+
+// commitJSON is the object of `commit --format json`.
+type commitJSON struct {
+	Container      string                `json:"container"`
+	Namespace      string                `json:"namespace"`
+	Path           string                `json:"path"`
+	Manifest       string                `json:"manifest_digest"`
+	Config         string                `json:"config_digest"`
+	Layer          string                `json:"layer_digest"`
+	DiffID         string                `json:"layer_diff_id"`
+	SourceImage    string                `json:"source_image"`
+	SourceManifest string                `json:"source_manifest_digest"`
+	Created        string                `json:"created"`
+	Changes        int                   `json:"changes"`
+	RuntimeLeftOut int                   `json:"runtime_left_out"`
+	Method         string                `json:"method"`
+	Rebuilt        []int                 `json:"rebuilt_layers"`
+	Paused         bool                  `json:"paused"`
+	Attestation    string                `json:"attestation,omitempty"`
+	Imported       string                `json:"imported,omitempty"`
+	Notes          []string              `json:"notes"`
+	SideEffects    []snapshot.SideEffect `json:"side_effects"`
+}
+
+func newCommitJSON(ctr *snapshot.Container, res *snapshot.CommitResult) commitJSON {
+	return commitJSON{Container: ctr.Info.ID, Namespace: ctr.Namespace, Path: res.Path, Manifest: res.Manifest.Digest.String(),
+		Config: res.Config.Digest.String(), Layer: res.Layer.Digest.String(), DiffID: res.DiffID.String(),
+		SourceImage: res.SourceImage, SourceManifest: res.SourceManifest.String(), Created: res.Created.Format(time.RFC3339Nano),
+		Changes: res.Changes, RuntimeLeftOut: res.RuntimeLeftOut, Method: string(res.Method), Rebuilt: res.Rebuilt,
+		Paused: res.Paused, Attestation: res.Attestation, Imported: res.Imported, Notes: res.Notes, SideEffects: res.Effects}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/urfave/cli/v3"
 
+	"github.com/ctrforensics/ctrforensics/forensic/ocilayout"
 	"github.com/ctrforensics/ctrforensics/internal/version"
 	"github.com/ctrforensics/ctrforensics/snapshot"
 )
@@ -68,19 +69,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // errors never name. It is the only place that adds them.
 func hint(err error) string {
 	var (
-		unreachable *snapshot.UnreachableError
-		noNamespace *snapshot.NamespaceNotFoundError
-		notFound    *snapshot.NotFoundError
-		ambiguous   *snapshot.AmbiguousError
-		platform    *snapshot.PlatformError
-		noSource    *noSuchSourceError
-		imageExists *snapshot.ImageExistsError
+		unreachable  *snapshot.UnreachableError
+		noNamespace  *snapshot.NamespaceNotFoundError
+		notFound     *snapshot.NotFoundError
+		ambiguous    *snapshot.AmbiguousError
+		platform     *snapshot.PlatformError
+		noSource     *noSuchSourceError
+		imageExists  *snapshot.ImageExistsError
+		layoutExists *ocilayout.OutputExistsError
 	)
 	switch {
 	case errors.As(err, &unreachable):
 		return "is containerd running? set --address or CONTAINERD_ADDRESS"
 	case errors.As(err, &noNamespace):
 		return "pick one with -n; list every container with `ctrforensics ls -A`"
+	case errors.As(err, &layoutExists):
+		return "pick a new -o path"
 	case errors.As(err, &imageExists):
 		return "pick another --import NAME, or remove it first (ctr images rm)"
 	case errors.As(err, &noSource):

@@ -583,3 +583,44 @@ func TestCommitUsageErrors(t *testing.T) {
 		t.Errorf("usage errors left %v", left)
 	}
 }
+
+// TestCollectCommit adds the committed image to the bag's OCI layout as a
+// second manifest: the bag verifies, skopeo reads and copies it by its ref
+// name, and it is the very manifest `commit` writes of the same container.
+func TestCollectCommit(t *testing.T) {
+	c := h.runContainer(t, "collect-commit", "overlayfs")
+	h.attack(t, c, articleAttack)
+	dir := t.TempDir()
+	bag := filepath.Join(dir, "bag")
+	h.mustCLI(t, "collect", "--commit", "--case", "IR-8", "-o", bag, c.id)
+	h.mustCLI(t, "verify", bag)
+	out := filepath.Join(dir, "c.tar")
+	h.mustCLI(t, "commit", "--case", "IR-8", "-o", out, c.id)
+	want := readLayout(t, out).index.Manifests[0].Digest
+
+	var idx ocispec.Index
+	b, err := os.ReadFile(filepath.Join(bag, "data/image/index.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &idx); err != nil {
+		t.Fatal(err)
+	}
+	if len(idx.Manifests) != 2 || idx.Manifests[1].Annotations[ocispec.AnnotationRefName] != "committed" || idx.Manifests[1].Digest != want {
+		t.Fatalf("bag index: %s; want a second manifest %s named committed", b, want)
+	}
+	var acq bundle.Acquisition
+	b, _ = os.ReadFile(filepath.Join(bag, bundle.AcquisitionFile))
+	json.Unmarshal(b, &acq)
+	if acq.CommittedManifest != want.String() || !acq.ImageLayersIncluded {
+		t.Errorf("acquisition: committed %q, layers %v", acq.CommittedManifest, acq.ImageLayersIncluded)
+	}
+	inspect, err := exec.Command("skopeo", "inspect", "oci:"+filepath.Join(bag, "data/image")+":committed").CombinedOutput()
+	if err != nil || !strings.Contains(string(inspect), want.String()) {
+		t.Errorf("skopeo inspect oci:BAG/data/image:committed: %v\n%s", err, inspect)
+	}
+	copied := filepath.Join(dir, "copied.tar")
+	if out, err := exec.Command("skopeo", "copy", "--preserve-digests", "oci:"+filepath.Join(bag, "data/image")+":committed", "oci-archive:"+copied).CombinedOutput(); err != nil {
+		t.Errorf("skopeo copy: %v\n%s", err, out)
+	}
+}

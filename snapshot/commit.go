@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -22,6 +24,7 @@ import (
 
 	"github.com/ctrforensics/ctrforensics/forensic"
 	"github.com/ctrforensics/ctrforensics/forensic/attest"
+	"github.com/ctrforensics/ctrforensics/forensic/bundle"
 	"github.com/ctrforensics/ctrforensics/forensic/changetar"
 	"github.com/ctrforensics/ctrforensics/forensic/diff"
 	"github.com/ctrforensics/ctrforensics/forensic/ocilayout"
@@ -171,35 +174,31 @@ func (c *Client) refuseExistingImage(ctx context.Context, ns, name string) error
 
 // commit builds the layout in w and puts it in place.
 func (c *Client) commit(ctx context.Context, s *Session, ctr *Container, opts CommitOptions, w *ocilayout.Writer) (*CommitResult, error) {
-	res := &CommitResult{SourceImage: ctr.Info.Image}
 	task, err := c.task(ctx, ctr)
 	if err != nil {
 		return nil, err
 	}
+	paused := false
 	if opts.Pause {
-		if res.Paused, err = s.Pause(ctx, task, ctr); err != nil { // resumed by s.Close
+		if paused, err = s.Pause(ctx, task, ctr); err != nil { // resumed by s.Close
 			return nil, err
 		}
 	}
-	img, err := s.ResolveImage(ctx, ctr.Info.Image, "", ctr.Info.Snapshotter)
+	r, err := s.Rootfs(ctx, ctr)
 	if err != nil {
 		return nil, err
 	}
-	res.SourceManifest = img.ManifestDesc.Digest
-	layers, diffIDs, err := c.copyLayers(ctx, s, img, w, res)
+	d, err := s.DiffRootfs(ctx, r, ctr, opts.Diff)
+	if err != nil {
+		return nil, fmt.Errorf("diff: %w", err)
+	}
+	res, err := c.buildCommit(ctx, s, ctr, opts, w, r, d)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.writeChangesLayer(ctx, s, ctr, opts, w, res); err != nil {
-		return nil, err
-	}
-	if err := c.writeManifest(ctx, s, ctr, img, opts, w, res, append(layers, res.Layer), append(diffIDs, res.DiffID)); err != nil {
-		return nil, err
-	}
-	index := ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex}
-	target := res.Manifest
-	target.Annotations = map[string]string{"io.containerd.image.name": opts.Name, ocispec.AnnotationRefName: refName(opts.Name)}
-	index.Manifests = []ocispec.Descriptor{target}
+	res.Paused = paused
+	index := ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex,
+		Manifests: []ocispec.Descriptor{namedManifest(res.Manifest, opts.Name)}}
 	if res.Path, err = w.Commit(index); err != nil {
 		return nil, err
 	}
@@ -213,9 +212,43 @@ func (c *Client) commit(ctx context.Context, s *Session, ctr *Container, opts Co
 	return res, nil
 }
 
+// namedManifest is the index entry of a committed manifest named name.
+func namedManifest(m ocispec.Descriptor, name string) ocispec.Descriptor {
+	m.Annotations = map[string]string{"io.containerd.image.name": name, ocispec.AnnotationRefName: refName(name)}
+	return m
+}
+
+// blobSink stores the blobs of a committed image (ocilayout.Writer does).
+type blobSink interface {
+	PutBlob(mediaType string, r io.Reader) (ocispec.Descriptor, error)
+	PutLayer(fn func(io.Writer) error) (ocispec.Descriptor, digest.Digest, error)
+}
+
+// buildCommit writes the blobs of the committed image into sink: the image's
+// layers, the layer of the changes d found in r, the config and the manifest.
+func (c *Client) buildCommit(ctx context.Context, s *Session, ctr *Container, opts CommitOptions, sink blobSink, r *Rootfs, d *diff.Diff) (*CommitResult, error) {
+	res := &CommitResult{SourceImage: ctr.Info.Image}
+	img, err := s.ResolveImage(ctx, ctr.Info.Image, "", ctr.Info.Snapshotter)
+	if err != nil {
+		return nil, err
+	}
+	res.SourceManifest = img.ManifestDesc.Digest
+	layers, diffIDs, err := c.copyLayers(ctx, s, img, sink, res)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeChangesLayer(ctx, s, r, d, opts, sink, res); err != nil {
+		return nil, err
+	}
+	if err := c.writeManifest(ctx, s, ctr, img, opts, sink, res, append(layers, res.Layer), append(diffIDs, res.DiffID)); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
 // copyLayers copies the image's layer blobs into w, byte for byte, or
 // rebuilds those containerd no longer holds from the image's snapshots.
-func (c *Client) copyLayers(ctx context.Context, s *Session, img *ResolvedImage, w *ocilayout.Writer, res *CommitResult) ([]ocispec.Descriptor, []digest.Digest, error) {
+func (c *Client) copyLayers(ctx context.Context, s *Session, img *ResolvedImage, w blobSink, res *CommitResult) ([]ocispec.Descriptor, []digest.Digest, error) {
 	ctx = s.Context(ctx)
 	cs := c.c.ContentStore()
 	res.Notes = append(res.Notes, img.Notes...)
@@ -242,7 +275,7 @@ func (c *Client) copyLayers(ctx context.Context, s *Session, img *ResolvedImage,
 }
 
 // copyBlob copies a blob from the content store; it must keep its digest.
-func copyBlob(ctx context.Context, cs content.Store, desc ocispec.Descriptor, w *ocilayout.Writer) (ocispec.Descriptor, digest.Digest, error) {
+func copyBlob(ctx context.Context, cs content.Store, desc ocispec.Descriptor, w blobSink) (ocispec.Descriptor, digest.Digest, error) {
 	ra, err := cs.ReaderAt(ctx, desc)
 	if err != nil {
 		return desc, "", err
@@ -259,7 +292,7 @@ func copyBlob(ctx context.Context, cs content.Store, desc ocispec.Descriptor, w 
 }
 
 // rebuildLayer writes layer i from the image's unpacked snapshot.
-func rebuildLayer(ctx context.Context, img *ResolvedImage, i int, w *ocilayout.Writer) (ocispec.Descriptor, digest.Digest, error) {
+func rebuildLayer(ctx context.Context, img *ResolvedImage, i int, w blobSink) (ocispec.Descriptor, digest.Digest, error) {
 	if len(img.Layers) != len(img.Manifest.Layers) || img.Layers[i].Digest != "" {
 		return ocispec.Descriptor{}, "", errors.New("the blob is not in containerd's content store and the snapshotter keeps no per-layer directory to rebuild it from")
 	}
@@ -274,17 +307,9 @@ func rebuildLayer(ctx context.Context, img *ResolvedImage, i int, w *ocilayout.W
 	})
 }
 
-// writeChangesLayer diffs the container and writes its changes, but the
-// runtime's paths, as one layer.
-func (c *Client) writeChangesLayer(ctx context.Context, s *Session, ctr *Container, opts CommitOptions, w *ocilayout.Writer, res *CommitResult) error {
-	r, err := s.Rootfs(ctx, ctr)
-	if err != nil {
-		return err
-	}
-	d, err := s.DiffRootfs(ctx, r, ctr, opts.Diff)
-	if err != nil {
-		return fmt.Errorf("diff: %w", err)
-	}
+// writeChangesLayer writes the changes d found in r, but the runtime's
+// paths, as one layer.
+func writeChangesLayer(ctx context.Context, s *Session, r *Rootfs, d *diff.Diff, opts CommitOptions, w blobSink, res *CommitResult) error {
 	res.Method, res.Notes = d.Method, append(res.Notes, d.Notes...)
 	changes := make([]forensic.Change, 0, len(d.Changes))
 	for _, ch := range d.Changes {
@@ -304,6 +329,7 @@ func (c *Client) writeChangesLayer(ctx context.Context, s *Session, ctr *Contain
 		return err
 	}
 	return s.WithMount(ctx, "container "+r.Key, mounts, func(root string) error {
+		var err error
 		res.Layer, res.DiffID, err = w.PutLayer(func(dst io.Writer) error {
 			st, err := changetar.WriteChangesTar(ctx, dst, root, changes, changetar.Options{MaxBytes: opts.Diff.MaxHashBytes})
 			if err == nil {
@@ -328,7 +354,7 @@ func newestChange(changes []forensic.Change) time.Time {
 }
 
 // writeManifest writes the extended config and the new manifest.
-func (c *Client) writeManifest(ctx context.Context, s *Session, ctr *Container, img *ResolvedImage, opts CommitOptions, w *ocilayout.Writer, res *CommitResult, layers []ocispec.Descriptor, diffIDs []digest.Digest) error {
+func (c *Client) writeManifest(ctx context.Context, s *Session, ctr *Container, img *ResolvedImage, opts CommitOptions, w blobSink, res *CommitResult, layers []ocispec.Descriptor, diffIDs []digest.Digest) error {
 	switch {
 	case !opts.Created.IsZero():
 		res.Created = opts.Created.UTC()
@@ -356,7 +382,11 @@ func (c *Client) writeManifest(ctx context.Context, s *Session, ctr *Container, 
 	}
 	m := ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest,
 		Config: res.Config, Layers: layers, Annotations: commitAnnotations(ctr, img, opts, res)}
-	res.Manifest, err = w.PutJSON(ocispec.MediaTypeImageManifest, m)
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	res.Manifest, err = w.PutBlob(ocispec.MediaTypeImageManifest, bytes.NewReader(b))
 	return err
 }
 
@@ -446,4 +476,101 @@ func joinInts(v []int) string {
 		s[i] = strconv.Itoa(n)
 	}
 	return strings.Join(s, ",")
+}
+
+// CommittedRefName is the OCI ref name of the committed manifest in a
+// bundle's image layout.
+const CommittedRefName = "committed"
+
+// bagSink stores a committed image's blobs into a bundle's image layout,
+// each once: blobs are staged (hashed) in a scratch layout, then copied.
+type bagSink struct {
+	w       *bundle.Writer
+	written map[string]bool
+	scratch *ocilayout.Writer
+	dir     string
+}
+
+func newBagSink(w *bundle.Writer, written map[string]bool) (*bagSink, error) {
+	dir, err := os.MkdirTemp("", "ctrforensics-commit-")
+	if err != nil {
+		return nil, fmt.Errorf("create scratch directory: %w", err)
+	}
+	scratch, err := ocilayout.Create(filepath.Join(dir, "layout"))
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return &bagSink{w: w, written: written, scratch: scratch, dir: dir}, nil
+}
+
+func (b *bagSink) close() {
+	b.scratch.Abandon()
+	os.RemoveAll(b.dir)
+}
+
+func (b *bagSink) PutBlob(mediaType string, r io.Reader) (ocispec.Descriptor, error) {
+	desc, err := b.scratch.PutBlob(mediaType, r)
+	if err != nil {
+		return desc, err
+	}
+	return desc, b.copy(desc.Digest)
+}
+
+func (b *bagSink) PutLayer(fn func(io.Writer) error) (ocispec.Descriptor, digest.Digest, error) {
+	desc, diffID, err := b.scratch.PutLayer(fn)
+	if err != nil {
+		return desc, diffID, err
+	}
+	return desc, diffID, b.copy(desc.Digest)
+}
+
+// copy puts a staged blob into the bundle unless it is there already.
+func (b *bagSink) copy(d digest.Digest) error {
+	rel := ocilayout.BlobPath(d)
+	if b.written[rel] {
+		return nil
+	}
+	f, err := b.scratch.Open(d)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	defer os.Remove(f.Name()) // the scratch copy is no longer needed
+	b.written[rel] = true
+	return b.w.PutStream(bundle.ImagePath(rel), func(dst io.Writer) error {
+		_, err := io.Copy(dst, f)
+		return err
+	})
+}
+
+// writeCommitted adds the committed image (the image plus the changes d
+// found in r, as Commit builds it) to a bundle's image layout, whose blobs
+// already written are named in written, and writes its index.json: the
+// image's entry from index and the committed manifest, ref name
+// CommittedRefName.
+func (c *Client) writeCommitted(ctx context.Context, s *Session, ctr *Container, w *bundle.Writer, opts CollectOptions, acq *bundle.Acquisition, r *Rootfs, d *diff.Diff, written map[string]bool, index []byte) error {
+	sink, err := newBagSink(w, written)
+	if err != nil {
+		return err
+	}
+	defer sink.close()
+	res, err := c.buildCommit(ctx, s, ctr, CommitOptions{Case: opts.Case, Examiner: opts.Examiner, Diff: opts.Diff}, sink, r, d)
+	if err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	var idx ocispec.Index
+	if err := json.Unmarshal(index, &idx); err != nil {
+		return fmt.Errorf("decode image index: %w", err)
+	}
+	m := res.Manifest
+	m.Annotations = map[string]string{ocispec.AnnotationRefName: CommittedRefName}
+	idx.Manifests = append(idx.Manifests, m)
+	for _, n := range res.Notes {
+		if !slices.Contains(acq.Notes, n) {
+			acq.Notes = append(acq.Notes, "commit: "+n)
+		}
+	}
+	acq.CommittedManifest = m.Digest.String()
+	return w.PutJSON(bundle.ImagePath(ocispec.ImageIndexFile), idx)
 }

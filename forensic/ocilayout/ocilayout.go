@@ -327,3 +327,8 @@ func writeJSON(p string, v any) error {
 	}
 	return os.WriteFile(p, b, 0o644)
 }
+
+// Open opens a blob the writer stored.
+func (w *Writer) Open(d digest.Digest) (*os.File, error) {
+	return os.Open(filepath.Join(w.stage, filepath.FromSlash(BlobPath(d))))
+}

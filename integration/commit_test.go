@@ -571,7 +571,7 @@ func TestCommitUsageErrors(t *testing.T) {
 		{[]string{"commit", "-o", filepath.Join(dir, "x.tar"), "--created", "yesterday", c.id}, "RFC 3339"},
 		{[]string{"commit", "-o", filepath.Join(dir, "x.tar"), "--import", "Not A Name", c.id}, "image name"},
 		{[]string{"commit", "-o", filepath.Join(dir, "x.tar"), "--name", "a/b:1", "--import", "a/c:1", c.id}, "give the name once"},
-		{[]string{"commit", "-o", existing, c.id}, "pick a new -o path"},
+		{[]string{"commit", "-o", existing, c.id}, "pick a new name for -o"},
 		{[]string{"commit", "-o", filepath.Join(dir, "x.tar"), "no-such-container"}, "ls -A"},
 	} {
 		r := h.cli(t, tc.args...)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"regexp"
@@ -11,6 +12,7 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/ctrforensics/ctrforensics/forensic/attest"
+	"github.com/ctrforensics/ctrforensics/forensic/ocilayout"
 	"github.com/ctrforensics/ctrforensics/internal/output"
 	"github.com/ctrforensics/ctrforensics/snapshot"
 )
@@ -189,4 +191,19 @@ func newCommitJSON(ctr *snapshot.Container, res *snapshot.CommitResult) commitJS
 		SourceImage: res.SourceImage, SourceManifest: res.SourceManifest.String(), Created: res.Created.Format(time.RFC3339Nano),
 		Changes: res.Changes, RuntimeLeftOut: res.RuntimeLeftOut, Method: string(res.Method), Rebuilt: res.Rebuilt,
 		Paused: res.Paused, Attestation: res.Attestation, Imported: res.Imported, Notes: res.Notes, SideEffects: res.Effects}
+}
+
+// commitHint is hint's advice for the errors of commit.
+func commitHint(err error) string {
+	var (
+		imageExists  *snapshot.ImageExistsError
+		layoutExists *ocilayout.OutputExistsError
+	)
+	switch {
+	case errors.As(err, &layoutExists):
+		return "pick a new name for -o: ctrforensics never replaces a file"
+	case errors.As(err, &imageExists):
+		return "pick another --import NAME, or remove it first (ctr images rm)"
+	}
+	return ""
 }

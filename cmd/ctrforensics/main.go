@@ -16,7 +16,6 @@ import (
 
 	"github.com/urfave/cli/v3"
 
-	"github.com/ctrforensics/ctrforensics/forensic/ocilayout"
 	"github.com/ctrforensics/ctrforensics/internal/version"
 	"github.com/ctrforensics/ctrforensics/snapshot"
 )
@@ -69,24 +68,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // errors never name. It is the only place that adds them.
 func hint(err error) string {
 	var (
-		unreachable  *snapshot.UnreachableError
-		noNamespace  *snapshot.NamespaceNotFoundError
-		notFound     *snapshot.NotFoundError
-		ambiguous    *snapshot.AmbiguousError
-		platform     *snapshot.PlatformError
-		noSource     *noSuchSourceError
-		imageExists  *snapshot.ImageExistsError
-		layoutExists *ocilayout.OutputExistsError
+		unreachable *snapshot.UnreachableError
+		noNamespace *snapshot.NamespaceNotFoundError
+		notFound    *snapshot.NotFoundError
+		ambiguous   *snapshot.AmbiguousError
+		platform    *snapshot.PlatformError
+		noSource    *noSuchSourceError
+		exists      *snapshot.ExistsError
 	)
+	if h := commitHint(err); h != "" {
+		return h
+	}
 	switch {
 	case errors.As(err, &unreachable):
 		return "is containerd running? set --address or CONTAINERD_ADDRESS"
 	case errors.As(err, &noNamespace):
 		return "pick one with -n; list every container with `ctrforensics ls -A`"
-	case errors.As(err, &layoutExists):
-		return "pick a new -o path"
-	case errors.As(err, &imageExists):
-		return "pick another --import NAME, or remove it first (ctr images rm)"
 	case errors.As(err, &noSource):
 		return "list them with `ctrforensics ls` and `ctrforensics image ls`, or pick the namespace with -n"
 	case errors.As(err, &notFound) && notFound.Kind == "image":
@@ -99,6 +96,8 @@ func hint(err error) string {
 		return "give --platform as os/arch[/variant], e.g. linux/arm64"
 	case errors.As(err, &platform):
 		return "pick one with --platform"
+	case errors.As(err, &exists):
+		return "pick a new name for -o: ctrforensics never replaces a file"
 	case errors.Is(err, os.ErrPermission) && os.Geteuid() != 0:
 		return "run as root: sudo ctrforensics ..."
 	}

@@ -97,7 +97,9 @@ func TestRules(t *testing.T) {
 		{"no seccomp", func(s *specs.Spec) { s.Linux.Seccomp = nil }, []string{"CTRF-RT-011:medium"}},
 		{"seccomp allowing all", func(s *specs.Spec) { s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow} }, []string{"CTRF-RT-011:medium"}},
 		{"no lsm", func(s *specs.Spec) { s.Process.ApparmorProfile = "unconfined" }, []string{"CTRF-RT-012:low"}},
-		{"selinux label only", func(s *specs.Spec) { s.Process.ApparmorProfile, s.Process.SelinuxLabel = "", "system_u:system_r:container_t:s0" }, nil},
+		{"selinux label only", func(s *specs.Spec) {
+			s.Process.ApparmorProfile, s.Process.SelinuxLabel = "", "system_u:system_r:container_t:s0"
+		}, nil},
 		{"new privileges", func(s *specs.Spec) { s.Process.NoNewPrivileges = false }, []string{"CTRF-RT-013:low"}},
 		{"root", func(s *specs.Spec) { s.Process.User.UID = 0 }, []string{"CTRF-RT-014:low"}},
 		{"root mapped away", func(s *specs.Spec) {
@@ -162,7 +164,9 @@ func TestSARIF(t *testing.T) {
 	var log struct {
 		Version string
 		Runs    []struct {
-			Tool    struct{ Driver struct{ Rules []struct{ ID string } } }
+			Tool struct {
+				Driver struct{ Rules []struct{ ID string } }
+			}
 			Results []struct {
 				RuleID    string
 				RuleIndex int

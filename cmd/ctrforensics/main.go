@@ -219,6 +219,7 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 			umountCommand(),
 			collectCommand(),
 			commitCommand(),
+			auditCommand(),
 			verifyCommand(),
 			custodyCommand(),
 			keyCommand(),

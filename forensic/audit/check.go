@@ -27,8 +27,8 @@ var dangerousCapabilities = []string{
 }
 
 // allCapabilities are the 38 capabilities every kernel since 3.16 knows
-// (0 to 37, CAP_CHOWN to CAP_AUDIT_READ): holding all of them is what
-// privileged mode gives.
+// (0 to 37, CAP_CHOWN to CAP_AUDIT_READ): holding (nearly) all of them is
+// what privileged mode gives.
 var allCapabilities = []string{
 	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID",
 	"CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN",
@@ -144,12 +144,22 @@ func (c *checker) caps() []string {
 	return all
 }
 
+// privilegedMissing is how many of allCapabilities a privileged container
+// may lack: --privileged gives the capabilities the runtime itself holds,
+// and a runtime confined by its own host (a sandboxed VM, a nested
+// container) may lack one or two.
+const privilegedMissing = 3
+
 func (c *checker) privileged() bool {
 	caps := c.caps()
+	held := 0
 	for _, want := range allCapabilities {
-		if !slices.Contains(caps, want) {
-			return false
+		if slices.Contains(caps, want) {
+			held++
 		}
+	}
+	if held < len(allCapabilities)-privilegedMissing || !slices.Contains(caps, "CAP_SYS_ADMIN") {
+		return false
 	}
 	parts := []string{fmt.Sprintf("%d capabilities", len(caps))}
 	if c.noSeccomp() {

@@ -66,7 +66,10 @@ func TestRules(t *testing.T) {
 			s.Linux.MaskedPaths, s.Linux.ReadonlyPaths = nil, nil
 			s.Process.ApparmorProfile = ""
 		}, []string{"CTRF-RT-002:high", "CTRF-RT-011:medium", "CTRF-RT-012:low", "CTRF-RT-015:medium", "CTRF-RT-016:medium", "CTRF-RT-018:high", "CTRF-RT-019:high"}},
-		{"cap-add SYS_ADMIN", func(s *specs.Spec) {
+		{"privileged on a host without CAP_SYS_RESOURCE", func(s *specs.Spec) {
+			s.Process.Capabilities.Bounding = slices.DeleteFunc(slices.Clone(allCaps), func(c string) bool { return c == "CAP_SYS_RESOURCE" })
+		}, []string{"CTRF-RT-002:high"}},
+				{"cap-add SYS_ADMIN", func(s *specs.Spec) {
 			s.Process.Capabilities.Bounding = append(s.Process.Capabilities.Bounding, "CAP_SYS_ADMIN")
 		}, []string{"CTRF-RT-003:high"}},
 		{"cap-add without prefix, lower case", func(s *specs.Spec) {

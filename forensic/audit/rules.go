@@ -45,8 +45,9 @@ func Rules() []finding.Rule {
 				"filesystem and they persist for the container's life. Run with a read-only root filesystem and writable mounts " +
 				"only where the application writes (`ctrforensics harden` derives them from the container's changes)."},
 		{ID: RulePrivileged, Title: "Container is privileged", Severity: finding.High,
-			Help: "The container has every capability (the bounding set holds all 38 capabilities up to CAP_AUDIT_READ), " +
-				"which is what --privileged gives; the evidence lists the other parts of privileged mode found (no seccomp, " +
+			Help: "The container has every capability the runtime holds: its capability sets hold CAP_SYS_ADMIN and at least 35 " +
+				"of the 38 capabilities up to CAP_AUDIT_READ (a runtime in a confined host may itself lack one or two), which is " +
+				"what --privileged gives; the evidence lists the other parts of privileged mode found (no seccomp, " +
 				"writable /sys, every device allowed). A privileged container is root on the host."},
 		{ID: RuleAddedCapability, Title: "Capability added beyond the runtime's default set", Severity: finding.Medium,
 			Help: "A capability outside the default set of containerd, Docker and CRI (CHOWN, DAC_OVERRIDE, FSETID, FOWNER, MKNOD, " +

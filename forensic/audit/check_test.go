@@ -69,7 +69,7 @@ func TestRules(t *testing.T) {
 		{"privileged on a host without CAP_SYS_RESOURCE", func(s *specs.Spec) {
 			s.Process.Capabilities.Bounding = slices.DeleteFunc(slices.Clone(allCaps), func(c string) bool { return c == "CAP_SYS_RESOURCE" })
 		}, []string{"CTRF-RT-002:high"}},
-				{"cap-add SYS_ADMIN", func(s *specs.Spec) {
+		{"cap-add SYS_ADMIN", func(s *specs.Spec) {
 			s.Process.Capabilities.Bounding = append(s.Process.Capabilities.Bounding, "CAP_SYS_ADMIN")
 		}, []string{"CTRF-RT-003:high"}},
 		{"cap-add without prefix, lower case", func(s *specs.Spec) {

@@ -20,7 +20,7 @@ import (
 
 // runWithSpec creates and starts a container of the web image with the
 // given spec options on top of the image config, removed at the end.
-func runWithSpec(t *testing.T, id string, opts ...oci.SpecOpts) {
+func runWithSpec(t *testing.T, id string, opts ...oci.SpecOpts) *container {
 	t.Helper()
 	ctx := h.ctx(t)
 	img := h.images["overlayfs"]
@@ -42,6 +42,7 @@ func runWithSpec(t *testing.T, id string, opts ...oci.SpecOpts) {
 	if err := task.Start(ctx); err != nil {
 		t.Fatalf("%s: %v", id, err)
 	}
+	return &container{id: id, snapshotter: "overlayfs", ctr: ctr, task: task}
 }
 
 // dockerDefaults is what docker run gives beyond containerd's defaults

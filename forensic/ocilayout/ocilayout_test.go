@@ -2,6 +2,7 @@ package ocilayout
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"io"
 	"os"
@@ -65,6 +66,18 @@ func TestLayoutForms(t *testing.T) {
 		}
 		if diffID != digest.FromString("tar bytes") {
 			t.Errorf("diffID %s", diffID)
+		}
+		f, err := w.Open(layer.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zr, err := gzip.NewReader(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !zr.ModTime.IsZero() || zr.Name != "" || zr.Comment != "" {
+			t.Errorf("gzip header carries time %v, name %q, comment %q: layers would not be reproducible", zr.ModTime, zr.Name, zr.Comment)
 		}
 		if _, err := os.Lstat(out); err == nil {
 			t.Fatal("output exists before Commit")

@@ -160,3 +160,35 @@ func checkAuditSARIF(t *testing.T, out string) {
 		}
 	}
 }
+
+// TestAuditCRI audits pods created through the CRI API: containers are named
+// by pod, sandboxes are left out unless asked.
+func TestAuditCRI(t *testing.T) {
+	ch := startCRI(t)
+	pods := func(args ...string) []string {
+		out := ch.mustCLI(t, append([]string{"audit", "--format", "json"}, args...)...)
+		var names []string
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			var row struct{ Pod, Container string }
+			if err := json.Unmarshal([]byte(line), &row); err != nil {
+				t.Fatalf("%v: %s", err, line)
+			}
+			if !slices.Contains(names, row.Pod) {
+				names = append(names, row.Pod)
+			}
+		}
+		sort.Strings(names)
+		return names
+	}
+	want := "kube-system/kube-proxy-x/kube-proxy shop/web-1/php shop/web-1/sidecar"
+	if got := strings.Join(pods(), " "); got != want {
+		t.Errorf("audit names %s, want %s (no sandbox)", got, want)
+	}
+	want = "kube-system/kube-proxy-x/(sandbox) kube-system/kube-proxy-x/kube-proxy shop/web-1/(sandbox) shop/web-1/php shop/web-1/sidecar"
+	if got := strings.Join(pods("--include-sandboxes"), " "); got != want {
+		t.Errorf("audit --include-sandboxes names %s, want %s", got, want)
+	}
+	if table := ch.mustCLI(t, "audit"); !strings.Contains(table, "shop/web-1/php") || !strings.Contains(table, "2 pod sandbox(es) left out") {
+		t.Errorf("audit table:\n%s", table)
+	}
+}

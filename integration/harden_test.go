@@ -85,7 +85,10 @@ func TestHardenReadOnlyRerun(t *testing.T) {
 			Options: []string{"rw", "noexec", "nosuid", "nodev", "size=" + strconv.FormatInt(w.SizeLimit, 10)}})
 	}
 	rerun := runWithSpec(t, "harden-rerun", oci.WithoutMounts("/run"), oci.WithRootFSReadonly(), oci.WithMounts(mounts), oci.WithProcessArgs("/bin/sh", "-c", workload))
-	if !waitFor(timeout(20*time.Second), func() bool { _, _, err := testdaemon.Exec(ctx, rerun.task, "test -s /run/app/app.pid"); return err == nil }) {
+	if !waitFor(timeout(20*time.Second), func() bool {
+		_, _, err := testdaemon.Exec(ctx, rerun.task, "test -s /run/app/app.pid")
+		return err == nil
+	}) {
 		t.Fatal("the workload did not write its pid file in the read-only container")
 	}
 	_, stderr, err := testdaemon.Exec(ctx, rerun.task, "echo '<h1>hacked by x</h1>' > /var/www/html/index.html")
@@ -108,7 +111,6 @@ func TestHardenReadOnlyRerun(t *testing.T) {
 		t.Error("the workload kept running read-only without the proposed mounts")
 	}
 }
-
 
 // timeout returns a channel closed after d.
 func timeout(d time.Duration) <-chan struct{} {

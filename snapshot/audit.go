@@ -7,14 +7,6 @@ import (
 	"github.com/ctrforensics/ctrforensics/forensic/audit"
 )
 
-// labelCRIKind marks what the CRI plugin created: "sandbox" for a pod's
-// sandbox (pause) container, "container" for the others.
-const labelCRIKind = "io.cri-containerd.kind"
-
-// IsSandboxLabelled tells whether the CRI plugin labelled the container as a
-// pod's sandbox.
-func (c *Container) IsSandboxLabelled() bool { return c.Info.Labels[labelCRIKind] == "sandbox" }
-
 // AuditOptions tune Audit.
 type AuditOptions struct {
 	// AllNamespaces audits every namespace's containers (when no ID is given).
@@ -43,7 +35,7 @@ func (c *Client) Audit(ctx context.Context, ids []string, opts AuditOptions) (*A
 	}
 	res := &AuditResult{}
 	for _, ctr := range ctrs {
-		if ctr.IsSandboxLabelled() && !opts.IncludeSandboxes && len(ids) == 0 {
+		if ctr.Pod.Sandbox && !opts.IncludeSandboxes && len(ids) == 0 {
 			res.Skipped = append(res.Skipped, ctr.Namespace+"/"+ctr.Info.ID)
 			continue
 		}
@@ -52,8 +44,12 @@ func (c *Client) Audit(ctx context.Context, ids []string, opts AuditOptions) (*A
 			continue
 		}
 		r := audit.Report{Namespace: ctr.Namespace, ID: ctr.Info.ID, Findings: audit.Check(ctr.Spec)}
-		if ns, pod, name := ctr.Pod(); pod != "" {
-			r.Pod = ns + "/" + pod + "/" + name
+		if p := ctr.Pod; p.Name != "" {
+			name := p.Container
+			if p.Sandbox {
+				name = "(sandbox)"
+			}
+			r.Pod = p.Namespace + "/" + p.Name + "/" + name
 		}
 		res.Reports = append(res.Reports, r)
 	}

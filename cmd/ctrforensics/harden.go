@@ -70,7 +70,7 @@ func runHarden(ctx context.Context, c *cli.Command) error {
 			_, err = fmt.Fprintln(w, quoteAll(harden.RunFlags(res.Profile, prefix)))
 		case "kubernetes":
 			name := ctr.Info.ID
-			if _, _, n := ctr.Pod(); n != "" {
+			if n := ctr.Pod.Container; n != "" {
 				name = n
 			}
 			_, err = io.WriteString(w, harden.KubernetesPatch(res.Profile, name))

@@ -81,7 +81,9 @@ func TestAudit(t *testing.T) {
 		"CTRF-RT-018": {"audit-privileged"},
 		"CTRF-RT-019": {"audit-privileged"},
 	}
+	host := captureHost(t)
 	out := h.mustCLI(t, "audit", "--format", "json")
+	compareHost(t, "after audit", host, captureHost(t)) // no lease, view, mount or record
 	got := map[string][]string{}
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		var row struct{ Container, Rule, Severity, Where, Reason string }

@@ -61,6 +61,10 @@ type Acquisition struct {
 	Algorithms            []string     `json:"algorithms"`
 	Notes                 []string     `json:"notes"`
 	SideEffects           []SideEffect `json:"side_effects"`
+
+	// CommittedManifest is the digest of the committed image (collect
+	// --commit) in the image layout, ref name "committed".
+	CommittedManifest string `json:"committed_manifest,omitempty"`
 }
 
 // SideEffect is one change made on the host during an acquisition.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
@@ -31,8 +32,14 @@ type CollectOptions struct {
 	// SignKey signs the bag (DSSE) and its collected custody event.
 	SignKey       ed25519.PrivateKey
 	IncludeLayers bool
+	// Commit adds the committed image (see Commit) to the image layout as a
+	// second manifest, ref name CommittedRefName; it implies IncludeLayers.
+	Commit bool
 	// Pause pauses a running task for a consistent capture and resumes it.
-	Pause      bool
+	Pause bool
+	// Volumes includes the content of the spec's volumes (bind-mounted
+	// directories), which are otherwise only listed.
+	Volumes    bool
 	Algorithms []bagit.Algorithm
 	Diff       DiffOptions
 	// Progress, when set, is called about twice a second with the payload
@@ -51,6 +58,9 @@ type CollectResult struct {
 	// changed between the diff and the archive, not archived, vanished...),
 	// as the acquisition record lists them.
 	Notes []string
+	// VolumesLeftOut counts the volumes listed whose content is not in the
+	// bag (CollectOptions.Volumes was not set).
+	VolumesLeftOut int
 }
 
 // Collect acquires a container into a sealed evidence bundle at opts.Output
@@ -61,6 +71,7 @@ type CollectResult struct {
 // committed, so that a run killed at any moment, sealing and packing
 // included, leaves a record cleanup finds.
 func (c *Client) Collect(ctx context.Context, ctr *Container, opts CollectOptions) (*CollectResult, error) {
+	opts.IncludeLayers = opts.IncludeLayers || opts.Commit
 	if err := c.refuseOutputInside(ctx, ctr, "output", opts.Output); err != nil {
 		return nil, err
 	}
@@ -106,7 +117,8 @@ func (c *Client) collect(ctx context.Context, ctr *Container, opts CollectOption
 	if err != nil {
 		return nil, err
 	}
-	return &CollectResult{Acquisition: acq, Head: sealed.Head, Signed: sealed.Signed, Notes: acq.Notes}, nil
+	return &CollectResult{Acquisition: acq, Head: sealed.Head, Signed: sealed.Signed, Notes: acq.Notes,
+		VolumesLeftOut: len(acq.VolumesNotArchived)}, nil
 }
 
 func (c *Client) newAcquisition(ctr *Container, opts CollectOptions) *bundle.Acquisition {
@@ -153,13 +165,21 @@ func (c *Client) acquire(ctx context.Context, s *Session, ctr *Container, opts C
 		return fmt.Errorf("diff: %w", err)
 	}
 	acq.DiffMethod, acq.Changes, acq.Notes = string(d.Method), len(d.Changes), append(acq.Notes, d.Notes...)
-	if err := writeChanges(ctx, s, r, d, w, opts, acq); err != nil {
+	m, err := s.ExamineMounts(ctx, ctr, MountsOptions{Options: opts.Diff.Options})
+	if err != nil {
+		return fmt.Errorf("mounts: %w", err)
+	}
+	defer m.Close()
+	if err := writeChanges(ctx, s, r, d, m.Changes, w, opts, acq); err != nil {
 		return err
 	}
 	if err := s.writePackages(ctx, r, ctr, d, w, acq); err != nil {
 		return err
 	}
-	return c.writeImage(ctx, ctr, w, opts, acq)
+	if err := writeMounts(ctx, m, w, opts, acq); err != nil {
+		return err
+	}
+	return c.writeImage(ctx, s, ctr, w, opts, acq, r, d)
 }
 
 // task returns the container's task, or nil when it has none.
@@ -225,21 +245,14 @@ func (c *Client) writeProcesses(ctx context.Context, task client.Task, ctr *Cont
 }
 
 // writeChanges writes changes.jsonl, the changes tar, the archive of the
-// names a layer cannot carry (when there are any) and the timeline.
-func writeChanges(ctx context.Context, s *Session, r *Rootfs, d *diff.Diff, w *bundle.Writer, opts CollectOptions, acq *bundle.Acquisition) error {
-	if err := w.PutStream(bundle.ChangesJSONL, func(f io.Writer) error {
-		enc := json.NewEncoder(f)
-		enc.SetEscapeHTML(false)
-		for _, ch := range d.Changes {
-			if err := enc.Encode(ch); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
+// names a layer cannot carry (when there are any) and the timeline, which
+// also holds mountChanges.
+func writeChanges(ctx context.Context, s *Session, r *Rootfs, d *diff.Diff, mountChanges []forensic.Change, w *bundle.Writer, opts CollectOptions, acq *bundle.Acquisition) error {
+	if err := putJSONL(w, bundle.ChangesJSONL, d.Changes); err != nil {
 		return err
 	}
-	if err := w.PutStream(bundle.Bodyfile, func(f io.Writer) error { return forensic.WriteBodyfile(f, d.Changes) }); err != nil {
+	timeline := append(slices.Clone(d.Changes), mountChanges...)
+	if err := w.PutStream(bundle.Bodyfile, func(f io.Writer) error { return forensic.WriteBodyfile(f, timeline) }); err != nil {
 		return err
 	}
 	mounts, err := r.ReadOnlyMounts()
@@ -272,12 +285,61 @@ func writeChanges(ctx context.Context, s *Session, r *Rootfs, d *diff.Diff, w *b
 	})
 }
 
-func (c *Client) writeImage(ctx context.Context, ctr *Container, w *bundle.Writer, opts CollectOptions, acq *bundle.Acquisition) error {
+// putJSONL writes changes at name, one JSON object per line.
+func putJSONL(w *bundle.Writer, name string, changes []forensic.Change) error {
+	return w.PutStream(name, func(f io.Writer) error {
+		enc := json.NewEncoder(f)
+		enc.SetEscapeHTML(false)
+		for _, ch := range changes {
+			if err := enc.Encode(ch); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// writeMounts writes what the container could write outside its snapshot:
+// the mounts' records, their entries and the archives of their content.
+func writeMounts(ctx context.Context, m *Mounts, w *bundle.Writer, opts CollectOptions, acq *bundle.Acquisition) error {
+	acq.Notes = append(acq.Notes, m.Notes...)
+	acq.Mounts, acq.MountChanges, acq.VolumesIncluded = len(m.Records), len(m.Changes), opts.Volumes
+	if err := putJSONL(w, bundle.MountChangesJSONL, m.Changes); err != nil {
+		return err
+	}
+	notes, err := m.WriteArchives(ctx, bundle.MountArchive, func(name string, write func(io.Writer) error) error {
+		return w.PutStream(name, write)
+	}, MountArchivesOptions{Volumes: opts.Volumes, MaxBytes: opts.Diff.MaxHashBytes})
+	if err != nil {
+		return err
+	}
+	acq.Notes = append(acq.Notes, notes...)
+	for _, r := range m.Records {
+		if r.Examined && r.Archive == "" {
+			acq.VolumesNotArchived = append(acq.VolumesNotArchived, r.Destination)
+		}
+	}
+	records := m.Records
+	if records == nil {
+		records = []forensic.Mount{}
+	}
+	return w.PutJSON(bundle.MountsJSON, records)
+}
+
+func (c *Client) writeImage(ctx context.Context, s *Session, ctr *Container, w *bundle.Writer, opts CollectOptions, acq *bundle.Acquisition, r *Rootfs, d *diff.Diff) error {
 	if ctr.Info.Image == "" {
 		acq.Notes = append(acq.Notes, "the container names no image: no image layout")
 		return nil
 	}
+	written := map[string]bool{}
+	var index []byte // held back for the committed manifest
 	exp, err := c.ExportLayout(c.nsctx(ctx, ctr.Namespace), ctr.Info.Image, opts.IncludeLayers, func(rel string, r io.Reader) error {
+		if opts.Commit && rel == "index.json" {
+			var err error
+			index, err = io.ReadAll(r)
+			return err
+		}
+		written[rel] = true
 		return w.PutStream(bundle.ImagePath(rel), func(f io.Writer) error {
 			_, err := io.Copy(f, r)
 			return err
@@ -292,5 +354,8 @@ func (c *Client) writeImage(ctx context.Context, ctr *Container, w *bundle.Write
 		acq.Notes = append(acq.Notes, exp.Notes...)
 		acq.ImageBlobsNotExported = exp.Missing
 	}
-	return err
+	if err != nil || !opts.Commit {
+		return err
+	}
+	return c.writeCommitted(ctx, s, ctr, w, opts, acq, r, d, written, index)
 }

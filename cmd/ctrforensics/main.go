@@ -76,6 +76,9 @@ func hint(err error) string {
 		noSource    *noSuchSourceError
 		exists      *snapshot.ExistsError
 	)
+	if h := commitHint(err); h != "" {
+		return h
+	}
 	switch {
 	case errors.As(err, &unreachable):
 		return "is containerd running? set --address or CONTAINERD_ADDRESS"
@@ -215,6 +218,9 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 			mountCommand(),
 			umountCommand(),
 			collectCommand(),
+			commitCommand(),
+			auditCommand(),
+			hardenCommand(),
 			verifyCommand(),
 			custodyCommand(),
 			keyCommand(),

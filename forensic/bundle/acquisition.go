@@ -41,17 +41,30 @@ type Acquisition struct {
 	Start string `json:"start"`
 	End   string `json:"end"`
 	// CollectedBy and CollectedAt are what the first custody event must say.
-	CollectedBy         string `json:"collected_by"`
-	CollectedAt         string `json:"collected_at"`
-	DiffMethod          string `json:"diff_method"`
-	Changes             int    `json:"changes"`
-	Paused              bool   `json:"paused"`
-	ImageLayersIncluded bool   `json:"image_layers_included"`
+	CollectedBy string `json:"collected_by"`
+	CollectedAt string `json:"collected_at"`
+	DiffMethod  string `json:"diff_method"`
+	Changes     int    `json:"changes"`
+	// Mounts counts the mounts of the spec (listed in MountsJSON) and
+	// MountChanges the entries found in them; VolumesIncluded says volumes'
+	// content is in the bag.
+	Mounts          int  `json:"mounts"`
+	MountChanges    int  `json:"mount_changes"`
+	VolumesIncluded bool `json:"volumes_included"`
+	// VolumesNotArchived names the volumes whose entries are listed but
+	// whose content is not in the bag.
+	VolumesNotArchived  []string `json:"volumes_not_archived,omitempty"`
+	Paused              bool     `json:"paused"`
+	ImageLayersIncluded bool     `json:"image_layers_included"`
 	// ImageBlobsNotExported are referenced blobs containerd did not hold.
 	ImageBlobsNotExported []string     `json:"image_blobs_not_exported,omitempty"`
 	Algorithms            []string     `json:"algorithms"`
 	Notes                 []string     `json:"notes"`
 	SideEffects           []SideEffect `json:"side_effects"`
+
+	// CommittedManifest is the digest of the committed image (collect
+	// --commit) in the image layout, ref name "committed".
+	CommittedManifest string `json:"committed_manifest,omitempty"`
 }
 
 // SideEffect is one change made on the host during an acquisition.

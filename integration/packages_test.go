@@ -165,6 +165,21 @@ mkdir -p /app/node_modules/evil && echo '{"name":"evil","version":"1.0.0","licen
 		t.Errorf("--all:\n%s", all)
 	}
 
+	// diff --format json names the package of a changed file and its integrity.
+	var issue struct {
+		Package *struct{ Name, Manager, Integrity, Expected, Actual string }
+	}
+	for _, l := range strings.Split(h.mustCLI(t, "diff", "--format", "json", "pkg-ctr"), "\n") {
+		if strings.Contains(l, `"path":"/etc/issue"`) {
+			if err := json.Unmarshal([]byte(l), &issue); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if p := issue.Package; p == nil || p.Name != "base-files" || p.Manager != "deb" || p.Integrity != "modified" || p.Actual == p.Expected {
+		t.Errorf("diff's package object of /etc/issue: %+v", p)
+	}
+
 	// collect seals the SBOM and the integrity of the changes into the bag.
 	bag := filepath.Join(t.TempDir(), "bag")
 	h.mustCLI(t, "collect", "pkg-ctr", "-o", bag)

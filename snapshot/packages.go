@@ -93,3 +93,35 @@ func (s *Session) verifyPackages(ctx context.Context, r *Rootfs, ctr *Container,
 	}
 	return res, nil
 }
+
+// AnnotatePackages sets the Package of each change of the container's
+// snapshot that a package owns, or that is a new file in a package directory
+// or a changed package record, from a check against the image's package
+// records. Changes found in mounts (Source set) are left alone.
+func (s *Session) AnnotatePackages(ctx context.Context, ctr *Container, changes []forensic.Change) error {
+	var own []forensic.Change
+	for _, ch := range changes {
+		if ch.Source == "" {
+			own = append(own, ch)
+		}
+	}
+	r, err := s.Rootfs(ctx, ctr)
+	if err != nil {
+		return err
+	}
+	res, err := s.verifyPackages(ctx, r, ctr, changeTargets(own))
+	if err != nil {
+		return err
+	}
+	byPath := make(map[string]packages.Result, len(res))
+	for _, x := range res {
+		byPath[x.Path] = x
+	}
+	for i := range changes {
+		if x, ok := byPath[changes[i].Path]; ok && changes[i].Source == "" {
+			changes[i].Package = &forensic.PackageInfo{Name: x.Package, Version: x.Version, Manager: string(x.Type),
+				Integrity: string(x.Status), Algorithm: x.Algorithm, Expected: x.Expected, Actual: x.Actual}
+		}
+	}
+	return nil
+}

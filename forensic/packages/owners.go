@@ -77,7 +77,8 @@ func DatabasePath(p string) bool {
 
 // Owners returns the integrity records of the scanned filesystem: dpkg
 // md5sums (conffiles marked as configuration, with their own digests), apk
-// sha1 checksums with mode and owner, Python RECORD sha256 digests. dpkg
+// sha1 checksums with mode and owner, rpm file digests (%ghost files left
+// out, %config marked), Python RECORD sha256 digests. dpkg
 // diversions move a record to the path the file was diverted to.
 func (s *Scanner) Owners(inv *Inventory) Owners {
 	o := Owners{}
@@ -90,6 +91,9 @@ func (s *Scanner) Owners(inv *Inventory) Owners {
 		}
 	}
 	s.apkOwners(o)
+	for p, r := range s.rpmOwned {
+		o[p] = r
+	}
 	s.dpkgDiversions(o)
 	return o
 }

@@ -115,6 +115,8 @@ type Scanner struct {
 	// recordsOnly limits a scan to the records integrity needs (no binaries,
 	// archives or language manifests without file digests).
 	recordsOnly bool
+	// rpmOwned are the file records of the rpm databases read.
+	rpmOwned Owners
 }
 
 // NewScanner returns a Scanner with opts.

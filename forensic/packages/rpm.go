@@ -65,7 +65,9 @@ func (s *Scanner) rpmDB(name string, d Distro) (pkgs []Package, err error) {
 		return nil, fmt.Errorf("read the rpm database: %w", err)
 	}
 	for _, r := range list {
-		pkgs = append(pkgs, rpmPackage(r, name, d))
+		p := rpmPackage(r, name, d)
+		pkgs = append(pkgs, p)
+		s.rpmOwners(r, p)
 	}
 	return pkgs, nil
 }
@@ -122,4 +124,25 @@ func checkpoint(db string, wal []byte) error {
 		return fmt.Errorf("apply the rpm database's log: %w", err)
 	}
 	return nil
+}
+
+// rpmOwners records the digests of a package's regular files, skipping
+// %ghost files (never installed) and marking %config ones.
+func (s *Scanner) rpmOwners(r *rpmdb.PackageInfo, p Package) {
+	files, err := r.InstalledFiles()
+	if err != nil {
+		return
+	}
+	alg := map[rpmdb.DigestAlgorithm]string{0: "md5", rpmdb.PGPHASHALGO_MD5: "md5", rpmdb.PGPHASHALGO_SHA1: "sha1",
+		rpmdb.PGPHASHALGO_SHA256: "sha256"}[r.DigestAlgorithm]
+	if s.rpmOwned == nil {
+		s.rpmOwned = Owners{}
+	}
+	for _, f := range files {
+		if f.Mode&0o170000 != 0o100000 || int32(f.Flags)&rpmdb.RPMFILE_GHOST != 0 || f.Digest == "" || alg == "" {
+			continue
+		}
+		s.rpmOwned[f.Path] = Owned{Package: p.Name, Version: p.Version, Type: RPM, Algorithm: alg, Digest: f.Digest,
+			Config: int32(f.Flags)&rpmdb.RPMFILE_CONFIG != 0}
+	}
 }

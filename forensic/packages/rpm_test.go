@@ -67,4 +67,23 @@ func TestRPMMatchesRPM(t *testing.T) {
 		!slices.Contains(p.Files, "/usr/share/ctrf/app.conf") {
 		t.Errorf("ctrf-hello: %+v", p)
 	}
+	// Integrity: the record root is the installed root; a copy with the
+	// config file and the other file edited.
+	work := t.TempDir()
+	run("cp", "-a", root+"/.", work)
+	run("sh", "-c", "echo changed > "+work+"/usr/share/ctrf/app.conf && echo changed > "+work+"/usr/share/ctrf/hello.txt")
+	res, err := VerifyDir(context.Background(), root, work, []Target{{Path: "/usr/share/ctrf/app.conf"},
+		{Path: "/usr/share/ctrf/hello.txt"}}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 2 || res[0].Status != ConfigModified || res[1].Status != Modified || res[1].Algorithm != "sha256" {
+		t.Errorf("rpm verify: %+v", res)
+	}
+	rpmV, _ := exec.Command("rpm", append([]string{"-V", "ctrf-hello"}, "--root", work, "--define", "_dbpath /var/lib/rpm")...).CombinedOutput()
+	for _, want := range []string{"c /usr/share/ctrf/app.conf", "/usr/share/ctrf/hello.txt"} {
+		if !strings.Contains(string(rpmV), want) {
+			t.Errorf("rpm -V does not flag %s:\n%s", want, rpmV)
+		}
+	}
 }

@@ -152,6 +152,15 @@ mkdir -p /app/node_modules/evil && echo '{"name":"evil","version":"1.0.0","licen
 			t.Errorf("verify %s: %q, want %q (all: %v)", p, res[p], want, res)
 		}
 	}
+	var sarif struct {
+		Runs []struct {
+			Results []struct{ RuleID string }
+		}
+	}
+	if err := json.Unmarshal([]byte(h.mustCLI(t, "packages", "--verify", "--format", "sarif", "pkg-ctr")), &sarif); err != nil ||
+		len(sarif.Runs) != 1 || len(sarif.Runs[0].Results) != 4 {
+		t.Errorf("SARIF (%v): %+v", err, sarif)
+	}
 	if r := h.cli(t, "packages", "--verify", "--fail-on", "modified", "pkg-ctr"); r.code != 1 {
 		t.Errorf("--fail-on modified: exit %d", r.code)
 	}

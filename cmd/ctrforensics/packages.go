@@ -38,7 +38,7 @@ func packagesCommand() *cli.Command {
 		Flags: append(imageFlags(
 			&cli.StringFlag{Name: "format", Value: "table", Usage: "table, json (one object per line), cyclonedx (1.6 JSON) or spdx (2.3 JSON)"},
 			&cli.BoolFlag{Name: "files", Usage: "JSON: add the files each package owns"},
-			&cli.BoolFlag{Name: "verify", Usage: "check a container's changed files against its image's package records (table or json)"},
+			&cli.BoolFlag{Name: "verify", Usage: "check a container's changed files against its image's package records (--format table, json or sarif)"},
 			&cli.BoolFlag{Name: "all", Usage: "with --verify: every file the packages own, not only the changed ones"},
 			&cli.StringFlag{Name: "fail-on", Usage: "with --verify: exit 1 when a file has one of these results (comma-separated: modified, config-modified, missing, not-owned, db-changed; or any)"},
 		), diffFlags()...),
@@ -51,12 +51,12 @@ func runPackages(ctx context.Context, c *cli.Command) error {
 	if err != nil {
 		return err
 	}
+	if c.Bool("verify") {
+		return runVerifyPackages(ctx, c, a[0])
+	}
 	format, err := output.ParseFormat(c.String("format"), output.Table, output.JSON, formatCycloneDX, formatSPDX)
 	if err != nil {
 		return err
-	}
-	if c.Bool("verify") {
-		return runVerifyPackages(ctx, c, a[0])
 	}
 	if c.Bool("all") || c.String("fail-on") != "" {
 		return fmt.Errorf("--all and --fail-on go with --verify: add --verify")
@@ -151,7 +151,7 @@ func writePackagesTable(w io.Writer, kind string, inv *packages.Inventory) error
 }
 
 func runVerifyPackages(ctx context.Context, c *cli.Command, name string) error {
-	format, err := output.ParseFormat(c.String("format"), output.Table, output.JSON)
+	format, err := output.ParseFormat(c.String("format"), output.Table, output.JSON, output.Format("sarif"))
 	if err != nil {
 		return err
 	}
@@ -199,8 +199,11 @@ func runVerifyPackages(ctx context.Context, c *cli.Command, name string) error {
 }
 
 func writeVerify(w io.Writer, format output.Format, res []packages.Result) error {
-	if format == output.JSON {
+	switch format {
+	case output.JSON:
 		return output.JSONLines(w, res)
+	case "sarif":
+		return packages.WriteSARIF(w, version.String(), res)
 	}
 	t := output.NewTable(w, "STATUS", "CHANGED", "PACKAGE", "PATH", "EXPECTED", "ACTUAL")
 	for _, r := range res {

@@ -50,6 +50,12 @@ type Result struct {
 	Config  bool     `json:"config,omitempty"`
 }
 
+// Target is a path to check, with what the diff says of it.
+type Target struct {
+	Path  string
+	Added bool
+}
+
 // Stat is what the verifier needs of a file on disk.
 type Stat struct {
 	Regular  bool

@@ -14,12 +14,6 @@ import (
 	"github.com/ctrforensics/ctrforensics/internal/fdio"
 )
 
-// Target is a path to check, with what the diff says of it.
-type Target struct {
-	Path  string
-	Added bool
-}
-
 // VerifyDir checks files of the tree at root against the package records of
 // the tree at recordRoot (the image's: records the container changed are not
 // trusted, and a changed record is reported as DatabaseChanged). With targets

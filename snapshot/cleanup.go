@@ -35,6 +35,9 @@ func (c *Client) Cleanup(ctx context.Context, stateDir string) (*CleanupReport, 
 		return rep, err
 	}
 	cleanRecordTemps(stateDir, rep)
+	if c.disk != nil {
+		return rep, nil // a disk root holds no lease of a run
+	}
 	nss, err := c.Namespaces(ctx)
 	if err != nil {
 		return rep, err

@@ -116,6 +116,7 @@ func (c *Client) newAcquisition(ctr *Container, opts CollectOptions) *bundle.Acq
 	a.Containerd.Version, a.Containerd.Address, a.Containerd.Namespace = c.version, c.address, ctr.Namespace
 	a.Container.ID, a.Container.Image, a.Container.TaskStatus = ctr.Info.ID, ctr.Info.Image, string(ctr.Status)
 	a.Container.Snapshotter, a.Container.SnapshotKey = ctr.Info.Snapshotter, ctr.Info.SnapshotKey
+	a.DiskRoot, a.Notes = c.DiskRoot(), c.RootNotes()
 	for _, alg := range opts.Algorithms {
 		a.Algorithms = append(a.Algorithms, string(alg))
 	}
@@ -157,7 +158,7 @@ func (c *Client) acquire(ctx context.Context, s *Session, ctr *Container, opts C
 
 // task returns the container's task, or nil when it has none.
 func (c *Client) task(ctx context.Context, ctr *Container) (client.Task, error) {
-	if ctr.Status == TaskNone {
+	if ctr.Status == TaskNone || c.disk != nil {
 		return nil, nil
 	}
 	ctx = c.nsctx(ctx, ctr.Namespace)

@@ -142,6 +142,9 @@ func (c *Client) nsctx(ctx context.Context, ns string) context.Context {
 
 // Namespaces lists the daemon's namespaces, sorted.
 func (c *Client) Namespaces(ctx context.Context) ([]string, error) {
+	if c.disk != nil {
+		return c.disk.namespaces(ctx)
+	}
 	nss, err := c.c.NamespaceService().List(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list namespaces: %w", err)
@@ -260,6 +263,10 @@ func (c *Client) describe(ctx context.Context, ns string, info containers.Contai
 			ctr.Spec = &spec
 		}
 	}
+	if c.disk != nil {
+		ctr.Status = TaskOffline
+		return ctr
+	}
 	loaded, err := c.c.LoadContainer(c.nsctx(ctx, ns), info.ID)
 	if err != nil {
 		return ctr
@@ -288,6 +295,11 @@ func (c *Container) Created() time.Time { return c.Info.CreatedAt.UTC() }
 func (c *Client) ActiveSnapshot(ctx context.Context, ctr *Container) (snapshots.Info, []mount.Mount, error) {
 	if ctr.Info.SnapshotKey == "" || ctr.Info.Snapshotter == "" {
 		return snapshots.Info{}, nil, fmt.Errorf("container %s has no root filesystem snapshot (created without one?)", ctr.Info.ID)
+	}
+	if c.disk != nil {
+		if _, err := c.disk.snapshotter(ctr.Info.Snapshotter); err != nil {
+			return snapshots.Info{}, nil, err
+		}
 	}
 	ctx = c.nsctx(ctx, ctr.Namespace)
 	sn := c.c.SnapshotService(ctr.Info.Snapshotter)

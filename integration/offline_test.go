@@ -1,0 +1,211 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ctrforensics/ctrforensics/internal/testimage"
+)
+
+// readOnlyRoot bind-mounts the daemon's root read-only at a private
+// directory, as a disk image of a dead host is mounted, and returns it.
+func readOnlyRoot(t *testing.T, at string) string {
+	t.Helper()
+	if err := os.MkdirAll(at, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(h.daemon.Root, at, "", unix.MS_BIND, ""); err != nil {
+		t.Fatalf("bind %s: %v", h.daemon.Root, err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(at, 0); err != nil {
+			t.Errorf("unmount %s: %v", at, err)
+		}
+	})
+	if err := unix.Mount("", at, "", unix.MS_PRIVATE, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("", at, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+		t.Fatal(err)
+	}
+	return at
+}
+
+// offline runs ctrforensics on the disk root root, without the daemon.
+func offline(t *testing.T, root string, args ...string) result {
+	t.Helper()
+	return h.cliWith(t, nil, append([]string{"--root", root, "-n", h.daemon.Namespace}, args...)...)
+}
+
+func mustOffline(t *testing.T, root string, args ...string) string {
+	t.Helper()
+	r := offline(t, root, args...)
+	if r.code != 0 {
+		t.Fatalf("ctrforensics --root %s %s: exit %d\nstderr: %s", root, strings.Join(args, " "), r.code, r.stderr)
+	}
+	return r.stdout
+}
+
+// liveTask is where a disk root answers otherwise: no runtime tells the task
+// state or its pid.
+var liveTask = regexp.MustCompile(`"status":"[a-z ]+"(,"pid":[0-9]+)?`)
+
+// TestOfflineMatchesLive runs the diff scenarios and a native container on the
+// daemon and asks the same questions through the socket and through a
+// read-only disk root while the daemon holds its databases locked: ls, diff
+// JSON and the image commands answer the same; a collect from the root
+// verifies and records the copied databases; nothing under the root changes,
+// not even an access time.
+func TestOfflineMatchesLive(t *testing.T) {
+	suspect(t)
+	var ids []string
+	for i, sc := range scenarios(t) {
+		c := h.runContainer(t, fmt.Sprintf("offline-%d", i), "overlayfs")
+		h.attack(t, c, sc.script)
+		ids = append(ids, c.id)
+	}
+	native := h.runContainer(t, "offline-native", "native")
+	h.attack(t, native, scenarios(t)[0].script)
+	ids = append(ids, native.id)
+
+	web := h.images["overlayfs"].Name()
+	queries := [][]string{{"ls", "--format", "json"}, {"image", "ls", "--format", "json"},
+		{"image", "files", "--digest", "--format", "json", web},
+		{"image", "files", "--digest", "--format", "json", testimage.SuspectImageName},
+		{"image", "history", "--format", "json", testimage.SuspectImageName},
+		{"image", "layers", "--show-hidden", testimage.SuspectImageName}}
+	for _, id := range ids {
+		queries = append(queries, []string{"diff", "--format", "json", id})
+	}
+	live := make([]string, len(queries))
+	for i, q := range queries {
+		live[i] = h.mustCLI(t, q...)
+	}
+	time.Sleep(time.Second) // containerd collects the live runs' leases in the background
+
+	root := readOnlyRoot(t, filepath.Join(t.TempDir(), "evidence"))
+	before, host := captureTree(t, root), captureHost(t)
+	for i, q := range queries {
+		start := time.Now()
+		got := mustOffline(t, root, q...)
+		if d := time.Since(start); d > 30*time.Second {
+			t.Errorf("%s took %s offline: waiting on the daemon's lock?", strings.Join(q, " "), d)
+		}
+		want := live[i]
+		if q[0] == "ls" {
+			want = liveTask.ReplaceAllString(want, `"status":"unknown (offline)"`)
+		}
+		if got != want {
+			t.Errorf("%s: --root (got) and --address (want) differ:\n%s", strings.Join(q, " "),
+				firstDifferences(tableLines(got), tableLines(want)))
+		}
+	}
+
+	out := filepath.Join(t.TempDir(), "bag")
+	res := mustOffline(t, root, "collect", "-o", out, "--examiner", "alice", ids[0])
+	if !strings.Contains(res, "collected container "+ids[0]) {
+		t.Errorf("collect said %q", res)
+	}
+	if v := h.mustCLI(t, "verify", out); !strings.Contains(v, "result:    VALID") {
+		t.Errorf("offline bag does not verify:\n%s", v)
+	}
+	checkDiskRootRecord(t, out, root)
+
+	mnt := filepath.Join(t.TempDir(), "view")
+	mustOffline(t, root, "mount", "--state-dir", h.stateDir, ids[0], mnt)
+	if b, err := os.ReadFile(filepath.Join(mnt, "var/www/html/shell.php")); err != nil || !strings.Contains(string(b), "eval") {
+		t.Errorf("offline mount does not show the web shell: %q, %v", b, err)
+	}
+	if r := h.cliWith(t, nil, "umount", "--state-dir", h.stateDir, mnt); r.code != 0 || !strings.Contains(r.stdout, "mount "+mnt) {
+		t.Errorf("umount of an offline mount: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+
+	compareTrees(t, "disk root", before, captureTree(t, root))
+	compareHost(t, "after offline commands", host, captureHost(t))
+}
+
+// checkDiskRootRecord checks that the acquisition record names the disk root
+// and, since the daemon holds them locked, that meta.db and the overlay
+// snapshotter's metadata.db were copied, with the original's digests.
+func checkDiskRootRecord(t *testing.T, bag, root string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(bag, "metadata", "acquisition.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var acq struct {
+		Container struct {
+			TaskStatus string `json:"task_status"`
+		} `json:"container"`
+		DiskRoot *struct {
+			Source    string `json:"source"`
+			Path      string `json:"path"`
+			Databases []struct {
+				Path           string
+				Locked, Copied bool
+				Before         string `json:"sha256_before"`
+				After          string `json:"sha256_after"`
+				Copy           string `json:"sha256_copy"`
+			} `json:"databases"`
+		} `json:"disk_root"`
+	}
+	if err := json.Unmarshal(b, &acq); err != nil {
+		t.Fatal(err)
+	}
+	if acq.Container.TaskStatus != "unknown (offline)" {
+		t.Errorf("task status %q offline", acq.Container.TaskStatus)
+	}
+	d := acq.DiskRoot
+	if d == nil || d.Source != "disk root" || d.Path != root {
+		t.Fatalf("acquisition record does not name the disk root %s: %s", root, b)
+	}
+	want := map[string]bool{filepath.Join(root, "io.containerd.metadata.v1.bolt/meta.db"): false,
+		filepath.Join(root, "io.containerd.snapshotter.v1.overlayfs/metadata.db"): false}
+	for _, db := range d.Databases {
+		if _, ok := want[db.Path]; !ok {
+			continue
+		}
+		want[db.Path] = true
+		if !db.Locked || !db.Copied || !strings.HasPrefix(db.Before, "sha256:") || db.After == "" || db.Copy == "" {
+			t.Errorf("locked database %s not recorded as copied with its digests: %+v", db.Path, db)
+		}
+	}
+	for p, seen := range want {
+		if !seen {
+			t.Errorf("acquisition record lacks database %s", p)
+		}
+	}
+}
+
+// TestOfflineUsageErrors: --root with --address, or a directory that holds no
+// containerd root, is one line and exit 2; the top of a disk is searched for
+// the usual roots, and the one found is named.
+func TestOfflineUsageErrors(t *testing.T) {
+	top := t.TempDir()
+	root := readOnlyRoot(t, filepath.Join(top, "var/lib/rancher/k3s/agent/containerd"))
+	r := h.cliWith(t, nil, "--root", top, "-n", h.daemon.Namespace, "ls")
+	if r.code != 0 || !strings.Contains(r.stderr, "using containerd root "+root) {
+		t.Errorf("--root TOP: exit %d, stderr %q", r.code, r.stderr)
+	}
+	empty := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--root", root, "--address", h.daemon.Address, "ls"}, "--root and --address exclude each other"},
+		{[]string{"--root", empty, "ls"}, "is not a containerd root"},
+	} {
+		r := h.cliWith(t, nil, tc.args...)
+		if r.code != 2 || !strings.Contains(r.stderr, tc.want) || strings.Count(r.stderr, "\n") != 1 {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 and one line with %q", tc.args, r.code, r.stderr, tc.want)
+		}
+	}
+}

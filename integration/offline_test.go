@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -67,16 +68,24 @@ var liveTask = regexp.MustCompile(`"status":"[a-z ]+"(,"pid":[0-9]+)?`)
 func TestOfflineMatchesLive(t *testing.T) {
 	suspect(t)
 	var ids []string
+	var first *container
 	for i, sc := range scenarios(t) {
 		c := h.runContainer(t, fmt.Sprintf("offline-%d", i), "overlayfs")
 		h.attack(t, c, sc.script)
 		ids = append(ids, c.id)
+		if first == nil {
+			first = c
+		}
 	}
 	native := h.runContainer(t, "offline-native", "native")
 	h.attack(t, native, scenarios(t)[0].script)
 	ids = append(ids, native.id)
 
 	web := h.images["overlayfs"].Name()
+	upper := h.upperDir(t, first)
+	lowers := layerDirs(t, first)
+	ownPath := filepath.Join(upper, "var/www/html/shell.php")
+	layerPath := filepath.Join(lowers[len(lowers)-1], "etc/passwd")
 	queries := [][]string{{"ls", "--format", "json"}, {"image", "ls", "--format", "json"},
 		{"image", "files", "--digest", "--format", "json", web},
 		{"image", "files", "--digest", "--format", "json", testimage.SuspectImageName},
@@ -85,23 +94,32 @@ func TestOfflineMatchesLive(t *testing.T) {
 	for _, id := range ids {
 		queries = append(queries, []string{"diff", "--format", "json", id})
 	}
+	queries = append(queries, []string{"owner", "--format", "json", ownPath}, []string{"owner", "--format", "json", layerPath})
 	live := make([]string, len(queries))
 	for i, q := range queries {
 		live[i] = h.mustCLI(t, q...)
 	}
+	checkOwner(t, live[len(live)-2], "active", []string{ids[0]}, "")
+	checkOwner(t, live[len(live)-1], "committed", ids[:len(ids)-1], web)
 	time.Sleep(time.Second) // containerd collects the live runs' leases in the background
 
 	root := readOnlyRoot(t, filepath.Join(t.TempDir(), "evidence"))
 	before, host := captureTree(t, root), captureHost(t)
 	for i, q := range queries {
 		start := time.Now()
+		if q[0] == "owner" { // the same path, under the disk root
+			q = []string{"owner", "--format", "json", strings.Replace(q[3], h.daemon.Root, root, 1)}
+		}
 		got := mustOffline(t, root, q...)
 		if d := time.Since(start); d > 30*time.Second {
 			t.Errorf("%s took %s offline: waiting on the daemon's lock?", strings.Join(q, " "), d)
 		}
 		want := live[i]
-		if q[0] == "ls" {
+		switch q[0] {
+		case "ls":
 			want = liveTask.ReplaceAllString(want, `"status":"unknown (offline)"`)
+		case "owner":
+			want = liveTask.ReplaceAllString(strings.ReplaceAll(want, h.daemon.Root, root), `"status":"unknown (offline)"`)
 		}
 		if got != want {
 			t.Errorf("%s: --root (got) and --address (want) differ:\n%s", strings.Join(q, " "),
@@ -130,6 +148,50 @@ func TestOfflineMatchesLive(t *testing.T) {
 
 	compareTrees(t, "disk root", before, captureTree(t, root))
 	compareHost(t, "after offline commands", host, captureHost(t))
+}
+
+// checkOwner checks what `owner --format json` said: the snapshot's kind, the
+// containers that use it, and the image that has it as its first layer.
+func checkOwner(t *testing.T, out, kind string, ctrs []string, image string) {
+	t.Helper()
+	var o struct {
+		Kind, Namespace string
+		Shared          bool
+		Within          string `json:"path_in_snapshot"`
+		Images          []struct {
+			Name  string
+			Layer int
+		}
+		Containers []struct {
+			ID       string
+			OwnLayer bool `json:"own_layer"`
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &o); err != nil {
+		t.Fatalf("owner: %v: %s", err, out)
+	}
+	var got []string
+	for _, c := range o.Containers {
+		got = append(got, c.ID)
+		if c.OwnLayer != (kind == "active") {
+			t.Errorf("owner: container %s own_layer %v for a %s snapshot", c.ID, c.OwnLayer, kind)
+		}
+	}
+	slices.Sort(got)
+	want := slices.Sorted(slices.Values(ctrs))
+	if o.Kind != kind || o.Namespace != h.daemon.Namespace || !slices.Equal(got, want) || o.Shared != (kind == "committed") {
+		t.Errorf("owner: kind %s namespace %s shared %v containers %v; want %s %s %v %v", o.Kind, o.Namespace, o.Shared, got,
+			kind, h.daemon.Namespace, kind == "committed", want)
+	}
+	hasImage := slices.ContainsFunc(o.Images, func(i struct {
+		Name  string
+		Layer int
+	}) bool {
+		return i.Name == image && i.Layer == 1
+	})
+	if (image != "") != hasImage {
+		t.Errorf("owner: images %+v, want %q as layer 1", o.Images, image)
+	}
 }
 
 // checkDiskRootRecord checks that the acquisition record names the disk root

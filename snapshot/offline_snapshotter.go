@@ -109,15 +109,6 @@ func (s *diskSnapshotter) viewMounts(ctx context.Context, key string) (m []mount
 	return m, err
 }
 
-// idMap maps every snapshot ID to its key.
-func (s *diskSnapshotter) idMap(ctx context.Context) (m map[string]string, err error) {
-	err = s.read(ctx, func(ctx context.Context) error {
-		m, err = storage.IDMap(ctx)
-		return err
-	})
-	return m, err
-}
-
 // mounts are containerd's mounts for a snapshot of kind with its own ID (""
 // for a view, which has no directory of its own) and its parents' IDs,
 // nearest first.

@@ -222,6 +222,7 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 			custodyCommand(),
 			keyCommand(),
 			cleanupCommand(),
+			ownerCommand(),
 			imageCommand(),
 			versionCommand(),
 		},

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -11,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/v2/core/containers"
 	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/ctrforensics/ctrforensics/internal/testimage"
 )
@@ -257,6 +260,17 @@ func TestOfflineUsageErrors(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stderr, "using containerd root "+root) {
 		t.Errorf("--root TOP: exit %d, stderr %q", r.code, r.stderr)
 	}
+	ctx := h.ctx(t)
+	zfs := containers.Container{ID: "offline-zfs", Runtime: containers.RuntimeInfo{Name: "io.containerd.runc.v2"},
+		Snapshotter: "zfs", SnapshotKey: "offline-zfs", Spec: &anypb.Any{TypeUrl: "types.containerd.io/opencontainers/runtime-spec/1/Spec", Value: []byte("{}")}}
+	if _, err := h.client.ContainerService().Create(ctx, zfs); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := h.client.ContainerService().Delete(context.WithoutCancel(ctx), zfs.ID); err != nil {
+			t.Error(err)
+		}
+	})
 	empty := t.TempDir()
 	for _, tc := range []struct {
 		args []string
@@ -264,6 +278,7 @@ func TestOfflineUsageErrors(t *testing.T) {
 	}{
 		{[]string{"--root", root, "--address", h.daemon.Address, "ls"}, "--root and --address exclude each other"},
 		{[]string{"--root", empty, "ls"}, "is not a containerd root"},
+		{[]string{"--root", root, "-n", h.daemon.Namespace, "diff", zfs.ID}, "snapshotter zfs is not supported offline"},
 	} {
 		r := h.cliWith(t, nil, tc.args...)
 		if r.code != 2 || !strings.Contains(r.stderr, tc.want) || strings.Count(r.stderr, "\n") != 1 {

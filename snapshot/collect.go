@@ -199,6 +199,10 @@ func extensionNames(ctr *Container) map[string]string {
 
 // writeProcesses records the processes of a running or paused task from /proc.
 func (c *Client) writeProcesses(ctx context.Context, task client.Task, ctr *Container, w *bundle.Writer, opts CollectOptions, acq *bundle.Acquisition) error {
+	if c.disk != nil {
+		acq.Notes = append(acq.Notes, "read from a disk root: the task's state and processes are unknown, none recorded")
+		return nil
+	}
 	if task == nil || (ctr.Status != TaskRunning && ctr.Status != TaskPaused) {
 		acq.Notes = append(acq.Notes, "no running task: no processes recorded")
 		return nil

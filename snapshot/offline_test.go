@@ -165,6 +165,10 @@ func TestDBSourceLockedIsCopied(t *testing.T) {
 	if err != nil || src != path || rec.Copied || rec.Before == "" {
 		t.Errorf("unlocked database: source %s, record %+v, %v; want it read in place", src, rec, err)
 	}
+	src, rec, err = dbSource(path, copies, true)
+	if err != nil || src == path || !rec.Copied || rec.Locked || rec.Before != rec.Copy {
+		t.Errorf("database on a writable mount: source %s, record %+v, %v; want a copy", src, rec, err)
+	}
 	names, _ := os.ReadDir(dir)
 	if len(names) != 1 {
 		t.Errorf("the database's directory holds %v: nothing may be added", names)

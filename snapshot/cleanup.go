@@ -28,7 +28,8 @@ type CleanupReport struct {
 // Cleanup removes what killed ctrforensics runs left behind: temporary mounts
 // of dead processes, leases (in every namespace) whose process is gone or
 // whose browsing mount is no longer mounted, the view snapshots those leases
-// hold, and the partial bags of killed collects.
+// hold, the partial bags of killed collects and the temporary files of killed
+// image exports and saves.
 func (c *Client) Cleanup(ctx context.Context, stateDir string) (*CleanupReport, error) {
 	rep := &CleanupReport{}
 	if err := cleanTempMounts(rep); err != nil {
@@ -250,6 +251,9 @@ func (c *Client) removeLease(ctx context.Context, ns string, l leases.Lease, sta
 	}
 	if p := l.Labels[LabelPartial]; p != "" && bundle.RemovePartial(p) {
 		rep.Removed = append(rep.Removed, "partial bag "+p)
+	}
+	if p := l.Labels[LabelPartialFile]; p != "" && removePartialFile(p) {
+		rep.Removed = append(rep.Removed, "partial output "+p)
 	}
 	return nil
 }

@@ -8,7 +8,6 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/ctrforensics/ctrforensics/forensic/imagefs"
-	"github.com/ctrforensics/ctrforensics/internal/atomicfile"
 	"github.com/ctrforensics/ctrforensics/snapshot"
 )
 
@@ -42,8 +41,8 @@ func imageExportCommand() *cli.Command {
 			if err := required(c, "output"); err != nil {
 				return err
 			}
-			return withImage(ctx, c, []string{"IMAGE"}, func(ctx context.Context, _ *snapshot.Client, img *snapshot.ResolvedImage, _ []string) error {
-				return writeNewFile(c.String("output"), func(f *os.File) error {
+			return withImage(ctx, c, []string{"IMAGE"}, func(ctx context.Context, cl *snapshot.Client, img *snapshot.ResolvedImage, _ []string) error {
+				return cl.WriteNewFile(ctx, c.String("output"), func(f *os.File) error {
 					return imagefs.Export(ctx, img.Layers, f, imagefs.Options{Warn: warner(c)})
 				})
 			})
@@ -69,19 +68,10 @@ func imageSaveCommand() *cli.Command {
 				return err
 			}
 			return withClient(ctx, c, func(ctx context.Context, cl *snapshot.Client) error {
-				return writeNewFile(c.String("output"), func(f *os.File) error {
+				return cl.WriteNewFile(ctx, c.String("output"), func(f *os.File) error {
 					return cl.SaveImage(ctx, a[0], c.String("platform"), f)
 				})
 			})
 		},
 	}
-}
-
-// writeNewFile writes the new file p with fn, atomically (atomicfile): it
-// refuses to replace a file that is already there.
-func writeNewFile(p string, fn func(*os.File) error) error {
-	if _, err := os.Lstat(p); err == nil {
-		return fmt.Errorf("%s already exists: pick a new name", p)
-	}
-	return atomicfile.WriteNew(p, fn)
 }

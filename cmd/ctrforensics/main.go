@@ -75,6 +75,7 @@ func hint(err error) string {
 		platform    *snapshot.PlatformError
 		noSource    *noSuchSourceError
 		noRoot      *snapshot.NoRootError
+		exists      *snapshot.ExistsError
 	)
 	switch {
 	case errors.As(err, &unreachable):
@@ -97,6 +98,8 @@ func hint(err error) string {
 		return "give --platform as os/arch[/variant], e.g. linux/arm64"
 	case errors.As(err, &platform):
 		return "pick one with --platform"
+	case errors.As(err, &exists):
+		return "pick a new name for -o: ctrforensics never replaces a file"
 	case errors.Is(err, os.ErrPermission) && os.Geteuid() != 0:
 		return "run as root: sudo ctrforensics ..."
 	}

@@ -16,17 +16,47 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // WriteNew writes the file at path with fill, replacing any file already
 // there only once the new content is complete and on disk. fill receives the
 // temporary file opened for writing; it must not close it.
 func WriteNew(path string, fill func(*os.File) error) error {
-	var b [6]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+	temp, err := TempName(path)
+	if err != nil {
+		return err
 	}
-	return WriteVia(path, path+".tmp-"+hex.EncodeToString(b[:]), fill)
+	return WriteVia(path, temp, fill)
+}
+
+// tempMarker separates a destination's name from the random suffix of its
+// temporary file.
+const tempMarker = ".tmp-"
+
+// tempSuffixLen is the length of the hexadecimal suffix after tempMarker.
+const tempSuffixLen = 12
+
+// TempName returns a new temporary file name for path, in its directory:
+// path, tempMarker and 12 random hexadecimal digits.
+func TempName(path string) (string, error) {
+	var b [tempSuffixLen / 2]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	return path + tempMarker + hex.EncodeToString(b[:]), nil
+}
+
+// IsTempName tells whether name (a base name or a path) has the form TempName
+// gives, so that a caller removing what a killed writer left never removes
+// anything else.
+func IsTempName(name string) bool {
+	i := strings.LastIndex(name, tempMarker)
+	if i <= 0 || len(name)-i-len(tempMarker) != tempSuffixLen {
+		return false
+	}
+	_, err := hex.DecodeString(name[i+len(tempMarker):])
+	return err == nil
 }
 
 // WriteVia is WriteNew with the temporary file named by the caller, for a

@@ -75,3 +75,28 @@ func TestWriteViaRefusesExistingTemp(t *testing.T) {
 		t.Errorf("temporary file changed to %q", b)
 	}
 }
+
+func TestIsTempName(t *testing.T) {
+	temp, err := TempName("/out/image.tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		want bool
+	}{
+		{temp, true},
+		{filepath.Base(temp), true},
+		{"/out/image.tar", false},
+		{"/out/image.tar.tmp-", false},
+		{"/out/image.tar.tmp-0123456789ab.bak", false},
+		{"/out/image.tar.tmp-0123456789zz", false},
+		{"/out/image.tar.tmp-0123456789abcd", false},
+		{".tmp-0123456789ab", false},
+	}
+	for _, tt := range tests {
+		if got := IsTempName(tt.name); got != tt.want {
+			t.Errorf("IsTempName(%q) = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}

@@ -75,6 +75,7 @@ func hint(err error) string {
 		platform    *snapshot.PlatformError
 		noSource    *noSuchSourceError
 		noRoot      *snapshot.NoRootError
+		unsupported *snapshot.UnsupportedSnapshotterError
 		exists      *snapshot.ExistsError
 	)
 	switch {
@@ -84,6 +85,8 @@ func hint(err error) string {
 		return "give --root one of them"
 	case errors.As(err, &noRoot):
 		return "give --root a containerd root, e.g. /mnt/evidence/var/lib/containerd, or the top of the mounted disk"
+	case errors.As(err, &unsupported):
+		return "examine it on the live host with --address"
 	case errors.As(err, &noNamespace):
 		return "pick one with -n; list every container with `ctrforensics ls -A`"
 	case errors.As(err, &noSource):

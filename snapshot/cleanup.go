@@ -85,6 +85,7 @@ func cleanTempMounts(rep *CleanupReport) error {
 				return err
 			}
 		}
+		cleanDBCopies(dir, rep)
 	}
 	return nil
 }

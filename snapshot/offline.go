@@ -113,9 +113,9 @@ func OpenRoot(ctx context.Context, root, namespace string) (_ *Client, err error
 	if !isRoot(root) {
 		return nil, &NoRootError{Dir: root}
 	}
-	copyDir, err := os.MkdirTemp("", "ctrforensics-db-")
+	copyDir, err := newCopyDir()
 	if err != nil {
-		return nil, fmt.Errorf("create directory for database copies: %w", err)
+		return nil, err
 	}
 	d := &diskRoot{path: root, copyDir: copyDir, sns: map[string]*diskSnapshotter{},
 		record: bundle.DiskRoot{Source: bundle.SourceDiskRoot, Path: root}}
@@ -337,4 +337,31 @@ func (s defaultNamespace) ReaderAt(ctx context.Context, desc ocispec.Descriptor)
 // Walk calls fn for the namespace's blobs.
 func (s defaultNamespace) Walk(ctx context.Context, fn content.WalkFunc, filters ...string) error {
 	return s.Store.Walk(s.ctx(ctx), fn, filters...)
+}
+
+// dbCopyPrefix starts the name of a run's directory of database copies, in
+// the temporary directory; the run's pid follows.
+const dbCopyPrefix = "ctrforensics-db-"
+
+// newCopyDir creates a private directory for database copies, named with the
+// pid so that cleanup removes what a killed run left.
+func newCopyDir() (string, error) {
+	dir, err := os.MkdirTemp("", dbCopyPrefix+strconv.Itoa(os.Getpid())+"-")
+	if err != nil {
+		return "", fmt.Errorf("create directory for database copies: %w", err)
+	}
+	return dir, nil
+}
+
+// cleanDBCopies removes dir when it holds the database copies of a dead run.
+func cleanDBCopies(dir string, rep *CleanupReport) {
+	rest, ok := strings.CutPrefix(filepath.Base(dir), dbCopyPrefix)
+	pidText, _, _ := strings.Cut(rest, "-")
+	pid, err := strconv.Atoi(pidText)
+	if !ok || err != nil || alive(pid) {
+		return
+	}
+	if os.RemoveAll(dir) == nil {
+		rep.Removed = append(rep.Removed, "database copies "+dir)
+	}
 }

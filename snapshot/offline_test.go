@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -202,5 +203,31 @@ func TestParseSnapshotPath(t *testing.T) {
 	}
 	if !slices.Contains(offlineSnapshotters, "overlayfs") {
 		t.Error("overlayfs is not read offline")
+	}
+}
+
+// TestCleanDBCopies: the database copies of a dead run are removed, those of
+// a live one and directories named otherwise are left.
+func TestCleanDBCopies(t *testing.T) {
+	tmp := t.TempDir()
+	dead := filepath.Join(tmp, dbCopyPrefix+"2147483646-x")
+	live := filepath.Join(tmp, dbCopyPrefix+strconv.Itoa(os.Getpid())+"-x")
+	other := filepath.Join(tmp, dbCopyPrefix+"x")
+	for _, d := range []string{dead, live, other} {
+		if err := os.MkdirAll(filepath.Join(d, "meta.db-1"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep := &CleanupReport{}
+	for _, d := range []string{dead, live, other} {
+		cleanDBCopies(d, rep)
+	}
+	for d, want := range map[string]bool{dead: false, live: true, other: true} {
+		if _, err := os.Stat(d); (err == nil) != want {
+			t.Errorf("%s exists: %v, want %v", d, err == nil, want)
+		}
+	}
+	if len(rep.Removed) != 1 || !strings.Contains(rep.Removed[0], dead) {
+		t.Errorf("report %v, want the dead run's copies", rep.Removed)
 	}
 }

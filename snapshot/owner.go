@@ -120,9 +120,9 @@ func parseSnapshotPath(abs string) (*Ownership, string, error) {
 // snapshotByID reads the snapshotter's metadata.db under snDir and returns
 // the name and kind of the snapshot whose directory is id.
 func snapshotByID(ctx context.Context, snDir, id string) (string, snapshots.Kind, error) {
-	copyDir, err := os.MkdirTemp("", "ctrforensics-db-")
+	copyDir, err := newCopyDir()
 	if err != nil {
-		return "", 0, fmt.Errorf("create directory for database copies: %w", err)
+		return "", 0, err
 	}
 	defer os.RemoveAll(copyDir)
 	src, _, err := dbSource(filepath.Join(snDir, "metadata.db"), copyDir, !onReadOnlyMount(snDir))

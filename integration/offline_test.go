@@ -130,6 +130,14 @@ func TestOfflineMatchesLive(t *testing.T) {
 		}
 	}
 
+	table := mustOffline(t, root, "owner", strings.Replace(layerPath, h.daemon.Root, root, 1))
+	for _, want := range []string{"(committed)", "in snapshot: /etc/passwd", web + " (layer 1 of ", "shared:      yes",
+		ids[0] + " ", "image layer", "unknown (offline)"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("owner table lacks %q:\n%s", want, table)
+		}
+	}
+
 	out := filepath.Join(t.TempDir(), "bag")
 	res := mustOffline(t, root, "collect", "-o", out, "--examiner", "alice", ids[0])
 	if !strings.Contains(res, "collected container "+ids[0]) {

@@ -16,9 +16,11 @@ import (
 	"github.com/ctrforensics/ctrforensics/forensic/bundle"
 )
 
-// lockTimeout bounds the wait for a bolt database's lock: a live daemon holds
-// it for as long as it runs, and the database is then copied instead.
-const lockTimeout = 200 * time.Millisecond
+// lockTimeout makes bolt try a database's lock once, without waiting (bolt
+// retries every 50 ms until the timeout less 50 ms has passed): a live daemon
+// holds the lock for as long as it runs, so waiting would only cost time, and
+// a locked database is copied instead.
+const lockTimeout = 50 * time.Millisecond
 
 // boltReadOnly are the options every database of a root is opened with: never
 // writable, never waiting long for a lock.

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/ctrforensics/ctrforensics/internal/fdio"
 	"github.com/ctrforensics/ctrforensics/internal/testimage"
 )
 
@@ -104,31 +105,11 @@ func TestOfflineMatchesLive(t *testing.T) {
 	}
 	checkOwner(t, live[len(live)-2], "active", []string{ids[0]}, "")
 	checkOwner(t, live[len(live)-1], "committed", ids[:len(ids)-1], web)
-	time.Sleep(time.Second) // containerd collects the live runs' leases in the background
+	settle(t)
 
 	root := readOnlyRoot(t, filepath.Join(t.TempDir(), "evidence"))
 	before, host := captureTree(t, root), captureHost(t)
-	for i, q := range queries {
-		start := time.Now()
-		if q[0] == "owner" { // the same path, under the disk root
-			q = []string{"owner", "--format", "json", strings.Replace(q[3], h.daemon.Root, root, 1)}
-		}
-		got := mustOffline(t, root, q...)
-		if d := time.Since(start); d > 30*time.Second {
-			t.Errorf("%s took %s offline: waiting on the daemon's lock?", strings.Join(q, " "), d)
-		}
-		want := live[i]
-		switch q[0] {
-		case "ls":
-			want = liveTask.ReplaceAllString(want, `"status":"unknown (offline)"`)
-		case "owner":
-			want = liveTask.ReplaceAllString(strings.ReplaceAll(want, h.daemon.Root, root), `"status":"unknown (offline)"`)
-		}
-		if got != want {
-			t.Errorf("%s: --root (got) and --address (want) differ:\n%s", strings.Join(q, " "),
-				firstDifferences(tableLines(got), tableLines(want)))
-		}
-	}
+	compareOffline(t, root, queries, live)
 
 	table := mustOffline(t, root, "owner", strings.Replace(layerPath, h.daemon.Root, root, 1))
 	for _, want := range []string{"(committed)", "in snapshot: /etc/passwd", web + " (layer 1 of ", "shared:      yes",
@@ -146,7 +127,7 @@ func TestOfflineMatchesLive(t *testing.T) {
 	if v := h.mustCLI(t, "verify", out); !strings.Contains(v, "result:    VALID") {
 		t.Errorf("offline bag does not verify:\n%s", v)
 	}
-	checkDiskRootRecord(t, out, root)
+	checkDiskRootRecord(t, out, root, true)
 
 	mnt := filepath.Join(t.TempDir(), "view")
 	mustOffline(t, root, "mount", "--state-dir", h.stateDir, ids[0], mnt)
@@ -159,6 +140,115 @@ func TestOfflineMatchesLive(t *testing.T) {
 
 	compareTrees(t, "disk root", before, captureTree(t, root))
 	compareHost(t, "after offline commands", host, captureHost(t))
+
+	// The root as it is on the host, writable: atimes older than mtimes first,
+	// so that any read would move them; measured through the read-only bind.
+	ageAtimes(t, h.daemon.Root)
+	before = captureTree(t, root)
+	for _, q := range queries { // the answers differ from live only by the atimes just set
+		mustOffline(t, h.daemon.Root, q...)
+	}
+	out = filepath.Join(t.TempDir(), "bag")
+	mustOffline(t, h.daemon.Root, "collect", "-o", out, ids[0])
+	checkDiskRootRecord(t, out, h.daemon.Root, false)
+	compareTrees(t, "writable disk root", before, captureTree(t, root))
+}
+
+// settle waits until the daemon has stopped writing its databases: after
+// the live runs released their leases, its garbage collector removes their
+// views in the background.
+func settle(t *testing.T) {
+	t.Helper()
+	dbs := []string{"io.containerd.metadata.v1.bolt/meta.db", "io.containerd.snapshotter.v1.overlayfs/metadata.db",
+		"io.containerd.snapshotter.v1.native/metadata.db"}
+	stamp := func() string {
+		var s string
+		for _, db := range dbs {
+			var st unix.Stat_t
+			if err := unix.Stat(filepath.Join(h.daemon.Root, db), &st); err == nil {
+				s += fmt.Sprint(st.Mtim, " ")
+			}
+		}
+		return s
+	}
+	last, stable := stamp(), 0
+	for deadline := time.Now().Add(time.Minute); stable < 3 && time.Now().Before(deadline); {
+		time.Sleep(time.Second)
+		if now := stamp(); now == last {
+			stable++
+		} else {
+			last, stable = now, 0
+		}
+	}
+}
+
+// compareOffline asks queries of the disk root root and expects what the
+// daemon answered (live), but for the task state, and for owner's path,
+// which is under root.
+func compareOffline(t *testing.T, root string, queries [][]string, live []string) {
+	t.Helper()
+	for i, q := range queries {
+		start := time.Now()
+		if q[0] == "owner" { // the same path, under the disk root
+			q = []string{"owner", "--format", "json", strings.Replace(q[3], h.daemon.Root, root, 1)}
+		}
+		got := mustOffline(t, root, q...)
+		if d := time.Since(start); d > 30*time.Second {
+			t.Errorf("%s took %s offline: waiting on the daemon's lock?", strings.Join(q, " "), d)
+		}
+		want := live[i]
+		switch q[0] {
+		case "ls":
+			want = liveTask.ReplaceAllString(want, `"status":"unknown (offline)"`)
+		case "owner":
+			want = liveTask.ReplaceAllString(strings.ReplaceAll(want, h.daemon.Root, root), `"status":"unknown (offline)"`)
+		}
+		if got != want {
+			t.Errorf("--root %s %s: --root (got) and --address (want) differ:\n%s", root, strings.Join(q, " "),
+				firstDifferences(tableLines(got), tableLines(want)))
+		}
+	}
+}
+
+// ageAtimes sets the access time of every entry below dir a day before its
+// modification time: with relatime, any read then moves it. It works through
+// descriptors, for trees deeper than PATH_MAX.
+func ageAtimes(t *testing.T, dir string) {
+	t.Helper()
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ageBelow(t, fd)
+	unix.Close(fd)
+	ageEntry(t, unix.AT_FDCWD, dir)
+}
+
+func ageBelow(t *testing.T, dirfd int) {
+	t.Helper()
+	names, err := fdio.ReadNames(dirfd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		if fd, err := unix.Openat(dirfd, n, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err == nil {
+			ageBelow(t, fd)
+			unix.Close(fd)
+		}
+		ageEntry(t, dirfd, n) // a directory after its entries: listing it moved its atime
+	}
+}
+
+func ageEntry(t *testing.T, dirfd int, name string) {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		t.Fatal(err)
+	}
+	ts := []unix.Timespec{{Sec: st.Mtim.Sec - 86400}, {Nsec: unix.UTIME_OMIT}}
+	if err := unix.UtimesNanoAt(dirfd, name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // checkOwner checks what `owner --format json` said: the snapshot's kind, the
@@ -206,9 +296,10 @@ func checkOwner(t *testing.T, out, kind string, ctrs []string, image string) {
 }
 
 // checkDiskRootRecord checks that the acquisition record names the disk root
-// and, since the daemon holds them locked, that meta.db and the overlay
-// snapshotter's metadata.db were copied, with the original's digests.
-func checkDiskRootRecord(t *testing.T, bag, root string) {
+// and that meta.db and the overlay snapshotter's metadata.db were copied
+// (locked says the daemon's lock was seen: a root on a writable mount is
+// copied without trying it), with the original's digests.
+func checkDiskRootRecord(t *testing.T, bag, root string, locked bool) {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(bag, "metadata", "acquisition.json"))
 	if err != nil {
@@ -247,8 +338,8 @@ func checkDiskRootRecord(t *testing.T, bag, root string) {
 			continue
 		}
 		want[db.Path] = true
-		if !db.Locked || !db.Copied || !strings.HasPrefix(db.Before, "sha256:") || db.After == "" || db.Copy == "" {
-			t.Errorf("locked database %s not recorded as copied with its digests: %+v", db.Path, db)
+		if db.Locked != locked || !db.Copied || !strings.HasPrefix(db.Before, "sha256:") || db.After == "" || db.Copy == "" {
+			t.Errorf("database %s not recorded as copied (locked %v) with its digests: %+v", db.Path, locked, db)
 		}
 	}
 	for p, seen := range want {

@@ -99,7 +99,10 @@ func TestDiskContentChecksDigests(t *testing.T) {
 	ra.Close()
 
 	for _, read := range []func(content.ReaderAt) error{
-		func(ra content.ReaderAt) error { _, err := io.ReadAll(io.NewSectionReader(ra, 0, ra.Size())); return err },
+		func(ra content.ReaderAt) error {
+			_, err := io.ReadAll(io.NewSectionReader(ra, 0, ra.Size()))
+			return err
+		},
 		func(ra content.ReaderAt) error { _, err := ra.ReadAt(make([]byte, 2), 3); return err },
 	} {
 		ra, err := s.ReaderAt(ctx, ocispec.Descriptor{Digest: bd})

@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -83,23 +84,24 @@ func (s *diskContent) ReaderAt(_ context.Context, desc ocispec.Descriptor) (cont
 	return &verifiedBlob{f: f, size: fi.Size(), d: desc.Digest, path: p, v: desc.Digest.Verifier()}, nil
 }
 
-// Walk calls fn for every blob the store holds.
+// Walk calls fn for every blob the store holds (containerd calls it only to
+// collect garbage, which never runs on a disk root).
 func (s *diskContent) Walk(ctx context.Context, fn content.WalkFunc, _ ...string) error {
 	root := filepath.Join(s.dir, "blobs")
-	algs, err := os.ReadDir(root)
-	if os.IsNotExist(err) {
+	algs, err := readDirNoatime(root)
+	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
 	for _, alg := range algs {
-		names, err := os.ReadDir(filepath.Join(root, alg.Name()))
+		names, err := readDirNoatime(filepath.Join(root, alg))
 		if err != nil {
 			return err
 		}
 		for _, n := range names {
-			d := digest.NewDigestFromEncoded(digest.Algorithm(alg.Name()), n.Name())
+			d := digest.NewDigestFromEncoded(digest.Algorithm(alg), n)
 			info, err := s.Info(ctx, d)
 			if err != nil {
 				continue // not a blob

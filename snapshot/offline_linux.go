@@ -27,3 +27,14 @@ func onReadOnlyMount(path string) bool {
 	}
 	return st.Flags&unix.ST_RDONLY != 0
 }
+
+// readDirNoatime lists the names in the directory at path without moving its
+// access time.
+func readDirNoatime(path string) ([]string, error) {
+	fd, err := fdio.OpenDir(unix.AT_FDCWD, path)
+	if err != nil {
+		return nil, err
+	}
+	defer fdio.Close(fd)
+	return fdio.ReadNames(fd)
+}

@@ -2,7 +2,10 @@
 
 package snapshot
 
-import "os"
+import (
+	"os"
+	"sort"
+)
 
 // openNoatime opens the file at path for reading (access times are kept only
 // on Linux).
@@ -10,3 +13,15 @@ func openNoatime(path string) (*os.File, error) { return os.Open(path) }
 
 // onReadOnlyMount says no off Linux: the databases are then always copied.
 func onReadOnlyMount(string) bool { return false }
+
+// readDirNoatime lists the names in the directory at path.
+func readDirNoatime(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	sort.Strings(names)
+	return names, err
+}

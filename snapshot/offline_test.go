@@ -115,6 +115,10 @@ func TestDiskContentChecksDigests(t *testing.T) {
 		}
 		ra.Close()
 	}
+	var walked []digest.Digest
+	if err := s.Walk(ctx, func(i content.Info) error { walked = append(walked, i.Digest); return nil }); err != nil || len(walked) != 2 {
+		t.Errorf("walk found %v, %v; want both blobs", walked, err)
+	}
 	if _, err := s.Writer(ctx); err == nil {
 		t.Error("a disk content store gave a writer")
 	}

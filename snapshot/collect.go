@@ -117,6 +117,10 @@ func (c *Client) newAcquisition(ctr *Container, opts CollectOptions) *bundle.Acq
 	a.Container.ID, a.Container.Image, a.Container.TaskStatus = ctr.Info.ID, ctr.Info.Image, string(ctr.Status)
 	a.Container.Snapshotter, a.Container.SnapshotKey = ctr.Info.Snapshotter, ctr.Info.SnapshotKey
 	a.DiskRoot, a.Notes = c.DiskRoot(), c.RootNotes()
+	if !ctr.Pod.IsZero() {
+		pod := ctr.Pod
+		a.Pod = &pod
+	}
 	for _, alg := range opts.Algorithms {
 		a.Algorithms = append(a.Algorithms, string(alg))
 	}

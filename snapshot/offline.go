@@ -141,6 +141,7 @@ func OpenRoot(ctx context.Context, root, namespace string) (_ *Client, err error
 		client.WithImageStore(metadata.NewImageStore(d.db)),
 		client.WithContentStore(defaultNamespace{d.db.ContentStore(), namespace}),
 		client.WithSnapshotters(d.db.Snapshotters()),
+		client.WithSandboxStore(metadata.NewSandboxStore(d.db)),
 	))
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", root, err)

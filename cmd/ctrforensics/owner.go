@@ -53,6 +53,7 @@ type ownerContainerJSON struct {
 	PodNamespace  string            `json:"pod_namespace,omitempty"`
 	Pod           string            `json:"pod,omitempty"`
 	ContainerName string            `json:"container_name,omitempty"`
+	PodUID        string            `json:"pod_uid,omitempty"`
 	Labels        map[string]string `json:"labels"`
 	Created       string            `json:"created"`
 }
@@ -86,13 +87,13 @@ func toOwnerJSON(o *snapshot.Ownership) ownerJSON {
 		j.Images = append(j.Images, ownerImageJSON(img))
 	}
 	for _, ctr := range o.Containers {
-		podNS, pod, name := ctr.Pod()
+		p := ctr.Pod
 		labels := ctr.Info.Labels
 		if labels == nil {
 			labels = map[string]string{}
 		}
 		j.Containers = append(j.Containers, ownerContainerJSON{ID: ctr.Info.ID, Image: ctr.Info.Image,
-			Status: string(ctr.Status), OwnLayer: ctr.Own, PodNamespace: podNS, Pod: pod, ContainerName: name,
+			Status: string(ctr.Status), OwnLayer: ctr.Own, PodNamespace: p.Namespace, Pod: p.Name, ContainerName: p.Container, PodUID: p.UID,
 			Labels: labels, Created: forensic.FormatTime(ctr.Created())})
 	}
 	return j
@@ -131,10 +132,12 @@ func ownerTable(c *cli.Command, o *snapshot.Ownership) error {
 		if ctr.Own {
 			layer = "own writable layer"
 		}
-		podNS, pod, name := ctr.Pod()
 		podText := "-"
-		if pod != "" {
-			podText = podNS + "/" + pod + "/" + name
+		if p := ctr.Pod; p.Name != "" {
+			podText = forensic.EscapePath(p.Namespace + "/" + p.Name + "/" + p.Container)
+			if p.Sandbox {
+				podText += " (sandbox)"
+			}
 		}
 		t.Row(ctr.Info.ID, ctr.Info.Image, string(ctr.Status), layer, podText)
 	}

@@ -37,6 +37,9 @@ type Acquisition struct {
 		SnapshotKey string `json:"snapshot_key"`
 		TaskStatus  string `json:"task_status"`
 	} `json:"container"`
+	// Pod is the Kubernetes pod of a container created through the CRI.
+	Pod *forensic.Pod `json:"pod,omitempty"`
+
 	Start string `json:"start"`
 	End   string `json:"end"`
 	// CollectedBy and CollectedAt are what the first custody event must say.

@@ -13,11 +13,14 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/ctrforensics/ctrforensics/internal/fdio"
+	"github.com/ctrforensics/ctrforensics/internal/testdaemon"
 	"github.com/ctrforensics/ctrforensics/internal/testimage"
+	"github.com/ctrforensics/ctrforensics/mountutil"
 )
 
 // readOnlyRoot bind-mounts the daemon's root read-only at a private
@@ -382,6 +385,47 @@ func TestOfflineUsageErrors(t *testing.T) {
 		r := h.cliWith(t, nil, tc.args...)
 		if r.code != 2 || !strings.Contains(r.stderr, tc.want) || strings.Count(r.stderr, "\n") != 1 {
 			t.Errorf("%v: exit %d, stderr %q; want exit 2 and one line with %q", tc.args, r.code, r.stderr, tc.want)
+		}
+	}
+}
+
+// TestOfflineCRIPods reads the pods of TestCRI's daemon from its root while
+// it runs: ls (sandboxes included) and owner of a pod container's file name
+// the same pods as the socket, from the CRI records and, on containerd 2.x,
+// the sandbox store of meta.db.
+func TestOfflineCRIPods(t *testing.T) {
+	ch := startCRI(t)
+	ctx := namespaces.WithNamespace(h.ctx(t), testdaemon.CRINamespace)
+	c, err := ch.daemon.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	info, err := c.ContainerService().Get(ctx, ch.ids["web-1/php"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	mounts, err := c.SnapshotService(info.Snapshotter).Mounts(ctx, info.SnapshotKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := mountutil.ParseOverlay(mounts[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := []string{"owner", "--format", "json", filepath.Join(o.Upper, "etc/passwd")}
+	for _, q := range [][]string{{"ls", "-A", "--all", "--format", "json"}, owner} {
+		live := ch.mustCLI(t, q...)
+		r := h.cliWith(t, nil, append([]string{"--root", ch.daemon.Root, "-n", testdaemon.CRINamespace}, q...)...)
+		if r.code != 0 {
+			t.Fatalf("--root %v: exit %d: %s", q, r.code, r.stderr)
+		}
+		want := liveTask.ReplaceAllString(live, `"status":"unknown (offline)"`)
+		if r.stdout != want {
+			t.Errorf("%v: --root (got) and --address (want) differ:\n%s", q, firstDifferences(tableLines(r.stdout), tableLines(want)))
+		}
+		if !strings.Contains(r.stdout, `"pod":"web-1"`) {
+			t.Errorf("%v offline names no pod web-1:\n%s", q, r.stdout)
 		}
 	}
 }

@@ -54,6 +54,7 @@ type ownerContainerJSON struct {
 	Pod           string            `json:"pod,omitempty"`
 	ContainerName string            `json:"container_name,omitempty"`
 	PodUID        string            `json:"pod_uid,omitempty"`
+	PodLabels     map[string]string `json:"pod_labels,omitempty"`
 	Labels        map[string]string `json:"labels"`
 	Created       string            `json:"created"`
 }
@@ -93,7 +94,7 @@ func toOwnerJSON(o *snapshot.Ownership) ownerJSON {
 			labels = map[string]string{}
 		}
 		j.Containers = append(j.Containers, ownerContainerJSON{ID: ctr.Info.ID, Image: ctr.Info.Image,
-			Status: string(ctr.Status), OwnLayer: ctr.Own, PodNamespace: p.Namespace, Pod: p.Name, ContainerName: p.Container, PodUID: p.UID,
+			Status: string(ctr.Status), OwnLayer: ctr.Own, PodNamespace: p.Namespace, Pod: p.Name, ContainerName: p.Container, PodUID: p.UID, PodLabels: p.Labels,
 			Labels: labels, Created: forensic.FormatTime(ctr.Created())})
 	}
 	return j

@@ -97,7 +97,8 @@ func TestOfflineMatchesLive(t *testing.T) {
 		{"image", "files", "--digest", "--format", "json", web},
 		{"image", "files", "--digest", "--format", "json", testimage.SuspectImageName},
 		{"image", "history", "--format", "json", testimage.SuspectImageName},
-		{"image", "layers", "--show-hidden", testimage.SuspectImageName}}
+		{"image", "layers", "--show-hidden", testimage.SuspectImageName},
+		{"image", "cat", "--layer", "1", testimage.SuspectImageName, "/root/.ssh/id_rsa"}}
 	for _, id := range ids {
 		queries = append(queries, []string{"diff", "--format", "json", id})
 	}
@@ -106,6 +107,10 @@ func TestOfflineMatchesLive(t *testing.T) {
 	for i, q := range queries {
 		live[i] = h.mustCLI(t, q...)
 	}
+	archives := t.TempDir()
+	for _, cmd := range []string{"save", "export"} {
+		h.mustCLI(t, "image", cmd, "-o", filepath.Join(archives, cmd+"-live.tar"), testimage.SuspectImageName)
+	}
 	checkOwner(t, live[len(live)-2], "active", []string{ids[0]}, "")
 	checkOwner(t, live[len(live)-1], "committed", ids[:len(ids)-1], web)
 	settle(t)
@@ -113,6 +118,14 @@ func TestOfflineMatchesLive(t *testing.T) {
 	root := readOnlyRoot(t, filepath.Join(t.TempDir(), "evidence"))
 	before, host := captureTree(t, root), captureHost(t)
 	compareOffline(t, root, queries, live)
+
+	for _, cmd := range []string{"save", "export"} { // the same bytes both ways
+		p := filepath.Join(archives, cmd+"-offline.tar")
+		mustOffline(t, root, "image", cmd, "-o", p, testimage.SuspectImageName)
+		if a, b := fileSHA(t, filepath.Join(archives, cmd+"-live.tar")), fileSHA(t, p); a != b {
+			t.Errorf("image %s: --root wrote %s, --address %s", cmd, b, a)
+		}
+	}
 
 	table := mustOffline(t, root, "owner", strings.Replace(layerPath, h.daemon.Root, root, 1))
 	for _, want := range []string{"(committed)", "in snapshot: /etc/passwd", web + " (layer 1 of ", "shared:      yes",
@@ -428,4 +441,13 @@ func TestOfflineCRIPods(t *testing.T) {
 			t.Errorf("%v offline names no pod web-1:\n%s", q, r.stdout)
 		}
 	}
+}
+
+func fileSHA(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha(b)
 }

@@ -78,6 +78,9 @@ func hint(err error) string {
 		unsupported *snapshot.UnsupportedSnapshotterError
 		exists      *snapshot.ExistsError
 	)
+	if h := commitHint(err); h != "" {
+		return h
+	}
 	switch {
 	case errors.As(err, &unreachable):
 		return "is containerd running? set --address or CONTAINERD_ADDRESS"
@@ -224,6 +227,9 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 			mountCommand(),
 			umountCommand(),
 			collectCommand(),
+			commitCommand(),
+			auditCommand(),
+			hardenCommand(),
 			verifyCommand(),
 			custodyCommand(),
 			keyCommand(),

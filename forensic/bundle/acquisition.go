@@ -58,6 +58,10 @@ type Acquisition struct {
 	// DiskRoot is set when the source was a containerd root directory read
 	// from disk, without a daemon.
 	DiskRoot *DiskRoot `json:"disk_root,omitempty"`
+
+	// CommittedManifest is the digest of the committed image (collect
+	// --commit) in the image layout, ref name "committed".
+	CommittedManifest string `json:"committed_manifest,omitempty"`
 }
 
 // SourceDiskRoot is DiskRoot.Source: the evidence was read from a containerd

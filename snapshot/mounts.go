@@ -62,7 +62,8 @@ type MountsOptions struct {
 	// DiskRoot is set when the container comes from a containerd root on a
 	// disk (a dead host), not from the live host: the host paths its spec
 	// names are then not this machine's, and bind mounts are not examined
-	// (with a note) rather than read from the examiner's own files.
+	// (with a note) rather than read from the examiner's own files. A
+	// session of a client that reads a disk root sets it itself.
 	DiskRoot string
 }
 
@@ -74,6 +75,9 @@ type MountsOptions struct {
 // directory, a mount that is not where the spec says, each gives a note.
 // Every read-only clone it makes is recorded in the session.
 func (s *Session) ExamineMounts(ctx context.Context, ctr *Container, opts MountsOptions) (*Mounts, error) {
+	if opts.DiskRoot == "" && s != nil {
+		opts.DiskRoot = s.c.Root()
+	}
 	m := &Mounts{}
 	if ctr.Spec == nil {
 		m.Notes = append(m.Notes, "the container's OCI spec could not be read: its mounts were not examined")

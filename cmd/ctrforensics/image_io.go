@@ -7,6 +7,7 @@ import (
 
 	"github.com/urfave/cli/v3"
 
+	"github.com/ctrforensics/ctrforensics/forensic"
 	"github.com/ctrforensics/ctrforensics/forensic/imagefs"
 	"github.com/ctrforensics/ctrforensics/snapshot"
 )
@@ -16,7 +17,12 @@ func imageCatCommand() *cli.Command {
 		Name:      "cat",
 		Usage:     "print a file's bytes from the final filesystem, or from one layer (hidden files included)",
 		ArgsUsage: "IMAGE PATH",
-		Flags:     imageFlags(&cli.IntFlag{Name: "layer", Value: -1, Usage: "read from this layer (0 is the bottom one)"}),
+		Flags: imageFlags(
+			&cli.IntFlag{Name: "layer", Value: -1, Usage: "read the entry this layer ships, at its literal path (0 is the bottom one)"},
+			&cli.BoolFlag{Name: "no-follow", Usage: "print a symbolic link's target instead of following it"},
+		),
+		Description: "Symbolic links are resolved inside the image (with its root as /, never on the host), and\n" +
+			"every link followed is named on stderr. Only the layers needed are read, from the top down.",
 		Action: func(ctx context.Context, c *cli.Command) error {
 			if c.Int("layer") < -1 {
 				return fmt.Errorf("--layer %d: layers are numbered from 0 (the bottom one)", c.Int("layer"))
@@ -25,7 +31,13 @@ func imageCatCommand() *cli.Command {
 				if l := c.Int("layer"); l >= len(img.Layers) {
 					return fmt.Errorf("--layer %d: the image has %d layers (0 to %d)", l, len(img.Layers), len(img.Layers)-1)
 				}
-				return imagefs.Cat(ctx, img.Layers, a[1], c.Int("layer"), c.Root().Writer, imagefs.Options{Warn: warner(c)})
+				return imagefs.Cat(ctx, img.Layers, a[1], c.Root().Writer, imagefs.CatOptions{
+					Options: imagefs.Options{Warn: warner(c)}, Layer: c.Int("layer"), NoFollow: c.Bool("no-follow"),
+					Followed: func(link, target string) {
+						fmt.Fprintf(c.Root().ErrWriter, "ctrforensics: followed symbolic link %s -> %s (inside the image)\n",
+							forensic.EscapePath(link), forensic.EscapePath(target))
+					},
+				})
 			})
 		},
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/urfave/cli/v3"
 
+	"github.com/ctrforensics/ctrforensics/forensic/imagefs"
 	"github.com/ctrforensics/ctrforensics/internal/version"
 	"github.com/ctrforensics/ctrforensics/snapshot"
 )
@@ -75,6 +76,7 @@ func hint(err error) string {
 		platform    *snapshot.PlatformError
 		noSource    *noSuchSourceError
 		exists      *snapshot.ExistsError
+		symlink     *imagefs.SymlinkError
 	)
 	switch {
 	case errors.As(err, &unreachable):
@@ -95,6 +97,8 @@ func hint(err error) string {
 		return "pick one with --platform"
 	case errors.As(err, &exists):
 		return "pick a new name for -o: ctrforensics never replaces a file"
+	case errors.As(err, &symlink):
+		return "--no-follow prints the link's target"
 	case errors.Is(err, os.ErrPermission) && os.Geteuid() != 0:
 		return "run as root: sudo ctrforensics ..."
 	}

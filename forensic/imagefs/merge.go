@@ -7,10 +7,6 @@ import (
 	"github.com/ctrforensics/ctrforensics/forensic"
 )
 
-// maxHops bounds the hard links followed to reach content, as the kernel
-// bounds symlinks.
-const maxHops = 40
-
 // ancestor is a path on the chain from the root to the last one written.
 type ancestor struct {
 	path string

@@ -4,10 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path"
 	"strconv"
 	"time"
 
+	"github.com/bmatcuk/doublestar/v4"
 	"github.com/urfave/cli/v3"
 
 	"github.com/ctrforensics/ctrforensics/forensic"
@@ -24,7 +24,7 @@ func imageFilesCommand() *cli.Command {
 		Flags: imageFlags(formatFlag(),
 			&cli.BoolFlag{Name: "digest", Usage: "add the sha256 of every regular file"},
 			&cli.StringFlag{Name: "type", Usage: "only this type: file, dir, symlink, fifo, socket, char, block"},
-			&cli.StringFlag{Name: "path", Usage: "only paths matching this glob (path.Match syntax on the whole path, e.g. '/usr/bin/*')"},
+			&cli.StringFlag{Name: "path", Usage: "only paths matching this glob on the whole path: * and ? within a name, ** across directories, [a-z], {a,b} (e.g. '/usr/bin/*', '/**/.*', '/etc/**/*.conf')"},
 			&cli.BoolFlag{Name: "setuid", Usage: "only setuid or setgid files"},
 			&cli.StringFlag{Name: "newer", Usage: "only paths modified after this time (RFC 3339, or YYYY-MM-DD)"},
 		),
@@ -105,8 +105,8 @@ func fileFilter(c *cli.Command) (func(imagefs.Entry) bool, error) {
 		return nil, fmt.Errorf("unknown --type %q (file, dir, symlink, fifo, socket, char or block)", typ)
 	}
 	if glob != "" {
-		if _, err := path.Match(glob, "/"); err != nil {
-			return nil, fmt.Errorf("bad --path %q: %w", glob, err)
+		if !doublestar.ValidatePattern(glob) {
+			return nil, fmt.Errorf("bad --path %q: not a valid glob (unbalanced [ ] or { }?)", glob)
 		}
 	}
 	var newer time.Time
@@ -123,7 +123,7 @@ func fileFilter(c *cli.Command) (func(imagefs.Entry) bool, error) {
 			return false
 		}
 		if glob != "" {
-			if ok, _ := path.Match(glob, e.Path); !ok {
+			if !doublestar.MatchUnvalidated(glob, e.Path) {
 				return false
 			}
 		}

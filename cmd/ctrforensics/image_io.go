@@ -46,15 +46,28 @@ func imageCatCommand() *cli.Command {
 func imageExportCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "export",
-		Usage:     "write the image's final filesystem as one tar (owners, modes, times, xattrs; no whiteouts)",
+		Usage:     "write the image's final filesystem as one tar (owners, modes, times, xattrs; no whiteouts), or one layer as stored",
 		ArgsUsage: "IMAGE",
-		Flags:     imageFlags(&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "the tar to write, which must not exist (required)"}),
+		Flags: imageFlags(
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "the tar to write, which must not exist (required)"},
+			&cli.IntFlag{Name: "layer", Value: -1, Usage: "write only this layer (0 is the bottom one), uncompressed, byte for byte as stored: whiteouts included"},
+		),
 		Action: func(ctx context.Context, c *cli.Command) error {
 			if err := required(c, "output"); err != nil {
 				return err
 			}
+			if c.Int("layer") < -1 {
+				return fmt.Errorf("--layer %d: layers are numbered from 0 (the bottom one)", c.Int("layer"))
+			}
 			return withImage(ctx, c, []string{"IMAGE"}, func(ctx context.Context, cl *snapshot.Client, img *snapshot.ResolvedImage, _ []string) error {
+				l := c.Int("layer")
+				if l >= len(img.Layers) {
+					return fmt.Errorf("--layer %d: the image has %d layers (0 to %d)", l, len(img.Layers), len(img.Layers)-1)
+				}
 				return cl.WriteNewFile(ctx, c.String("output"), func(f *os.File) error {
+					if l >= 0 {
+						return imagefs.ExportLayer(ctx, img.Layers, l, f, imagefs.Options{Warn: warner(c)})
+					}
 					return imagefs.Export(ctx, img.Layers, f, imagefs.Options{Warn: warner(c)})
 				})
 			})

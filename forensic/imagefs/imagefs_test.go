@@ -419,3 +419,29 @@ func TestCatReadsOnlyTheLayersItNeeds(t *testing.T) {
 		}
 	}
 }
+
+// TestExportLayer writes each layer of the test image as stored and compares
+// it with the tar it was built from, whiteouts included; a corrupt blob fails.
+func TestExportLayer(t *testing.T) {
+	layers := testImage(t)
+	for k, comp := range []string{"gzip", "zstd", "none"} {
+		var buf bytes.Buffer
+		if err := ExportLayer(context.Background(), layers, k, &buf, Options{}); err != nil {
+			t.Fatalf("layer %d (%s): %v", k, comp, err)
+		}
+		if got := digest.FromBytes(buf.Bytes()); got != layers[k].DiffID {
+			t.Errorf("layer %d (%s): exported %s, the layer's DiffID is %s", k, comp, got, layers[k].DiffID)
+		}
+		if k == 1 && !bytes.Contains(buf.Bytes(), []byte("tmp/.wh.secret")) {
+			t.Errorf("layer 1 exported without its whiteout")
+		}
+	}
+	bad := layers[1]
+	bad.DiffID = sha("something else")
+	if err := ExportLayer(context.Background(), []Layer{bad}, 0, io.Discard, Options{}); err == nil || !strings.Contains(err.Error(), "mismatch") {
+		t.Errorf("export of a layer that does not match its DiffID: %v", err)
+	}
+	if err := ExportLayer(context.Background(), layers, 3, io.Discard, Options{}); err == nil {
+		t.Error("export of layer 3 of 3: no error")
+	}
+}

@@ -3,11 +3,14 @@ package integration
 import (
 	"archive/tar"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/containerd/containerd/v2/client"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/ctrforensics/ctrforensics/internal/testdaemon"
 	"github.com/ctrforensics/ctrforensics/internal/testimage"
@@ -110,5 +113,57 @@ func TestImageHistoryPrintsCommandsAsTheyWere(t *testing.T) {
 	want := `RUN /bin/sh -c printf 'a\tb\n' > /x && echo "C:\\dir" && cat <<EOF\nline\nEOF`
 	if !strings.Contains(out, want) {
 		t.Errorf("history table lacks %s:\n%s", want, out)
+	}
+}
+
+// TestImageExportLayerAndGlobs writes one layer as stored, whiteout
+// included and byte for byte its DiffID, and lists files with ** globs.
+func TestImageExportLayerAndGlobs(t *testing.T) {
+	img, err := mergedUsrOnce()
+	if err != nil {
+		t.Fatal(err)
+	}
+	diffIDs, err := img.RootFS(h.ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "layer2.tar")
+	h.mustCLI(t, "image", "export", "--layer", "2", "-o", out, mergedUsrName)
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := digest.FromBytes(data); got != diffIDs[2] {
+		t.Errorf("export --layer 2 wrote %s, the layer's DiffID is %s", got, diffIDs[2])
+	}
+	if names := tarNames(t, out); !names["etc/.wh.hostname"] || !names["opt/app/conf"] {
+		t.Errorf("export --layer 2: %v, want the whiteout and the file", names)
+	}
+	if r := h.cli(t, "image", "export", "--layer", "3", "-o", out+".x", mergedUsrName); r.code != 2 || !strings.Contains(r.stderr, "the image has 3 layers") {
+		t.Errorf("export --layer 3: exit %d %s", r.code, r.stderr)
+	}
+	tests := []struct {
+		glob      string
+		want, not []string
+	}{
+		{"/usr/**", []string{"/usr/bin/busybox", "/usr/bin/sh"}, []string{"/etc/up", "/bin "}},
+		{"/**/conf", []string{"/opt/app/conf"}, []string{"/usr/bin/busybox"}},
+		{"/etc/*", []string{"/etc/up", "/etc/hard"}, []string{"/opt/app/conf"}},
+	}
+	for _, tt := range tests {
+		got := h.mustCLI(t, "image", "files", "--path", tt.glob, mergedUsrName)
+		for _, w := range tt.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("--path %s lacks %s:\n%s", tt.glob, w, got)
+			}
+		}
+		for _, n := range tt.not {
+			if strings.Contains(got, n) {
+				t.Errorf("--path %s lists %s:\n%s", tt.glob, n, got)
+			}
+		}
+	}
+	if r := h.cli(t, "image", "files", "--path", "/usr/{a", mergedUsrName); r.code != 2 || !strings.Contains(r.stderr, "bad --path") {
+		t.Errorf("bad glob: exit %d %s", r.code, r.stderr)
 	}
 }

@@ -3,6 +3,8 @@ package integration
 import (
 	"archive/tar"
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,7 +36,7 @@ var mergedUsrOnce = sync.OnceValues(func() (client.Image, error) {
 			testimage.Reg("/usr/bin/busybox", 0o755, "BUSYBOX BYTES\n"), testimage.Symlink("/usr/bin/sh", "busybox"),
 			testimage.Dir("/etc", 0o755), testimage.Reg("/etc/hostname", 0o644, "image-hostname\n"),
 			{Path: "/etc/hard", Type: tar.TypeLink, Linkname: "/etc/hostname"},
-			testimage.Dir("/opt", 0o755), testimage.Dir("/opt/app", 0o755), testimage.Reg("/opt/app/conf", 0o600, "v1\n"),
+			testimage.Dir("/opt", 0o755), testimage.Dir("/opt/app", 0o755), testimage.Reg("/opt/app/conf", 0o644, "v1\n"),
 		}},
 		{Compression: testimage.Zstd, Files: []testimage.File{
 			testimage.Dir("/etc", 0o755),
@@ -165,5 +167,57 @@ func TestImageExportLayerAndGlobs(t *testing.T) {
 	}
 	if r := h.cli(t, "image", "files", "--path", "/usr/{a", mergedUsrName); r.code != 2 || !strings.Contains(r.stderr, "bad --path") {
 		t.Errorf("bad glob: exit %d %s", r.code, r.stderr)
+	}
+}
+
+// TestImageLayersChangedFields reads what each layer changed against the
+// layers below: an mtime-only re-ship is marked, JSON carries the link
+// target, the digests and the fields.
+func TestImageLayersChangedFields(t *testing.T) {
+	if _, err := mergedUsrOnce(); err != nil {
+		t.Fatal(err)
+	}
+	table := h.mustCLI(t, "image", "layers", mergedUsrName)
+	for _, want := range []string{"  C /opt/app/conf  (mtime only: same content re-shipped)", "  A /etc/up -> ../../../../../etc/hostname",
+		"  D /etc/hostname"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("image layers lacks %q:\n%s", want, table)
+		}
+	}
+	rowsSeen := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(h.mustCLI(t, "image", "layers", "--format", "json", mergedUsrName)), "\n") {
+		var row struct {
+			Index   int `json:"index"`
+			Changes []struct {
+				Kind       string   `json:"kind"`
+				Path       string   `json:"path"`
+				LinkTarget string   `json:"link_target"`
+				Digest     string   `json:"digest"`
+				BaseDigest string   `json:"base_digest"`
+				Fields     []string `json:"fields"`
+				MtimeOnly  bool     `json:"mtime_only"`
+			} `json:"changes"`
+		}
+		if err := json.Unmarshal([]byte(line), &row); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range row.Changes {
+			got := fmt.Sprintf("%d %s %s %s %s %s %v %v", row.Index, c.Kind, c.Path, c.LinkTarget, c.Digest, c.BaseDigest, c.Fields, c.MtimeOnly)
+			switch c.Path {
+			case "/opt/app/conf", "/etc/up", "/usr/bin/busybox":
+				rowsSeen[c.Path] = got
+			}
+		}
+	}
+	conf := digest.FromString("v1\n").String()
+	want := map[string]string{
+		"/opt/app/conf":    fmt.Sprintf("2 C /opt/app/conf  %s %s [mtime] true", conf, conf),
+		"/etc/up":          "1 A /etc/up ../../../../../etc/hostname   [] false",
+		"/usr/bin/busybox": fmt.Sprintf("0 A /usr/bin/busybox  %s  [] false", digest.FromString("BUSYBOX BYTES\n")),
+	}
+	for p, w := range want {
+		if rowsSeen[p] != w {
+			t.Errorf("JSON change of %s:\n got %s\nwant %s", p, rowsSeen[p], w)
+		}
 	}
 }

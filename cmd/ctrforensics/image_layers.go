@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/docker/go-units"
 	"github.com/urfave/cli/v3"
@@ -43,9 +44,9 @@ func runImageLayers(ctx context.Context, c *cli.Command) error {
 		w := c.Root().Writer
 		for _, r := range reps {
 			fmt.Fprintf(w, "LAYER %d  %s  +%d ~%d -%d  %s  %s\n", r.Index, orDash(img.DiffID(r.Index).String()), r.Added, r.Changed, r.Deleted,
-				units.HumanSize(float64(r.Bytes)), forensic.EscapePath(createdBy[r.Index]))
+				units.HumanSize(float64(r.Bytes)), history.CommandText(createdBy[r.Index]))
 			for _, ch := range r.Changes {
-				fmt.Fprintf(w, "  %s %s\n", ch.Kind, forensic.EscapePath(ch.Path))
+				fmt.Fprintf(w, "  %s %s%s\n", ch.Kind, forensic.EscapePath(ch.Path), changeNote(ch))
 			}
 			if len(r.Hidden) > 0 && !c.Bool("show-hidden") {
 				fmt.Fprintf(w, "  %d file(s) of this layer are hidden by later layers (--show-hidden lists them)\n", len(r.Hidden))
@@ -76,10 +77,32 @@ func layerRows(reps []imagefs.LayerReport, createdBy map[int]string) []layerRow 
 	for i, r := range reps {
 		changes := make([]layerChangeRow, len(r.Changes))
 		for j, ch := range r.Changes {
-			changes[j] = layerChangeRow{Kind: ch.Kind, Path: forensic.EscapePath(ch.Path), Size: ch.Size, Type: ch.Type}
+			changes[j] = layerChangeRow{Kind: ch.Kind, Path: forensic.EscapePath(ch.Path), Size: displaySize(ch.Entry), Type: ch.Type,
+				LinkTarget: forensic.EscapePath(ch.LinkTarget), HardLink: ch.HardLink, Digest: ch.Digest.String(),
+				BaseDigest: ch.BaseDigest.String(), Fields: ch.Fields, MtimeOnly: ch.MtimeOnly()}
 		}
 		rows[i] = layerRow{Added: r.Added, Bytes: r.Bytes, Changed: r.Changed, Changes: changes, CreatedBy: createdBy[r.Index],
 			Deleted: r.Deleted, DiffID: r.DiffID, Hidden: entryRows(r.Hidden), Index: r.Index}
 	}
 	return rows
+}
+
+// changeNote says what a changed entry changed: the fields, "mtime only" for
+// a re-ship of the same bytes, and a symlink's target.
+func changeNote(ch imagefs.Change) string {
+	note := ""
+	if ch.Type == forensic.TypeSymlink {
+		note = " -> " + forensic.EscapePath(ch.LinkTarget)
+	}
+	switch {
+	case ch.MtimeOnly():
+		note += "  (mtime only: same content re-shipped)"
+	case len(ch.Fields) > 0:
+		fs := make([]string, len(ch.Fields))
+		for i, f := range ch.Fields {
+			fs[i] = string(f)
+		}
+		note += "  (" + strings.Join(fs, ", ") + ")"
+	}
+	return note
 }

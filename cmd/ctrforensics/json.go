@@ -106,8 +106,14 @@ type layerRow struct {
 
 // layerChangeRow is one change of a layerRow.
 type layerChangeRow struct {
-	Kind forensic.Kind     `json:"kind"`
-	Path string            `json:"path"`
-	Size int64             `json:"size"`
-	Type forensic.FileType `json:"type"`
+	Kind       forensic.Kind     `json:"kind"`
+	Path       string            `json:"path"`
+	Size       int64             `json:"size"`
+	Type       forensic.FileType `json:"type"`
+	LinkTarget string            `json:"link_target,omitempty"`
+	HardLink   bool              `json:"hard_link,omitempty"`
+	Digest     string            `json:"digest,omitempty"`
+	BaseDigest string            `json:"base_digest,omitempty"`
+	Fields     []forensic.Field  `json:"fields,omitempty"`
+	MtimeOnly  bool              `json:"mtime_only,omitempty"`
 }

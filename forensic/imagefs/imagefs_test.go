@@ -3,12 +3,14 @@ package imagefs
 import (
 	"archive/tar"
 	"bytes"
+	"fmt"
 	"context"
 	"io"
 	"path"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -444,4 +446,46 @@ func TestExportLayer(t *testing.T) {
 	if err := ExportLayer(context.Background(), layers, 3, io.Discard, Options{}); err == nil {
 		t.Error("export of layer 3 of 3: no error")
 	}
+}
+
+// TestLayersChangedFields checks the fields a layer's changes report against
+// the layers below, and the mtime-only re-ship.
+func TestLayersChangedFields(t *testing.T) {
+	later := testTime().Add(time.Hour)
+	touched := tfile("etc/touched", "same")
+	touched.mtime = later
+	chmodded := tfile("etc/chmod", "x")
+	chmodded.mode = 0o4755
+	layers := []Layer{
+		layerOf(t, "gzip", tdir("etc/"), tfile("etc/touched", "same"), tfile("etc/chmod", "x"), tfile("etc/edit", "old"),
+			tfile("etc/same", "s"), tsym("etc/link", "a"), tfile("etc/typed", "f"),
+			tent{name: "etc/xa", typ: tar.TypeReg, mode: 0o644, xattrs: map[string]string{"user.a": "1"}}),
+		layerOf(t, "zstd", tdir("etc/"), touched, chmodded, tfile("etc/edit", "new!"), tfile("etc/same", "s"),
+			tsym("etc/link", "b"), tdir("etc/typed/"), tfile("etc/xa", "")),
+	}
+	reps, err := Layers(context.Background(), layers, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range reps[1].Changes {
+		line := fmt.Sprintf("%s %s %v", c.Kind, c.Path, c.Fields)
+		if c.MtimeOnly() {
+			line += " mtime-only"
+		}
+		if c.BaseDigest != "" && c.Path == "/etc/edit" {
+			line += " base " + c.BaseDigest.String()[:15]
+		}
+		got = append(got, line)
+	}
+	diffLines(t, "layer 1 changes", got, []string{
+		"C /etc []",
+		"C /etc/chmod [mode]",
+		"C /etc/edit [size content] base " + sha("old").String()[:15],
+		"C /etc/link [link_target]",
+		"C /etc/same []",
+		"C /etc/touched [mtime] mtime-only",
+		"C /etc/typed [type]",
+		"C /etc/xa [xattrs]",
+	})
 }

@@ -122,11 +122,11 @@ func (m *merger) apply(o *rec, p *op) {
 			kind = forensic.Changed
 			m.rep.hidden(o)
 		}
-		m.rep.change(kind, m.emit(p.rec, true))
+		m.rep.change(kind, m.emit(p.rec, true), o)
 	case alive && !p.whiteout:
 		pos := m.emit(*o, false)
 		if p.opaque {
-			m.rep.change(forensic.Changed, pos)
+			m.rep.change(forensic.Changed, pos, o)
 		}
 	case o != nil:
 		m.drop(o)
@@ -177,7 +177,7 @@ func (m *merger) parents(p string, fromLayer bool) {
 		dir := rec{path: parent[:end], mode: 0o755, ord: -1, layer: uint16(m.k), typ: tDir, flags: fImplicit}
 		m.stack = append(m.stack, ancestor{path: dir.path, dir: true})
 		m.out.push(dir)
-		m.rep.change(forensic.Added, m.out.n-1)
+		m.rep.change(forensic.Added, m.out.n-1, nil)
 		pos = end
 	}
 }

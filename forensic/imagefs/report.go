@@ -2,6 +2,7 @@ package imagefs
 
 import (
 	"context"
+	"maps"
 	"slices"
 
 	"github.com/opencontainers/go-digest"
@@ -34,6 +35,22 @@ type LayerReport struct {
 type Change struct {
 	Kind forensic.Kind
 	Entry
+	// Fields lists, for a change (C), what differs from the path the layers
+	// below had, in diff's vocabulary (type, mode, uid, gid, size, mtime,
+	// xattrs, link_target, device, content). It is empty for a directory
+	// shipped again unchanged (because something below it changed) and for a
+	// file re-shipped without any difference.
+	Fields []forensic.Field
+	// BaseDigest is, for a change of a regular file, the digest of the
+	// content the layers below had.
+	BaseDigest digest.Digest
+}
+
+// MtimeOnly says a non-directory was shipped again with nothing changed but
+// its mtime: the same bytes, mode and owner (a touch, or a rebuild that
+// copied it).
+func (c *Change) MtimeOnly() bool {
+	return c.Kind == forensic.Changed && c.Type != forensic.TypeDir && slices.Equal(c.Fields, []forensic.Field{forensic.FieldMtime})
 }
 
 // Layers returns every layer's effect. It always hashes regular files, since
@@ -65,6 +82,7 @@ type pending struct {
 	kind forensic.Kind
 	pos  int // in the new state, or -1 for a deletion
 	e    Entry
+	base rec // the lower rec of a change (its strings and ext shared)
 }
 
 // layerRead records what reading layer k's blob found.
@@ -75,11 +93,17 @@ func (rep *reporter) layerRead(k int, diffID digest.Digest, bytes int64) {
 	rep.reports[k].DiffID, rep.reports[k].Bytes = diffID, bytes
 }
 
-// change records that the rec at pos in the new state is added or changed.
-func (rep *reporter) change(kind forensic.Kind, pos int) {
-	if rep != nil {
-		rep.pending = append(rep.pending, pending{kind: kind, pos: pos})
+// change records that the rec at pos in the new state is added, or changed
+// from base.
+func (rep *reporter) change(kind forensic.Kind, pos int, base *rec) {
+	if rep == nil {
+		return
 	}
+	p := pending{kind: kind, pos: pos}
+	if base != nil {
+		p.base = *base
+	}
+	rep.pending = append(rep.pending, p)
 }
 
 // deleted records that the current layer deletes o.
@@ -105,10 +129,16 @@ func (rep *reporter) layerMerged(k int, out *seq[rec]) {
 	}
 	r := &rep.reports[k]
 	for _, p := range rep.pending {
+		ch := Change{Kind: p.kind, Entry: p.e}
 		if p.pos >= 0 {
-			p.e = out.at(p.pos).entry()
+			cur := out.at(p.pos)
+			ch.Entry = cur.entry()
+			if p.kind == forensic.Changed {
+				ch.Fields = changedFields(&p.base, cur)
+				ch.BaseDigest = p.base.digest()
+			}
 		}
-		r.Changes = append(r.Changes, Change{Kind: p.kind, Entry: p.e})
+		r.Changes = append(r.Changes, ch)
 		switch p.kind {
 		case forensic.Added:
 			r.Added++
@@ -119,4 +149,35 @@ func (rep *reporter) layerMerged(k int, out *seq[rec]) {
 		}
 	}
 	rep.pending = rep.pending[:0]
+}
+
+// changedFields lists what differs between a path's lower rec and the one a
+// layer ships; a change of type says only that.
+func changedFields(old, cur *rec) []forensic.Field {
+	if old.typ != cur.typ {
+		return []forensic.Field{forensic.FieldType}
+	}
+	var fs []forensic.Field
+	add := func(differ bool, f forensic.Field) {
+		if differ {
+			fs = append(fs, f)
+		}
+	}
+	ox, cx := old.ext, cur.ext
+	if ox == nil {
+		ox = &recExt{}
+	}
+	if cx == nil {
+		cx = &recExt{}
+	}
+	add(old.mode != cur.mode, forensic.FieldMode)
+	add(old.uid != cur.uid, forensic.FieldUID)
+	add(old.gid != cur.gid, forensic.FieldGID)
+	add(old.typ == tFile && old.size != cur.size, forensic.FieldSize)
+	add(old.sec != cur.sec || old.nsec != cur.nsec, forensic.FieldMtime)
+	add(!maps.Equal(ox.xattrs, cx.xattrs), forensic.FieldXattrs)
+	add(old.typ == tSymlink && ox.link != cx.link, forensic.FieldLinkTarget)
+	add((old.typ == tChar || old.typ == tBlock) && (ox.major != cx.major || ox.minor != cx.minor), forensic.FieldDevice)
+	add(old.typ == tFile && old.digest() != cur.digest(), forensic.FieldContent)
+	return fs
 }

@@ -100,8 +100,14 @@ type layerRow struct {
 	CreatedBy string           `json:"created_by"`
 	Deleted   int              `json:"deleted"`
 	DiffID    digest.Digest    `json:"diff_id"`
-	Hidden    []entryRow       `json:"hidden"`
 	Index     int              `json:"index"`
+}
+
+// hiddenRow follows the layer rows of `image layers --format json`, one per
+// layer that ships files later layers hide (known only once all are read).
+type hiddenRow struct {
+	Index  int        `json:"index"`
+	Hidden []entryRow `json:"hidden"`
 }
 
 // layerChangeRow is one change of a layerRow.

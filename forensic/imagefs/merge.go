@@ -57,7 +57,9 @@ func merge(ctx context.Context, old *seq[rec], lo *layerOps, k int, c *config, r
 		}
 	}
 	m.resolveLinks()
-	rep.layerMerged(k, m.out)
+	if err := rep.layerMerged(m.out); err != nil {
+		return nil, err
+	}
 	return m.out, nil
 }
 

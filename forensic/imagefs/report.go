@@ -53,36 +53,62 @@ func (c *Change) MtimeOnly() bool {
 	return c.Kind == forensic.Changed && c.Type != forensic.TypeDir && slices.Equal(c.Fields, []forensic.Field{forensic.FieldMtime})
 }
 
-// Layers returns every layer's effect. It always hashes regular files, since
-// which files end up hidden is only known once the later layers are read.
+// Layers returns every layer's effect. It holds every layer's changes until
+// the end: a large image should use WalkLayers.
 func Layers(ctx context.Context, layers []Layer, opts Options) ([]LayerReport, error) {
-	rep := &reporter{reports: make([]LayerReport, len(layers))}
-	for k := range rep.reports {
-		rep.reports[k].Index = k
+	var reps []LayerReport
+	hidden, err := WalkLayers(ctx, layers, opts, func(r *LayerReport) error {
+		reps = append(reps, *r)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	for k := range reps {
+		reps[k].Hidden = hidden[k]
+	}
+	return reps, nil
+}
+
+// WalkLayers reads the layers bottom up and calls fn with each layer's
+// report as soon as the layer is merged, its Hidden still empty; the report
+// is only valid during the call. It returns, per layer, the hidden files,
+// which are only known once every layer above was read. Memory holds the
+// merged filesystem, one layer's entries and the hidden files, never every
+// layer's changes. Regular files are always hashed, since which files end up
+// hidden is only known at the end.
+func WalkLayers(ctx context.Context, layers []Layer, opts Options, fn func(*LayerReport) error) ([][]Entry, error) {
+	rep := &reporter{fn: fn, hiddenRecs: make([][]rec, len(layers))}
 	if _, err := build(ctx, layers, newConfig(opts, true), rep); err != nil {
 		return nil, err
 	}
-	for k := range rep.reports {
-		slices.SortStableFunc(rep.reports[k].Hidden, func(a, b Entry) int { return comparePaths(a.Path, b.Path) })
+	out := make([][]Entry, len(layers))
+	for k, hs := range rep.hiddenRecs {
+		slices.SortStableFunc(hs, func(a, b rec) int { return comparePaths(a.path, b.path) })
+		out[k] = make([]Entry, len(hs))
+		for i := range hs {
+			out[k][i] = hs[i].entry()
+		}
 	}
-	return rep.reports, nil
+	return out, nil
 }
 
-// reporter collects the reports while layers are applied; a nil reporter
-// collects nothing.
+// reporter collects a layer's report while it is applied and hands it to fn
+// once merged; a nil reporter collects nothing.
 type reporter struct {
-	reports []LayerReport
+	fn  func(*LayerReport) error
+	cur LayerReport
 	// pending holds the current layer's changes; a written path is converted
 	// once the layer's hard links are resolved.
 	pending []pending
+	// hiddenRecs holds, per layer, the entries later layers delete or replace.
+	hiddenRecs [][]rec
 }
 
 type pending struct {
 	kind forensic.Kind
 	pos  int // in the new state, or -1 for a deletion
-	e    Entry
-	base rec // the lower rec of a change (its strings and ext shared)
+	base rec // the lower rec of a change or deletion (strings and ext shared)
 }
 
 // layerRead records what reading layer k's blob found.
@@ -90,7 +116,7 @@ func (rep *reporter) layerRead(k int, diffID digest.Digest, bytes int64) {
 	if rep == nil {
 		return
 	}
-	rep.reports[k].DiffID, rep.reports[k].Bytes = diffID, bytes
+	rep.cur = LayerReport{Index: k, DiffID: diffID, Bytes: bytes}
 }
 
 // change records that the rec at pos in the new state is added, or changed
@@ -109,7 +135,7 @@ func (rep *reporter) change(kind forensic.Kind, pos int, base *rec) {
 // deleted records that the current layer deletes o.
 func (rep *reporter) deleted(o *rec) {
 	if rep != nil {
-		rep.pending = append(rep.pending, pending{kind: forensic.Deleted, pos: -1, e: o.entry()})
+		rep.pending = append(rep.pending, pending{kind: forensic.Deleted, pos: -1, base: *o})
 	}
 }
 
@@ -118,19 +144,22 @@ func (rep *reporter) hidden(o *rec) {
 	if rep == nil || o.isDir() {
 		return
 	}
-	r := &rep.reports[o.layer]
-	r.Hidden = append(r.Hidden, o.entry())
+	rep.hiddenRecs[o.layer] = append(rep.hiddenRecs[o.layer], *o)
 }
 
-// layerMerged turns layer k's pending changes into its report.
-func (rep *reporter) layerMerged(k int, out *seq[rec]) {
+// layerMerged turns layer k's pending changes into its report and hands it
+// to fn.
+func (rep *reporter) layerMerged(out *seq[rec]) error {
 	if rep == nil {
-		return
+		return nil
 	}
-	r := &rep.reports[k]
+	r := &rep.cur
+	r.Changes = make([]Change, 0, len(rep.pending))
 	for _, p := range rep.pending {
-		ch := Change{Kind: p.kind, Entry: p.e}
-		if p.pos >= 0 {
+		ch := Change{Kind: p.kind}
+		if p.pos < 0 {
+			ch.Entry = p.base.entry()
+		} else {
 			cur := out.at(p.pos)
 			ch.Entry = cur.entry()
 			if p.kind == forensic.Changed {
@@ -149,6 +178,9 @@ func (rep *reporter) layerMerged(k int, out *seq[rec]) {
 		}
 	}
 	rep.pending = rep.pending[:0]
+	err := rep.fn(r)
+	rep.cur = LayerReport{}
+	return err
 }
 
 // changedFields lists what differs between a path's lower rec and the one a

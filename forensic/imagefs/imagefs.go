@@ -38,6 +38,9 @@ type Layer struct {
 	// Open returns the blob stream as stored. It is called once per read:
 	// Export and Cat read some layers twice. It should honor ctx.
 	Open func(ctx context.Context) (io.ReadCloser, error)
+	// DigestChecked says the stream Open returns checks Digest itself and
+	// fails its last read on a mismatch, so the blob is not hashed twice.
+	DigestChecked bool
 }
 
 // DefaultMaxLayerBytes bounds a layer's decompressed size when

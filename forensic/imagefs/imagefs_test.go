@@ -3,8 +3,8 @@ package imagefs
 import (
 	"archive/tar"
 	"bytes"
-	"fmt"
 	"context"
+	"fmt"
 	"io"
 	"path"
 	"slices"

@@ -182,7 +182,7 @@ type view struct {
 // layer returns layer k's ops, reading it the first time.
 func (v *view) layer(k int) (*layerOps, error) {
 	if v.ops[k] == nil {
-		lo, err := readLayer(v.ctx, v.layers, k, v.c, nil)
+		lo, err := readLayer(v.ctx, v.layers, k, v.c, false)
 		if err != nil {
 			return nil, err
 		}

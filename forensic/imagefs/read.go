@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/opencontainers/go-digest"
+
 	"github.com/ctrforensics/ctrforensics/forensic"
 )
 
@@ -40,6 +42,12 @@ type op struct {
 type layerOps struct {
 	ops seq[op]
 	idx []int32
+	// diffID is the digest of the uncompressed tar (when computed), bytes
+	// the total size of its regular files.
+	diffID digest.Digest
+	bytes  int64
+	// replaced lists the entries a later entry of the same layer replaces.
+	replaced []rec
 }
 
 // reader turns one layer's tar headers into ops.
@@ -54,14 +62,16 @@ type reader struct {
 	ops   seq[op]
 }
 
-// readLayer reads layer k whole.
-func readLayer(ctx context.Context, layers []Layer, k int, c *config, rep *reporter) (*layerOps, error) {
-	s, err := openStream(ctx, layers, k, c, rep != nil)
+// readLayer reads layer k whole; report asks for what a layer report needs
+// (every file hashed, the DiffID computed). It touches nothing shared but
+// c.warn, so that layers can be read in parallel.
+func readLayer(ctx context.Context, layers []Layer, k int, c *config, report bool) (*layerOps, error) {
+	s, err := openStream(ctx, layers, k, c, report)
 	if err != nil {
 		return nil, err
 	}
 	defer s.close()
-	rd := &reader{s: s, k: k, c: c, in: &interner{}, hash: c.hash || rep != nil, buf: make([]byte, 32<<10)}
+	rd := &reader{s: s, k: k, c: c, in: &interner{}, hash: c.hash || report, buf: make([]byte, 32<<10)}
 	for {
 		hdr, err := s.next()
 		if err == io.EOF {
@@ -77,8 +87,9 @@ func readLayer(ctx context.Context, layers []Layer, k int, c *config, rep *repor
 	if err := s.finish(); err != nil {
 		return nil, err
 	}
-	rep.layerRead(k, s.diffID().sum(), rd.bytes)
-	return rd.sorted(rep), nil
+	lo := rd.sorted()
+	lo.diffID, lo.bytes = s.diffID().sum(), rd.bytes
+	return lo, nil
 }
 
 // cleanName normalizes a tar name into a relative cleaned path, "" for the
@@ -248,7 +259,7 @@ func (rd *reader) digest(r *rec) error {
 // sorted indexes the ops by path and folds several ops on one path into the
 // last: the last entry wins, whiteout and opaque flags add up. An entry a
 // later one in the same layer replaces is hidden content of the layer.
-func (rd *reader) sorted(rep *reporter) *layerOps {
+func (rd *reader) sorted() *layerOps {
 	lo := &layerOps{ops: rd.ops, idx: make([]int32, rd.ops.n)}
 	for i := range lo.idx {
 		lo.idx[i] = int32(i)
@@ -265,7 +276,7 @@ func (rd *reader) sorted(rep *reporter) *layerOps {
 		for j < len(lo.idx) && lo.ops.at(int(lo.idx[j])).path == lo.ops.at(int(lo.idx[i])).path {
 			j++
 		}
-		uniq = append(uniq, lo.fold(lo.idx[i:j], rep))
+		uniq = append(uniq, lo.fold(lo.idx[i:j]))
 		i = j
 	}
 	lo.idx = uniq
@@ -274,7 +285,7 @@ func (rd *reader) sorted(rep *reporter) *layerOps {
 
 // fold combines the ops of one path, in tar order, into one and returns its
 // index.
-func (lo *layerOps) fold(group []int32, rep *reporter) int32 {
+func (lo *layerOps) fold(group []int32) int32 {
 	win := group[len(group)-1]
 	for _, i := range slices.Backward(group) {
 		if lo.ops.at(int(i)).entry {
@@ -288,7 +299,7 @@ func (lo *layerOps) fold(group []int32, rep *reporter) int32 {
 		w.whiteout = w.whiteout || o.whiteout
 		w.opaque = w.opaque || o.opaque
 		if o.entry && i != win && !o.isDir() {
-			rep.hidden(&o.rec)
+			lo.replaced = append(lo.replaced, o.rec)
 		}
 	}
 	return win

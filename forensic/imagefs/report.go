@@ -112,11 +112,14 @@ type pending struct {
 }
 
 // layerRead records what reading layer k's blob found.
-func (rep *reporter) layerRead(k int, diffID digest.Digest, bytes int64) {
+func (rep *reporter) layerRead(k int, lo *layerOps) {
 	if rep == nil {
 		return
 	}
-	rep.cur = LayerReport{Index: k, DiffID: diffID, Bytes: bytes}
+	rep.cur = LayerReport{Index: k, DiffID: lo.diffID, Bytes: lo.bytes}
+	for i := range lo.replaced {
+		rep.hidden(&lo.replaced[i])
+	}
 }
 
 // change records that the rec at pos in the new state is added, or changed

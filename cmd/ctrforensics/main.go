@@ -224,6 +224,7 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 			keyCommand(),
 			cleanupCommand(),
 			imageCommand(),
+			browseCommand(),
 			versionCommand(),
 		},
 		Action:        groupAction,

@@ -26,7 +26,7 @@ func browseCommand() *cli.Command {
 			"layer added, changed, deleted and ships hidden; image findings next to the entries they name; the\n" +
 			"exact bytes of a file from the layer that holds them. For a container, its changes against the image\n" +
 			"are the top layer, with digests. Nothing is written; it works over SSH in an 80x24 terminal.\n\n" + browse.Keys,
-		Flags: imageFlags(diffFlags()...),
+		Flags:  imageFlags(diffFlags()...),
 		Action: runBrowse,
 	}
 }

@@ -85,7 +85,7 @@ func main() {
 				err = aerr
 				break
 			}
-			err = imageSpeedBench(context.Background(), abs, *before, *imageFiles, 5)
+			err = imageSpeedBench(context.Background(), abs, *before, *imageFiles, *runs)
 		case "sparse":
 			abs, aerr := filepath.Abs(*bin)
 			if aerr != nil {

@@ -43,8 +43,10 @@ func Cat(ctx context.Context, layers []Layer, path string, w io.Writer, opts Cat
 	if !ok || name == "" {
 		return fmt.Errorf("cat %s: not a path of a file in the image", forensic.EscapePath(path))
 	}
-	v := &view{ctx: ctx, layers: layers, c: newConfig(opts.Options, false), ops: make([]*layerOps, len(layers))}
+	v := &view{ctx: ctx, layers: layers, c: newConfig(opts.Options, false), ops: make([]*layerOps, len(layers)),
+		wanted: map[string]bool{}}
 	abs := "/" + name
+	v.wanted[abs] = true
 	var err error
 	if opts.Layer >= 0 {
 		err = v.catLayer(abs, opts, w)
@@ -151,6 +153,12 @@ func (v *view) write(r *rec, noFollow bool, w io.Writer) error {
 	if r.typ != tFile {
 		return fmt.Errorf("not a regular file but a %s", fileType(r.typ))
 	}
+	if lo := v.ops[r.layer]; lo != nil {
+		if b, ok := lo.kept[r.ord]; ok {
+			_, err := w.Write(b)
+			return err
+		}
+	}
 	return copyEntry(v.ctx, v.layers, int(r.layer), r.ord, w, v.c)
 }
 
@@ -177,12 +185,15 @@ type view struct {
 	layers []Layer
 	c      *config
 	ops    []*layerOps // nil until read
+	// wanted holds the paths looked up so far: a layer read keeps their
+	// content (when small), so that the file need not be read again.
+	wanted map[string]bool
 }
 
 // layer returns layer k's ops, reading it the first time.
 func (v *view) layer(k int) (*layerOps, error) {
 	if v.ops[k] == nil {
-		lo, err := readLayer(v.ctx, v.layers, k, v.c, false)
+		lo, err := readLayerKeeping(v.ctx, v.layers, k, v.c, false, func(p string) bool { return v.wanted[p] })
 		if err != nil {
 			return nil, err
 		}
@@ -216,6 +227,7 @@ func (lo *layerOps) lookup(p string) *op {
 // ships p, or deletes p or one of its parents, or replaces a parent by a
 // non-directory.
 func (v *view) stat(p string, top int) (*rec, error) {
+	v.wanted[p] = true
 	parents := parentsOf(p)
 	for k := top; k >= 0; k-- {
 		lo, err := v.layer(k)

@@ -2,6 +2,7 @@ package imagefs
 
 import (
 	"archive/tar"
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha256"
@@ -48,6 +49,8 @@ type layerOps struct {
 	bytes  int64
 	// replaced lists the entries a later entry of the same layer replaces.
 	replaced []rec
+	// kept holds the content a reader was told to keep, by entry ordinal.
+	kept map[int32][]byte
 }
 
 // reader turns one layer's tar headers into ops.
@@ -60,18 +63,31 @@ type reader struct {
 	bytes int64
 	buf   []byte
 	ops   seq[op]
+	// keep, when set, says which regular files' content to keep in memory
+	// (at most maxKept bytes each), by path.
+	keep func(path string) bool
+	kept map[int32][]byte
 }
+
+// maxKept bounds the content of one file a reader keeps.
+const maxKept = 1 << 20
 
 // readLayer reads layer k whole; report asks for what a layer report needs
 // (every file hashed, the DiffID computed). It touches nothing shared but
 // c.warn, so that layers can be read in parallel.
 func readLayer(ctx context.Context, layers []Layer, k int, c *config, report bool) (*layerOps, error) {
+	return readLayerKeeping(ctx, layers, k, c, report, nil)
+}
+
+// readLayerKeeping reads layer k whole and keeps the content of the small
+// regular files keep names (when not hashing), in layerOps.kept by ordinal.
+func readLayerKeeping(ctx context.Context, layers []Layer, k int, c *config, report bool, keep func(string) bool) (*layerOps, error) {
 	s, err := openStream(ctx, layers, k, c, report)
 	if err != nil {
 		return nil, err
 	}
 	defer s.close()
-	rd := &reader{s: s, k: k, c: c, in: &interner{}, hash: c.hash || report, buf: make([]byte, 32<<10)}
+	rd := &reader{s: s, k: k, c: c, in: &interner{}, hash: c.hash || report, buf: make([]byte, 32<<10), keep: keep}
 	for {
 		hdr, err := s.next()
 		if err == io.EOF {
@@ -88,7 +104,7 @@ func readLayer(ctx context.Context, layers []Layer, k int, c *config, report boo
 		return nil, err
 	}
 	lo := rd.sorted()
-	lo.diffID, lo.bytes = s.diffID().sum(), rd.bytes
+	lo.diffID, lo.bytes, lo.kept = s.diffID().sum(), rd.bytes, rd.kept
 	return lo, nil
 }
 
@@ -140,7 +156,7 @@ func (rd *reader) add(hdr *tar.Header) error {
 	}
 	if r.hasContent() {
 		rd.bytes += r.size
-		if err := rd.digest(&r); err != nil {
+		if err := rd.content(&r); err != nil {
 			return err
 		}
 	}
@@ -240,6 +256,23 @@ func (rd *reader) xattrs(r *rec, pax map[string]string) {
 			x.xattrs[name] = v
 		}
 	}
+}
+
+// content hashes the current entry's content into r, or keeps it, when
+// asked to.
+func (rd *reader) content(r *rec) error {
+	if rd.hash || rd.keep == nil || r.size > maxKept || !rd.keep(r.path) {
+		return rd.digest(r)
+	}
+	var b bytes.Buffer
+	if _, err := rd.s.copyContent(&b, rd.buf); err != nil {
+		return err
+	}
+	if rd.kept == nil {
+		rd.kept = map[int32][]byte{}
+	}
+	rd.kept[r.ord] = b.Bytes()
+	return nil
 }
 
 // digest hashes the current entry's content into r when asked to.

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/docker/go-units"
@@ -34,46 +36,56 @@ func runImageLayers(ctx context.Context, c *cli.Command) error {
 		return err
 	}
 	return withImage(ctx, c, []string{"IMAGE"}, func(ctx context.Context, _ *snapshot.Client, img *snapshot.ResolvedImage, _ []string) error {
-		createdBy := layerCreatedBy(img)
-		w, showHidden := c.Root().Writer, c.Bool("show-hidden")
-		enc := json.NewEncoder(w)
-		enc.SetEscapeHTML(false)
-		// Each layer is printed as soon as it is read; the files a layer ships
-		// that later layers hide are only known at the end, and follow.
-		hidden, err := imagefs.WalkLayers(ctx, img.Layers, imagefs.Options{Warn: warner(c)}, func(r *imagefs.LayerReport) error {
-			if format == output.JSON {
-				return enc.Encode(layerRowOf(r, createdBy[r.Index]))
-			}
-			fmt.Fprintf(w, "LAYER %d  %s  +%d ~%d -%d  %s  %s\n", r.Index, orDash(img.DiffID(r.Index).String()), r.Added, r.Changed, r.Deleted,
-				units.HumanSize(float64(r.Bytes)), history.CommandText(createdBy[r.Index]))
-			for _, ch := range r.Changes {
-				if _, err := fmt.Fprintf(w, "  %s %s%s\n", ch.Kind, forensic.EscapePath(ch.Path), changeNote(ch)); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return err
+		bw := bufio.NewWriterSize(c.Root().Writer, 256<<10) // one write per block, not per line
+		err := writeLayers(ctx, img, format, c.Bool("show-hidden"), warner(c), bw)
+		if ferr := bw.Flush(); err == nil {
+			err = ferr
 		}
-		for k, hs := range hidden {
-			switch {
-			case len(hs) == 0:
-			case format == output.JSON:
-				err = enc.Encode(hiddenRow{Index: k, Hidden: entryRows(hs)})
-			case !showHidden:
-				_, err = fmt.Fprintf(w, "LAYER %d hidden: %d file(s) of this layer are hidden by later layers (--show-hidden lists them)\n", k, len(hs))
-			default:
-				for _, hf := range hs {
-					_, err = fmt.Fprintf(w, "LAYER %d hidden %s  %d bytes  %s\n", k, forensic.EscapePath(hf.Path), hf.Size, hf.Digest)
-				}
-			}
-			if err != nil {
+		return err
+	})
+}
+
+// writeLayers writes each layer's changes to w as soon as it is read, then
+// the hidden files.
+func writeLayers(ctx context.Context, img *snapshot.ResolvedImage, format output.Format, showHidden bool, warn func(string), w io.Writer) error {
+	createdBy := layerCreatedBy(img)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	// Each layer is printed as soon as it is read; the files a layer ships
+	// that later layers hide are only known at the end, and follow.
+	hidden, err := imagefs.WalkLayers(ctx, img.Layers, imagefs.Options{Warn: warn}, func(r *imagefs.LayerReport) error {
+		if format == output.JSON {
+			return enc.Encode(layerRowOf(r, createdBy[r.Index]))
+		}
+		fmt.Fprintf(w, "LAYER %d  %s  +%d ~%d -%d  %s  %s\n", r.Index, orDash(img.DiffID(r.Index).String()), r.Added, r.Changed, r.Deleted,
+			units.HumanSize(float64(r.Bytes)), history.CommandText(createdBy[r.Index]))
+		for _, ch := range r.Changes {
+			if _, err := fmt.Fprintf(w, "  %s %s%s\n", ch.Kind, forensic.EscapePath(ch.Path), changeNote(ch)); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	for k, hs := range hidden {
+		switch {
+		case len(hs) == 0:
+		case format == output.JSON:
+			err = enc.Encode(hiddenRow{Index: k, Hidden: entryRows(hs)})
+		case !showHidden:
+			_, err = fmt.Fprintf(w, "LAYER %d hidden: %d file(s) of this layer are hidden by later layers (--show-hidden lists them)\n", k, len(hs))
+		default:
+			for _, hf := range hs {
+				_, err = fmt.Fprintf(w, "LAYER %d hidden %s  %d bytes  %s\n", k, forensic.EscapePath(hf.Path), hf.Size, hf.Digest)
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // layerCreatedBy maps each layer to the created_by of the step that made it.

@@ -193,7 +193,7 @@ func TestLs(t *testing.T) {
 
 	table := h.mustCLI(t, "ls")
 	lines := strings.Split(strings.TrimSpace(table), "\n")
-	if got := strings.Fields(lines[0]); strings.Join(got, " ") != "CONTAINER IMAGE STATUS SNAPSHOTTER RO-ROOTFS CREATED POD" {
+	if got := strings.Fields(lines[0]); strings.Join(got, " ") != "CONTAINER IMAGE STATUS SNAPSHOTTER RO-ROOTFS CREATED POD-NAMESPACE POD NAME" {
 		t.Errorf("header %q", lines[0])
 	}
 	// Columns are separated by at least three spaces; a state may hold one.
@@ -203,10 +203,10 @@ func TestLs(t *testing.T) {
 		f := columns.Split(strings.TrimSpace(l), -1)
 		rows[f[0]] = f
 	}
-	if r := rows[c.id]; len(r) != 7 || r[2] != "running" || r[3] != "overlayfs" || r[4] != "false" || r[6] != "-" {
+	if r := rows[c.id]; len(r) != 9 || r[2] != "running" || r[3] != "overlayfs" || r[4] != "false" || r[6] != "-" || r[7] != "-" || r[8] != "-" {
 		t.Errorf("running container row %q", r)
 	}
-	if r := rows["ls-k8s"]; len(r) != 7 || r[2] != "no task" || r[4] != "true" || r[6] != "shop/web-7d9f/php" {
+	if r := rows["ls-k8s"]; len(r) != 9 || r[2] != "no task" || r[4] != "true" || r[6] != "shop" || r[7] != "web-7d9f" || r[8] != "php" {
 		t.Errorf("kubernetes container row %q", r)
 	}
 

@@ -31,6 +31,9 @@ type CollectOptions struct {
 	// SignKey signs the bag (DSSE) and its collected custody event.
 	SignKey       ed25519.PrivateKey
 	IncludeLayers bool
+	// Commit adds the committed image (see Commit) to the image layout as a
+	// second manifest, ref name CommittedRefName; it implies IncludeLayers.
+	Commit bool
 	// Pause pauses a running task for a consistent capture and resumes it.
 	Pause      bool
 	Algorithms []bagit.Algorithm
@@ -61,6 +64,7 @@ type CollectResult struct {
 // committed, so that a run killed at any moment, sealing and packing
 // included, leaves a record cleanup finds.
 func (c *Client) Collect(ctx context.Context, ctr *Container, opts CollectOptions) (*CollectResult, error) {
+	opts.IncludeLayers = opts.IncludeLayers || opts.Commit
 	if err := c.refuseOutputInside(ctx, ctr, "output", opts.Output); err != nil {
 		return nil, err
 	}
@@ -116,6 +120,10 @@ func (c *Client) newAcquisition(ctr *Container, opts CollectOptions) *bundle.Acq
 	a.Containerd.Version, a.Containerd.Address, a.Containerd.Namespace = c.version, c.address, ctr.Namespace
 	a.Container.ID, a.Container.Image, a.Container.TaskStatus = ctr.Info.ID, ctr.Info.Image, string(ctr.Status)
 	a.Container.Snapshotter, a.Container.SnapshotKey = ctr.Info.Snapshotter, ctr.Info.SnapshotKey
+	if !ctr.Pod.IsZero() {
+		pod := ctr.Pod
+		a.Pod = &pod
+	}
 	for _, alg := range opts.Algorithms {
 		a.Algorithms = append(a.Algorithms, string(alg))
 	}
@@ -152,7 +160,7 @@ func (c *Client) acquire(ctx context.Context, s *Session, ctr *Container, opts C
 	if err := writeChanges(ctx, s, r, d, w, opts, acq); err != nil {
 		return err
 	}
-	return c.writeImage(ctx, ctr, w, opts, acq)
+	return c.writeImage(ctx, s, ctr, w, opts, acq, r, d)
 }
 
 // task returns the container's task, or nil when it has none.
@@ -265,12 +273,20 @@ func writeChanges(ctx context.Context, s *Session, r *Rootfs, d *diff.Diff, w *b
 	})
 }
 
-func (c *Client) writeImage(ctx context.Context, ctr *Container, w *bundle.Writer, opts CollectOptions, acq *bundle.Acquisition) error {
+func (c *Client) writeImage(ctx context.Context, s *Session, ctr *Container, w *bundle.Writer, opts CollectOptions, acq *bundle.Acquisition, r *Rootfs, d *diff.Diff) error {
 	if ctr.Info.Image == "" {
 		acq.Notes = append(acq.Notes, "the container names no image: no image layout")
 		return nil
 	}
+	written := map[string]bool{}
+	var index []byte // held back for the committed manifest
 	exp, err := c.ExportLayout(c.nsctx(ctx, ctr.Namespace), ctr.Info.Image, opts.IncludeLayers, func(rel string, r io.Reader) error {
+		if opts.Commit && rel == "index.json" {
+			var err error
+			index, err = io.ReadAll(r)
+			return err
+		}
+		written[rel] = true
 		return w.PutStream(bundle.ImagePath(rel), func(f io.Writer) error {
 			_, err := io.Copy(f, r)
 			return err
@@ -285,5 +301,8 @@ func (c *Client) writeImage(ctx context.Context, ctr *Container, w *bundle.Write
 		acq.Notes = append(acq.Notes, exp.Notes...)
 		acq.ImageBlobsNotExported = exp.Missing
 	}
-	return err
+	if err != nil || !opts.Commit {
+		return err
+	}
+	return c.writeCommitted(ctx, s, ctr, w, opts, acq, r, d, written, index)
 }

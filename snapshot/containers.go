@@ -11,14 +11,18 @@ import (
 
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/containerd/containerd/v2/core/sandbox"
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/typeurl/v2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"google.golang.org/grpc"
+
+	"github.com/ctrforensics/ctrforensics/forensic"
 )
 
-// The CRI labels that name a Kubernetes container's pod.
+// Kubelet's labels that name a Kubernetes container's pod.
 const (
 	labelPodNamespace  = "io.kubernetes.pod.namespace"
 	labelPodName       = "io.kubernetes.pod.name"
@@ -106,18 +110,14 @@ type Container struct {
 	Status TaskStatus
 	// Pid is the task's init process on the host, 0 without a running task.
 	Pid uint32
+	// Pod is the Kubernetes pod of a container created through the CRI
+	// (see PodOf); zero otherwise.
+	Pod forensic.Pod
 }
 
 // ReadOnlyRootfs tells whether the OCI spec mounts the root filesystem read-only.
 func (c *Container) ReadOnlyRootfs() bool {
 	return c.Spec != nil && c.Spec.Root != nil && c.Spec.Root.Readonly
-}
-
-// Pod returns the Kubernetes pod namespace, pod and container name from the CRI
-// labels; empty strings for a container not created by a CRI plugin.
-func (c *Container) Pod() (namespace, pod, name string) {
-	l := c.Info.Labels
-	return l[labelPodNamespace], l[labelPodName], l[labelContainerName]
 }
 
 // Mountpoints lists the destinations of the mounts in the OCI spec: the paths
@@ -168,9 +168,13 @@ func (c *Client) Containers(ctx context.Context, all bool) ([]*Container, error)
 			return nil, fmt.Errorf("list containers in namespace %s: %w", ns, err)
 		}
 		sort.Slice(infos, func(i, j int) bool { return infos[i].ID < infos[j].ID })
+		described := make([]*Container, 0, len(infos))
 		for _, info := range infos {
-			out = append(out, c.describe(ctx, ns, info))
+			described = append(described, c.describe(ctx, ns, info))
 		}
+		attachSandboxes(described)
+		c.attachStoredSandboxes(ctx, ns, described)
+		out = append(out, described...)
 	}
 	if len(out) == 0 && !all {
 		return nil, c.CheckNamespace(ctx)
@@ -192,7 +196,80 @@ func (c *Client) LoadContainer(ctx context.Context, id string) (*Container, erro
 	if err != nil {
 		return nil, err
 	}
-	return c.describe(ctx, c.namespace, info), nil
+	ctr := c.describe(ctx, c.namespace, info)
+	c.attachSandbox(ctx, ctr)
+	return ctr, nil
+}
+
+// attachSandbox completes the pod of a CRI container from its sandbox's
+// record, when the daemon still has it.
+func (c *Client) attachSandbox(ctx context.Context, ctr *Container) {
+	if ctr.Pod.Sandbox || ctr.Pod.SandboxID == "" {
+		return
+	}
+	ctx = c.nsctx(ctx, ctr.Namespace)
+	if info, err := c.c.ContainerService().Get(ctx, ctr.Pod.SandboxID); err == nil {
+		AttachSandbox(ctr, PodOf(info, decodeSpec(info)))
+		return
+	}
+	if store := c.sandboxStore(); store != nil {
+		if sb, err := store.Get(ctx, ctr.Pod.SandboxID); err == nil { // containerd 2.x
+			AttachSandbox(ctr, SandboxPod(sb))
+		}
+	}
+}
+
+// sandboxStore returns containerd's sandbox store (2.x), or nil when the
+// client has no daemon connection to ask it through (a client given its
+// stores directly, whose sandbox store, if any, is not known here).
+func (c *Client) sandboxStore() sandbox.Store {
+	if conn, ok := c.c.Conn().(*grpc.ClientConn); ok && conn == nil {
+		return nil
+	}
+	return c.c.SandboxStore()
+}
+
+// attachStoredSandboxes completes, from containerd 2.x's sandbox store, the
+// pods of containers whose sandbox has no container record in ctrs. A daemon
+// without a sandbox store (1.x) leaves them as they are.
+func (c *Client) attachStoredSandboxes(ctx context.Context, ns string, ctrs []*Container) {
+	have := map[string]bool{}
+	for _, ctr := range ctrs {
+		have[ctr.Info.ID] = true
+	}
+	var stored map[string]forensic.Pod
+	for _, ctr := range ctrs {
+		p := ctr.Pod
+		if p.Sandbox || p.SandboxID == "" || have[p.SandboxID] {
+			continue
+		}
+		if stored == nil {
+			stored = map[string]forensic.Pod{}
+			var sbs []sandbox.Sandbox
+			if store := c.sandboxStore(); store != nil {
+				sbs, _ = store.List(c.nsctx(ctx, ns))
+			}
+			for _, sb := range sbs {
+				stored[sb.ID] = SandboxPod(sb)
+			}
+		}
+		if sb, ok := stored[p.SandboxID]; ok {
+			AttachSandbox(ctr, sb)
+		}
+	}
+}
+
+// decodeSpec returns the OCI spec of a container record, or nil when it has
+// none or it does not decode.
+func decodeSpec(info containers.Container) *specs.Spec {
+	if info.Spec == nil {
+		return nil
+	}
+	var spec specs.Spec
+	if err := typeurl.UnmarshalTo(info.Spec, &spec); err != nil {
+		return nil
+	}
+	return &spec
 }
 
 // containerByPrefix finds the one container whose ID starts with prefix.
@@ -260,6 +337,7 @@ func (c *Client) describe(ctx context.Context, ns string, info containers.Contai
 			ctr.Spec = &spec
 		}
 	}
+	ctr.Pod = PodOf(info, ctr.Spec)
 	loaded, err := c.c.LoadContainer(c.nsctx(ctx, ns), info.ID)
 	if err != nil {
 		return ctr

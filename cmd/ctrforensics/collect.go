@@ -36,6 +36,7 @@ func collectCommand() *cli.Command {
 			&cli.StringFlag{Name: "note", Usage: "free text recorded with the acquisition"},
 			&cli.StringFlag{Name: "sign-key", Usage: "ed25519 private `KEY` file to sign the bundle with (make one with: ctrforensics key generate)"},
 			&cli.BoolFlag{Name: "include-image-layers", Usage: "also copy the image's layer blobs into the OCI layout"},
+			&cli.BoolFlag{Name: "commit", Usage: "also add the container committed as an image (see commit) to the OCI layout, ref name \"committed\" (implies --include-image-layers)"},
 			&cli.BoolFlag{Name: "pause", Usage: "pause a running task during the capture (recorded; resumed afterwards)"},
 			&cli.StringFlag{Name: "hash", Value: "sha256,sha512", Usage: "manifest algorithms: sha256 (required), sha512, sha1, md5"},
 		}, diffFlags()...),
@@ -101,7 +102,7 @@ func collectOptions(c *cli.Command) (snapshot.CollectOptions, error) {
 		return snapshot.CollectOptions{}, fmt.Errorf("--hash must include sha256 (the custody chain and signature name the bag by it)")
 	}
 	opts := snapshot.CollectOptions{Output: c.String("output"), Case: c.String("case"), Examiner: c.String("examiner"),
-		Note: c.String("note"), IncludeLayers: c.Bool("include-image-layers"), Pause: c.Bool("pause"),
+		Note: c.String("note"), IncludeLayers: c.Bool("include-image-layers"), Commit: c.Bool("commit"), Pause: c.Bool("pause"),
 		Algorithms: algs, Diff: diff}
 	if p := c.String("sign-key"); p != "" {
 		if opts.SignKey, err = attest.LoadPrivateKey(p); err != nil {

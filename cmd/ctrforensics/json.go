@@ -26,6 +26,10 @@ type containerJSON struct {
 	PodNamespace   string              `json:"pod_namespace,omitempty"`
 	Pod            string              `json:"pod,omitempty"`
 	ContainerName  string              `json:"container_name,omitempty"`
+	PodUID         string              `json:"pod_uid,omitempty"`
+	SandboxID      string              `json:"sandbox_id,omitempty"`
+	Sandbox        bool                `json:"sandbox,omitempty"`
+	PodLabels      map[string]string   `json:"pod_labels,omitempty"`
 	Labels         map[string]string   `json:"labels"`
 }
 

@@ -78,6 +78,9 @@ func hint(err error) string {
 		exists      *snapshot.ExistsError
 		symlink     *imagefs.SymlinkError
 	)
+	if h := commitHint(err); h != "" {
+		return h
+	}
 	switch {
 	case errors.As(err, &unreachable):
 		return "is containerd running? set --address or CONTAINERD_ADDRESS"
@@ -219,6 +222,9 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 			mountCommand(),
 			umountCommand(),
 			collectCommand(),
+			commitCommand(),
+			auditCommand(),
+			hardenCommand(),
 			verifyCommand(),
 			custodyCommand(),
 			keyCommand(),

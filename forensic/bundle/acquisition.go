@@ -35,6 +35,9 @@ type Acquisition struct {
 		SnapshotKey string `json:"snapshot_key"`
 		TaskStatus  string `json:"task_status"`
 	} `json:"container"`
+	// Pod is the Kubernetes pod of a container created through the CRI.
+	Pod *forensic.Pod `json:"pod,omitempty"`
+
 	Start string `json:"start"`
 	End   string `json:"end"`
 	// CollectedBy and CollectedAt are what the first custody event must say.
@@ -49,6 +52,10 @@ type Acquisition struct {
 	Algorithms            []string     `json:"algorithms"`
 	Notes                 []string     `json:"notes"`
 	SideEffects           []SideEffect `json:"side_effects"`
+
+	// CommittedManifest is the digest of the committed image (collect
+	// --commit) in the image layout, ref name "committed".
+	CommittedManifest string `json:"committed_manifest,omitempty"`
 }
 
 // SideEffect is one change made on the host during an acquisition.

@@ -9,8 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -161,8 +163,35 @@ func bagInfo(acq *Acquisition) []bagit.Field {
 	if acq.Case != "" {
 		info = append(info, bagit.Field{Label: "External-Identifier", Value: acq.Case})
 	}
+	info = append(info, podInfo(acq.Pod)...)
 	if acq.Note != "" {
 		info = append(info, bagit.Field{Label: "Internal-Sender-Description", Value: strings.ReplaceAll(acq.Note, "\n", " ")})
+	}
+	return info
+}
+
+// podInfo returns the bag-info.txt fields naming a Kubernetes pod, one
+// Kubernetes-Pod-Label field per label in key order. Values are escaped as
+// paths are (a line break cannot end a field early).
+func podInfo(p *forensic.Pod) []bagit.Field {
+	if p == nil || p.IsZero() {
+		return nil
+	}
+	esc := forensic.EscapePath
+	info := []bagit.Field{{Label: "Kubernetes-Pod", Value: esc(p.Namespace) + "/" + esc(p.Name)}}
+	add := func(label, value string) {
+		if value != "" {
+			info = append(info, bagit.Field{Label: label, Value: esc(value)})
+		}
+	}
+	add("Kubernetes-Pod-UID", p.UID)
+	add("Kubernetes-Container-Name", p.Container)
+	add("Kubernetes-Pod-Sandbox-ID", p.SandboxID)
+	if p.Sandbox {
+		add("Kubernetes-Pod-Sandbox", "true (this is the pod's sandbox container)")
+	}
+	for _, k := range slices.Sorted(maps.Keys(p.Labels)) {
+		add("Kubernetes-Pod-Label", k+"="+p.Labels[k])
 	}
 	return info
 }

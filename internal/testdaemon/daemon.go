@@ -7,6 +7,10 @@
 // Stop tears everything down again: tasks, containers, shims, mounts and
 // the directory.
 //
+// StartWith can enable containerd's CRI plugin (Options.CRI) for tests that
+// create Kubernetes pods; the default daemon runs without it, which starts
+// faster. CRI pods live in containerd's namespace k8s.io (CRINamespace).
+//
 // Some runtime state is host-global by design of containerd and runc: shim
 // sockets (/run/containerd/s/<hash>), runc state (/run/containerd/runc/<ns>)
 // and cgroups (/<ns>/<container id>). To keep those apart from the host's
@@ -117,8 +121,23 @@ type Daemon struct {
 	// waitErr is the result of cmd.Wait, valid after exited is closed.
 	waitErr error
 
+	// cri is set when the CRI plugin is enabled.
+	cri bool
+
 	stopMu  sync.Mutex
 	stopped bool
+}
+
+// Options choose what StartWith enables beyond the default daemon.
+type Options struct {
+	// CRI enables containerd's CRI plugin with the configuration of the
+	// running containerd's major version, the locally built pause image
+	// (testimage.PauseImageName) as sandbox image, imported into
+	// CRINamespace before StartWith returns, no CNI (pods must use the
+	// node's network) and the OOM score restriction runc needs when
+	// containerd cannot lower scores. Every pod must use the cgroup parent
+	// CgroupParent, so that Stop can remove the pods' cgroups.
+	CRI bool
 }
 
 // Start starts containerd with its own root, state, sockets, config and
@@ -130,6 +149,11 @@ type Daemon struct {
 //
 // ctx bounds only the start-up wait: the daemon keeps running until Stop.
 func Start(ctx context.Context, dir string) (*Daemon, error) {
+	return StartWith(ctx, dir, Options{})
+}
+
+// StartWith is Start with opts.
+func StartWith(ctx context.Context, dir string, opts Options) (*Daemon, error) {
 	if os.Geteuid() != 0 {
 		return nil, errors.New("testdaemon: containerd must run as root")
 	}
@@ -152,6 +176,7 @@ func Start(ctx context.Context, dir string) (*Daemon, error) {
 		}
 		return nil, err
 	}
+	d.cri = opts.CRI
 	if err := d.start(ctx); err != nil {
 		tail := d.LogTail(40)
 		stopErr := d.Stop(context.WithoutCancel(ctx))
@@ -206,12 +231,18 @@ func (d *Daemon) start(ctx context.Context) error {
 			return fmt.Errorf("create %s: %w", p, err)
 		}
 	}
-	if err := os.WriteFile(d.ConfigPath, []byte(d.config()), 0o644); err != nil {
-		return fmt.Errorf("write config: %w", err)
-	}
 	bin, err := containerdBinary()
 	if err != nil {
 		return err
+	}
+	config := d.config()
+	if d.cri {
+		if config, err = d.criConfig(ctx, bin); err != nil {
+			return err
+		}
+	}
+	if err := os.WriteFile(d.ConfigPath, []byte(config), 0o644); err != nil {
+		return fmt.Errorf("write config: %w", err)
 	}
 	logFile, err := os.OpenFile(d.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -245,6 +276,9 @@ func (d *Daemon) start(ctx context.Context) error {
 	for {
 		pingErr := d.ping(ctx)
 		if pingErr == nil {
+			if d.cri {
+				return d.prepareCRI(ctx)
+			}
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -375,9 +409,16 @@ func (d *Daemon) Stop(ctx context.Context) error {
 	var errs []error
 
 	var containers []nsID
+	if d.running() && d.cri {
+		pods, err := d.removePods(ctx)
+		containers = append(containers, pods...)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if d.running() {
-		var err error
-		containers, err = d.cleanupViaAPI(ctx)
+		seen, err := d.cleanupViaAPI(ctx)
+		containers = append(containers, seen...)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -556,11 +597,22 @@ func (d *Daemon) killShims() ([]nsID, error) {
 // removeHostState removes host-global leftovers that belong exclusively
 // to this daemon: sockets of shims that were killed rather than shut down
 // (their names hash this daemon's address), runc's state directory for
-// d.Namespace and the (process-free) cgroups of d.Namespace. d.Namespace
+// d.Namespace, runc's state of this daemon's containers in other namespaces
+// (CRI's k8s.io) and the (process-free) cgroups of d.Namespace, which are
+// also the CRI pods' cgroup parent. d.Namespace
 // is random and used by no one else, so nothing shared is touched.
 func (d *Daemon) removeHostState(containers []nsID) {
+	shared := map[string]bool{}
 	for _, c := range containers {
 		_ = os.Remove(shimSocketPath(d.Address, c.ns, c.id))
+		if c.ns != d.Namespace && c.ns != "" && c.id != "" {
+			// A shared namespace (k8s.io): only this daemon's containers.
+			_ = os.RemoveAll(filepath.Join("/run/containerd/runc", c.ns, c.id))
+			shared[c.ns] = true
+		}
+	}
+	for ns := range shared {
+		_ = os.Remove(filepath.Join("/run/containerd/runc", ns)) // only when empty
 	}
 	if d.Namespace == "" {
 		return

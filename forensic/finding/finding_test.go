@@ -1,0 +1,58 @@
+package finding
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestSeverity(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Severity
+	}{{"low", Low}, {" MEDIUM ", Medium}, {"High", High}} {
+		got, err := ParseSeverity(tc.in)
+		if err != nil || got != tc.want {
+			t.Errorf("ParseSeverity(%q) = %v, %v", tc.in, got, err)
+		}
+		b, _ := got.MarshalText()
+		var back Severity
+		if err := back.UnmarshalText(b); err != nil || back != got {
+			t.Errorf("round trip of %v: %v %v", got, back, err)
+		}
+	}
+	if _, err := ParseSeverity("critical"); err == nil || !strings.Contains(err.Error(), "low, medium or high") {
+		t.Errorf("critical: %v", err)
+	}
+	if _, err := Severity(7).MarshalText(); err == nil {
+		t.Error("severity 7 marshals")
+	}
+	if High.SARIFLevel() != "error" || Medium.SARIFLevel() != "warning" || Low.SARIFLevel() != "note" {
+		t.Error("SARIF levels")
+	}
+}
+
+func TestWriteSARIF(t *testing.T) {
+	rules := []Rule{{ID: "X-1", Title: "RUN downloads code", Severity: High, Help: "h"}}
+	var b strings.Builder
+	res := []Result{{Rule: "X-1", Severity: High, Message: "m", Artifact: ArtifactURI("alpine:3.19", "image"), Location: "config",
+		QualifiedLocation: "alpine:3.19#config", LocationKind: "object", Evidence: "e", Properties: map[string]any{"k": 1}}}
+	if err := WriteSARIF(&b, "v", rules, res); err != nil {
+		t.Fatal(err)
+	}
+	var log map[string]any
+	if err := json.Unmarshal([]byte(b.String()), &log); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"name": "RunDownloadsCode"`, `"uri": "alpine%3A3.19"`, `"security-severity": "8.0"`, `"k": 1`, `"ctrforensicsFinding/v1"`} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("SARIF lacks %s:\n%s", want, b.String())
+		}
+	}
+	if err := WriteSARIF(&b, "v", rules, []Result{{Rule: "Y"}}); err == nil {
+		t.Error("a result of an unknown rule was written")
+	}
+	if ArtifactURI("", "container") != "container" {
+		t.Error("empty artifact")
+	}
+}

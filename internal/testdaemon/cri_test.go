@@ -1,0 +1,98 @@
+package testdaemon
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+
+	"github.com/ctrforensics/ctrforensics/internal/testcri"
+	"github.com/ctrforensics/ctrforensics/internal/testimage"
+	"github.com/ctrforensics/ctrforensics/internal/testutil"
+)
+
+// TestCRIPod runs a pod with two containers through the CRI API, execs in
+// one, and checks that Stop leaves no container, shim, mount, runc state or
+// cgroup behind.
+func TestCRIPod(t *testing.T) {
+	testutil.RequiresRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	d, err := StartWith(ctx, "", Options{CRI: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			d.Stop(context.Background())
+		}
+	})
+	c, err := d.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cri, err := d.CRIClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cri.Close()
+
+	web, err := testimage.WebImage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ImportImage(namespaces.WithNamespace(ctx, CRINamespace), c, web, "overlayfs"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cri.WaitImage(ctx, web.Name); err != nil {
+		t.Fatal(err)
+	}
+	pod, err := cri.RunPod(ctx, testcri.PodSpec{Namespace: "shop", Name: "web-1", UID: "uid-1", Labels: map[string]string{"app": "web"}})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, d.LogTail(30))
+	}
+	var ids []string
+	for _, name := range []string{"php", "sidecar"} {
+		id, err := cri.RunContainer(ctx, pod, testcri.ContainerSpec{Name: name, Image: web.Name, Command: []string{"sleep", "1000"}})
+		if err != nil {
+			t.Fatalf("%v\n%s", err, d.LogTail(30))
+		}
+		ids = append(ids, id)
+	}
+	out, err := cri.ExecSync(ctx, ids[0], "sh", "-c", "echo x >> /etc/passwd; id -u")
+	if err != nil || out != "0\n" {
+		t.Fatalf("exec: %q %v", out, err)
+	}
+	shims, err := d.ShimPIDs()
+	if err != nil || len(shims) == 0 {
+		t.Fatalf("no shim: %v", err)
+	}
+	if err := d.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	stopped = true
+	for _, p := range shims {
+		if processAlive(p) {
+			t.Errorf("shim %d alive after Stop", p)
+		}
+	}
+	for _, id := range append([]string{pod.ID}, ids...) {
+		if _, err := os.Stat(filepath.Join("/run/containerd/runc", CRINamespace, id)); err == nil {
+			t.Errorf("runc state of %s left", id)
+		}
+	}
+	if cg, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", d.Namespace)); len(cg) > 0 {
+		t.Errorf("cgroups left: %v", cg)
+	}
+	if _, err := os.Stat(d.Dir); err == nil {
+		t.Errorf("%s left", d.Dir)
+	}
+	if mounts, _ := Mounts(d.Dir); len(mounts) > 0 {
+		t.Errorf("mounts left: %v", mounts)
+	}
+}

@@ -214,3 +214,62 @@ func debianImage(p string) (*testimage.Image, error) {
 		{Files: top, CreatedBy: "RUN apt-get update"},
 	}}, nil
 }
+
+// diveBin is where a dive built from the Go module proxy is cached
+// (GOBIN=~/.cache/ctrforensics/bin go install github.com/wagoodman/dive@v0.13.1,
+// outside this module: it is never a dependency of ctrforensics).
+func diveBin() string {
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".cache", "ctrforensics", "bin", "dive")
+}
+
+// diveBench compares `image files` and `image layers` on the Debian image with
+// dive's analysis of the same image saved as a docker archive (`dive --ci
+// --source docker-archive`), page cache warm, medians of runs.
+func diveBench(ctx context.Context, bin string, runs int) error {
+	if _, err := os.Stat(diveBin()); err != nil {
+		return fmt.Errorf("no dive at %s: build it with GOBIN=%s go install github.com/wagoodman/dive@v0.13.1", diveBin(), filepath.Dir(diveBin()))
+	}
+	if _, err := os.Stat(debianTar()); err != nil {
+		return fmt.Errorf("no Debian root at %s: run scripts/bench-debian.sh", debianTar())
+	}
+	d, c, ctx, stop, err := startDaemon(ctx)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	img, err := debianImage(debianTar())
+	if err != nil {
+		return err
+	}
+	if err := importOnly(ctx, c, img); err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("/var/tmp", "ctrforensics-dive-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	cf := []string{"--address", d.Address, "-n", d.Namespace}
+	archive := filepath.Join(work, "debian.tar")
+	if out, err := exec.Command(bin, append(cf, "image", "save", "-o", archive, img.Name)...).CombinedOutput(); err != nil {
+		return fmt.Errorf("image save: %v: %s", err, out)
+	}
+	fmt.Printf("\nDebian image (2 gzip layers), page cache warm, %d runs, median (peak RSS)\n\n", runs)
+	for _, m := range []struct {
+		name string
+		args []string
+		bin  string
+	}{
+		{"ctrforensics image files", append(cf, "image", "files", img.Name), bin},
+		{"ctrforensics image layers", append(cf, "image", "layers", img.Name), bin},
+		{"dive --ci (docker archive)", []string{"--ci", "--source", "docker-archive", archive}, diveBin()},
+	} {
+		s, err := timeRuns(m.bin, m.args, nil, false, runs)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%-30s %10s %7.0fMiB\n", m.name, s.dur.Round(time.Millisecond), float64(s.rssKiB)/1024)
+	}
+	return nil
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/containerd/platforms"
 	"github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/identity"
+	"google.golang.org/grpc"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ctrforensics/ctrforensics/forensic/imagefs"
@@ -311,6 +312,10 @@ func (c *Client) localContent(ctx context.Context) (*contentdir.Store, string) {
 // contentRoot asks the daemon where its local content store is: containerd
 // 1.6 and 2.x export it as the content plugin's "root".
 func (c *Client) contentRoot(ctx context.Context) (string, error) {
+	if conn, ok := c.c.Conn().(*grpc.ClientConn); !ok || conn == nil {
+		// A client made of local services (a disk root) has no daemon to ask.
+		return "", errors.New("no daemon connection to ask where the content store is")
+	}
 	resp, err := c.c.IntrospectionService().Plugins(ctx, "type=="+contentPlugin+",id==content")
 	if err != nil {
 		return "", fmt.Errorf("the daemon did not say where its content store is (%v)", err)

@@ -255,6 +255,11 @@ func diveBench(ctx context.Context, bin string, runs int) error {
 	if out, err := exec.Command(bin, append(cf, "image", "save", "-o", archive, img.Name)...).CombinedOutput(); err != nil {
 		return fmt.Errorf("image save: %v: %s", err, out)
 	}
+	// dive exits 0 on its CI rules; its report must show it analyzed the image.
+	out, err := exec.Command(diveBin(), "--ci", "--source", "docker-archive", archive).CombinedOutput()
+	if err != nil || !strings.Contains(strings.ToLower(string(out)), "efficiency") {
+		return fmt.Errorf("dive did not analyze the image: %v: %s", err, out)
+	}
 	fmt.Printf("\nDebian image (2 gzip layers), page cache warm, %d runs, median (peak RSS)\n\n", runs)
 	for _, m := range []struct {
 		name string

@@ -62,7 +62,8 @@ func imageSpeedBench(ctx context.Context, bin, before string, files, runs int) e
 	if err := importOnly(ctx, c, gen); err != nil {
 		return err
 	}
-	targets = append(targets, target{gen.Name, "/l4/d0080/f0080000"})
+	first := 4 * (files / 5) // the top layer's first file
+	targets = append(targets, target{gen.Name, fmt.Sprintf("/l4/d%04d/f%07d", first/1000, first)})
 	bins := []struct{ name, path string }{{"now", bin}}
 	if before != "" {
 		bins = append([]struct{ name, path string }{{"before", before}}, bins...)

@@ -11,6 +11,7 @@ command -v runc >/dev/null || need+=(runc)
 command -v ctr >/dev/null || need+=(containerd)
 command -v mactime >/dev/null || need+=(sleuthkit)
 command -v skopeo >/dev/null || need+=(skopeo)
+command -v jq >/dev/null || need+=(jq)     # make demo turns harden's JSON into ctr's --mount flags
 command -v tmux >/dev/null || need+=(tmux) # the browse TUI test drives it in a detached session
 dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "ok installed" || need+=(busybox-static)
 

@@ -11,6 +11,8 @@ command -v runc >/dev/null || need+=(runc)
 command -v ctr >/dev/null || need+=(containerd)
 command -v mactime >/dev/null || need+=(sleuthkit)
 command -v skopeo >/dev/null || need+=(skopeo)
+command -v jq >/dev/null || need+=(jq)     # make demo turns harden's JSON into ctr's --mount flags
+command -v tmux >/dev/null || need+=(tmux) # the browse TUI test drives it in a detached session
 dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "ok installed" || need+=(busybox-static)
 command -v rpmbuild >/dev/null || need+=(rpm)             # the rpm database oracle of forensic/packages
 command -v debootstrap >/dev/null || need+=(debootstrap)  # the Debian root of the dpkg oracle and benchmarks

@@ -128,6 +128,7 @@ func (c *Client) newAcquisition(ctr *Container, opts CollectOptions) *bundle.Acq
 	a.Containerd.Version, a.Containerd.Address, a.Containerd.Namespace = c.version, c.address, ctr.Namespace
 	a.Container.ID, a.Container.Image, a.Container.TaskStatus = ctr.Info.ID, ctr.Info.Image, string(ctr.Status)
 	a.Container.Snapshotter, a.Container.SnapshotKey = ctr.Info.Snapshotter, ctr.Info.SnapshotKey
+	a.DiskRoot, a.Notes = c.DiskRoot(), c.RootNotes()
 	if !ctr.Pod.IsZero() {
 		pod := ctr.Pod
 		a.Pod = &pod
@@ -184,7 +185,7 @@ func (c *Client) acquire(ctx context.Context, s *Session, ctr *Container, opts C
 
 // task returns the container's task, or nil when it has none.
 func (c *Client) task(ctx context.Context, ctr *Container) (client.Task, error) {
-	if ctr.Status == TaskNone {
+	if ctr.Status == TaskNone || c.disk != nil {
 		return nil, nil
 	}
 	ctx = c.nsctx(ctx, ctr.Namespace)
@@ -225,6 +226,10 @@ func extensionNames(ctr *Container) map[string]string {
 
 // writeProcesses records the processes of a running or paused task from /proc.
 func (c *Client) writeProcesses(ctx context.Context, task client.Task, ctr *Container, w *bundle.Writer, opts CollectOptions, acq *bundle.Acquisition) error {
+	if c.disk != nil {
+		acq.Notes = append(acq.Notes, "read from a disk root: the task's state and processes are unknown, none recorded")
+		return nil
+	}
 	if task == nil || (ctr.Status != TaskRunning && ctr.Status != TaskPaused) {
 		acq.Notes = append(acq.Notes, "no running task: no processes recorded")
 		return nil

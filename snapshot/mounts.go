@@ -62,7 +62,8 @@ type MountsOptions struct {
 	// DiskRoot is set when the container comes from a containerd root on a
 	// disk (a dead host), not from the live host: the host paths its spec
 	// names are then not this machine's, and bind mounts are not examined
-	// (with a note) rather than read from the examiner's own files.
+	// (with a note) rather than read from the examiner's own files. A
+	// session of a client that reads a disk root sets it itself.
 	DiskRoot string
 }
 
@@ -74,6 +75,9 @@ type MountsOptions struct {
 // directory, a mount that is not where the spec says, each gives a note.
 // Every read-only clone it makes is recorded in the session.
 func (s *Session) ExamineMounts(ctx context.Context, ctr *Container, opts MountsOptions) (*Mounts, error) {
+	if opts.DiskRoot == "" && s != nil {
+		opts.DiskRoot = s.c.Root()
+	}
 	m := &Mounts{}
 	if ctr.Spec == nil {
 		m.Notes = append(m.Notes, "the container's OCI spec could not be read: its mounts were not examined")
@@ -120,7 +124,7 @@ func (s *Session) ExamineMounts(ctx context.Context, ctr *Container, opts Mounts
 	}
 	diff.MarkRuntime(m.Changes, ctr.Mountpoints())
 	markRuntimeDevices(m.Changes)
-	markRuntimeFiles(m.Changes)
+	markRuntimeFiles(m.Changes, taskStart(ctr))
 	sort.SliceStable(m.Changes, func(i, j int) bool { return m.Changes[i].Path < m.Changes[j].Path })
 	return m, nil
 }
@@ -339,17 +343,34 @@ func markRuntimeDevices(changes []forensic.Change) {
 const unchangedSinceBirth = 50 * time.Millisecond
 
 // markRuntimeFiles decides which bind-mounted files are the runtime's as it
-// wrote them: those whose inode has not changed since it was written (ctime,
-// which no one can set back, within unchangedSinceBirth of the birth time).
+// wrote them: those whose inode (ctime, which no one can set back) last
+// changed before the task's first process started (taskStart; zero when
+// unknown), or within unchangedSinceBirth of the file's birth, as the runtime
+// writes a file it bind-mounts (created, then its content written at once).
 // They are left out of the table like the other paths the runtime made; a
 // file changed later, by the container or on the host, stays in it, and so
-// does every file whose file system records no birth time.
-func markRuntimeFiles(changes []forensic.Change) {
+// does every file whose file system records no birth time when the start is
+// unknown.
+func markRuntimeFiles(changes []forensic.Change, taskStart time.Time) {
 	for i := range changes {
 		c := &changes[i]
 		if c.Source != forensic.SourceBind {
 			continue
 		}
-		c.Runtime = c.Meta.Btime != nil && c.Meta.Ctime.Sub(*c.Meta.Btime) < unchangedSinceBirth
+		beforeStart := !taskStart.IsZero() && c.Meta.Ctime.Before(taskStart)
+		c.Runtime = beforeStart || c.Meta.Btime != nil && c.Meta.Ctime.Sub(*c.Meta.Btime) < unchangedSinceBirth
 	}
+}
+
+// taskStart is when ctr's task's first process started, or the zero time
+// when there is no task or it cannot be read.
+func taskStart(ctr *Container) time.Time {
+	if ctr.Pid == 0 {
+		return time.Time{}
+	}
+	t, err := processStart(int(ctr.Pid))
+	if err != nil {
+		return time.Time{}
+	}
+	return t
 }

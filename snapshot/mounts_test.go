@@ -23,26 +23,32 @@ func TestRuntimeMarks(t *testing.T) {
 		return forensic.Change{Kind: forensic.Changed, Path: p, Source: forensic.SourceBind, Mount: p,
 			Meta: &forensic.Metadata{Type: forensic.TypeFile, Ctime: ctime, Btime: btime}}
 	}
+	start := born.Add(2 * time.Second) // the task's first process
 	tests := []struct {
 		name    string
 		c       forensic.Change
+		start   time.Time
 		runtime bool
 	}{
-		{"null", dev("/dev/null", forensic.TypeChar, 1, 3, ""), true},
-		{"null with other numbers", dev("/dev/null", forensic.TypeChar, 8, 0, ""), false},
-		{"null replaced by a file", dev("/dev/null", forensic.TypeFile, 0, 0, ""), false},
-		{"fd", dev("/dev/fd", forensic.TypeSymlink, 0, 0, "/proc/self/fd"), true},
-		{"fd pointing elsewhere", dev("/dev/fd", forensic.TypeSymlink, 0, 0, "/"), false},
-		{"a file of the container's", dev("/dev/x", forensic.TypeFile, 0, 0, ""), false},
-		{"hosts as written", file("/etc/hosts", born.Add(time.Millisecond), &born), true},
-		{"hosts changed later", file("/etc/hosts", born.Add(time.Second), &born), false},
-		{"no birth time", file("/etc/hosts", born, nil), false},
+		{"null", dev("/dev/null", forensic.TypeChar, 1, 3, ""), time.Time{}, true},
+		{"null with other numbers", dev("/dev/null", forensic.TypeChar, 8, 0, ""), time.Time{}, false},
+		{"null replaced by a file", dev("/dev/null", forensic.TypeFile, 0, 0, ""), time.Time{}, false},
+		{"fd", dev("/dev/fd", forensic.TypeSymlink, 0, 0, "/proc/self/fd"), time.Time{}, true},
+		{"fd pointing elsewhere", dev("/dev/fd", forensic.TypeSymlink, 0, 0, "/"), time.Time{}, false},
+		{"a file of the container's", dev("/dev/x", forensic.TypeFile, 0, 0, ""), time.Time{}, false},
+		{"hosts as written", file("/etc/hosts", born.Add(time.Millisecond), &born), time.Time{}, true},
+		{"hosts changed later", file("/etc/hosts", born.Add(time.Second), &born), time.Time{}, false},
+		{"no birth time", file("/etc/hosts", born, nil), time.Time{}, false},
+		{"written slowly before the task started", file("/etc/hosts", born.Add(time.Second), &born), start, true},
+		{"no birth time, before the task started", file("/etc/hosts", born, nil), start, true},
+		{"changed after the task started", file("/etc/hosts", start.Add(time.Millisecond), &born), start, false},
+		{"changed as the task started", file("/etc/hosts", start, &born), start, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			changes := []forensic.Change{tt.c}
 			markRuntimeDevices(changes)
-			markRuntimeFiles(changes)
+			markRuntimeFiles(changes, tt.start)
 			if changes[0].Runtime != tt.runtime {
 				t.Errorf("runtime = %v, want %v", changes[0].Runtime, tt.runtime)
 			}

@@ -59,8 +59,12 @@ deps:
 # CTRFORENSICS_TEST_ROOT=1 makes a root-only test fail instead of skipping.
 # The integration tests compare the host's mount table before and after each
 # command, so they run alone, after the unit tests (which mount overlays too).
+# The package tests take their oracle's input, a debootstrap'ed Debian root,
+# from scripts/debian-root.sh (cached outside the checkout too).
 test: deps build lint cross
-	CTRFORENSICS_TEST_ROOT=1 $(GO) test -count=1 -timeout 30m $$($(GO) list ./... | grep -v /integration)
+	root=$$(bash scripts/debian-root.sh) && \
+		CTRFORENSICS_DEBIAN_ROOT=$$root CTRFORENSICS_DEBIAN_TAR=$${root%.d}.tar CTRFORENSICS_TEST_ROOT=1 \
+		$(GO) test -count=1 -timeout 30m $$($(GO) list ./... | grep -v /integration)
 	CTRFORENSICS_TEST_ROOT=1 CTRFORENSICS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 30m ./integration/...
 	$(MAKE) test-containerd2
 

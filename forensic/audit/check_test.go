@@ -9,6 +9,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/ctrforensics/ctrforensics/forensic/finding"
+	"github.com/ctrforensics/ctrforensics/internal/schemacheck"
 )
 
 // hardened is a spec no rule reports: what a careful runtime gives.
@@ -164,6 +165,7 @@ func TestSARIF(t *testing.T) {
 	if err := WriteSARIF(&b, "v1", reports); err != nil {
 		t.Fatal(err)
 	}
+	schemacheck.ValidateSARIF(t, []byte(b.String()))
 	var log struct {
 		Version string
 		Runs    []struct {

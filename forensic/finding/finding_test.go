@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/ctrforensics/ctrforensics/internal/schemacheck"
 )
 
 func TestSeverity(t *testing.T) {
@@ -44,6 +46,7 @@ func TestWriteSARIF(t *testing.T) {
 	if err := json.Unmarshal([]byte(b.String()), &log); err != nil {
 		t.Fatal(err)
 	}
+	schemacheck.ValidateSARIF(t, []byte(b.String()))
 	for _, want := range []string{`"name": "RunDownloadsCode"`, `"uri": "alpine%3A3.19"`, `"security-severity": "8.0"`, `"k": 1`, `"ctrforensicsFinding/v1"`} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("SARIF lacks %s:\n%s", want, b.String())

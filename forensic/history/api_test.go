@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/ctrforensics/ctrforensics/internal/schemacheck"
 )
 
 func TestSeverity(t *testing.T) {
@@ -223,6 +225,7 @@ func TestSARIF(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkSARIF(t, buf.Bytes(), fs)
+		schemacheck.ValidateSARIF(t, buf.Bytes())
 	}
 	bad := []Finding{{Rule: "NOPE", Severity: High}}
 	if err := WriteSARIF(&bytes.Buffer{}, "x", "1", bad); err == nil {

@@ -17,6 +17,8 @@ import (
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
 	spdxjson "github.com/spdx/tools-golang/json"
+
+	"github.com/ctrforensics/ctrforensics/internal/schemacheck"
 )
 
 // write creates files below root: path -> content.
@@ -156,6 +158,7 @@ func TestLanguagesAndApk(t *testing.T) {
 			if !slices.Contains(goMods, "github.com/ctrforensics/ctrforensics") {
 				t.Errorf("Go modules of the test binary: %v", goMods)
 			}
+			checkSBOMs(t, inv)
 		})
 	}
 }
@@ -351,6 +354,7 @@ func checkSBOMs(t *testing.T, inv *Inventory) {
 	if err := cdx.NewBOMDecoder(bytes.NewReader(c.Bytes()), cdx.BOMFileFormatJSON).Decode(&bom); err != nil {
 		t.Fatal(err)
 	}
+	schemacheck.ValidateCycloneDX(t, c.Bytes())
 	var raw map[string]any
 	if err := json.Unmarshal(c.Bytes(), &raw); err != nil || raw["specVersion"] != "1.6" || raw["bomFormat"] != "CycloneDX" {
 		t.Fatalf("CycloneDX header: %v %v %v", err, raw["specVersion"], raw["bomFormat"])

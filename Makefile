@@ -60,16 +60,21 @@ deps:
 # The integration tests compare the host's mount table before and after each
 # command, so they run alone, after the unit tests (which mount overlays too).
 # The package tests take their oracle's input, a debootstrap'ed Debian root,
-# from scripts/debian-root.sh (cached outside the checkout too).
+# from scripts/debian-root.sh (cached outside the checkout too). SARIF and
+# CycloneDX outputs are validated against their official JSON schemas,
+# fetched and cached by scripts/schemas.sh.
 test: deps build lint cross
-	root=$$(bash scripts/debian-root.sh) && \
+	root=$$(bash scripts/debian-root.sh) && schemas=$$(bash scripts/schemas.sh) && \
 		CTRFORENSICS_DEBIAN_ROOT=$$root CTRFORENSICS_DEBIAN_TAR=$${root%.d}.tar CTRFORENSICS_TEST_ROOT=1 \
+		CTRFORENSICS_SCHEMA_DIR=$$schemas \
 		$(GO) test -count=1 -timeout 30m $$($(GO) list ./... | grep -v /integration)
-	CTRFORENSICS_TEST_ROOT=1 CTRFORENSICS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 30m ./integration/...
+	schemas=$$(bash scripts/schemas.sh) && CTRFORENSICS_SCHEMA_DIR=$$schemas \
+		CTRFORENSICS_TEST_ROOT=1 CTRFORENSICS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 30m ./integration/...
 	$(MAKE) test-containerd2
 
 test-containerd2:
 	ctrd=$$(bash scripts/containerd2.sh) && echo "integration tests against $$($$ctrd --version)" && \
+		schemas=$$(bash scripts/schemas.sh) && CTRFORENSICS_SCHEMA_DIR=$$schemas \
 		CTRFORENSICS_TEST_CONTAINERD=$$ctrd CTRFORENSICS_TEST_ROOT=1 CTRFORENSICS_BIN=$(CURDIR)/$(BIN) \
 		$(GO) test -count=1 -timeout 30m ./integration/...
 

@@ -1,0 +1,163 @@
+package scan
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/ctrforensics/ctrforensics/forensic"
+	"github.com/ctrforensics/ctrforensics/forensic/imagefs"
+)
+
+// LayersInput scans every file of every layer of an image, including the
+// files a later layer deletes or replaces: each File names its layer and
+// whether the image's final filesystem still shows it (Hidden is false).
+// The layer blobs are hostile input: names are cleaned as imagefs cleans
+// them, whiteouts are not files, links are never followed.
+func LayersInput(layers []imagefs.Layer) Input {
+	return &layersInput{layers: layers}
+}
+
+type layersInput struct {
+	layers []imagefs.Layer
+}
+
+// Walk implements Input.
+func (in *layersInput) Walk(ctx context.Context, fn func(*File, io.Reader) error) error {
+	final := make(map[string]int)
+	err := imagefs.Walk(ctx, in.layers, imagefs.Options{}, func(e *imagefs.Entry) error {
+		if e.Type != forensic.TypeDir {
+			final[e.Path] = e.Layer
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read the image's final filesystem: %w", err)
+	}
+	for k := range in.layers {
+		if err := in.layer(ctx, k, final, fn); err != nil {
+			return fmt.Errorf("layer %d: %w", k, err)
+		}
+	}
+	return nil
+}
+
+func (in *layersInput) layer(ctx context.Context, k int, final map[string]int, fn func(*File, io.Reader) error) error {
+	rc, err := in.layers[k].Open(ctx)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	r, closeDec, err := decompress(bufio.NewReaderSize(rc, 64<<10))
+	if err != nil {
+		return err
+	}
+	defer closeDec()
+	tr := tar.NewReader(r)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read tar: %w", err)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		p, ok := cleanName(hdr.Name)
+		if !ok || strings.HasPrefix(path.Base(p), ".wh.") {
+			continue
+		}
+		f := &File{Path: p, Type: tarType(hdr.Typeflag), Mode: uint32(hdr.Mode) & 0o7777, UID: uint32(hdr.Uid),
+			GID: uint32(hdr.Gid), Size: hdr.Size, Layer: k}
+		if f.Type == forensic.TypeDir {
+			continue
+		}
+		if v, ok := hdr.PAXRecords["SCHILY.xattr."+capabilityXattr]; ok {
+			f.Capability = []byte(v)
+		}
+		if l, ok := final[p]; !ok || l != k {
+			f.Hidden = true
+		}
+		var content io.Reader
+		if hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeRegA {
+			content = tr
+		}
+		if err := fn(f, content); err != nil {
+			return err
+		}
+	}
+}
+
+// decompress picks gzip, zstd or none by the stream's magic bytes.
+func decompress(br *bufio.Reader) (io.Reader, func(), error) {
+	magic, _ := br.Peek(4)
+	switch {
+	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, nil, fmt.Errorf("gzip: %w", err)
+		}
+		return zr, func() { zr.Close() }, nil
+	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		zr, err := zstd.NewReader(br)
+		if err != nil {
+			return nil, nil, fmt.Errorf("zstd: %w", err)
+		}
+		return zr, zr.Close, nil
+	}
+	return br, func() {}, nil
+}
+
+// cleanName makes a tar entry name absolute and clean; names escaping the
+// root are refused.
+func cleanName(name string) (string, bool) {
+	for strings.HasPrefix(name, "./") || strings.HasPrefix(name, "/") {
+		name = strings.TrimPrefix(strings.TrimPrefix(name, "./"), "/")
+	}
+	if name == "" || name == "." {
+		return "", false
+	}
+	p := path.Clean("/" + name)
+	if p == "/" || strings.Contains(name, "\x00") || hasDotDot(name) {
+		return "", false
+	}
+	return p, true
+}
+
+func hasDotDot(name string) bool {
+	for _, c := range strings.Split(name, "/") {
+		if c == ".." {
+			return true
+		}
+	}
+	return false
+}
+
+func tarType(flag byte) forensic.FileType {
+	switch flag {
+	case tar.TypeReg, tar.TypeRegA, tar.TypeLink:
+		return forensic.TypeFile
+	case tar.TypeDir:
+		return forensic.TypeDir
+	case tar.TypeSymlink:
+		return forensic.TypeSymlink
+	case tar.TypeFifo:
+		return forensic.TypeFIFO
+	case tar.TypeChar:
+		return forensic.TypeChar
+	case tar.TypeBlock:
+		return forensic.TypeBlock
+	}
+	return forensic.TypeUnknown
+}
+

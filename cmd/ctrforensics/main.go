@@ -220,6 +220,7 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 			collectCommand(),
 			commitCommand(),
 			auditCommand(),
+			scanCommand(),
 			hardenCommand(),
 			verifyCommand(),
 			custodyCommand(),

@@ -133,8 +133,9 @@ func checkWebShell(f *File, c *content) []hit {
 		lang = "php"
 	}
 	for _, re := range webShellPatterns[lang] {
-		if m := re.Find(c.data); m != nil {
-			return []hit{{reason: fmt.Sprintf("%s file passes request input or decoded data to execution: %s", strings.ToUpper(lang), snippet(m)), evidence: snippet(m)}}
+		if loc := re.FindIndex(c.data); loc != nil {
+			ev := lineAt(c.data, loc[0])
+			return []hit{{reason: fmt.Sprintf("%s file passes request input or decoded data to execution: %s", strings.ToUpper(lang), ev), evidence: ev}}
 		}
 	}
 	pairs := map[string][2]*regexp.Regexp{"jsp": {jspExec, jspInput}, "asp": {aspxExec, aspxInput}}
@@ -406,6 +407,18 @@ func checkMiner(f *File, c *content) []hit {
 		return []hit{{reason: "XMRig-style miner configuration (donate-level and pools)", evidence: "donate-level, pools"}}
 	}
 	return nil
+}
+
+// lineAt returns the line of data holding offset i, as a snippet.
+func lineAt(data []byte, i int) string {
+	start := bytes.LastIndexByte(data[:i], '\n') + 1
+	end := bytes.IndexByte(data[i:], '\n')
+	if end < 0 {
+		end = len(data)
+	} else {
+		end += i
+	}
+	return snippet(data[start:end])
 }
 
 // snippet returns m as one printable line of at most 120 bytes.

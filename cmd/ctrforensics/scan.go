@@ -201,4 +201,3 @@ func writeScanTable(w io.Writer, res *snapshot.ScanResult) error {
 		units.BytesSize(float64(res.Read)), len(res.Findings), len(res.Skipped))
 	return err
 }
-

@@ -89,7 +89,7 @@ func (in *layersInput) layer(ctx context.Context, k int, final map[string]int, f
 			f.Hidden = true
 		}
 		var content io.Reader
-		if hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeRegA {
+		if hdr.Typeflag == tar.TypeReg { // the reader turns TypeRegA into TypeReg
 			content = tr
 		}
 		if err := fn(f, content); err != nil {
@@ -145,7 +145,7 @@ func hasDotDot(name string) bool {
 
 func tarType(flag byte) forensic.FileType {
 	switch flag {
-	case tar.TypeReg, tar.TypeRegA, tar.TypeLink:
+	case tar.TypeReg, tar.TypeLink:
 		return forensic.TypeFile
 	case tar.TypeDir:
 		return forensic.TypeDir
@@ -160,4 +160,3 @@ func tarType(flag byte) forensic.FileType {
 	}
 	return forensic.TypeUnknown
 }
-

@@ -2,6 +2,8 @@ package integration
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -105,6 +107,20 @@ echo 'toor:x:0:0::/root:/bin/sh' >> /etc/passwd`)
 	if !found {
 		t.Errorf("SARIF lacks the web shell at var/www/html/shell.php with a fingerprint: %+v", sarif)
 	}
+
+	bag := filepath.Join(t.TempDir(), "bag")
+	h.mustCLI(t, "collect", "-o", bag, c.id)
+	if v := h.mustCLI(t, "verify", bag); !strings.Contains(v, "VALID") {
+		t.Errorf("verify:\n%s", v)
+	}
+	b, err := os.ReadFile(filepath.Join(bag, "data/findings/scan.sarif"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"uri": "var/www/html/shell.php"`) || !strings.Contains(string(b), `"ruleId": "CTRF-FS-001"`) {
+		t.Errorf("the bag's scan.sarif lacks the web shell:\n%s", b)
+	}
+	compareTrees(t, "upper after collect", before, captureTree(t, upper))
 }
 
 // TestScanImageLayers finds a hidden executable dropped in layer 1 and

@@ -3,8 +3,12 @@ package snapshot
 import (
 	"context"
 	"fmt"
+	"io"
 
+	"github.com/ctrforensics/ctrforensics/forensic"
+	"github.com/ctrforensics/ctrforensics/forensic/bundle"
 	"github.com/ctrforensics/ctrforensics/forensic/scan"
+	"github.com/ctrforensics/ctrforensics/internal/version"
 )
 
 // ScanOptions tune ScanContainer and ScanImage.
@@ -95,4 +99,19 @@ func (s *Session) scanImage(ctx context.Context, ref string, opts ScanOptions) (
 		return nil, fmt.Errorf("scan image %s: %w", ref, err)
 	}
 	return &ScanResult{Report: rep, Target: img.Name, Notes: img.Notes}, nil
+}
+
+// writeScanFindings scans the changes in the mounted root filesystem and
+// writes the findings into the bag as SARIF; skipped files become notes.
+func writeScanFindings(ctx context.Context, w *bundle.Writer, root, target string, changes []forensic.Change, acq *bundle.Acquisition) error {
+	rep, err := scan.Scan(ctx, scan.ChangesInput(root, changes), scan.Options{})
+	if err != nil {
+		return fmt.Errorf("scan: %w", err)
+	}
+	for _, s := range rep.Skipped {
+		acq.Notes = append(acq.Notes, fmt.Sprintf("scan skipped %s: %s", forensic.EscapePath(s.Path), s.Reason))
+	}
+	return w.PutStream(bundle.ScanSARIF, func(f io.Writer) error {
+		return scan.WriteSARIF(f, version.String(), target, rep, nil)
+	})
 }

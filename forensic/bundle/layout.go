@@ -49,6 +49,9 @@ const (
 	UnsafeNamesTar = "data/rootfs/unsafe-names.tar"
 	// Bodyfile is a Sleuth Kit body file of the changes.
 	Bodyfile = "data/timeline/bodyfile.txt"
+	// ScanSARIF holds the findings of scan's built-in rules over the
+	// changes, as SARIF 2.1.0.
+	ScanSARIF = "data/findings/scan.sarif"
 	// ImageLayoutDir is the OCI image layout of the container's image.
 	ImageLayoutDir = "data/image"
 )

@@ -369,21 +369,56 @@ func lines(b []byte) []string {
 
 // Reverse shells, download-and-run, miners.
 
-var reverseShell = []*regexp.Regexp{
-	regexp.MustCompile(`\b(?:ba|z|k|da)?sh\s+-i\s*(?:[0-9]?>&|&>|>)\s*/dev/(?:tcp|udp)/[^\s/]+/[0-9]+`),
-	regexp.MustCompile(`(?:exec\s+[0-9]+<>|[0-9]?[<>]&?\s*)/dev/(?:tcp|udp)/[^\s/]+/[0-9]+`),
-	regexp.MustCompile(`\b(?:nc|ncat|netcat)(?:\.\w+)?\s[^\n|;&]{0,100}?\s-(?:[a-zA-Z]*e|c)\s+\S*(?:ba|z|da)?sh\b`),
-	regexp.MustCompile(`\bsocat\b[^\n]{0,100}\bexec:['"]?(?:/bin/)?(?:ba)?sh`),
-	regexp.MustCompile(`\b(?:curl|wget)\b[^|;&\n]{0,200}\|\s*(?:sudo\s+)?(?:/bin/|/usr/bin/)?(?:ba|da|z)?sh\b`),
-	regexp.MustCompile(`\bpython[0-9.]*\s+-c\s+['"][^\n]{0,200}socket[^\n]{0,200}(?:subprocess|pty\.spawn|os\.dup2)`),
+// reverseShell pairs each pattern with a literal the content must hold
+// first: a literal search is far cheaper than a regular expression.
+var reverseShell = []struct {
+	literal string
+	re      *regexp.Regexp
+}{
+	{"/dev/tcp/", regexp.MustCompile(`\b(?:ba|z|k|da)?sh\s+-i\s*(?:[0-9]?>&|&>|>)\s*/dev/tcp/[^\s/]+/[0-9]+`)},
+	{"/dev/udp/", regexp.MustCompile(`\b(?:ba|z|k|da)?sh\s+-i\s*(?:[0-9]?>&|&>|>)\s*/dev/udp/[^\s/]+/[0-9]+`)},
+	{"/dev/tcp/", regexp.MustCompile(`(?:exec\s+[0-9]+<>|[0-9]?[<>]&?\s*)/dev/tcp/[^\s/]+/[0-9]+`)},
+	{"/dev/udp/", regexp.MustCompile(`(?:exec\s+[0-9]+<>|[0-9]?[<>]&?\s*)/dev/udp/[^\s/]+/[0-9]+`)},
+	{"nc", regexp.MustCompile(`\b(?:nc|ncat|netcat)(?:\.\w+)?\s[^\n|;&]{0,100}?\s-(?:[a-zA-Z]*e|c)\s+\S*(?:ba|z|da)?sh\b`)},
+	{"socat", regexp.MustCompile(`\bsocat\b[^\n]{0,100}\bexec:['"]?(?:/bin/)?(?:ba)?sh`)},
+	{"curl", regexp.MustCompile(`\bcurl\b[^|;&\n]{0,200}\|\s*(?:sudo\s+)?(?:/bin/|/usr/bin/)?(?:ba|da|z)?sh\b`)},
+	{"wget", regexp.MustCompile(`\bwget\b[^|;&\n]{0,200}\|\s*(?:sudo\s+)?(?:/bin/|/usr/bin/)?(?:ba|da|z)?sh\b`)},
+	{"socket", regexp.MustCompile(`\bpython[0-9.]*\s+-c\s+['"][^\n]{0,200}socket[^\n]{0,200}(?:subprocess|pty\.spawn|os\.dup2)`)},
+}
+
+// findOnLines runs re on each line (up to 4 KiB of it) that holds literal:
+// the patterns are single-line, and most of a large text holds none of
+// their literals.
+func findOnLines(data []byte, literal string, re *regexp.Regexp) []byte {
+	lit := []byte(literal)
+	for off := 0; off < len(data); {
+		i := bytes.Index(data[off:], lit)
+		if i < 0 {
+			return nil
+		}
+		i += off
+		lo := max(off, i-4096)
+		start := lo + bytes.LastIndexByte(data[lo:i], '\n') + 1
+		end := bytes.IndexByte(data[i:min(len(data), i+4096)], '\n')
+		if end < 0 {
+			end = min(len(data), i+4096)
+		} else {
+			end += i
+		}
+		if m := re.Find(data[start:end]); m != nil {
+			return m
+		}
+		off = max(end, i+len(lit))
+	}
+	return nil
 }
 
 func checkReverseShell(f *File, c *content) []hit {
 	if f.Type != forensic.TypeFile || !c.text() {
 		return nil
 	}
-	for _, re := range reverseShell {
-		if m := re.Find(c.data); m != nil {
+	for _, p := range reverseShell {
+		if m := findOnLines(c.data, p.literal, p.re); m != nil {
 			return []hit{{reason: "shell one-liner: " + snippet(m), evidence: snippet(m)}}
 		}
 	}
@@ -398,6 +433,9 @@ var (
 
 func checkMiner(f *File, c *content) []hit {
 	if f.Type != forensic.TypeFile || !c.text() {
+		return nil
+	}
+	if !bytes.Contains(c.data, []byte("stratum+")) && !bytes.Contains(c.data, []byte(`"donate-level"`)) {
 		return nil
 	}
 	if m := minerPool.Find(c.data); m != nil {

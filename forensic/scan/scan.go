@@ -208,12 +208,13 @@ func (s *scanner) skip(f *File, why string) {
 // errTooSlow and the size error are the reasons a file is skipped.
 var errTooSlow = errors.New("reading took longer than the per-file time limit")
 
-// read fills c with the head of the file and, for text and for files small
-// enough, the whole content.
+// read fills c with the content of the file: the head only of a binary file
+// when no matcher needs more, else up to the size limit.
 func (s *scanner) read(f *File, r io.Reader, c *content) error {
 	start := time.Now()
 	var b bytes.Buffer
-	limit := s.opts.MaxFileBytes
+	b.Grow(int(min(max(f.Size, 0), s.opts.MaxFileBytes)) + 1)
+	limit, checked := s.opts.MaxFileBytes, false
 	for {
 		if time.Since(start) > s.opts.FileTimeout {
 			c.set(b.Bytes(), false)
@@ -230,6 +231,15 @@ func (s *scanner) read(f *File, r io.Reader, c *content) error {
 			c.set(b.Bytes(), false)
 			return fmt.Errorf("read: %w", err)
 		}
+		if !checked && b.Len() >= headBytes {
+			// Binary content matters to the built-in rules by its magic
+			// only; it is read on for the matchers.
+			checked = true
+			if len(s.opts.Matchers) == 0 && bytes.IndexByte(b.Bytes()[:headBytes], 0) >= 0 {
+				c.set(b.Bytes(), false)
+				return nil
+			}
+		}
 		if int64(b.Len()) > limit {
 			c.set(b.Bytes()[:limit], false)
 			return fmt.Errorf("larger than the per-file limit of %d bytes: only its first bytes were examined", limit)
@@ -240,7 +250,8 @@ func (s *scanner) read(f *File, r io.Reader, c *content) error {
 // content is what was read of a file.
 type content struct {
 	data []byte
-	// full says data is the whole file.
+	// full says data is the whole file (false for a binary file of which
+	// only the head was needed, and for a skipped file).
 	full bool
 }
 

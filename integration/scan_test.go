@@ -158,3 +158,31 @@ func TestScanImageLayers(t *testing.T) {
 		}
 	}
 }
+
+// TestScanYaraBuild runs the YARA build (make build-yara, named by
+// CTRFORENSICS_YARA_BIN) on the article's attack: a rule matches the shell
+// by its bytes, a rules file that does not compile is named and left out;
+// the default build answers --rules in one line, exit 2.
+func TestScanYaraBuild(t *testing.T) {
+	if r := h.cli(t, "scan", "--rules", "x.yar", "anything"); r.code != 2 || !strings.Contains(r.stderr, "make build-yara") || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+		t.Errorf("default build: exit %d, stderr %q; want 2 and one line naming the YARA build", r.code, r.stderr)
+	}
+	bin := os.Getenv("CTRFORENSICS_YARA_BIN")
+	if bin == "" {
+		t.Skip("CTRFORENSICS_YARA_BIN is not set (make test-yara sets it)")
+	}
+	c := h.runContainer(t, "scan-yara", "overlayfs")
+	h.attack(t, c, `printf '%s\n' "<?php eval(\$_GET['cmd']); ?>" > /var/www/html/shell.php`)
+	rules := t.TempDir()
+	os.WriteFile(filepath.Join(rules, "php.yar"), []byte(`rule php_eval { meta: severity = "high" strings: $a = "eval($_GET" condition: $a }`), 0o644)
+	os.WriteFile(filepath.Join(rules, "bad.yar"), []byte(`rule bad { condition: $nope }`), 0o644)
+	yara := *h
+	yara.bin = bin
+	r := yara.cli(t, "scan", "--format", "json", "--rules", rules, c.id)
+	if r.code != 0 || !strings.Contains(r.stdout, `"rule":"YARA/php.php_eval"`) || !strings.Contains(r.stdout, `"path":"/var/www/html/shell.php"`) {
+		t.Errorf("yara build: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "bad.yar did not compile") {
+		t.Errorf("the broken rules file is not named: %s", r.stderr)
+	}
+}

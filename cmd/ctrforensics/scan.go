@@ -68,7 +68,7 @@ func parseScanArgs(c *cli.Command) (*scanArgs, error) {
 	}
 	a.opts.MaxFileBytes, a.opts.FileTimeout = size, c.Duration("file-timeout")
 	if rules := c.StringSlice("rules"); len(rules) > 0 {
-		m, catalog, err := yaraMatcher(rules, c.Root().ErrWriter)
+		m, catalog, err := yaraMatcher(rules, a.opts.FileTimeout, c.Root().ErrWriter)
 		if err != nil {
 			return nil, err
 		}

@@ -117,6 +117,13 @@ type Change struct {
 	// layer without any difference from the image (no field changed, content
 	// equal): docker diff does not list it, and a double walk cannot see it.
 	CopyUpOnly bool
+	// Source says where the change was found: empty for the container's
+	// snapshot, otherwise a mount the container could write outside it
+	// (tmpfs, a runtime bind-mounted file, a volume).
+	Source Source
+	// Mount is the destination of that mount inside the container (Path is
+	// below it, or it is the mounted file itself); empty for the snapshot.
+	Mount string
 }
 
 // InTable reports whether the change is one docker diff would print: every
@@ -129,8 +136,12 @@ func (c *Change) InTable() bool {
 // ContentChanged tells whether the bytes of the path differ from the image: the
 // content of a file, the target of a symlink, the device of a node. An added or
 // deleted entry other than a directory counts as a content change. The second
-// result is false when it cannot be told because a file was not hashed.
+// result is false when it cannot be told because a file was not hashed, or
+// for a file mounted over the image's, which is not compared with it.
 func (c *Change) ContentChanged() (changed, known bool) {
+	if c.Source != SourceSnapshot && c.Kind == Changed && c.Base == nil {
+		return false, false // a mounted file shadowing the image's: not compared
+	}
 	switch c.Kind {
 	case Added, Deleted:
 		return c.Meta.Type != TypeDir, true

@@ -154,6 +154,8 @@ type jsonChange struct {
 	HardLinkTo     *string        `json:"hard_link_to,omitempty"`
 	LostWith       *string        `json:"lost_with,omitempty"`
 	CopyUpOnly     bool           `json:"copy_up_only,omitempty"`
+	Source         Source         `json:"source,omitempty"`
+	Mount          *string        `json:"mount,omitempty"`
 	Base           *jsonMetadata  `json:"base,omitempty"`
 }
 
@@ -170,6 +172,11 @@ func (c Change) MarshalJSON() ([]byte, error) {
 		NotHashed:    c.NotHashed,
 		Runtime:      c.Runtime,
 		CopyUpOnly:   c.CopyUpOnly,
+		Source:       c.Source,
+	}
+	if c.Mount != "" {
+		m := EscapePath(c.Mount)
+		j.Mount = &m
 	}
 	if j.Changed == nil {
 		j.Changed = []Field{}

@@ -60,7 +60,7 @@ func TestChangeJSON(t *testing.T) {
 	if base, ok := got["base"].(map[string]any); !ok || base["mode"] != "0755" {
 		t.Errorf("base = %#v", got["base"])
 	}
-	for _, k := range []string{"lost_with", "copy_up_only"} {
+	for _, k := range []string{"lost_with", "copy_up_only", "source", "mount"} {
 		if _, ok := got[k]; ok {
 			t.Errorf("%s present on an ordinary change", k)
 		}
@@ -151,5 +151,38 @@ func TestNotHashedJSON(t *testing.T) {
 	c.NotHashed = nil
 	if b, _ := json.Marshal(c); strings.Contains(string(b), "not_hashed") {
 		t.Errorf("hashed change JSON: %s", b)
+	}
+}
+
+// TestChangeJSONSource checks the source and mount of changes found outside
+// the snapshot, and that a mounted file is not said to differ from the
+// image it was not compared with.
+func TestChangeJSONSource(t *testing.T) {
+	md := &Metadata{Type: TypeFile, Mode: 0o644, Nlink: 1}
+	tests := []struct {
+		c                     Change
+		source, mount         any
+		contentChanged, known bool
+	}{
+		{Change{Kind: Added, Path: "/dev/shm/x", Meta: md, Source: SourceTmpfs, Mount: "/dev/shm"}, "tmpfs", "/dev/shm", true, true},
+		{Change{Kind: Changed, Path: "/etc/hosts", Meta: md, Source: SourceBind, Mount: "/etc/hosts"}, "bind", "/etc/hosts", false, false},
+		{Change{Kind: Added, Path: "/data/a\nb", Meta: md, Source: SourceVolume, Mount: "/data"}, "volume", "/data", true, true},
+		{Change{Kind: Changed, Path: "/f", Meta: md, Base: md, Fields: []Field{FieldContent}}, nil, nil, true, true},
+	}
+	for _, tt := range tests {
+		b, err := json.Marshal(tt.c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got map[string]any
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got["source"] != tt.source || got["mount"] != tt.mount {
+			t.Errorf("%s: source %v mount %v, want %v %v", tt.c.Path, got["source"], got["mount"], tt.source, tt.mount)
+		}
+		if changed, known := tt.c.ContentChanged(); changed != tt.contentChanged || known != tt.known {
+			t.Errorf("%s: ContentChanged() = %v, %v, want %v, %v", tt.c.Path, changed, known, tt.contentChanged, tt.known)
+		}
 	}
 }

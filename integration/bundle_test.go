@@ -103,8 +103,9 @@ func checkBagContent(t *testing.T, bag string, c *container, diffJSON []change) 
 		}
 		return b
 	}
-	if got, want := comparable(decodeChanges(t, string(read("data/rootfs/changes.jsonl")))), comparable(diffJSON); strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("changes.jsonl differs from diff --format json:\n%s", firstDifferences(got, want))
+	inBag := mergeByPath(decodeChanges(t, string(read(bundle.ChangesJSONL))), decodeChanges(t, string(read(bundle.MountChangesJSONL))))
+	if got, want := comparable(inBag), comparable(diffJSON); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("changes.jsonl of the snapshot and of the mounts differ from diff --format json:\n%s", firstDifferences(got, want))
 	}
 	entries := tarEntries(t, read("data/rootfs/changes.tar"))
 	if e, ok := entries["var/www/html/shell.php"]; !ok || e.content != "<?php eval($_GET['cmd']); ?>\n" || e.hdr.Uid != 0 {
@@ -333,7 +334,11 @@ func TestTamperMatrix(t *testing.T) {
 			t.Fatal(err)
 		}
 		cut := filepath.Join(t.TempDir(), "cut.tar")
-		os.WriteFile(cut, b[:len(b)*2/3], 0o644)
+		n := len(b) * 2 / 3
+		if n%512 == 0 {
+			n += 100 // inside an entry, not between two (verify then names the missing files)
+		}
+		os.WriteFile(cut, b[:n], 0o644)
 		assertInvalid(t, "unreadable", "verify", cut)
 	})
 	t.Run("unsigned newest event needs the recorded head", func(t *testing.T) {
@@ -530,8 +535,9 @@ func TestCollectMultiPlatformImage(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "bag")
 	res := h.cli(t, "collect", "-o", out, "multi-collect")
 	if res.code != 0 || !strings.Contains(res.stderr, "note: blob ") || !strings.Contains(res.stderr, "another platform, never pulled") ||
-		!strings.Contains(res.stdout, "  notes:        2 (on stderr") {
-		t.Errorf("collect does not note the missing platform and the missing task on stderr and count them (exit %d):\n%s\n%s", res.code, res.stdout, res.stderr)
+		!strings.Contains(res.stderr, "note: tmpfs /dev, /dev/shm, /run: not examined: the container has no running task") ||
+		!strings.Contains(res.stdout, "  notes:        3 (on stderr") {
+		t.Errorf("collect does not note the missing platform, the missing task and its tmpfs on stderr and count them (exit %d):\n%s\n%s", res.code, res.stdout, res.stderr)
 	}
 	h.mustCLI(t, "verify", out)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 
+	"github.com/ctrforensics/ctrforensics/forensic/bundle"
 	"github.com/ctrforensics/ctrforensics/internal/testcri"
 	"github.com/ctrforensics/ctrforensics/internal/testdaemon"
 	"github.com/ctrforensics/ctrforensics/internal/testimage"
@@ -272,15 +274,27 @@ func testCRIDiffCollect(t *testing.T, ch *criHarness) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	php := ch.ids["web-1/php"]
-	if _, err := ch.cri.ExecSync(ctx, php, "sh", "-c", "echo 'mallory:x:0:0::/root:/bin/sh' >> /etc/passwd"); err != nil {
+	// The issue's attack: a root user in the snapshot, a setuid shell in the
+	// pod's /dev/shm (a host tmpfs the CRI plugin bind-mounts into every
+	// container of the pod) and a poisoned /etc/hosts (the sandbox's file,
+	// bind-mounted too).
+	attack := "echo 'mallory:x:0:0::/root:/bin/sh' >> /etc/passwd && cp /bin/busybox /dev/shm/sh && chmod 4755 /dev/shm/sh" +
+		" && echo '203.0.113.7 registry.k8s.io' >> /etc/hosts"
+	if _, err := ch.cri.ExecSync(ctx, php, "sh", "-c", attack); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := ch.mustCLI(t, "diff", php[:12]), "C /etc\nC /etc/passwd\n"; got != want {
+	// What the pod shares shows in every container of the pod, marked with
+	// its source; the snapshot's change only in the attacked one. The table
+	// is sorted by path, whatever the source.
+	shared := "A /dev/shm/sh\t[tmpfs]\nC /etc/hosts\t[bind]\n"
+	want := "A /dev/shm/sh\t[tmpfs]\nC /etc\nC /etc/hosts\t[bind]\nC /etc/passwd\n"
+	if got := ch.mustCLI(t, "diff", php[:12]); got != want {
 		t.Errorf("diff of the attacked container:\n%s\nwant:\n%s", got, want)
 	}
-	if got := ch.mustCLI(t, "diff", ch.ids["web-1/sidecar"]); got != "" {
-		t.Errorf("diff of the sidecar:\n%s", got)
+	if got := ch.mustCLI(t, "diff", ch.ids["web-1/sidecar"]); got != shared {
+		t.Errorf("diff of the sidecar:\n%s\nwant:\n%s", got, shared)
 	}
+	checkCRIAttackJSON(t, ch, php)
 
 	out := filepath.Join(t.TempDir(), "php-bag")
 	ch.mustCLI(t, "collect", php, "-o", out, "--examiner", "alice", "--case", "IR-K8S")
@@ -312,6 +326,7 @@ func testCRIDiffCollect(t *testing.T, ch *criHarness) {
 	if !reflect.DeepEqual(pod, wantPod) {
 		t.Errorf("acquisition pod %+v, want %+v", pod, wantPod)
 	}
+	checkCRIAttackBag(t, out)
 	info, err := os.ReadFile(filepath.Join(out, "bag-info.txt"))
 	if err != nil {
 		t.Fatal(err)
@@ -323,5 +338,67 @@ func testCRIDiffCollect(t *testing.T, ch *criHarness) {
 		if !strings.Contains(string(info), "\n"+line+"\n") {
 			t.Errorf("bag-info.txt lacks %q:\n%s", line, info)
 		}
+	}
+}
+
+// checkCRIAttackJSON checks the sources and the setuid bit of the attack's
+// entries outside the snapshot in diff's JSON.
+func checkCRIAttackJSON(t *testing.T, ch *criHarness, id string) {
+	t.Helper()
+	found := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(ch.mustCLI(t, "diff", "--format", "json", id)), "\n") {
+		var c struct {
+			Path, Source, Mount, Mode string
+		}
+		if err := json.Unmarshal([]byte(line), &c); err != nil {
+			t.Fatalf("diff JSON line %q: %v", line, err)
+		}
+		found[c.Path] = c.Source + " " + c.Mount + " " + c.Mode
+	}
+	for path, want := range map[string]string{
+		"/etc/passwd": "  ",
+		"/dev/shm/sh": "tmpfs /dev/shm ",
+		"/etc/hosts":  "bind /etc/hosts ",
+	} {
+		got, ok := found[path]
+		if !ok || !strings.HasPrefix(got, want) {
+			t.Errorf("diff JSON: %s is %q, want source and mount %q", path, got, want)
+		}
+	}
+	if m := found["/dev/shm/sh"]; !strings.Contains(m, "s") {
+		t.Errorf("diff JSON: /dev/shm/sh mode %q has no setuid bit", m)
+	}
+}
+
+// checkCRIAttackBag checks that the bag holds the poisoned hosts file and the
+// setuid shell, with their sources, besides the snapshot's change.
+func checkCRIAttackBag(t *testing.T, bag string) {
+	t.Helper()
+	jsonl, err := os.ReadFile(filepath.Join(bag, bundle.MountChangesJSONL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"path":"/dev/shm/sh"`, `"path":"/etc/hosts"`} {
+		if !strings.Contains(string(jsonl), want) {
+			t.Errorf("%s lacks %s:\n%s", bundle.MountChangesJSONL, want, jsonl)
+		}
+	}
+	archives, _ := filepath.Glob(filepath.Join(bag, "data", "mounts", "*.tar"))
+	var poisoned, shell bool
+	for _, a := range archives {
+		out, err := exec.Command("tar", "-xOf", a).Output()
+		if err != nil {
+			t.Fatalf("tar -xOf %s: %v", a, err)
+		}
+		poisoned = poisoned || strings.Contains(string(out), "203.0.113.7 registry.k8s.io")
+		list, _ := exec.Command("tar", "-tvf", a).Output()
+		shell = shell || strings.Contains(string(list), "-rwsr-xr-x") && strings.Contains(string(list), "sh")
+	}
+	if !poisoned || !shell {
+		t.Errorf("bag archives %v: poisoned hosts %v, setuid shell %v", archives, poisoned, shell)
+	}
+	changes, err := os.ReadFile(filepath.Join(bag, bundle.ChangesJSONL))
+	if err != nil || !strings.Contains(string(changes), `"path":"/etc/passwd"`) {
+		t.Errorf("%s lacks /etc/passwd (%v)", bundle.ChangesJSONL, err)
 	}
 }

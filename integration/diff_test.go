@@ -49,6 +49,8 @@ type change struct {
 	HardLinkTo     *string           `json:"hard_link_to"`
 	LostWith       *string           `json:"lost_with"`
 	CopyUpOnly     bool              `json:"copy_up_only"`
+	Source         string            `json:"source"`
+	Mount          string            `json:"mount"`
 	Base           *struct {
 		Mode  string `json:"mode"`
 		Size  int64  `json:"size"`

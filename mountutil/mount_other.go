@@ -4,6 +4,7 @@ package mountutil
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 
@@ -43,3 +44,27 @@ func UnmountUnder(dir string) ([]string, error) { return nil, errNotLinux }
 
 // HideSpecial is not supported off Linux.
 func HideSpecial(root, empty string) (int, error) { return 0, errNotLinux }
+
+// ErrNotTheMount says a path is not the mount a spec names.
+var ErrNotTheMount = errors.New("not the mount the spec names")
+
+// Detached is a read-only clone of a mount, which needs Linux.
+type Detached struct{}
+
+// Root is empty off Linux.
+func (d *Detached) Root() string { return "" }
+
+// Close does nothing off Linux.
+func (d *Detached) Close() error { return nil }
+
+// CloneReadOnly is not supported off Linux.
+func CloneReadOnly(dir string) (*Detached, error) { return nil, errNotLinux }
+
+// CloneTaskMount is not supported off Linux.
+func CloneTaskMount(pid int, dest, fstype string) (*Detached, error) { return nil, errNotLinux }
+
+// IsTmpfs is not supported off Linux.
+func IsTmpfs(path string) (bool, error) { return false, errNotLinux }
+
+// SameInTask is not supported off Linux.
+func SameInTask(pid int, dest, host string) (bool, error) { return false, errNotLinux }

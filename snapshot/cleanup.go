@@ -36,6 +36,9 @@ func (c *Client) Cleanup(ctx context.Context, stateDir string) (*CleanupReport, 
 		return rep, err
 	}
 	cleanRecordTemps(stateDir, rep)
+	if c.disk != nil {
+		return rep, nil // a disk root holds no lease of a run
+	}
 	nss, err := c.Namespaces(ctx)
 	if err != nil {
 		return rep, err
@@ -82,6 +85,7 @@ func cleanTempMounts(rep *CleanupReport) error {
 				return err
 			}
 		}
+		cleanDBCopies(dir, rep)
 	}
 	return nil
 }

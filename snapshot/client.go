@@ -41,6 +41,8 @@ type Client struct {
 	address   string
 	namespace string
 	version   string
+	// disk is set for a client of a disk root (OpenRoot), read without a daemon.
+	disk *diskRoot
 }
 
 // Connect opens a connection to the containerd daemon at address and checks
@@ -66,8 +68,14 @@ func Connect(ctx context.Context, address, namespace string) (*Client, error) {
 	return &Client{c: c, address: address, namespace: namespace, version: v.Version}, nil
 }
 
-// Close closes the connection.
-func (c *Client) Close() error { return c.c.Close() }
+// Close closes the connection, or the disk root's databases.
+func (c *Client) Close() error {
+	err := c.c.Close()
+	if c.disk != nil {
+		err = errors.Join(err, c.disk.close())
+	}
+	return err
+}
 
 // Address is the daemon's socket.
 func (c *Client) Address() string { return c.address }

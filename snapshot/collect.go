@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
@@ -35,7 +36,10 @@ type CollectOptions struct {
 	// second manifest, ref name CommittedRefName; it implies IncludeLayers.
 	Commit bool
 	// Pause pauses a running task for a consistent capture and resumes it.
-	Pause      bool
+	Pause bool
+	// Volumes includes the content of the spec's volumes (bind-mounted
+	// directories), which are otherwise only listed.
+	Volumes    bool
 	Algorithms []bagit.Algorithm
 	Diff       DiffOptions
 	// Progress, when set, is called about twice a second with the payload
@@ -54,6 +58,9 @@ type CollectResult struct {
 	// changed between the diff and the archive, not archived, vanished...),
 	// as the acquisition record lists them.
 	Notes []string
+	// VolumesLeftOut counts the volumes listed whose content is not in the
+	// bag (CollectOptions.Volumes was not set).
+	VolumesLeftOut int
 }
 
 // Collect acquires a container into a sealed evidence bundle at opts.Output
@@ -110,7 +117,8 @@ func (c *Client) collect(ctx context.Context, ctr *Container, opts CollectOption
 	if err != nil {
 		return nil, err
 	}
-	return &CollectResult{Acquisition: acq, Head: sealed.Head, Signed: sealed.Signed, Notes: acq.Notes}, nil
+	return &CollectResult{Acquisition: acq, Head: sealed.Head, Signed: sealed.Signed, Notes: acq.Notes,
+		VolumesLeftOut: len(acq.VolumesNotArchived)}, nil
 }
 
 func (c *Client) newAcquisition(ctr *Container, opts CollectOptions) *bundle.Acquisition {
@@ -120,6 +128,7 @@ func (c *Client) newAcquisition(ctr *Container, opts CollectOptions) *bundle.Acq
 	a.Containerd.Version, a.Containerd.Address, a.Containerd.Namespace = c.version, c.address, ctr.Namespace
 	a.Container.ID, a.Container.Image, a.Container.TaskStatus = ctr.Info.ID, ctr.Info.Image, string(ctr.Status)
 	a.Container.Snapshotter, a.Container.SnapshotKey = ctr.Info.Snapshotter, ctr.Info.SnapshotKey
+	a.DiskRoot, a.Notes = c.DiskRoot(), c.RootNotes()
 	if !ctr.Pod.IsZero() {
 		pod := ctr.Pod
 		a.Pod = &pod
@@ -157,7 +166,15 @@ func (c *Client) acquire(ctx context.Context, s *Session, ctr *Container, opts C
 		return fmt.Errorf("diff: %w", err)
 	}
 	acq.DiffMethod, acq.Changes, acq.Notes = string(d.Method), len(d.Changes), append(acq.Notes, d.Notes...)
-	if err := writeChanges(ctx, s, r, d, w, opts, acq); err != nil {
+	m, err := s.ExamineMounts(ctx, ctr, MountsOptions{Options: opts.Diff.Options})
+	if err != nil {
+		return fmt.Errorf("mounts: %w", err)
+	}
+	defer m.Close()
+	if err := writeChanges(ctx, s, r, d, m.Changes, w, opts, acq); err != nil {
+		return err
+	}
+	if err := writeMounts(ctx, m, w, opts, acq); err != nil {
 		return err
 	}
 	return c.writeImage(ctx, s, ctr, w, opts, acq, r, d)
@@ -165,7 +182,7 @@ func (c *Client) acquire(ctx context.Context, s *Session, ctr *Container, opts C
 
 // task returns the container's task, or nil when it has none.
 func (c *Client) task(ctx context.Context, ctr *Container) (client.Task, error) {
-	if ctr.Status == TaskNone {
+	if ctr.Status == TaskNone || c.disk != nil {
 		return nil, nil
 	}
 	ctx = c.nsctx(ctx, ctr.Namespace)
@@ -206,6 +223,10 @@ func extensionNames(ctr *Container) map[string]string {
 
 // writeProcesses records the processes of a running or paused task from /proc.
 func (c *Client) writeProcesses(ctx context.Context, task client.Task, ctr *Container, w *bundle.Writer, opts CollectOptions, acq *bundle.Acquisition) error {
+	if c.disk != nil {
+		acq.Notes = append(acq.Notes, "read from a disk root: the task's state and processes are unknown, none recorded")
+		return nil
+	}
 	if task == nil || (ctr.Status != TaskRunning && ctr.Status != TaskPaused) {
 		acq.Notes = append(acq.Notes, "no running task: no processes recorded")
 		return nil
@@ -226,21 +247,14 @@ func (c *Client) writeProcesses(ctx context.Context, task client.Task, ctr *Cont
 }
 
 // writeChanges writes changes.jsonl, the changes tar, the archive of the
-// names a layer cannot carry (when there are any) and the timeline.
-func writeChanges(ctx context.Context, s *Session, r *Rootfs, d *diff.Diff, w *bundle.Writer, opts CollectOptions, acq *bundle.Acquisition) error {
-	if err := w.PutStream(bundle.ChangesJSONL, func(f io.Writer) error {
-		enc := json.NewEncoder(f)
-		enc.SetEscapeHTML(false)
-		for _, ch := range d.Changes {
-			if err := enc.Encode(ch); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
+// names a layer cannot carry (when there are any) and the timeline, which
+// also holds mountChanges.
+func writeChanges(ctx context.Context, s *Session, r *Rootfs, d *diff.Diff, mountChanges []forensic.Change, w *bundle.Writer, opts CollectOptions, acq *bundle.Acquisition) error {
+	if err := putJSONL(w, bundle.ChangesJSONL, d.Changes); err != nil {
 		return err
 	}
-	if err := w.PutStream(bundle.Bodyfile, func(f io.Writer) error { return forensic.WriteBodyfile(f, d.Changes) }); err != nil {
+	timeline := append(slices.Clone(d.Changes), mountChanges...)
+	if err := w.PutStream(bundle.Bodyfile, func(f io.Writer) error { return forensic.WriteBodyfile(f, timeline) }); err != nil {
 		return err
 	}
 	mounts, err := r.ReadOnlyMounts()
@@ -274,6 +288,47 @@ func writeChanges(ctx context.Context, s *Session, r *Rootfs, d *diff.Diff, w *b
 			return err
 		})
 	})
+}
+
+// putJSONL writes changes at name, one JSON object per line.
+func putJSONL(w *bundle.Writer, name string, changes []forensic.Change) error {
+	return w.PutStream(name, func(f io.Writer) error {
+		enc := json.NewEncoder(f)
+		enc.SetEscapeHTML(false)
+		for _, ch := range changes {
+			if err := enc.Encode(ch); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// writeMounts writes what the container could write outside its snapshot:
+// the mounts' records, their entries and the archives of their content.
+func writeMounts(ctx context.Context, m *Mounts, w *bundle.Writer, opts CollectOptions, acq *bundle.Acquisition) error {
+	acq.Notes = append(acq.Notes, m.Notes...)
+	acq.Mounts, acq.MountChanges, acq.VolumesIncluded = len(m.Records), len(m.Changes), opts.Volumes
+	if err := putJSONL(w, bundle.MountChangesJSONL, m.Changes); err != nil {
+		return err
+	}
+	notes, err := m.WriteArchives(ctx, bundle.MountArchive, func(name string, write func(io.Writer) error) error {
+		return w.PutStream(name, write)
+	}, MountArchivesOptions{Volumes: opts.Volumes, MaxBytes: opts.Diff.MaxHashBytes})
+	if err != nil {
+		return err
+	}
+	acq.Notes = append(acq.Notes, notes...)
+	for _, r := range m.Records {
+		if r.Examined && r.Archive == "" {
+			acq.VolumesNotArchived = append(acq.VolumesNotArchived, r.Destination)
+		}
+	}
+	records := m.Records
+	if records == nil {
+		records = []forensic.Mount{}
+	}
+	return w.PutJSON(bundle.MountsJSON, records)
 }
 
 func (c *Client) writeImage(ctx context.Context, s *Session, ctr *Container, w *bundle.Writer, opts CollectOptions, acq *bundle.Acquisition, r *Rootfs, d *diff.Diff) error {

@@ -142,6 +142,9 @@ func (c *Client) nsctx(ctx context.Context, ns string) context.Context {
 
 // Namespaces lists the daemon's namespaces, sorted.
 func (c *Client) Namespaces(ctx context.Context) ([]string, error) {
+	if c.disk != nil {
+		return c.disk.namespaces(ctx)
+	}
 	nss, err := c.c.NamespaceService().List(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list namespaces: %w", err)
@@ -223,6 +226,9 @@ func (c *Client) attachSandbox(ctx context.Context, ctr *Container) {
 // client has no daemon connection to ask it through (a client given its
 // stores directly, whose sandbox store, if any, is not known here).
 func (c *Client) sandboxStore() sandbox.Store {
+	if c.disk != nil {
+		return c.c.SandboxStore() // meta.db's, given to the client
+	}
 	if conn, ok := c.c.Conn().(*grpc.ClientConn); ok && conn == nil {
 		return nil
 	}
@@ -338,6 +344,10 @@ func (c *Client) describe(ctx context.Context, ns string, info containers.Contai
 		}
 	}
 	ctr.Pod = PodOf(info, ctr.Spec)
+	if c.disk != nil {
+		ctr.Status = TaskOffline
+		return ctr
+	}
 	loaded, err := c.c.LoadContainer(c.nsctx(ctx, ns), info.ID)
 	if err != nil {
 		return ctr
@@ -366,6 +376,11 @@ func (c *Container) Created() time.Time { return c.Info.CreatedAt.UTC() }
 func (c *Client) ActiveSnapshot(ctx context.Context, ctr *Container) (snapshots.Info, []mount.Mount, error) {
 	if ctr.Info.SnapshotKey == "" || ctr.Info.Snapshotter == "" {
 		return snapshots.Info{}, nil, fmt.Errorf("container %s has no root filesystem snapshot (created without one?)", ctr.Info.ID)
+	}
+	if c.disk != nil {
+		if _, err := c.disk.snapshotter(ctr.Info.Snapshotter); err != nil {
+			return snapshots.Info{}, nil, err
+		}
 	}
 	ctx = c.nsctx(ctx, ctr.Namespace)
 	sn := c.c.SnapshotService(ctr.Info.Snapshotter)

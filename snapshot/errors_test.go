@@ -29,6 +29,11 @@ func TestErrors(t *testing.T) {
 		{&AmbiguousError{Prefix: "c0", Namespace: "default", Candidates: many}, false, "c0ffee07 and 2 more"},
 		{&PlatformError{Platform: "linux/s390x", Offered: []string{"linux/amd64"}}, false, "no manifest for linux/s390x; it has: linux/amd64"},
 		{&UnreachableError{Address: "/x.sock", Err: errors.New("refused")}, false, "cannot reach containerd at /x.sock: refused"},
+		{&NoRootError{Dir: "/mnt/e"}, false, "/mnt/e is not a containerd root (no io.containerd.metadata.v1.bolt/meta.db)"},
+		{&NoRootError{Dir: "/mnt/e", Candidates: []string{"/mnt/e/a", "/mnt/e/b"}}, false, "several containerd roots: /mnt/e/a, /mnt/e/b"},
+		{&UnsupportedSnapshotterError{Snapshotter: "zfs"}, false, "snapshotter zfs is not supported offline (only overlayfs and native)"},
+		{&CorruptBlobError{Digest: "sha256:ab", Path: "/b/ab"}, false, "blob sha256:ab at /b/ab does not match its digest"},
+		{&NotSnapshotPathError{Path: "/etc/passwd"}, false, "/etc/passwd is not inside a snapshot directory"},
 	}
 	for _, tt := range tests {
 		wrapped := fmt.Errorf("diff: %w", tt.err)

@@ -37,6 +37,8 @@ type MountRecord struct {
 	Created    time.Time `json:"created"`
 	// Hidden counts the special files covered (MountTarget.NoSpecial).
 	Hidden int `json:"hidden,omitempty"`
+	// Root is the disk root of an offline mount, which holds no lease or view.
+	Root string `json:"root,omitempty"`
 }
 
 // MountTarget says what to mount: a container (optionally its upper layer
@@ -86,7 +88,10 @@ func (c *Client) Mount(ctx context.Context, t MountTarget, dir, stateDir string)
 	lease := "ctrforensics-" + randomID()
 	rec = &MountRecord{Mountpoint: dir, Source: t.describe(), Address: c.address, Namespace: c.namespace,
 		Lease: lease, Created: time.Now().UTC()}
-	if t.Container == nil {
+	switch {
+	case c.disk != nil:
+		rec.Root, rec.Lease = c.disk.path, "" // no daemon: nothing but the mount to undo
+	case t.Container == nil:
 		rec.Views = []View{{Snapshotter: t.Snapshotter, Key: lease + "-view-0"}}
 	}
 	if err := writeRecord(stateDir, rec); err != nil {
@@ -157,6 +162,9 @@ func (c *Client) checkTarget(ctx context.Context, t MountTarget) error {
 func (c *Client) beginWithID(ctx context.Context, lease, dir string) (*Session, error) {
 	// Not cancellable, as in Begin; the caller's record names the lease, so an
 	// interrupted mount removes it.
+	if c.disk != nil {
+		return &Session{c: c, namespace: c.namespace}, nil // no lease: no daemon
+	}
 	ctx = namespaces.WithNamespace(context.WithoutCancel(ctx), c.namespace)
 	labels := map[string]string{LabelPurpose: "mount", LabelMountpoint: dir}
 	l, err := c.c.LeasesService().Create(ctx, leases.WithID(lease), leases.WithLabels(labels))

@@ -80,6 +80,9 @@ func (c *Client) Begin(ctx context.Context, ns string, opts SessionOptions) (*Se
 	if ns == "" {
 		ns = c.namespace
 	}
+	if c.disk != nil {
+		return c.beginOffline(ns)
+	}
 	expiry := opts.Expiry
 	if expiry == 0 {
 		expiry = defaultLeaseExpiry
@@ -154,6 +157,9 @@ func (s *Session) Views() []View { return append([]View(nil), s.views...) }
 // Protect adds a snapshot to the lease, so that containerd keeps it while the
 // session runs even if its container is deleted meanwhile.
 func (s *Session) Protect(ctx context.Context, snapshotter, key string) error {
+	if s.c.disk != nil {
+		return nil // nothing runs that could remove it
+	}
 	r := leases.Resource{ID: key, Type: "snapshots/" + snapshotter}
 	if err := s.c.c.LeasesService().AddResource(s.Context(ctx), s.lease, r); err != nil {
 		return fmt.Errorf("add snapshot %s to lease: %w", key, err)
@@ -166,6 +172,13 @@ func (s *Session) Protect(ctx context.Context, snapshotter, key string) error {
 // returns its mounts, made read-only. The view belongs to the lease and is
 // removed by Close.
 func (s *Session) View(ctx context.Context, snapshotter, parent string) ([]mount.Mount, error) {
+	if s.c.disk != nil {
+		mounts, err := s.c.disk.view(ctx, s.namespace, snapshotter, parent)
+		if err != nil {
+			return nil, fmt.Errorf("view of %s: %w", parent, err)
+		}
+		return mountutil.ReadOnly(mounts)
+	}
 	key := fmt.Sprintf("%s-view-%d", s.lease.ID, len(s.views))
 	// Remembered before it is asked for: an interrupted call may still have
 	// created it, and Close removes it (or finds it never existed).
@@ -300,6 +313,10 @@ func (c *Client) removeView(ctx context.Context, v View) (bool, error) {
 // hasSnapshotter tells whether containerd has the snapshotter plugin name
 // loaded; when it cannot tell, it says yes.
 func (c *Client) hasSnapshotter(ctx context.Context, name string) bool {
+	if c.disk != nil {
+		sn, err := c.disk.snapshotter(name)
+		return err == nil && sn.exists()
+	}
 	resp, err := c.c.IntrospectionService().Plugins(ctx, "type=="+snapshotterPlugin+",id=="+name)
 	if err != nil {
 		return true

@@ -28,7 +28,11 @@ func collectCommand() *cli.Command {
 		Description: "The bundle holds the container record and OCI spec, the image as an OCI layout, every change\n" +
 			"(changes.jsonl) and the changed content (an OCI layer tar), the processes of a running task, a\n" +
 			"Sleuth Kit timeline, and the acquisition record; it is sealed with sha256 and sha512 manifests,\n" +
-			"optionally signed, and starts its chain of custody. Check it with `ctrforensics verify`.",
+			"optionally signed, and starts its chain of custody. Check it with `ctrforensics verify`.\n\n" +
+			"It also holds what the container could write outside its snapshot (data/mounts/): every mount\n" +
+			"of the spec (mounts.json), the entries of its tmpfs mounts, runtime bind-mounted files and\n" +
+			"volumes (changes.jsonl, with their source), and the content of the tmpfs mounts and of the\n" +
+			"bind-mounted files as plain tars; volumes' content only with --volumes.",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "bundle path (required): a new directory, FILE.tar or FILE.tar.gz"},
 			&cli.StringFlag{Name: "case", Usage: "case identifier (bag-info External-Identifier)"},
@@ -38,6 +42,7 @@ func collectCommand() *cli.Command {
 			&cli.BoolFlag{Name: "include-image-layers", Usage: "also copy the image's layer blobs into the OCI layout"},
 			&cli.BoolFlag{Name: "commit", Usage: "also add the container committed as an image (see commit) to the OCI layout, ref name \"committed\" (implies --include-image-layers)"},
 			&cli.BoolFlag{Name: "pause", Usage: "pause a running task during the capture (recorded; resumed afterwards)"},
+			&cli.BoolFlag{Name: "volumes", Usage: "also archive the content of the container's volumes (always listed with digests)"},
 			&cli.StringFlag{Name: "hash", Value: "sha256,sha512", Usage: "manifest algorithms: sha256 (required), sha512, sha1, md5"},
 		}, diffFlags()...),
 		Action: runCollect,
@@ -103,6 +108,7 @@ func collectOptions(c *cli.Command) (snapshot.CollectOptions, error) {
 	}
 	opts := snapshot.CollectOptions{Output: c.String("output"), Case: c.String("case"), Examiner: c.String("examiner"),
 		Note: c.String("note"), IncludeLayers: c.Bool("include-image-layers"), Commit: c.Bool("commit"), Pause: c.Bool("pause"),
+		Volumes:    c.Bool("volumes"),
 		Algorithms: algs, Diff: diff}
 	if p := c.String("sign-key"); p != "" {
 		if opts.SignKey, err = attest.LoadPrivateKey(p); err != nil {
@@ -155,12 +161,16 @@ func printCollected(w, errw io.Writer, res *snapshot.CollectResult) {
 	}
 	fmt.Fprintf(w, "collected container %s into %s\n", acq.Container.ID, res.Path)
 	fmt.Fprintf(w, "  changes:      %d (%s)\n", acq.Changes, acq.DiffMethod)
+	fmt.Fprintf(w, "  mounts:       %d, %d entries outside the snapshot (%s)\n", acq.Mounts, acq.MountChanges, bundle.MountsJSON)
 	fmt.Fprintf(w, "  manifests:    %s\n", strings.Join(acq.Algorithms, ", "))
 	fmt.Fprintf(w, "  signed:       %s\n", signed)
 	fmt.Fprintf(w, "  custody head: %s (record it: it protects the newest custody event)\n", res.Head)
 	fmt.Fprintf(w, "  notes:        %d (on stderr; also in %s)\n", len(res.Notes), bundle.AcquisitionFile)
 	for _, n := range res.Notes {
 		fmt.Fprintf(errw, "note: %s\n", n)
+	}
+	if res.VolumesLeftOut > 0 {
+		fmt.Fprintf(errw, "note: add --volumes to archive the content of the %d volumes left out\n", res.VolumesLeftOut)
 	}
 	fmt.Fprintf(w, "verify with: ctrforensics verify %s\n", res.Path)
 }

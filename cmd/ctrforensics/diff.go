@@ -8,6 +8,7 @@ import (
 	"github.com/docker/go-units"
 	"github.com/urfave/cli/v3"
 
+	"github.com/ctrforensics/ctrforensics/forensic"
 	"github.com/ctrforensics/ctrforensics/forensic/diff"
 	"github.com/ctrforensics/ctrforensics/internal/output"
 	"github.com/ctrforensics/ctrforensics/snapshot"
@@ -25,7 +26,13 @@ func diffCommand() *cli.Command {
 			"prints one line for a deleted or replaced directory (JSON also lists every entry that went\n" +
 			"with it, with \"lost_with\") and leaves out files copied up without any difference (in JSON\n" +
 			"with \"copy_up_only\": true). Names are printed with\n" +
-			"backslash escapes for control characters, backslashes and bytes that are not UTF-8.",
+			"backslash escapes for control characters, backslashes and bytes that are not UTF-8.\n\n" +
+			"Beyond the snapshot, the diff lists what the container could write elsewhere: the entries of\n" +
+			"its tmpfs mounts (/dev/shm, /run...; read through the running task's mount namespace), the\n" +
+			"files the runtime bind-mounts (/etc/hosts, /etc/resolv.conf, /etc/hostname) and the entries\n" +
+			"of its volumes. Their table lines end with a tab and the source in brackets, e.g.\n" +
+			"\"A /dev/shm/x\t[tmpfs]\"; in JSON they carry \"source\" and \"mount\". What could not be\n" +
+			"examined (a stopped task's tmpfs) is a note on stderr.",
 		Flags: append([]cli.Flag{
 			formatFlag(),
 			&cli.BoolFlag{Name: "all", Usage: "include paths the container runtime created"},
@@ -56,24 +63,63 @@ func runDiff(ctx context.Context, c *cli.Command) error {
 		if err != nil {
 			return err
 		}
-		d, err := s.Diff(ctx, ctr, opts)
+		d, m, err := diffAll(ctx, s, ctr, opts)
 		err = errors.Join(err, s.Close(ctx))
 		if err != nil {
 			return fmt.Errorf("diff %s: %w", ctr.Info.ID, err)
 		}
-		for _, n := range d.Notes {
+		for _, n := range append(d.Notes, m.Notes...) {
 			fmt.Fprintln(c.Root().ErrWriter, "ctrforensics: note: "+n)
 		}
+		changes := mergeChanges(d.Changes, m.Changes)
 		if format == output.JSON {
-			return output.JSONLines(c.Root().Writer, d.Changes)
+			return output.JSONLines(c.Root().Writer, changes)
 		}
-		for _, ch := range d.Changes {
+		for _, ch := range changes {
 			if ch.InTable() && (!ch.Runtime || c.Bool("all")) {
-				fmt.Fprintln(c.Root().Writer, ch.Line())
+				fmt.Fprintln(c.Root().Writer, tableLine(&ch))
 			}
 		}
 		return nil
 	})
+}
+
+// diffAll diffs the container's snapshot and examines its mounts.
+func diffAll(ctx context.Context, s *snapshot.Session, ctr *snapshot.Container, opts snapshot.DiffOptions) (*diff.Diff, *snapshot.Mounts, error) {
+	d, err := s.Diff(ctx, ctr, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := s.ExamineMounts(ctx, ctr, snapshot.MountsOptions{Options: opts.Options})
+	if err != nil {
+		return nil, nil, err
+	}
+	m.Close() // the listing is all diff needs
+	return d, m, nil
+}
+
+// mergeChanges merges two lists sorted by path into one; on equal paths the
+// snapshot's change comes first.
+func mergeChanges(a, b []forensic.Change) []forensic.Change {
+	out := make([]forensic.Change, 0, len(a)+len(b))
+	for len(a) > 0 && len(b) > 0 {
+		if b[0].Path < a[0].Path {
+			out, b = append(out, b[0]), b[1:]
+		} else {
+			out, a = append(out, a[0]), a[1:]
+		}
+	}
+	return append(append(out, a...), b...)
+}
+
+// tableLine is a change's docker-diff line; a change found outside the
+// snapshot ends with a tab (never in an escaped path) and its source in
+// brackets.
+func tableLine(ch *forensic.Change) string {
+	if ch.Source == forensic.SourceSnapshot {
+		return ch.Line()
+	}
+	return ch.Line() + "\t[" + string(ch.Source) + "]"
 }
 
 // diffFlags are the flags of every command that computes a diff: diff, collect.

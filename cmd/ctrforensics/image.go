@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/docker/go-units"
@@ -101,6 +102,7 @@ func imageRows(imgs []snapshot.ImageSummary) []imageRow {
 				r.Unpacked = append(r.Unpacked, sn)
 			}
 		}
+		slices.Sort(r.Unpacked) // a map's order changes from run to run
 		rows[i] = r
 	}
 	return rows

@@ -74,6 +74,8 @@ func hint(err error) string {
 		ambiguous   *snapshot.AmbiguousError
 		platform    *snapshot.PlatformError
 		noSource    *noSuchSourceError
+		noRoot      *snapshot.NoRootError
+		unsupported *snapshot.UnsupportedSnapshotterError
 		exists      *snapshot.ExistsError
 	)
 	if h := commitHint(err); h != "" {
@@ -82,6 +84,12 @@ func hint(err error) string {
 	switch {
 	case errors.As(err, &unreachable):
 		return "is containerd running? set --address or CONTAINERD_ADDRESS"
+	case errors.As(err, &noRoot) && len(noRoot.Candidates) > 0:
+		return "give --root one of them"
+	case errors.As(err, &noRoot):
+		return "give --root a containerd root, e.g. /mnt/evidence/var/lib/containerd, or the top of the mounted disk"
+	case errors.As(err, &unsupported):
+		return "examine it on the live host with --address"
 	case errors.As(err, &noNamespace):
 		return "pick one with -n; list every container with `ctrforensics ls -A`"
 	case errors.As(err, &noSource):
@@ -211,6 +219,7 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 				Value: snapshot.DefaultAddress, Usage: "containerd gRPC socket"},
 			&cli.StringFlag{Name: "namespace", Aliases: []string{"n"}, Sources: cli.EnvVars("CONTAINERD_NAMESPACE"),
 				Value: "default", Usage: "containerd namespace (k8s.io for Kubernetes, moby for Docker)"},
+			&cli.StringFlag{Name: "root", Usage: "read a dead host's containerd root directory (or the top of its mounted disk) without a daemon, instead of --address"},
 		},
 		Commands: []*cli.Command{
 			lsCommand(),
@@ -226,6 +235,7 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 			custodyCommand(),
 			keyCommand(),
 			cleanupCommand(),
+			ownerCommand(),
 			imageCommand(),
 			versionCommand(),
 		},
@@ -317,12 +327,39 @@ func withClient(ctx context.Context, c *cli.Command, fn func(ctx context.Context
 	if err := needRoot(); err != nil {
 		return err
 	}
-	cl, err := snapshot.Connect(ctx, c.String("address"), c.String("namespace"))
+	cl, err := connect(ctx, c)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
 	return fn(ctx, cl)
+}
+
+// connect opens the source the global flags name: a disk root (--root) or
+// the daemon's socket.
+func connect(ctx context.Context, c *cli.Command) (*snapshot.Client, error) {
+	dir := c.String("root")
+	if dir == "" {
+		return snapshot.Connect(ctx, c.String("address"), c.String("namespace"))
+	}
+	if c.IsSet("address") && c.String("address") != os.Getenv("CONTAINERD_ADDRESS") {
+		return nil, errors.New("--root and --address exclude each other: give --root for a disk root, --address for a running containerd")
+	}
+	root, found, err := snapshot.FindRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	if found {
+		fmt.Fprintf(c.Root().ErrWriter, "using containerd root %s\n", root)
+	}
+	cl, err := snapshot.OpenRoot(ctx, root, c.String("namespace"))
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range cl.RootNotes() {
+		fmt.Fprintln(c.Root().ErrWriter, "note: "+n)
+	}
+	return cl, nil
 }
 
 // args checks the number of positional arguments.

@@ -123,6 +123,14 @@ func runUmount(ctx context.Context, c *cli.Command) error {
 	if err != nil {
 		return err
 	}
+	if rec.Root != "" { // a mount of a disk root holds nothing in any daemon
+		removed, err := snapshot.UnmountOffline(ctx, rec.Mountpoint, c.String("state-dir"))
+		if err != nil {
+			return fmt.Errorf("umount %s: %w", rec.Mountpoint, err)
+		}
+		fmt.Fprintf(c.Root().Writer, "removed: %s\n", strings.Join(removed, ", "))
+		return nil
+	}
 	// The lease lives in the daemon and namespace the mount was made with.
 	if err := c.Set("address", rec.Address); err != nil {
 		return err

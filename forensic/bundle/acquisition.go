@@ -3,6 +3,8 @@ package bundle
 import (
 	"time"
 
+	"github.com/opencontainers/go-digest"
+
 	"github.com/ctrforensics/ctrforensics/forensic"
 	"github.com/ctrforensics/ctrforensics/internal/version"
 )
@@ -41,21 +43,61 @@ type Acquisition struct {
 	Start string `json:"start"`
 	End   string `json:"end"`
 	// CollectedBy and CollectedAt are what the first custody event must say.
-	CollectedBy         string `json:"collected_by"`
-	CollectedAt         string `json:"collected_at"`
-	DiffMethod          string `json:"diff_method"`
-	Changes             int    `json:"changes"`
-	Paused              bool   `json:"paused"`
-	ImageLayersIncluded bool   `json:"image_layers_included"`
+	CollectedBy string `json:"collected_by"`
+	CollectedAt string `json:"collected_at"`
+	DiffMethod  string `json:"diff_method"`
+	Changes     int    `json:"changes"`
+	// Mounts counts the mounts of the spec (listed in MountsJSON) and
+	// MountChanges the entries found in them; VolumesIncluded says volumes'
+	// content is in the bag.
+	Mounts          int  `json:"mounts"`
+	MountChanges    int  `json:"mount_changes"`
+	VolumesIncluded bool `json:"volumes_included"`
+	// VolumesNotArchived names the volumes whose entries are listed but
+	// whose content is not in the bag.
+	VolumesNotArchived  []string `json:"volumes_not_archived,omitempty"`
+	Paused              bool     `json:"paused"`
+	ImageLayersIncluded bool     `json:"image_layers_included"`
 	// ImageBlobsNotExported are referenced blobs containerd did not hold.
 	ImageBlobsNotExported []string     `json:"image_blobs_not_exported,omitempty"`
 	Algorithms            []string     `json:"algorithms"`
 	Notes                 []string     `json:"notes"`
 	SideEffects           []SideEffect `json:"side_effects"`
 
+	// DiskRoot is set when the source was a containerd root directory read
+	// from disk, without a daemon.
+	DiskRoot *DiskRoot `json:"disk_root,omitempty"`
+
 	// CommittedManifest is the digest of the committed image (collect
 	// --commit) in the image layout, ref name "committed".
 	CommittedManifest string `json:"committed_manifest,omitempty"`
+}
+
+// SourceDiskRoot is DiskRoot.Source: the evidence was read from a containerd
+// root directory on disk.
+const SourceDiskRoot = "disk root"
+
+// DiskRoot says where an offline acquisition read containerd's state.
+type DiskRoot struct {
+	Source string `json:"source"`
+	// Path is the containerd root directory.
+	Path string `json:"path"`
+	// Databases are containerd's meta.db and the snapshotters' metadata.db.
+	Databases []DatabaseDigest `json:"databases"`
+}
+
+// DatabaseDigest records how one bolt database of a disk root was read.
+type DatabaseDigest struct {
+	Path string `json:"path"`
+	// Locked says a live daemon held the database's lock.
+	Locked bool `json:"locked,omitempty"`
+	// Copied says the database was copied to a private file and read there.
+	Copied bool `json:"copied"`
+	// Before and After are the sha256 of the original before and after it
+	// was copied (or read); Copy that of the copy read.
+	Before digest.Digest `json:"sha256_before"`
+	After  digest.Digest `json:"sha256_after"`
+	Copy   digest.Digest `json:"sha256_copy,omitempty"`
 }
 
 // SideEffect is one change made on the host during an acquisition.

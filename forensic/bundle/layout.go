@@ -5,6 +5,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/ctrforensics/ctrforensics/forensic"
 	"github.com/ctrforensics/ctrforensics/forensic/custody"
 )
 
@@ -47,7 +48,16 @@ const (
 	// (".wh.NAME"), left out of ChangesTar; present only when there are such
 	// changes.
 	UnsafeNamesTar = "data/rootfs/unsafe-names.tar"
-	// Bodyfile is a Sleuth Kit body file of the changes.
+	// MountsJSON lists every mount of the container's OCI spec
+	// ([]forensic.Mount): source, options, whether the container could write
+	// it, what was examined and the archive holding its content.
+	MountsJSON = "data/mounts/mounts.json"
+	// MountChangesJSONL holds one JSON object per entry found outside the
+	// snapshot (tmpfs, bind-mounted files, volumes), each with its source
+	// and mount; their content is in the archives MountArchive names.
+	MountChangesJSONL = "data/mounts/changes.jsonl"
+	// Bodyfile is a Sleuth Kit body file of the changes, of the snapshot and
+	// of the mounts.
 	Bodyfile = "data/timeline/bodyfile.txt"
 	// ScanSARIF holds the findings of scan's built-in rules over the
 	// changes, as SARIF 2.1.0.
@@ -59,6 +69,14 @@ const (
 // ImagePath returns the bag path of rel (e.g. "index.json" or
 // "blobs/sha256/<hex>") inside the image layout.
 func ImagePath(rel string) string { return ImageLayoutDir + "/" + rel }
+
+// MountArchive returns the bag path of the plain tar (never an OCI layer)
+// holding the content of the mount at index i of the spec, of kind kind:
+// data/mounts/NNN-KIND.tar, its entries named relative to the mount's
+// destination (for a bind-mounted file, its host file name).
+func MountArchive(i int, kind forensic.Source) string {
+	return fmt.Sprintf("data/mounts/%03d-%s.tar", i, kind)
+}
 
 // payloadRel returns the path of a payload file relative to PayloadDir, as
 // package bagit names payload files, or an error for a path outside it.

@@ -28,7 +28,7 @@ import (
 // A change whose name an OCI layer cannot carry (see UnsafeName) is left out,
 // with a note; a hard link to such a name is archived as a copy.
 func WriteChangesTar(ctx context.Context, w io.Writer, root string, changes []forensic.Change, opts Options) (*TarStats, error) {
-	return writeTar(ctx, w, root, changes, opts, false)
+	return writeTar(ctx, w, root, changes, opts, archiveLayer)
 }
 
 // WriteUnsafeTar writes, as a plain tar in the format of WriteChangesTar, the
@@ -38,10 +38,38 @@ func WriteChangesTar(ctx context.Context, w io.Writer, root string, changes []fo
 // filesystem. It is not an OCI layer and must never be applied as one. A
 // deletion of such a name cannot be written and is noted.
 func WriteUnsafeTar(ctx context.Context, w io.Writer, root string, changes []forensic.Change, opts Options) (*TarStats, error) {
-	return writeTar(ctx, w, root, changes, opts, true)
+	return writeTar(ctx, w, root, changes, opts, archiveUnsafe)
 }
 
-func writeTar(ctx context.Context, w io.Writer, root string, changes []forensic.Change, opts Options, unsafe bool) (*TarStats, error) {
+// WritePlainTar writes every change but deletions, whatever its name, as a
+// plain tar in the format of WriteChangesTar: the content of a tree that is
+// not compared with an image (a tmpfs, a volume), to be extracted with tar
+// -x, never applied as a layer. root is that tree, read-only, and the
+// changes' paths are relative to it. A deletion cannot be written and is
+// noted.
+func WritePlainTar(ctx context.Context, w io.Writer, root string, changes []forensic.Change, opts Options) (*TarStats, error) {
+	return writeTar(ctx, w, root, changes, opts, archivePlain)
+}
+
+// archiveKind says which changes an archive holds.
+type archiveKind int
+
+const (
+	// archiveLayer is an OCI layer: the names a layer can carry, deletions
+	// as whiteouts.
+	archiveLayer archiveKind = iota
+	// archiveUnsafe is a plain tar of the names a layer cannot carry.
+	archiveUnsafe
+	// archivePlain is a plain tar of every change.
+	archivePlain
+)
+
+// holds reports whether an archive of kind a holds the path p.
+func (a archiveKind) holds(p string) bool {
+	return a == archivePlain || UnsafeName(p) == (a == archiveUnsafe)
+}
+
+func writeTar(ctx context.Context, w io.Writer, root string, changes []forensic.Change, opts Options, kind archiveKind) (*TarStats, error) {
 	dirs, err := newDirCache(root)
 	if err != nil {
 		return nil, err
@@ -49,14 +77,14 @@ func writeTar(ctx context.Context, w io.Writer, root string, changes []forensic.
 	defer dirs.close()
 	tw := tar.NewWriter(w)
 	tb := &tarBuilder{ctx: ctx, w: w, tw: tw, dirs: dirs, maxBytes: fsread.NewHasher(opts.MaxBytes).MaxBytes(),
-		stats: &TarStats{}, unsafe: unsafe}
+		stats: &TarStats{}, kind: kind}
 	for i := range changes {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		c := &changes[i]
-		if UnsafeName(c.Path) != unsafe {
-			if !unsafe && c.LostWith == "" && c.Kind != forensic.Deleted {
+		if !kind.holds(c.Path) {
+			if kind == archiveLayer && c.LostWith == "" && c.Kind != forensic.Deleted {
 				tb.note(c, "left out of the OCI layer: its name would be read as a whiteout; it is in changes.jsonl and the archive of unsafe names")
 			}
 			continue
@@ -80,9 +108,10 @@ type tarBuilder struct {
 	dirs     *dirCache
 	maxBytes int64
 	stats    *TarStats
-	// unsafe says the archive holds the names a layer cannot carry: a plain
+	// kind says which changes the archive holds; all but archiveLayer are
+	// plain tars, without whiteouts.
 	// tar, without whiteouts.
-	unsafe bool
+	kind archiveKind
 }
 
 func (tb *tarBuilder) note(c *forensic.Change, format string, args ...any) {
@@ -95,8 +124,8 @@ func (tb *tarBuilder) add(c *forensic.Change) error {
 		return nil // the directory's whiteout or replacement removes it
 	}
 	if c.Kind == forensic.Deleted {
-		if tb.unsafe {
-			tb.note(c, "the deletion of a name a layer cannot carry is not archived; it is in changes.jsonl")
+		if tb.kind != archiveLayer {
+			tb.note(c, "the deletion is not archived in a plain tar; it is in changes.jsonl")
 			return nil
 		}
 		dir, base := path.Split(name)
@@ -121,7 +150,7 @@ func (tb *tarBuilder) add(c *forensic.Change) error {
 		tb.note(c, "extended attribute %q cannot be stored in a tar (its name has '=' or NUL); it is in changes.jsonl", forensic.EscapePath(x))
 	}
 	linked := c.HardLinkTo != "" && md.Type != forensic.TypeDir
-	if linked && UnsafeName(c.HardLinkTo) != tb.unsafe {
+	if linked && !tb.kind.holds(c.HardLinkTo) {
 		// The first name of the inode is in the other archive: keep a copy.
 		tb.note(c, "hard link to %s, which is in the other archive: archived as a copy", forensic.EscapePath(c.HardLinkTo))
 		linked = false

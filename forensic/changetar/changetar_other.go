@@ -19,3 +19,8 @@ func WriteChangesTar(ctx context.Context, w io.Writer, root string, changes []fo
 func WriteUnsafeTar(ctx context.Context, w io.Writer, root string, changes []forensic.Change, opts Options) (*TarStats, error) {
 	return nil, errors.ErrUnsupported
 }
+
+// WritePlainTar reads a tree, which needs Linux.
+func WritePlainTar(ctx context.Context, w io.Writer, root string, changes []forensic.Change, opts Options) (*TarStats, error) {
+	return nil, errors.ErrUnsupported
+}

@@ -29,7 +29,7 @@ func NewHasher(maxBytes int64) *Hasher {
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxBytes
 	}
-	return &Hasher{buf: make([]byte, bufferSize), maxBytes: maxBytes}
+	return &Hasher{maxBytes: maxBytes} // buf on the first file: many walks hash none
 }
 
 // MaxBytes is the size limit.
@@ -59,6 +59,9 @@ func (h *Hasher) Hash(ctx context.Context, dirfd int, name string, md *forensic.
 // HashFD returns the sha256 of what remains to be read of the open file fd,
 // as Hash does.
 func (h *Hasher) HashFD(ctx context.Context, fd int) (digest.Digest, *forensic.NotHashed, error) {
+	if h.buf == nil {
+		h.buf = make([]byte, bufferSize)
+	}
 	w := sha256.New()
 	var total int64
 	for chunk := 0; ; chunk++ {

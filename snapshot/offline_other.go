@@ -1,0 +1,27 @@
+//go:build !linux
+
+package snapshot
+
+import (
+	"os"
+	"sort"
+)
+
+// openNoatime opens the file at path for reading (access times are kept only
+// on Linux).
+func openNoatime(path string) (*os.File, error) { return os.Open(path) }
+
+// onReadOnlyMount says no off Linux: the databases are then always copied.
+func onReadOnlyMount(string) bool { return false }
+
+// readDirNoatime lists the names in the directory at path.
+func readDirNoatime(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	sort.Strings(names)
+	return names, err
+}

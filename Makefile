@@ -38,6 +38,7 @@ build-yara:
 # The YARA matcher against Debian's yara CLI on the same fixtures, and the
 # YARA build's scan --rules end to end.
 test-yara: build build-yara
+	$(YARA_ENV) $(GO) vet -tags $(YARA_TAGS) ./forensic/scan/yara ./cmd/ctrforensics
 	$(YARA_ENV) $(GO) test -count=1 -tags $(YARA_TAGS) ./forensic/scan/yara
 	CTRFORENSICS_YARA_BIN=$(CURDIR)/$(YARA_BIN) CTRFORENSICS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -run TestScanYaraBuild ./integration
 

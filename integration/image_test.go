@@ -390,7 +390,7 @@ func TestImageHostileLayers(t *testing.T) {
 	if got := h.mustCLI(t, "image", "cat", img.Name, "/etc/dup"); got != "second\n" {
 		t.Errorf("duplicate entry: cat = %q, want the last one", got)
 	}
-	if r := h.cli(t, "image", "cat", img.Name, "/etc/loop-a"); r.code != 2 || !strings.Contains(r.stderr, "symbolic link to /etc/loop-b, not followed") {
+	if r := h.cli(t, "image", "cat", img.Name, "/etc/loop-a"); r.code != 2 || !strings.Contains(r.stderr, "more than 40 symbolic links") {
 		t.Errorf("cat of a symlink loop: exit %d %q", r.code, r.stderr)
 	}
 	out := filepath.Join(t.TempDir(), "x.tar")

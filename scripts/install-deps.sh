@@ -17,6 +17,8 @@ command -v yara >/dev/null || need+=(yara)
 for p in libyara-dev libbz2-dev liblzma-dev zlib1g-dev; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p")
 done
+command -v jq >/dev/null || need+=(jq)     # make demo turns harden's JSON into ctr's --mount flags
+command -v tmux >/dev/null || need+=(tmux) # the browse TUI test drives it in a detached session
 dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "ok installed" || need+=(busybox-static)
 
 if [ ${#need[@]} -eq 0 ]; then

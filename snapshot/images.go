@@ -3,6 +3,7 @@ package snapshot
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -17,10 +18,12 @@ import (
 	"github.com/containerd/platforms"
 	"github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/identity"
+	"google.golang.org/grpc"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ctrforensics/ctrforensics/forensic/imagefs"
 	"github.com/ctrforensics/ctrforensics/mountutil"
+	"github.com/ctrforensics/ctrforensics/snapshot/contentdir"
 )
 
 // HasImage tells whether the client's namespace holds an image named ref. A
@@ -115,6 +118,9 @@ type ResolvedImage struct {
 	// snapshot layers when the blobs are gone (see Notes).
 	Layers []imagefs.Layer
 	Notes  []string
+	// BlobSource says where the layer blobs are read from: the content
+	// store's directory on this host, or containerd's content API and why.
+	BlobSource string
 }
 
 // PlatformError says a platform is not valid (Err), or that an index has no
@@ -220,17 +226,36 @@ func readJSONBlob(ctx context.Context, cs content.Store, desc ocispec.Descriptor
 }
 
 // layers sets r.Layers from the content store, or from snapshots when any
-// blob is missing.
+// blob is missing. Blobs are read straight from the content store's directory
+// when this host has it and this process may read it, and through
+// containerd's content API otherwise (r.BlobSource says which, and why).
 func (s *Session) layers(ctx context.Context, r *ResolvedImage, snapshotter string) error {
 	cs := s.c.c.ContentStore()
-	missing := 0
+	local, why := s.c.localContent(ctx)
+	missing, direct := 0, 0
 	for i, l := range r.Manifest.Layers {
 		if _, err := cs.Info(ctx, l.Digest); errdefs.IsNotFound(err) {
 			missing++
 		} else if err != nil {
 			return fmt.Errorf("layer %d: %w", i, err)
 		}
-		r.Layers = append(r.Layers, blobLayer(cs, l, diffID(r.Config, i)))
+		layer := blobLayer(cs, l, diffID(r.Config, i))
+		if local != nil {
+			if _, err := local.Info(ctx, l.Digest); err == nil {
+				layer = dirLayer(local, l, diffID(r.Config, i))
+				direct++
+			}
+		}
+		r.Layers = append(r.Layers, layer)
+	}
+	switch {
+	case local == nil:
+		r.BlobSource = "layer blobs read through containerd's content API: " + why
+	case direct == len(r.Layers):
+		r.BlobSource = "layer blobs read straight from the content store directory " + local.Path() + " (digests checked while reading)"
+	default:
+		r.BlobSource = fmt.Sprintf("%d of %d layer blobs read straight from the content store directory %s, the others through containerd's content API (not in that directory)",
+			direct, len(r.Layers), local.Path())
 	}
 	if missing == 0 {
 		return nil
@@ -256,6 +281,55 @@ func blobLayer(cs content.Store, desc ocispec.Descriptor, diffID digest.Digest) 
 			return readCloser{io.NewSectionReader(ra, 0, ra.Size()), ra}, nil
 		}}
 }
+
+// dirLayer reads a layer blob from the content store's directory, which
+// checks its digest as it is read.
+func dirLayer(local *contentdir.Store, desc ocispec.Descriptor, diffID digest.Digest) imagefs.Layer {
+	return imagefs.Layer{Digest: desc.Digest, DiffID: diffID, MediaType: desc.MediaType, DigestChecked: true,
+		Open: func(ctx context.Context) (io.ReadCloser, error) {
+			b, err := local.Open(desc)
+			if err != nil {
+				return nil, fmt.Errorf("open layer %s: %w", desc.Digest, err)
+			}
+			return readCloser{b.Reader(), b}, nil
+		}}
+}
+
+// localContent opens the daemon's content store directory when this host
+// has it and this process may read it; otherwise it says why not.
+func (c *Client) localContent(ctx context.Context) (*contentdir.Store, string) {
+	root, err := c.contentRoot(ctx)
+	if err != nil {
+		return nil, err.Error()
+	}
+	st, err := contentdir.Open(root)
+	if err != nil {
+		return nil, fmt.Sprintf("its content store directory is not readable here (%v)", err)
+	}
+	return st, ""
+}
+
+// contentRoot asks the daemon where its local content store is: containerd
+// 1.6 and 2.x export it as the content plugin's "root".
+func (c *Client) contentRoot(ctx context.Context) (string, error) {
+	if conn, ok := c.c.Conn().(*grpc.ClientConn); !ok || conn == nil {
+		// A client made of local services (a disk root) has no daemon to ask.
+		return "", errors.New("no daemon connection to ask where the content store is")
+	}
+	resp, err := c.c.IntrospectionService().Plugins(ctx, "type=="+contentPlugin+",id==content")
+	if err != nil {
+		return "", fmt.Errorf("the daemon did not say where its content store is (%v)", err)
+	}
+	for _, p := range resp.Plugins {
+		if root := p.Exports["root"]; root != "" && p.InitErr == nil {
+			return root, nil
+		}
+	}
+	return "", errors.New("the daemon has no local content store plugin, or does not say where it is")
+}
+
+// contentPlugin is the plugin type of containerd's content store.
+const contentPlugin = "io.containerd.content.v1"
 
 type readCloser struct {
 	io.Reader

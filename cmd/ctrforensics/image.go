@@ -34,6 +34,7 @@ func imageFlags(extra ...cli.Flag) []cli.Flag {
 	return append([]cli.Flag{
 		&cli.StringFlag{Name: "platform", Usage: "platform of a multi-platform image, e.g. linux/arm64 (default: this host's)"},
 		&cli.StringFlag{Name: "snapshotter", Value: "overlayfs", Usage: "where to read layers whose blobs were discarded after unpacking"},
+		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "say on stderr where the layer blobs are read from (the content store directory, or containerd's content API and why)"},
 	}, extra...)
 }
 
@@ -52,6 +53,9 @@ func withImage(ctx context.Context, c *cli.Command, names []string, fn func(ctx 
 		if err == nil {
 			for _, n := range img.Notes {
 				fmt.Fprintln(c.Root().ErrWriter, "ctrforensics: note: "+n)
+			}
+			if c.Bool("verbose") {
+				fmt.Fprintln(c.Root().ErrWriter, "ctrforensics: "+img.BlobSource)
 			}
 			err = fn(ctx, cl, img, a)
 		}

@@ -1,13 +1,15 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"path"
+	"io"
 	"strconv"
 	"time"
 
+	"github.com/bmatcuk/doublestar/v4"
 	"github.com/urfave/cli/v3"
 
 	"github.com/ctrforensics/ctrforensics/forensic"
@@ -24,7 +26,7 @@ func imageFilesCommand() *cli.Command {
 		Flags: imageFlags(formatFlag(),
 			&cli.BoolFlag{Name: "digest", Usage: "add the sha256 of every regular file"},
 			&cli.StringFlag{Name: "type", Usage: "only this type: file, dir, symlink, fifo, socket, char, block"},
-			&cli.StringFlag{Name: "path", Usage: "only paths matching this glob (path.Match syntax on the whole path, e.g. '/usr/bin/*')"},
+			&cli.StringFlag{Name: "path", Usage: "only paths matching this glob on the whole path: * and ? within a name, ** across directories, [a-z], {a,b} (e.g. '/usr/bin/*', '/**/.*', '/etc/**/*.conf')"},
 			&cli.BoolFlag{Name: "setuid", Usage: "only setuid or setgid files"},
 			&cli.StringFlag{Name: "newer", Usage: "only paths modified after this time (RFC 3339, or YYYY-MM-DD)"},
 		),
@@ -43,38 +45,50 @@ func runImageFiles(ctx context.Context, c *cli.Command) error {
 	}
 	return withImage(ctx, c, []string{"IMAGE"}, func(ctx context.Context, _ *snapshot.Client, img *snapshot.ResolvedImage, _ []string) error {
 		opts := imagefs.Options{Digest: c.Bool("digest"), Warn: warner(c)}
-		if format == output.JSON {
-			enc := json.NewEncoder(c.Root().Writer)
-			enc.SetEscapeHTML(false)
-			return imagefs.Walk(ctx, img.Layers, opts, func(e *imagefs.Entry) error {
-				if !keep(*e) {
-					return nil
-				}
-				return enc.Encode(toEntryRow(*e))
-			})
-		}
-		headers := []string{"MODE", "UID", "GID", "SIZE", "MTIME", "LAYER", "PATH"}
-		if c.Bool("digest") {
-			headers = append(headers, "SHA256")
-		}
-		// Streamed: the table is aligned per block of rows, so that a listing of
-		// millions of paths is never held in memory.
-		t, rows := output.NewTable(c.Root().Writer, headers...), 0
-		err := imagefs.Walk(ctx, img.Layers, opts, func(e *imagefs.Entry) error {
-			if !keep(*e) {
-				return nil
-			}
-			t.Row(fileRow(*e, c.Bool("digest"))...)
-			if rows++; rows%4096 == 0 {
-				return t.Flush()
-			}
-			return nil
-		})
-		if ferr := t.Flush(); err == nil {
+		// One write per block, not per cell or line: a million paths would
+		// otherwise be millions of system calls.
+		out := bufio.NewWriterSize(c.Root().Writer, 256<<10)
+		err := listFiles(ctx, img, opts, format, keep, c.Bool("digest"), out)
+		if ferr := out.Flush(); err == nil {
 			err = ferr
 		}
 		return err
 	})
+}
+
+// listFiles writes the image's files that keep accepts to w.
+func listFiles(ctx context.Context, img *snapshot.ResolvedImage, opts imagefs.Options, format output.Format, keep func(imagefs.Entry) bool, withDigest bool, w io.Writer) error {
+	if format == output.JSON {
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false)
+		return imagefs.Walk(ctx, img.Layers, opts, func(e *imagefs.Entry) error {
+			if !keep(*e) {
+				return nil
+			}
+			return enc.Encode(toEntryRow(*e))
+		})
+	}
+	headers := []string{"MODE", "UID", "GID", "SIZE", "MTIME", "LAYER", "PATH"}
+	if withDigest {
+		headers = append(headers, "SHA256")
+	}
+	// Streamed: the table is aligned per block of rows, so that a listing of
+	// millions of paths is never held in memory.
+	t, rows := output.NewTable(w, headers...), 0
+	err := imagefs.Walk(ctx, img.Layers, opts, func(e *imagefs.Entry) error {
+		if !keep(*e) {
+			return nil
+		}
+		t.Row(fileRow(*e, withDigest)...)
+		if rows++; rows%4096 == 0 {
+			return t.Flush()
+		}
+		return nil
+	})
+	if ferr := t.Flush(); err == nil {
+		err = ferr
+	}
+	return err
 }
 
 func fileRow(e imagefs.Entry, withDigest bool) []string {
@@ -105,8 +119,8 @@ func fileFilter(c *cli.Command) (func(imagefs.Entry) bool, error) {
 		return nil, fmt.Errorf("unknown --type %q (file, dir, symlink, fifo, socket, char or block)", typ)
 	}
 	if glob != "" {
-		if _, err := path.Match(glob, "/"); err != nil {
-			return nil, fmt.Errorf("bad --path %q: %w", glob, err)
+		if !doublestar.ValidatePattern(glob) {
+			return nil, fmt.Errorf("bad --path %q: not a valid glob (unbalanced [ ] or { }?)", glob)
 		}
 	}
 	var newer time.Time
@@ -123,7 +137,7 @@ func fileFilter(c *cli.Command) (func(imagefs.Entry) bool, error) {
 			return false
 		}
 		if glob != "" {
-			if ok, _ := path.Match(glob, e.Path); !ok {
+			if !doublestar.MatchUnvalidated(glob, e.Path) {
 				return false
 			}
 		}

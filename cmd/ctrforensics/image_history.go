@@ -102,7 +102,7 @@ func historyJSON(img *snapshot.ResolvedImage, steps []history.Step, findings []h
 func writeHistoryTable(w io.Writer, steps []history.Step, findings []history.Finding, noTrunc bool) error {
 	t := output.NewTable(w, "#", "CREATED", "CREATED BY", "LAYER", "SIZE", "COMMENT")
 	for _, s := range steps {
-		by := forensic.EscapePath(s.History.CreatedBy)
+		by := history.CommandText(s.History.CreatedBy)
 		if !noTrunc {
 			by = forensic.Clip(by, createdByWidth)
 		}
@@ -116,7 +116,7 @@ func writeHistoryTable(w io.Writer, steps []history.Step, findings []history.Fin
 		} else if s.Layer >= 0 {
 			layer, size = short(s.DiffID.String()), units.HumanSize(float64(s.Size))
 		}
-		t.Row(strconv.Itoa(s.Index), orDash(created), by, layer, size, orDash(forensic.EscapePath(s.History.Comment)))
+		t.Row(strconv.Itoa(s.Index), orDash(created), by, layer, size, orDash(history.CommandText(s.History.Comment)))
 	}
 	if err := t.Flush(); err != nil {
 		return err

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"strings"
 
 	"github.com/docker/go-units"
 	"github.com/urfave/cli/v3"
@@ -32,32 +36,56 @@ func runImageLayers(ctx context.Context, c *cli.Command) error {
 		return err
 	}
 	return withImage(ctx, c, []string{"IMAGE"}, func(ctx context.Context, _ *snapshot.Client, img *snapshot.ResolvedImage, _ []string) error {
-		reps, err := imagefs.Layers(ctx, img.Layers, imagefs.Options{Warn: warner(c)})
-		if err != nil {
-			return err
+		bw := bufio.NewWriterSize(c.Root().Writer, 256<<10) // one write per block, not per line
+		err := writeLayers(ctx, img, format, c.Bool("show-hidden"), warner(c), bw)
+		if ferr := bw.Flush(); err == nil {
+			err = ferr
 		}
-		createdBy := layerCreatedBy(img)
+		return err
+	})
+}
+
+// writeLayers writes each layer's changes to w as soon as it is read, then
+// the hidden files.
+func writeLayers(ctx context.Context, img *snapshot.ResolvedImage, format output.Format, showHidden bool, warn func(string), w io.Writer) error {
+	createdBy := layerCreatedBy(img)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	// Each layer is printed as soon as it is read; the files a layer ships
+	// that later layers hide are only known at the end, and follow.
+	hidden, err := imagefs.WalkLayers(ctx, img.Layers, imagefs.Options{Warn: warn}, func(r *imagefs.LayerReport) error {
 		if format == output.JSON {
-			return output.JSONLines(c.Root().Writer, layerRows(reps, createdBy))
+			return enc.Encode(layerRowOf(r, createdBy[r.Index]))
 		}
-		w := c.Root().Writer
-		for _, r := range reps {
-			fmt.Fprintf(w, "LAYER %d  %s  +%d ~%d -%d  %s  %s\n", r.Index, orDash(img.DiffID(r.Index).String()), r.Added, r.Changed, r.Deleted,
-				units.HumanSize(float64(r.Bytes)), forensic.EscapePath(createdBy[r.Index]))
-			for _, ch := range r.Changes {
-				fmt.Fprintf(w, "  %s %s\n", ch.Kind, forensic.EscapePath(ch.Path))
-			}
-			if len(r.Hidden) > 0 && !c.Bool("show-hidden") {
-				fmt.Fprintf(w, "  %d file(s) of this layer are hidden by later layers (--show-hidden lists them)\n", len(r.Hidden))
-			}
-			if c.Bool("show-hidden") {
-				for _, hf := range r.Hidden {
-					fmt.Fprintf(w, "  hidden %s  %d bytes  %s\n", forensic.EscapePath(hf.Path), hf.Size, hf.Digest)
-				}
+		fmt.Fprintf(w, "LAYER %d  %s  +%d ~%d -%d  %s  %s\n", r.Index, orDash(img.DiffID(r.Index).String()), r.Added, r.Changed, r.Deleted,
+			units.HumanSize(float64(r.Bytes)), history.CommandText(createdBy[r.Index]))
+		for _, ch := range r.Changes {
+			if _, err := fmt.Fprintf(w, "  %s %s%s\n", ch.Kind, forensic.EscapePath(ch.Path), changeNote(ch)); err != nil {
+				return err
 			}
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	for k, hs := range hidden {
+		switch {
+		case len(hs) == 0:
+		case format == output.JSON:
+			err = enc.Encode(hiddenRow{Index: k, Hidden: entryRows(hs)})
+		case !showHidden:
+			_, err = fmt.Fprintf(w, "LAYER %d hidden: %d file(s) of this layer are hidden by later layers (--show-hidden lists them)\n", k, len(hs))
+		default:
+			for _, hf := range hs {
+				_, err = fmt.Fprintf(w, "LAYER %d hidden %s  %d bytes  %s\n", k, forensic.EscapePath(hf.Path), hf.Size, hf.Digest)
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // layerCreatedBy maps each layer to the created_by of the step that made it.
@@ -71,15 +99,33 @@ func layerCreatedBy(img *snapshot.ResolvedImage) map[int]string {
 	return out
 }
 
-func layerRows(reps []imagefs.LayerReport, createdBy map[int]string) []layerRow {
-	rows := make([]layerRow, len(reps))
-	for i, r := range reps {
-		changes := make([]layerChangeRow, len(r.Changes))
-		for j, ch := range r.Changes {
-			changes[j] = layerChangeRow{Kind: ch.Kind, Path: forensic.EscapePath(ch.Path), Size: ch.Size, Type: ch.Type}
-		}
-		rows[i] = layerRow{Added: r.Added, Bytes: r.Bytes, Changed: r.Changed, Changes: changes, CreatedBy: createdBy[r.Index],
-			Deleted: r.Deleted, DiffID: r.DiffID, Hidden: entryRows(r.Hidden), Index: r.Index}
+func layerRowOf(r *imagefs.LayerReport, createdBy string) layerRow {
+	changes := make([]layerChangeRow, len(r.Changes))
+	for j, ch := range r.Changes {
+		changes[j] = layerChangeRow{Kind: ch.Kind, Path: forensic.EscapePath(ch.Path), Size: displaySize(ch.Entry), Type: ch.Type,
+			LinkTarget: forensic.EscapePath(ch.LinkTarget), HardLink: ch.HardLink, Digest: ch.Digest.String(),
+			BaseDigest: ch.BaseDigest.String(), Fields: ch.Fields, MtimeOnly: ch.MtimeOnly()}
 	}
-	return rows
+	return layerRow{Added: r.Added, Bytes: r.Bytes, Changed: r.Changed, Changes: changes, CreatedBy: createdBy,
+		Deleted: r.Deleted, DiffID: r.DiffID, Index: r.Index}
+}
+
+// changeNote says what a changed entry changed: the fields, "mtime only" for
+// a re-ship of the same bytes, and a symlink's target.
+func changeNote(ch imagefs.Change) string {
+	note := ""
+	if ch.Type == forensic.TypeSymlink {
+		note = " -> " + forensic.EscapePath(ch.LinkTarget)
+	}
+	switch {
+	case ch.MtimeOnly():
+		note += "  (mtime only: same content re-shipped)"
+	case len(ch.Fields) > 0:
+		fs := make([]string, len(ch.Fields))
+		for i, f := range ch.Fields {
+			fs[i] = string(f)
+		}
+		note += "  (" + strings.Join(fs, ", ") + ")"
+	}
+	return note
 }

@@ -104,14 +104,26 @@ type layerRow struct {
 	CreatedBy string           `json:"created_by"`
 	Deleted   int              `json:"deleted"`
 	DiffID    digest.Digest    `json:"diff_id"`
-	Hidden    []entryRow       `json:"hidden"`
 	Index     int              `json:"index"`
+}
+
+// hiddenRow follows the layer rows of `image layers --format json`, one per
+// layer that ships files later layers hide (known only once all are read).
+type hiddenRow struct {
+	Index  int        `json:"index"`
+	Hidden []entryRow `json:"hidden"`
 }
 
 // layerChangeRow is one change of a layerRow.
 type layerChangeRow struct {
-	Kind forensic.Kind     `json:"kind"`
-	Path string            `json:"path"`
-	Size int64             `json:"size"`
-	Type forensic.FileType `json:"type"`
+	Kind       forensic.Kind     `json:"kind"`
+	Path       string            `json:"path"`
+	Size       int64             `json:"size"`
+	Type       forensic.FileType `json:"type"`
+	LinkTarget string            `json:"link_target,omitempty"`
+	HardLink   bool              `json:"hard_link,omitempty"`
+	Digest     string            `json:"digest,omitempty"`
+	BaseDigest string            `json:"base_digest,omitempty"`
+	Fields     []forensic.Field  `json:"fields,omitempty"`
+	MtimeOnly  bool              `json:"mtime_only,omitempty"`
 }

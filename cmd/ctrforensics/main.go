@@ -16,6 +16,7 @@ import (
 
 	"github.com/urfave/cli/v3"
 
+	"github.com/ctrforensics/ctrforensics/forensic/imagefs"
 	"github.com/ctrforensics/ctrforensics/internal/version"
 	"github.com/ctrforensics/ctrforensics/snapshot"
 )
@@ -77,6 +78,7 @@ func hint(err error) string {
 		noRoot      *snapshot.NoRootError
 		unsupported *snapshot.UnsupportedSnapshotterError
 		exists      *snapshot.ExistsError
+		symlink     *imagefs.SymlinkError
 	)
 	if h := commitHint(err); h != "" {
 		return h
@@ -106,6 +108,8 @@ func hint(err error) string {
 		return "pick one with --platform"
 	case errors.As(err, &exists):
 		return "pick a new name for -o: ctrforensics never replaces a file"
+	case errors.As(err, &symlink):
+		return "--no-follow prints the link's target"
 	case errors.Is(err, os.ErrPermission) && os.Geteuid() != 0:
 		return "run as root: sudo ctrforensics ..."
 	}
@@ -237,6 +241,7 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 			cleanupCommand(),
 			ownerCommand(),
 			imageCommand(),
+			browseCommand(),
 			versionCommand(),
 		},
 		Action:        groupAction,

@@ -46,3 +46,17 @@ func TestSteps(t *testing.T) {
 		}
 	}
 }
+
+func TestCommandText(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{`/bin/sh -c printf 'a\n' > /x && echo "C:\\dir"`, `/bin/sh -c printf 'a\n' > /x && echo "C:\\dir"`},
+		{"RUN <<EOF\necho hi\nEOF", `RUN <<EOF\necho hi\nEOF`},
+		{"tab\there\r\x1b[31mred\x7f", `tab\there\r\x1b[31mred\x7f`},
+		{"bad \xff byte, zero\u200bwidth, ünïcode", `bad \xff byte, zero\u{200b}width, ünïcode`},
+	}
+	for _, tt := range tests {
+		if got := CommandText(tt.in); got != tt.want {
+			t.Errorf("CommandText(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

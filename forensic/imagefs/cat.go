@@ -4,64 +4,340 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/ctrforensics/ctrforensics/forensic"
 )
 
-// Cat writes the content of the regular file at path: from the final
-// filesystem when layer < 0, otherwise as layer `layer` ships it, hidden or
-// not. It fails when the path is missing or not a regular file (saying what it
-// is; a symlink's target is given, never followed). A hard link gives its
-// target's content, as the target was when the link was made (at most 40
-// links followed).
-func Cat(ctx context.Context, layers []Layer, path string, layer int, w io.Writer, opts Options) error {
-	if layer >= len(layers) {
-		return fmt.Errorf("cat: layer %d out of range: the image has %d layers", layer, len(layers))
+// maxHops bounds the hard links followed to reach content and the symbolic
+// links followed to resolve a path, as the kernel bounds symlinks.
+const maxHops = 40
+
+// CatOptions tunes Cat.
+type CatOptions struct {
+	Options
+	// Layer reads the entry layer Layer ships, hidden or not, at its literal
+	// path; -1 reads the final filesystem, resolving symbolic links.
+	Layer int
+	// NoFollow writes a final symbolic link's target, as stored, instead of
+	// following it. Links in the path's parent directories are still followed.
+	NoFollow bool
+	// Followed, when set, is called for every symbolic link followed, with the
+	// link's path and its target as stored.
+	Followed func(link, target string)
+}
+
+// Cat writes the content of the regular file at path. In the final
+// filesystem (Layer < 0) symbolic links are resolved the way the kernel
+// resolves them with the image's root as "/": inside the image only, never on
+// the host, at most 40 of them. A path that resolves nowhere but that a layer
+// ships literally below a symbolic link (hostile: extraction writes through
+// the link) is read at that literal path, with a warning. Layers are read from the top down and only until the path's final
+// state is known, then the one holding the content. A hard link gives its
+// target's content as the target was when the link was made.
+func Cat(ctx context.Context, layers []Layer, path string, w io.Writer, opts CatOptions) error {
+	if opts.Layer >= len(layers) {
+		return fmt.Errorf("cat: layer %d out of range: the image has %d layers", opts.Layer, len(layers))
 	}
 	name, ok := cleanName(path)
 	if !ok || name == "" {
 		return fmt.Errorf("cat %s: not a path of a file in the image", forensic.EscapePath(path))
 	}
-	abs, top, where := "/"+name, layers, "the final filesystem"
-	if layer >= 0 {
-		top, where = layers[:layer+1], fmt.Sprintf("layer %d", layer)
+	v := &view{ctx: ctx, layers: layers, c: newConfig(opts.Options, false), ops: make([]*layerOps, len(layers)),
+		wanted: map[string]bool{}}
+	abs := "/" + name
+	v.wanted[abs] = true
+	var err error
+	if opts.Layer >= 0 {
+		err = v.catLayer(abs, opts, w)
+	} else {
+		err = v.catFinal(abs, opts, w)
 	}
-	c := newConfig(opts, false)
-	st, err := build(ctx, top, c, nil)
 	if err != nil {
-		return fmt.Errorf("cat %s: %w", forensic.EscapePath(abs), err)
-	}
-	i := find(st, abs)
-	if i < 0 {
-		return fmt.Errorf("cat %s: not found in %s", forensic.EscapePath(abs), where)
-	}
-	if layer >= 0 && int(st.at(i).layer) != layer {
-		return fmt.Errorf("cat %s: not found in %s (last written by layer %d)", forensic.EscapePath(abs), where, st.at(i).layer)
-	}
-	srcLayer, srcOrd, err := contentOf(st.at(i))
-	if err != nil {
-		return fmt.Errorf("cat %s: %w", forensic.EscapePath(abs), err)
-	}
-	if err := copyEntry(ctx, layers, srcLayer, srcOrd, w, c); err != nil {
 		return fmt.Errorf("cat %s: %w", forensic.EscapePath(abs), err)
 	}
 	return nil
 }
 
-// contentOf returns the layer and ordinal of the entry holding r's content.
-func contentOf(r *rec) (layer int, ord int32, err error) {
+// catFinal writes the content p has in the final filesystem.
+func (v *view) catFinal(p string, opts CatOptions, w io.Writer) error {
+	top := len(v.layers) - 1
+	resolved, err := v.resolve(p, top, !opts.NoFollow, opts.Followed)
+	if err != nil {
+		return err
+	}
+	r, err := v.stat(resolved, top)
+	if err != nil || resolved == p {
+		return v.found(r, err, opts.NoFollow, w)
+	}
+	// A layer that ships an entry below a symbolic link writes, when
+	// extracted, through the link: the literal entry is what the path holds.
+	lit, err := v.belowNonDir(p, top)
+	if err != nil {
+		return err
+	}
+	if lit != nil {
+		v.c.warnf("%s: layer %d ships it below a non-directory: read at its literal path, not at %s",
+			forensic.EscapePath(p), lit.layer, forensic.EscapePath(resolved))
+		r = lit
+	}
+	if r == nil {
+		return fmt.Errorf("not found in the final filesystem: it resolves to %s", forensic.EscapePath(resolved))
+	}
+	return v.found(r, nil, opts.NoFollow, w)
+}
+
+// belowNonDir returns the entry a layer ships at p when one of p's parents
+// is not a directory, or nil.
+func (v *view) belowNonDir(p string, top int) (*rec, error) {
+	for _, a := range parentsOf(p) {
+		r, err := v.stat(a, top)
+		if err != nil {
+			return nil, err
+		}
+		if r != nil && !r.isDir() {
+			return v.stat(p, top)
+		}
+	}
+	return nil, nil
+}
+
+// found writes r's content, or says why there is none.
+func (v *view) found(r *rec, err error, noFollow bool, w io.Writer) error {
+	if err != nil {
+		return err
+	}
+	if r == nil {
+		return fmt.Errorf("not found in the final filesystem")
+	}
+	return v.write(r, noFollow, w)
+}
+
+// catLayer writes the entry layer opts.Layer ships at p.
+func (v *view) catLayer(p string, opts CatOptions, w io.Writer) error {
+	k := opts.Layer
+	lo, err := v.layer(k)
+	if err != nil {
+		return err
+	}
+	o := lo.lookup(p)
+	if o == nil || !o.entry {
+		if r, err := v.stat(p, k); err == nil && r != nil {
+			return fmt.Errorf("not found in layer %d (last written by layer %d)", k, r.layer)
+		}
+		return fmt.Errorf("not found in layer %d", k)
+	}
+	r := o.rec
+	if r.typ == tSymlink && r.flags&fHardLink == 0 && !opts.NoFollow {
+		return &SymlinkError{Target: r.ext.link, Layer: k}
+	}
+	return v.write(&r, opts.NoFollow, w)
+}
+
+// write writes r's content, or a symbolic link's target when noFollow.
+func (v *view) write(r *rec, noFollow bool, w io.Writer) error {
 	hardLink := r.flags&fHardLink != 0
 	switch {
-	case hardLink && r.flags&fResolved == 0:
-		return 0, 0, fmt.Errorf("hard link to missing target %s", forensic.EscapePath(r.ext.link))
+	case r.typ == tSymlink && !hardLink && noFollow:
+		_, err := io.WriteString(w, r.ext.link)
+		return err
 	case r.typ == tSymlink && !hardLink:
-		return 0, 0, fmt.Errorf("symbolic link to %s, not followed", forensic.EscapePath(r.ext.link))
-	case r.typ != tFile:
-		return 0, 0, fmt.Errorf("not a regular file but a %s", fileType(r.typ))
+		return &SymlinkError{Target: r.ext.link, Layer: -1}
 	case hardLink:
-		return int(r.ext.srcLayer), r.ext.srcOrd, nil
+		src, err := v.linkSource(r)
+		if err != nil {
+			return err
+		}
+		r = src
 	}
-	return int(r.layer), r.ord, nil
+	if r.typ != tFile {
+		return fmt.Errorf("not a regular file but a %s", fileType(r.typ))
+	}
+	if lo := v.ops[r.layer]; lo != nil {
+		if b, ok := lo.kept[r.ord]; ok {
+			_, err := w.Write(b)
+			return err
+		}
+	}
+	return copyEntry(v.ctx, v.layers, int(r.layer), r.ord, w, v.c)
+}
+
+// SymlinkError says the entry to read is a symbolic link Cat was told not
+// to follow, or one a single layer ships (a layer's entries are never
+// resolved).
+type SymlinkError struct {
+	Target string
+	// Layer is the layer read, or -1 for the final filesystem.
+	Layer int
+}
+
+func (e *SymlinkError) Error() string {
+	if e.Layer >= 0 {
+		return fmt.Sprintf("symbolic link to %s, not followed: a layer's entry is read as stored", forensic.EscapePath(e.Target))
+	}
+	return fmt.Sprintf("symbolic link to %s, not followed", forensic.EscapePath(e.Target))
+}
+
+// view answers questions about the filesystem the layers build, reading
+// layers from the top down, each at most once, and only when asked.
+type view struct {
+	ctx    context.Context
+	layers []Layer
+	c      *config
+	ops    []*layerOps // nil until read
+	// wanted holds the paths looked up so far: a layer read keeps their
+	// content (when small), so that the file need not be read again.
+	wanted map[string]bool
+}
+
+// layer returns layer k's ops, reading it the first time.
+func (v *view) layer(k int) (*layerOps, error) {
+	if v.ops[k] == nil {
+		lo, err := readLayerKeeping(v.ctx, v.layers, k, v.c, false, func(p string) bool { return v.wanted[p] })
+		if err != nil {
+			return nil, err
+		}
+		v.ops[k] = lo
+	}
+	return v.ops[k], nil
+}
+
+// lookup returns the op the layer folds for path p, or nil.
+func (lo *layerOps) lookup(p string) *op {
+	lo2, hi := 0, len(lo.idx)
+	for lo2 < hi {
+		mid := int(uint(lo2+hi) >> 1)
+		if comparePaths(lo.ops.at(int(lo.idx[mid])).path, p) < 0 {
+			lo2 = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	if lo2 < len(lo.idx) {
+		if o := lo.ops.at(int(lo.idx[lo2])); o.path == p {
+			return o
+		}
+	}
+	return nil
+}
+
+// stat returns the entry at path p once layers 0 to top are applied, nil
+// when there is none (a directory only implied by its children included). It
+// reads layers from top down and stops at the first that decides: one that
+// ships p, or deletes p or one of its parents, or replaces a parent by a
+// non-directory.
+func (v *view) stat(p string, top int) (*rec, error) {
+	v.wanted[p] = true
+	parents := parentsOf(p)
+	for k := top; k >= 0; k-- {
+		lo, err := v.layer(k)
+		if err != nil {
+			return nil, err
+		}
+		if o := lo.lookup(p); o != nil {
+			if o.entry {
+				return &o.rec, nil
+			}
+			if o.whiteout {
+				return nil, nil
+			}
+		}
+		for _, a := range parents {
+			if o := lo.lookup(a); o != nil && (o.whiteout || o.opaque || (o.entry && !o.isDir())) {
+				return nil, nil
+			}
+		}
+	}
+	return nil, nil
+}
+
+// linkSource returns the entry holding hard link r's content, as its target
+// was once r's layer was applied.
+func (v *view) linkSource(r *rec) (*rec, error) {
+	cur := r
+	for range maxHops {
+		t, err := v.stat(cur.ext.link, int(cur.layer))
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case t == nil || t.isDir():
+			return nil, fmt.Errorf("hard link to missing target %s", forensic.EscapePath(r.ext.link))
+		case t.flags&fHardLink != 0:
+			cur = t
+			continue
+		}
+		return t, nil
+	}
+	return nil, fmt.Errorf("hard link to missing target %s", forensic.EscapePath(r.ext.link))
+}
+
+// resolve resolves the symbolic links of p in the filesystem of layers 0 to
+// top, with the image's root as "/" (".." at the root stays there), and
+// returns the path it names. The last component is followed when followLast.
+// followed is told of every link followed once the resolution succeeds.
+func (v *view) resolve(p string, top int, followLast bool, followed func(link, target string)) (string, error) {
+	todo := strings.Split(strings.TrimPrefix(p, "/"), "/")
+	cur, hops := "/", 0
+	var links [][2]string // reported once resolution succeeds
+	for len(todo) > 0 {
+		c := todo[0]
+		todo = todo[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			cur = parentOf(cur)
+			continue
+		}
+		next := joinPath(cur, c)
+		if len(todo) == 0 && !followLast {
+			cur = next
+			break
+		}
+		r, err := v.stat(next, top)
+		if err != nil {
+			return "", err
+		}
+		if r == nil || r.typ != tSymlink || r.flags&fHardLink != 0 {
+			cur = next
+			continue
+		}
+		if hops++; hops > maxHops {
+			return "", fmt.Errorf("more than %d symbolic links to follow (a loop?)", maxHops)
+		}
+		links = append(links, [2]string{next, r.ext.link})
+		if strings.HasPrefix(r.ext.link, "/") {
+			cur = "/"
+		}
+		todo = append(strings.Split(r.ext.link, "/"), todo...)
+	}
+	if followed != nil {
+		for _, l := range links {
+			followed(l[0], l[1])
+		}
+	}
+	return cur, nil
+}
+
+// joinPath appends name to the absolute directory dir.
+func joinPath(dir, name string) string {
+	if dir == "/" {
+		return "/" + name
+	}
+	return dir + "/" + name
+}
+
+// parentsOf returns the strict ancestors of an absolute cleaned path, the
+// root excluded: "/a/b/c" gives "/a", "/a/b".
+func parentsOf(p string) []string {
+	var out []string
+	for i := 1; i < len(p); i++ {
+		if p[i] == '/' {
+			out = append(out, p[:i])
+		}
+	}
+	return out
 }
 
 // copyEntry copies the content of entry ord of layer k to w.

@@ -76,7 +76,7 @@ func TestDirLayer(t *testing.T) {
 			}
 		}
 		var buf bytes.Buffer
-		if err := Cat(context.Background(), layers, "/h2", -1, &buf, Options{}); err != nil || buf.String() != "linked" {
+		if err := Cat(context.Background(), layers, "/h2", &buf, CatOptions{Layer: -1}); err != nil || buf.String() != "linked" {
 			t.Errorf("Cat(/h2) = %q, %v", buf.String(), err)
 		}
 		reps, err := Layers(context.Background(), layers, Options{})

@@ -207,3 +207,26 @@ func header(r *rec) *tar.Header {
 	}
 	return h
 }
+
+// ExportLayer writes layer k as it is stored, uncompressed: the layer's tar
+// byte for byte, whiteouts and hidden entries included, nothing resolved or
+// dropped. The blob digest and DiffID are checked once the whole layer is
+// read: on a mismatch ExportLayer fails after writing, and the output must be
+// discarded.
+func ExportLayer(ctx context.Context, layers []Layer, k int, w io.Writer, opts Options) error {
+	if k < 0 || k >= len(layers) {
+		return fmt.Errorf("export layer: layer %d out of range: the image has %d layers", k, len(layers))
+	}
+	s, err := openStream(ctx, layers, k, newConfig(opts, false), false)
+	if err != nil {
+		return fmt.Errorf("export layer: %w", err)
+	}
+	defer s.close()
+	if _, err := io.CopyBuffer(w, s.lim, make([]byte, 256<<10)); err != nil {
+		return fmt.Errorf("export %s: %w", s.name, err)
+	}
+	if err := s.finish(); err != nil {
+		return fmt.Errorf("export layer: %w", err)
+	}
+	return nil
+}

@@ -29,6 +29,7 @@ type tent struct {
 	xattrs map[string]string
 	major  int64
 	minor  int64
+	mtime  time.Time // testTime() when zero
 }
 
 func tfile(name, body string) tent {
@@ -48,8 +49,12 @@ func tarOf(t testing.TB, entries ...tent) []byte {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, e := range entries {
+		mtime := e.mtime
+		if mtime.IsZero() {
+			mtime = testTime()
+		}
 		h := &tar.Header{Name: e.name, Typeflag: e.typ, Mode: e.mode, Linkname: e.link, Size: int64(len(e.body)),
-			ModTime: testTime(), Devmajor: e.major, Devminor: e.minor, Format: tar.FormatPAX}
+			ModTime: mtime, Devmajor: e.major, Devminor: e.minor, Format: tar.FormatPAX}
 		for k, v := range e.xattrs {
 			if h.PAXRecords == nil {
 				h.PAXRecords = map[string]string{}

@@ -110,7 +110,7 @@ func checkHostileCat(t *testing.T, layers []Layer) {
 	}
 	for _, tt := range tests {
 		var buf bytes.Buffer
-		err := Cat(context.Background(), layers, tt.path, -1, &buf, Options{})
+		err := Cat(context.Background(), layers, tt.path, &buf, CatOptions{Layer: -1})
 		if buf.String() != tt.want || (err == nil) != (tt.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
 			t.Errorf("Cat(%s) = %q, %v", tt.path, buf.String(), err)
 		}

@@ -17,6 +17,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -38,6 +40,9 @@ type Layer struct {
 	// Open returns the blob stream as stored. It is called once per read:
 	// Export and Cat read some layers twice. It should honor ctx.
 	Open func(ctx context.Context) (io.ReadCloser, error)
+	// DigestChecked says the stream Open returns checks Digest itself and
+	// fails its last read on a mismatch, so the blob is not hashed twice.
+	DigestChecked bool
 }
 
 // DefaultMaxLayerBytes bounds a layer's decompressed size when
@@ -135,6 +140,14 @@ func newConfig(opts Options, hash bool) *config {
 	if c.warn == nil {
 		c.warn = func(string) {}
 	}
+	// Layers are read in parallel: warnings are handed over one at a time.
+	var mu sync.Mutex
+	warn := c.warn
+	c.warn = func(msg string) {
+		mu.Lock()
+		defer mu.Unlock()
+		warn(msg)
+	}
 	return c
 }
 
@@ -142,23 +155,69 @@ func (c *config) warnf(format string, args ...any) {
 	c.warn(fmt.Sprintf(format, args...))
 }
 
-// build applies the layers in order and returns the final state.
+// build applies the layers in order and returns the final state. Layers are
+// read (decompressed, parsed, sorted) in parallel, ahead of the merge, at
+// most readAhead of them at a time, so that memory holds the merged state and
+// a few layers' entries.
 func build(ctx context.Context, layers []Layer, c *config, rep *reporter) (*seq[rec], error) {
 	if len(layers) > maxLayers {
 		return nil, fmt.Errorf("image has %d layers, more than the %d supported", len(layers), maxLayers)
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	read, done := readAll(ctx, layers, c, rep != nil)
 	st := &seq[rec]{}
 	for k := range layers {
-		ops, err := readLayer(ctx, layers, k, c, rep)
-		if err != nil {
-			return nil, err
+		r := <-read[k]
+		done()
+		if r.err != nil {
+			return nil, r.err
 		}
-		if st, err = merge(ctx, st, ops, k, c, rep); err != nil {
+		rep.layerRead(k, r.lo)
+		var err error
+		if st, err = merge(ctx, st, r.lo, k, c, rep); err != nil {
 			return nil, fmt.Errorf("%s: %w", layerName(layers, k), err)
 		}
 	}
 	return st, nil
 }
+
+// readResult is one layer read.
+type readResult struct {
+	lo  *layerOps
+	err error
+}
+
+// readAll starts reading the layers in order, each channel yielding once, at
+// most readAhead() of them read or waiting at a time: done says one was taken.
+// Cancelling ctx stops it.
+func readAll(ctx context.Context, layers []Layer, c *config, report bool) (read []chan readResult, done func()) {
+	out := make([]chan readResult, len(layers))
+	for k := range out {
+		out[k] = make(chan readResult, 1)
+	}
+	slots := make(chan struct{}, readAhead())
+	go func() {
+		for k := range layers {
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				for ; k < len(layers); k++ {
+					out[k] <- readResult{err: ctx.Err()}
+				}
+				return
+			}
+			go func() {
+				lo, err := readLayer(ctx, layers, k, c, report)
+				out[k] <- readResult{lo: lo, err: err}
+			}()
+		}
+	}()
+	return out, func() { <-slots }
+}
+
+// readAhead is how many layers are read at once: one per CPU, at most 4.
+func readAhead() int { return max(1, min(runtime.GOMAXPROCS(0), 4)) }
 
 // layerName names layer k in messages: its index and, when known, its digest.
 func layerName(layers []Layer, k int) string {

@@ -4,10 +4,13 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"path"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -162,7 +165,8 @@ func TestCat(t *testing.T) {
 		{"/app/config", -1, "v2", ""},
 		{"app/config", 0, "v1", ""},
 		{"/app/cache/a", 0, "a", ""},
-		{"/app/shadow", -1, "", "symbolic link to /etc/shadow, not followed"},
+		{"/app/shadow", -1, "", "not found in the final filesystem: it resolves to /etc/shadow"},
+		{"/app/shadow", 0, "", "symbolic link to /etc/shadow, not followed"},
 		{"/bin/bash", -1, "#!sh", ""},
 		{"/usr/bin/su2", 2, "su-binary", ""},
 		{"/app", -1, "", "not a regular file but a dir"},
@@ -173,7 +177,7 @@ func TestCat(t *testing.T) {
 	}
 	for _, tt := range tests {
 		var buf bytes.Buffer
-		err := Cat(context.Background(), layers, tt.path, tt.layer, &buf, Options{})
+		err := Cat(context.Background(), layers, tt.path, &buf, CatOptions{Layer: tt.layer})
 		switch {
 		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
 			t.Errorf("Cat(%q, %d): error %v, want %q", tt.path, tt.layer, err, tt.wantErr)
@@ -324,4 +328,163 @@ func TestComparePaths(t *testing.T) {
 			t.Errorf("comparePaths(%q, %q) = %d, want sign of %d", tt.a, tt.b, got, tt.want)
 		}
 	}
+}
+
+// mergedUsrImage is a merged-/usr base (/bin -> usr/bin) with sh a relative
+// link to busybox, and a top layer of links: absolute, escaping with "..",
+// chained, looping, and one through a directory a later layer deleted.
+func mergedUsrImage(t testing.TB) []Layer {
+	return []Layer{
+		layerOf(t, "gzip",
+			tsym("bin", "usr/bin"), tdir("usr/"), tdir("usr/bin/"), tfile("usr/bin/busybox", "BUSYBOX"),
+			tsym("usr/bin/sh", "busybox"), tdir("etc/"), tfile("etc/passwd", "image passwd"),
+			tdir("old/"), tfile("old/f", "old"),
+		),
+		layerOf(t, "zstd",
+			tsym("etc/up", "../../../../etc/passwd"), tsym("etc/abs", "/etc/passwd"),
+			tsym("etc/chain", "abs"), tsym("etc/loop", "loop"), tsym("etc/dangling", "/nowhere"),
+			tsym("lib", "old"), tfile(".wh.old", ""),
+		),
+	}
+}
+
+func TestCatFollowsLinksInsideTheImage(t *testing.T) {
+	layers := mergedUsrImage(t)
+	tests := []struct {
+		path     string
+		noFollow bool
+		want     string
+		followed []string
+		wantErr  string
+	}{
+		{path: "/bin/sh", want: "BUSYBOX", followed: []string{"/bin -> usr/bin", "/usr/bin/sh -> busybox"}},
+		{path: "/bin/sh", noFollow: true, want: "busybox", followed: []string{"/bin -> usr/bin"}},
+		{path: "/etc/up", want: "image passwd", followed: []string{"/etc/up -> ../../../../etc/passwd"}},
+		{path: "/etc/chain", want: "image passwd", followed: []string{"/etc/chain -> abs", "/etc/abs -> /etc/passwd"}},
+		{path: "/etc/loop", wantErr: "more than 40 symbolic links"},
+		{path: "/etc/dangling", wantErr: "not found in the final filesystem: it resolves to /nowhere"},
+		{path: "/lib/f", wantErr: "not found in the final filesystem"},
+		{path: "/usr/bin", wantErr: "not a regular file but a dir"},
+	}
+	for _, tt := range tests {
+		var buf bytes.Buffer
+		var followed []string
+		err := Cat(context.Background(), layers, tt.path, &buf, CatOptions{Layer: -1, NoFollow: tt.noFollow,
+			Followed: func(l, target string) { followed = append(followed, l+" -> "+target) }})
+		switch {
+		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+			t.Errorf("Cat(%q): error %v, want %q", tt.path, err, tt.wantErr)
+		case tt.wantErr == "" && (err != nil || buf.String() != tt.want):
+			t.Errorf("Cat(%q, no-follow %v) = %q, %v; want %q", tt.path, tt.noFollow, buf.String(), err, tt.want)
+		case tt.wantErr == "" && strings.Join(followed, ",") != strings.Join(tt.followed, ","):
+			t.Errorf("Cat(%q) followed %q, want %q", tt.path, followed, tt.followed)
+		}
+	}
+}
+
+// TestCatReadsOnlyTheLayersItNeeds counts how often each layer is opened:
+// a file the top layer ships (with its parent, as docker and buildkit write
+// layers) is known from the top layer alone, whose read keeps the content.
+func TestCatReadsOnlyTheLayersItNeeds(t *testing.T) {
+	opened := make([]int, 3)
+	layers := []Layer{
+		layerOf(t, "gzip", tdir("etc/"), tfile("etc/passwd", "v0")),
+		layerOf(t, "gzip", tdir("etc/"), tfile("etc/passwd", "v1")),
+		layerOf(t, "zstd", tdir("etc/"), tfile("etc/passwd", "v2"), tsym("etc/link", "passwd"), tfile("etc/.wh.gone", "")),
+	}
+	for k := range layers {
+		open := layers[k].Open
+		layers[k].Open = func(ctx context.Context) (io.ReadCloser, error) {
+			opened[k]++
+			return open(ctx)
+		}
+	}
+	tests := []struct {
+		path   string
+		want   string
+		opened []int
+	}{
+		{"/etc/passwd", "v2", []int{0, 0, 1}},
+		{"/etc/link", "v2", []int{0, 0, 2}}, // passwd is looked up after the layer was read
+		{"/etc/gone", "", []int{0, 0, 1}},
+	}
+	for _, tt := range tests {
+		clear(opened)
+		var buf bytes.Buffer
+		err := Cat(context.Background(), layers, tt.path, &buf, CatOptions{Layer: -1})
+		if buf.String() != tt.want || (err == nil) != (tt.want != "") {
+			t.Errorf("Cat(%s) = %q, %v", tt.path, buf.String(), err)
+		}
+		if !slices.Equal(opened, tt.opened) {
+			t.Errorf("Cat(%s) opened the layers %v times, want %v", tt.path, opened, tt.opened)
+		}
+	}
+}
+
+// TestExportLayer writes each layer of the test image as stored and compares
+// it with the tar it was built from, whiteouts included; a corrupt blob fails.
+func TestExportLayer(t *testing.T) {
+	layers := testImage(t)
+	for k, comp := range []string{"gzip", "zstd", "none"} {
+		var buf bytes.Buffer
+		if err := ExportLayer(context.Background(), layers, k, &buf, Options{}); err != nil {
+			t.Fatalf("layer %d (%s): %v", k, comp, err)
+		}
+		if got := digest.FromBytes(buf.Bytes()); got != layers[k].DiffID {
+			t.Errorf("layer %d (%s): exported %s, the layer's DiffID is %s", k, comp, got, layers[k].DiffID)
+		}
+		if k == 1 && !bytes.Contains(buf.Bytes(), []byte("tmp/.wh.secret")) {
+			t.Errorf("layer 1 exported without its whiteout")
+		}
+	}
+	bad := layers[1]
+	bad.DiffID = sha("something else")
+	if err := ExportLayer(context.Background(), []Layer{bad}, 0, io.Discard, Options{}); err == nil || !strings.Contains(err.Error(), "mismatch") {
+		t.Errorf("export of a layer that does not match its DiffID: %v", err)
+	}
+	if err := ExportLayer(context.Background(), layers, 3, io.Discard, Options{}); err == nil {
+		t.Error("export of layer 3 of 3: no error")
+	}
+}
+
+// TestLayersChangedFields checks the fields a layer's changes report against
+// the layers below, and the mtime-only re-ship.
+func TestLayersChangedFields(t *testing.T) {
+	later := testTime().Add(time.Hour)
+	touched := tfile("etc/touched", "same")
+	touched.mtime = later
+	chmodded := tfile("etc/chmod", "x")
+	chmodded.mode = 0o4755
+	layers := []Layer{
+		layerOf(t, "gzip", tdir("etc/"), tfile("etc/touched", "same"), tfile("etc/chmod", "x"), tfile("etc/edit", "old"),
+			tfile("etc/same", "s"), tsym("etc/link", "a"), tfile("etc/typed", "f"),
+			tent{name: "etc/xa", typ: tar.TypeReg, mode: 0o644, xattrs: map[string]string{"user.a": "1"}}),
+		layerOf(t, "zstd", tdir("etc/"), touched, chmodded, tfile("etc/edit", "new!"), tfile("etc/same", "s"),
+			tsym("etc/link", "b"), tdir("etc/typed/"), tfile("etc/xa", "")),
+	}
+	reps, err := Layers(context.Background(), layers, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range reps[1].Changes {
+		line := fmt.Sprintf("%s %s %v", c.Kind, c.Path, c.Fields)
+		if c.MtimeOnly() {
+			line += " mtime-only"
+		}
+		if c.BaseDigest != "" && c.Path == "/etc/edit" {
+			line += " base " + c.BaseDigest.String()[:15]
+		}
+		got = append(got, line)
+	}
+	diffLines(t, "layer 1 changes", got, []string{
+		"C /etc []",
+		"C /etc/chmod [mode]",
+		"C /etc/edit [size content] base " + sha("old").String()[:15],
+		"C /etc/link [link_target]",
+		"C /etc/same []",
+		"C /etc/touched [mtime] mtime-only",
+		"C /etc/typed [type]",
+		"C /etc/xa [xattrs]",
+	})
 }

@@ -7,10 +7,6 @@ import (
 	"github.com/ctrforensics/ctrforensics/forensic"
 )
 
-// maxHops bounds the hard links followed to reach content, as the kernel
-// bounds symlinks.
-const maxHops = 40
-
 // ancestor is a path on the chain from the root to the last one written.
 type ancestor struct {
 	path string
@@ -61,7 +57,9 @@ func merge(ctx context.Context, old *seq[rec], lo *layerOps, k int, c *config, r
 		}
 	}
 	m.resolveLinks()
-	rep.layerMerged(k, m.out)
+	if err := rep.layerMerged(m.out); err != nil {
+		return nil, err
+	}
 	return m.out, nil
 }
 
@@ -126,11 +124,11 @@ func (m *merger) apply(o *rec, p *op) {
 			kind = forensic.Changed
 			m.rep.hidden(o)
 		}
-		m.rep.change(kind, m.emit(p.rec, true))
+		m.rep.change(kind, m.emit(p.rec, true), o)
 	case alive && !p.whiteout:
 		pos := m.emit(*o, false)
 		if p.opaque {
-			m.rep.change(forensic.Changed, pos)
+			m.rep.change(forensic.Changed, pos, o)
 		}
 	case o != nil:
 		m.drop(o)
@@ -181,7 +179,7 @@ func (m *merger) parents(p string, fromLayer bool) {
 		dir := rec{path: parent[:end], mode: 0o755, ord: -1, layer: uint16(m.k), typ: tDir, flags: fImplicit}
 		m.stack = append(m.stack, ancestor{path: dir.path, dir: true})
 		m.out.push(dir)
-		m.rep.change(forensic.Added, m.out.n-1)
+		m.rep.change(forensic.Added, m.out.n-1, nil)
 		pos = end
 	}
 }

@@ -2,6 +2,7 @@ package imagefs
 
 import (
 	"archive/tar"
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha256"
@@ -9,6 +10,8 @@ import (
 	"path"
 	"slices"
 	"strings"
+
+	"github.com/opencontainers/go-digest"
 
 	"github.com/ctrforensics/ctrforensics/forensic"
 )
@@ -40,6 +43,14 @@ type op struct {
 type layerOps struct {
 	ops seq[op]
 	idx []int32
+	// diffID is the digest of the uncompressed tar (when computed), bytes
+	// the total size of its regular files.
+	diffID digest.Digest
+	bytes  int64
+	// replaced lists the entries a later entry of the same layer replaces.
+	replaced []rec
+	// kept holds the content a reader was told to keep, by entry ordinal.
+	kept map[int32][]byte
 }
 
 // reader turns one layer's tar headers into ops.
@@ -52,16 +63,31 @@ type reader struct {
 	bytes int64
 	buf   []byte
 	ops   seq[op]
+	// keep, when set, says which regular files' content to keep in memory
+	// (at most maxKept bytes each), by path.
+	keep func(path string) bool
+	kept map[int32][]byte
 }
 
-// readLayer reads layer k whole.
-func readLayer(ctx context.Context, layers []Layer, k int, c *config, rep *reporter) (*layerOps, error) {
-	s, err := openStream(ctx, layers, k, c, rep != nil)
+// maxKept bounds the content of one file a reader keeps.
+const maxKept = 1 << 20
+
+// readLayer reads layer k whole; report asks for what a layer report needs
+// (every file hashed, the DiffID computed). It touches nothing shared but
+// c.warn, so that layers can be read in parallel.
+func readLayer(ctx context.Context, layers []Layer, k int, c *config, report bool) (*layerOps, error) {
+	return readLayerKeeping(ctx, layers, k, c, report, nil)
+}
+
+// readLayerKeeping reads layer k whole and keeps the content of the small
+// regular files keep names (when not hashing), in layerOps.kept by ordinal.
+func readLayerKeeping(ctx context.Context, layers []Layer, k int, c *config, report bool, keep func(string) bool) (*layerOps, error) {
+	s, err := openStream(ctx, layers, k, c, report)
 	if err != nil {
 		return nil, err
 	}
 	defer s.close()
-	rd := &reader{s: s, k: k, c: c, in: &interner{}, hash: c.hash || rep != nil, buf: make([]byte, 32<<10)}
+	rd := &reader{s: s, k: k, c: c, in: &interner{}, hash: c.hash || report, buf: make([]byte, 32<<10), keep: keep}
 	for {
 		hdr, err := s.next()
 		if err == io.EOF {
@@ -77,8 +103,9 @@ func readLayer(ctx context.Context, layers []Layer, k int, c *config, rep *repor
 	if err := s.finish(); err != nil {
 		return nil, err
 	}
-	rep.layerRead(k, s.diffID().sum(), rd.bytes)
-	return rd.sorted(rep), nil
+	lo := rd.sorted()
+	lo.diffID, lo.bytes, lo.kept = s.diffID().sum(), rd.bytes, rd.kept
+	return lo, nil
 }
 
 // cleanName normalizes a tar name into a relative cleaned path, "" for the
@@ -129,7 +156,7 @@ func (rd *reader) add(hdr *tar.Header) error {
 	}
 	if r.hasContent() {
 		rd.bytes += r.size
-		if err := rd.digest(&r); err != nil {
+		if err := rd.content(&r); err != nil {
 			return err
 		}
 	}
@@ -231,6 +258,23 @@ func (rd *reader) xattrs(r *rec, pax map[string]string) {
 	}
 }
 
+// content hashes the current entry's content into r, or keeps it, when
+// asked to.
+func (rd *reader) content(r *rec) error {
+	if rd.hash || rd.keep == nil || r.size > maxKept || !rd.keep(r.path) {
+		return rd.digest(r)
+	}
+	var b bytes.Buffer
+	if _, err := rd.s.copyContent(&b, rd.buf); err != nil {
+		return err
+	}
+	if rd.kept == nil {
+		rd.kept = map[int32][]byte{}
+	}
+	rd.kept[r.ord] = b.Bytes()
+	return nil
+}
+
 // digest hashes the current entry's content into r when asked to.
 func (rd *reader) digest(r *rec) error {
 	if !rd.hash {
@@ -248,7 +292,7 @@ func (rd *reader) digest(r *rec) error {
 // sorted indexes the ops by path and folds several ops on one path into the
 // last: the last entry wins, whiteout and opaque flags add up. An entry a
 // later one in the same layer replaces is hidden content of the layer.
-func (rd *reader) sorted(rep *reporter) *layerOps {
+func (rd *reader) sorted() *layerOps {
 	lo := &layerOps{ops: rd.ops, idx: make([]int32, rd.ops.n)}
 	for i := range lo.idx {
 		lo.idx[i] = int32(i)
@@ -265,7 +309,7 @@ func (rd *reader) sorted(rep *reporter) *layerOps {
 		for j < len(lo.idx) && lo.ops.at(int(lo.idx[j])).path == lo.ops.at(int(lo.idx[i])).path {
 			j++
 		}
-		uniq = append(uniq, lo.fold(lo.idx[i:j], rep))
+		uniq = append(uniq, lo.fold(lo.idx[i:j]))
 		i = j
 	}
 	lo.idx = uniq
@@ -274,7 +318,7 @@ func (rd *reader) sorted(rep *reporter) *layerOps {
 
 // fold combines the ops of one path, in tar order, into one and returns its
 // index.
-func (lo *layerOps) fold(group []int32, rep *reporter) int32 {
+func (lo *layerOps) fold(group []int32) int32 {
 	win := group[len(group)-1]
 	for _, i := range slices.Backward(group) {
 		if lo.ops.at(int(i)).entry {
@@ -288,7 +332,7 @@ func (lo *layerOps) fold(group []int32, rep *reporter) int32 {
 		w.whiteout = w.whiteout || o.whiteout
 		w.opaque = w.opaque || o.opaque
 		if o.entry && i != win && !o.isDir() {
-			rep.hidden(&o.rec)
+			lo.replaced = append(lo.replaced, o.rec)
 		}
 	}
 	return win

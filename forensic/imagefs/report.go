@@ -2,6 +2,7 @@ package imagefs
 
 import (
 	"context"
+	"maps"
 	"slices"
 
 	"github.com/opencontainers/go-digest"
@@ -34,58 +35,110 @@ type LayerReport struct {
 type Change struct {
 	Kind forensic.Kind
 	Entry
+	// Fields lists, for a change (C), what differs from the path the layers
+	// below had, in diff's vocabulary (type, mode, uid, gid, size, mtime,
+	// xattrs, link_target, device, content). It is empty for a directory
+	// shipped again unchanged (because something below it changed) and for a
+	// file re-shipped without any difference.
+	Fields []forensic.Field
+	// BaseDigest is, for a change of a regular file, the digest of the
+	// content the layers below had.
+	BaseDigest digest.Digest
 }
 
-// Layers returns every layer's effect. It always hashes regular files, since
-// which files end up hidden is only known once the later layers are read.
+// MtimeOnly says a non-directory was shipped again with nothing changed but
+// its mtime: the same bytes, mode and owner (a touch, or a rebuild that
+// copied it).
+func (c *Change) MtimeOnly() bool {
+	return c.Kind == forensic.Changed && c.Type != forensic.TypeDir && slices.Equal(c.Fields, []forensic.Field{forensic.FieldMtime})
+}
+
+// Layers returns every layer's effect. It holds every layer's changes until
+// the end: a large image should use WalkLayers.
 func Layers(ctx context.Context, layers []Layer, opts Options) ([]LayerReport, error) {
-	rep := &reporter{reports: make([]LayerReport, len(layers))}
-	for k := range rep.reports {
-		rep.reports[k].Index = k
+	var reps []LayerReport
+	hidden, err := WalkLayers(ctx, layers, opts, func(r *LayerReport) error {
+		reps = append(reps, *r)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	for k := range reps {
+		reps[k].Hidden = hidden[k]
+	}
+	return reps, nil
+}
+
+// WalkLayers reads the layers bottom up and calls fn with each layer's
+// report as soon as the layer is merged, its Hidden still empty; the report
+// is only valid during the call. It returns, per layer, the hidden files,
+// which are only known once every layer above was read. Memory holds the
+// merged filesystem, one layer's entries and the hidden files, never every
+// layer's changes. Regular files are always hashed, since which files end up
+// hidden is only known at the end.
+func WalkLayers(ctx context.Context, layers []Layer, opts Options, fn func(*LayerReport) error) ([][]Entry, error) {
+	rep := &reporter{fn: fn, hiddenRecs: make([][]rec, len(layers))}
 	if _, err := build(ctx, layers, newConfig(opts, true), rep); err != nil {
 		return nil, err
 	}
-	for k := range rep.reports {
-		slices.SortStableFunc(rep.reports[k].Hidden, func(a, b Entry) int { return comparePaths(a.Path, b.Path) })
+	out := make([][]Entry, len(layers))
+	for k, hs := range rep.hiddenRecs {
+		slices.SortStableFunc(hs, func(a, b rec) int { return comparePaths(a.path, b.path) })
+		out[k] = make([]Entry, len(hs))
+		for i := range hs {
+			out[k][i] = hs[i].entry()
+		}
 	}
-	return rep.reports, nil
+	return out, nil
 }
 
-// reporter collects the reports while layers are applied; a nil reporter
-// collects nothing.
+// reporter collects a layer's report while it is applied and hands it to fn
+// once merged; a nil reporter collects nothing.
 type reporter struct {
-	reports []LayerReport
+	fn  func(*LayerReport) error
+	cur LayerReport
 	// pending holds the current layer's changes; a written path is converted
 	// once the layer's hard links are resolved.
 	pending []pending
+	// hiddenRecs holds, per layer, the entries later layers delete or replace.
+	hiddenRecs [][]rec
 }
 
 type pending struct {
 	kind forensic.Kind
 	pos  int // in the new state, or -1 for a deletion
-	e    Entry
+	base rec // the lower rec of a change or deletion (strings and ext shared)
 }
 
 // layerRead records what reading layer k's blob found.
-func (rep *reporter) layerRead(k int, diffID digest.Digest, bytes int64) {
+func (rep *reporter) layerRead(k int, lo *layerOps) {
 	if rep == nil {
 		return
 	}
-	rep.reports[k].DiffID, rep.reports[k].Bytes = diffID, bytes
+	rep.cur = LayerReport{Index: k, DiffID: lo.diffID, Bytes: lo.bytes}
+	for i := range lo.replaced {
+		rep.hidden(&lo.replaced[i])
+	}
 }
 
-// change records that the rec at pos in the new state is added or changed.
-func (rep *reporter) change(kind forensic.Kind, pos int) {
-	if rep != nil {
-		rep.pending = append(rep.pending, pending{kind: kind, pos: pos})
+// change records that the rec at pos in the new state is added, or changed
+// from base.
+func (rep *reporter) change(kind forensic.Kind, pos int, base *rec) {
+	if rep == nil {
+		return
 	}
+	p := pending{kind: kind, pos: pos}
+	if base != nil {
+		p.base = *base
+	}
+	rep.pending = append(rep.pending, p)
 }
 
 // deleted records that the current layer deletes o.
 func (rep *reporter) deleted(o *rec) {
 	if rep != nil {
-		rep.pending = append(rep.pending, pending{kind: forensic.Deleted, pos: -1, e: o.entry()})
+		rep.pending = append(rep.pending, pending{kind: forensic.Deleted, pos: -1, base: *o})
 	}
 }
 
@@ -94,21 +147,30 @@ func (rep *reporter) hidden(o *rec) {
 	if rep == nil || o.isDir() {
 		return
 	}
-	r := &rep.reports[o.layer]
-	r.Hidden = append(r.Hidden, o.entry())
+	rep.hiddenRecs[o.layer] = append(rep.hiddenRecs[o.layer], *o)
 }
 
-// layerMerged turns layer k's pending changes into its report.
-func (rep *reporter) layerMerged(k int, out *seq[rec]) {
+// layerMerged turns layer k's pending changes into its report and hands it
+// to fn.
+func (rep *reporter) layerMerged(out *seq[rec]) error {
 	if rep == nil {
-		return
+		return nil
 	}
-	r := &rep.reports[k]
+	r := &rep.cur
+	r.Changes = make([]Change, 0, len(rep.pending))
 	for _, p := range rep.pending {
-		if p.pos >= 0 {
-			p.e = out.at(p.pos).entry()
+		ch := Change{Kind: p.kind}
+		if p.pos < 0 {
+			ch.Entry = p.base.entry()
+		} else {
+			cur := out.at(p.pos)
+			ch.Entry = cur.entry()
+			if p.kind == forensic.Changed {
+				ch.Fields = changedFields(&p.base, cur)
+				ch.BaseDigest = p.base.digest()
+			}
 		}
-		r.Changes = append(r.Changes, Change{Kind: p.kind, Entry: p.e})
+		r.Changes = append(r.Changes, ch)
 		switch p.kind {
 		case forensic.Added:
 			r.Added++
@@ -119,4 +181,38 @@ func (rep *reporter) layerMerged(k int, out *seq[rec]) {
 		}
 	}
 	rep.pending = rep.pending[:0]
+	err := rep.fn(r)
+	rep.cur = LayerReport{}
+	return err
+}
+
+// changedFields lists what differs between a path's lower rec and the one a
+// layer ships; a change of type says only that.
+func changedFields(old, cur *rec) []forensic.Field {
+	if old.typ != cur.typ {
+		return []forensic.Field{forensic.FieldType}
+	}
+	var fs []forensic.Field
+	add := func(differ bool, f forensic.Field) {
+		if differ {
+			fs = append(fs, f)
+		}
+	}
+	ox, cx := old.ext, cur.ext
+	if ox == nil {
+		ox = &recExt{}
+	}
+	if cx == nil {
+		cx = &recExt{}
+	}
+	add(old.mode != cur.mode, forensic.FieldMode)
+	add(old.uid != cur.uid, forensic.FieldUID)
+	add(old.gid != cur.gid, forensic.FieldGID)
+	add(old.typ == tFile && old.size != cur.size, forensic.FieldSize)
+	add(old.sec != cur.sec || old.nsec != cur.nsec, forensic.FieldMtime)
+	add(!maps.Equal(ox.xattrs, cx.xattrs), forensic.FieldXattrs)
+	add(old.typ == tSymlink && ox.link != cx.link, forensic.FieldLinkTarget)
+	add((old.typ == tChar || old.typ == tBlock) && (ox.major != cx.major || ox.minor != cx.minor), forensic.FieldDevice)
+	add(old.typ == tFile && old.digest() != cur.digest(), forensic.FieldContent)
+	return fs
 }

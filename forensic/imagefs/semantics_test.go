@@ -94,7 +94,7 @@ func checkExportMatches(t *testing.T, layers []Layer, files []Entry) {
 			continue
 		}
 		var content bytes.Buffer
-		if err := Cat(context.Background(), layers, e.Path, -1, &content, Options{}); err != nil {
+		if err := Cat(context.Background(), layers, e.Path, &content, CatOptions{Layer: -1}); err != nil {
 			t.Errorf("Cat(%s): %v", e.Path, err)
 		}
 		for _, g := range got {

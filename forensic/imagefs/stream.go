@@ -59,7 +59,11 @@ func openStream(ctx context.Context, layers []Layer, k int, c *config, computeDi
 
 func (s *stream) setup(ctx context.Context) error {
 	var err error
-	if s.blob, err = newHashReader(s.raw, s.want.Digest, false); err != nil {
+	want := s.want.Digest
+	if s.want.DigestChecked {
+		want = ""
+	}
+	if s.blob, err = newHashReader(s.raw, want, false); err != nil {
 		return fmt.Errorf("blob digest: %w", err)
 	}
 	br := bufio.NewReaderSize(s.blob, 64<<10)

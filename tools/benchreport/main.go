@@ -40,14 +40,15 @@ func main() {
 	runs := flag.Int("runs", 7, "runs per method and size")
 	sizes := flag.String("sizes", "10000,100000", "image sizes in files")
 	changes := flag.Int("changes", 100, "changed files per image")
-	suites := flag.String("suites", "diff,bundle,image,commit,offline,scan", "which benchmarks: diff, bundle, image, commit, offline, sparse, scan")
+	suites := flag.String("suites", "diff,bundle,image,imagespeed,dive,commit,offline,sparse,scan",
+		"which benchmarks: diff, bundle, image, imagespeed, dive, commit, offline, sparse, scan")
 	bin := flag.String("bin", "bin/ctrforensics", "the ctrforensics binary, for the bundle suite")
 	bundleMiB := flag.Int("bundle-mib", 1024, "changed data of the bundle benchmark, in MiB")
 	bundleFiles := flag.Int("bundle-files", 10000, "files of the bundle benchmark")
 	imageFiles := flag.Int("image-files", 100000, "files of the image files benchmark")
 	bigImageFiles := flag.Int("big-image-files", 1000000, "files of the image whose listing's peak RSS is measured")
 	sparseGiB := flag.Int("sparse-gib", 2, "logical size of the sparse file of the sparse benchmark, in GiB")
-	before := flag.String("before", "", "an older ctrforensics binary to measure in the same run (sparse suite)")
+	before := flag.String("before", "", "an older ctrforensics binary to measure in the same run (sparse and imagespeed suites)")
 	flag.Parse()
 	if *worker != "" {
 		if err := runWorker(*worker, *upper, *lower, *merged); err != nil {
@@ -79,6 +80,20 @@ func main() {
 				break
 			}
 			err = imageBench(context.Background(), abs, *imageFiles, *bigImageFiles, 3)
+		case "imagespeed":
+			abs, aerr := filepath.Abs(*bin)
+			if aerr != nil {
+				err = aerr
+				break
+			}
+			err = imageSpeedBench(context.Background(), abs, *before, *imageFiles, *runs)
+		case "dive":
+			abs, aerr := filepath.Abs(*bin)
+			if aerr != nil {
+				err = aerr
+				break
+			}
+			err = diveBench(context.Background(), abs, *runs)
 		case "commit":
 			abs, aerr := filepath.Abs(*bin)
 			if aerr != nil {

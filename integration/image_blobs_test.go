@@ -1,0 +1,116 @@
+package integration
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/platforms"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/ctrforensics/ctrforensics/internal/testimage"
+)
+
+// blobPath is where the test daemon keeps blob d.
+func blobPath(d digest.Digest) string {
+	return filepath.Join(h.daemon.Root, "io.containerd.content.v1.content", "blobs", d.Algorithm().String(), d.Encoded())
+}
+
+// TestImageReadsBlobsFromTheContentDirectory checks that the image commands
+// read layer blobs straight from the local content store directory without
+// moving their access times, say so with --verbose, fall back to the content
+// API where that directory is not visible, and refuse a tampered blob.
+func TestImageReadsBlobsFromTheContentDirectory(t *testing.T) {
+	img, err := mergedUsrOnce()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := h.ctx(t)
+	manifest, err := images.Manifest(ctx, h.client.ContentStore(), img.Target(), platforms.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
+	var before []time.Time
+	for _, l := range manifest.Layers {
+		p := blobPath(l.Digest)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, old, fi.ModTime()); err != nil {
+			t.Fatal(err)
+		}
+		before = append(before, atime(t, p))
+	}
+	r := h.cli(t, "image", "files", "-v", mergedUsrName)
+	if r.code != 0 || !strings.Contains(r.stderr, "read straight from the content store directory "+filepath.Join(h.daemon.Root, "io.containerd.content.v1.content")) {
+		t.Errorf("image files -v: exit %d, stderr %s", r.code, r.stderr)
+	}
+	for i, l := range manifest.Layers {
+		if got := atime(t, blobPath(l.Digest)); !got.Equal(before[i]) {
+			t.Errorf("layer %d blob: atime moved from %s to %s", i, before[i], got)
+		}
+	}
+	// A mount namespace where an empty tmpfs covers the content directory:
+	// the blobs are read through the API.
+	cmd := exec.Command("unshare", "-m", "sh", "-c", `mount -t tmpfs none "$1" && shift && exec "$@"`, "sh",
+		filepath.Join(h.daemon.Root, "io.containerd.content.v1.content"),
+		h.bin, "--address", h.daemon.Address, "-n", h.daemon.Namespace, "image", "cat", "-v", mergedUsrName, "/usr/bin/busybox")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil || stdout.String() != "BUSYBOX BYTES\n" ||
+		!strings.Contains(stderr.String(), "layer blobs read through containerd's content API: its content store directory is not readable here") {
+		t.Errorf("cat with the content directory hidden: %v, stdout %q, stderr %s", err, stdout.String(), stderr.String())
+	}
+}
+
+// TestImageRefusesATamperedBlob overwrites a layer blob of a private image
+// in the test daemon's content store with other bytes of the same size:
+// reading it must fail and name the blob.
+func TestImageRefusesATamperedBlob(t *testing.T) {
+	ctx := h.ctx(t)
+	img := &testimage.Image{Name: "docker.io/ctrforensics/tampered:1", Layers: []testimage.Layer{{Compression: testimage.None,
+		Files: []testimage.File{testimage.Reg("/f", 0o644, "original content")}}}}
+	built, err := img.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	go func() { _, err := built.WriteTo(pw); pw.CloseWithError(err) }()
+	if _, err := h.client.Import(ctx, pr); err != nil {
+		t.Fatal(err)
+	}
+	layer := built.Layers[0].Digest
+	p := blobPath(layer)
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tampered := []byte(strings.Replace(string(data), "original content", "tampered content", 1))
+	if err := os.WriteFile(p, tampered, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	r := h.cli(t, "image", "files", img.Name)
+	if r.code == 0 || !strings.Contains(r.stderr, "does not match its digest") || !strings.Contains(r.stderr, layer.Encoded()) {
+		t.Errorf("image files of a tampered blob: exit %d, stderr %s", r.code, r.stderr)
+	}
+}
+
+// atime reads a file's access time without reading the file.
+func atime(t *testing.T, p string) time.Time {
+	t.Helper()
+	fi, err := os.Lstat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	return time.Unix(st.Atim.Sec, st.Atim.Nsec)
+}

@@ -2,16 +2,12 @@ package scan
 
 import (
 	"archive/tar"
-	"bufio"
-	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path"
 	"strings"
-
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 
 	"github.com/ctrforensics/ctrforensics/forensic"
 	"github.com/ctrforensics/ctrforensics/forensic/imagefs"
@@ -50,22 +46,29 @@ func (in *layersInput) Walk(ctx context.Context, fn func(*File, io.Reader) error
 	return nil
 }
 
-func (in *layersInput) layer(ctx context.Context, k int, final map[string]int, fn func(*File, io.Reader) error) error {
-	rc, err := in.layers[k].Open(ctx)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	r, closeDec, err := decompress(bufio.NewReaderSize(rc, 64<<10))
-	if err != nil {
-		return err
-	}
-	defer closeDec()
-	tr := tar.NewReader(r)
+func (in *layersInput) layer(ctx context.Context, k int, final map[string]int, fn func(*File, io.Reader) error) (err error) {
+	// imagefs decompresses the blob (gzip, zstd or none, bounded) and checks
+	// its digest and DiffID once it is read whole: a tampered layer fails
+	// the scan.
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := imagefs.ExportLayer(ctx, in.layers, k, pw, imagefs.Options{})
+		pw.CloseWithError(err)
+		done <- err
+	}()
+	defer func() {
+		pr.CloseWithError(errors.New("scan stopped"))
+		if werr := <-done; err == nil && werr != nil {
+			err = werr
+		}
+	}()
+	tr := tar.NewReader(pr)
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
-			return nil
+			_, err = io.Copy(io.Discard, pr) // the tar's padding, so the digests are checked
+			return err
 		}
 		if err != nil {
 			return fmt.Errorf("read tar: %w", err)
@@ -73,49 +76,35 @@ func (in *layersInput) layer(ctx context.Context, k int, final map[string]int, f
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		p, ok := cleanName(hdr.Name)
-		if !ok || strings.HasPrefix(path.Base(p), ".wh.") {
-			continue
-		}
-		f := &File{Path: p, Type: tarType(hdr.Typeflag), Mode: uint32(hdr.Mode) & 0o7777, UID: uint32(hdr.Uid),
-			GID: uint32(hdr.Gid), Size: hdr.Size, Layer: k}
-		if f.Type == forensic.TypeDir {
-			continue
-		}
-		if v, ok := hdr.PAXRecords["SCHILY.xattr."+capabilityXattr]; ok {
-			f.Capability = []byte(v)
-		}
-		if l, ok := final[p]; !ok || l != k {
-			f.Hidden = true
-		}
-		var content io.Reader
-		if hdr.Typeflag == tar.TypeReg { // the reader turns TypeRegA into TypeReg
-			content = tr
-		}
-		if err := fn(f, content); err != nil {
+		if err := in.entry(k, hdr, tr, final, fn); err != nil {
 			return err
 		}
 	}
 }
 
-// decompress picks gzip, zstd or none by the stream's magic bytes.
-func decompress(br *bufio.Reader) (io.Reader, func(), error) {
-	magic, _ := br.Peek(4)
-	switch {
-	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return nil, nil, fmt.Errorf("gzip: %w", err)
-		}
-		return zr, func() { zr.Close() }, nil
-	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		zr, err := zstd.NewReader(br)
-		if err != nil {
-			return nil, nil, fmt.Errorf("zstd: %w", err)
-		}
-		return zr, zr.Close, nil
+// entry passes one tar entry of layer k to fn; whiteouts and directories are
+// not files.
+func (in *layersInput) entry(k int, hdr *tar.Header, tr *tar.Reader, final map[string]int, fn func(*File, io.Reader) error) error {
+	p, ok := cleanName(hdr.Name)
+	if !ok || strings.HasPrefix(path.Base(p), ".wh.") {
+		return nil
 	}
-	return br, func() {}, nil
+	f := &File{Path: p, Type: tarType(hdr.Typeflag), Mode: uint32(hdr.Mode) & 0o7777, UID: uint32(hdr.Uid),
+		GID: uint32(hdr.Gid), Size: hdr.Size, Layer: k}
+	if f.Type == forensic.TypeDir {
+		return nil
+	}
+	if v, ok := hdr.PAXRecords["SCHILY.xattr."+capabilityXattr]; ok {
+		f.Capability = []byte(v)
+	}
+	if l, ok := final[p]; !ok || l != k {
+		f.Hidden = true
+	}
+	var content io.Reader
+	if hdr.Typeflag == tar.TypeReg { // the reader turns TypeRegA into TypeReg
+		content = tr
+	}
+	return fn(f, content)
 }
 
 // cleanName makes a tar entry name absolute and clean; names escaping the

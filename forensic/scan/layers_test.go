@@ -72,3 +72,13 @@ func TestLayersFindDeletedFiles(t *testing.T) {
 		t.Errorf("findings %+v, want exactly %+v (the image's own cron file must not fire)", rep.Findings, want)
 	}
 }
+
+// TestLayersRefuseATamperedLayer: a layer whose content does not match its
+// DiffID fails the scan instead of giving findings on unverified bytes.
+func TestLayersRefuseATamperedLayer(t *testing.T) {
+	l := layer(t, [2]string{"tmp/", ""}, [2]string{"tmp/x", "\x7fELF"})
+	l.DiffID = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+	if _, err := Scan(context.Background(), LayersInput([]imagefs.Layer{l}), Options{}); err == nil {
+		t.Fatal("a layer that does not match its DiffID was scanned")
+	}
+}

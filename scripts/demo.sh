@@ -153,6 +153,9 @@ set -e
 say "The container is still running, untouched"
 run "${CTR[@]}" task ls
 
+say "Which of the changes is the implant? Content rules over the changed files only"
+run "${CF[@]}" scan web || true
+
 say "Keep the hacked container as an image for later study: no pause, nothing written into containerd"
 run "${CF[@]}" commit web -o "$DEMO/web-hacked.tar" --case IR-2026-042 --name localhost/evidence/web-hacked:IR-2026-042
 run "${CTR[@]}" images import "$DEMO/web-hacked.tar"
@@ -188,5 +191,7 @@ run "${CF[@]}" image history docker.io/ctrforensics/suspect:1
 run "${CF[@]}" image files --setuid docker.io/ctrforensics/suspect:1
 run "${CF[@]}" image layers --show-hidden docker.io/ctrforensics/suspect:1 | grep -v '^  A /bin/'
 run "${CF[@]}" image cat --layer 1 docker.io/ctrforensics/suspect:1 /root/.ssh/id_rsa
+run "${CF[@]}" scan docker.io/ctrforensics/suspect:1 || true
+run "${CF[@]}" packages docker.io/ctrforensics/suspect:1
 echo
 echo "Done: everything the demo created is removed on exit."

@@ -275,6 +275,9 @@ func writeChanges(ctx context.Context, s *Session, r *Rootfs, d *diff.Diff, moun
 		}); err != nil {
 			return err
 		}
+		if err := writeScanFindings(ctx, w, root, "container/"+acq.Container.ID, d.Changes, acq); err != nil {
+			return err
+		}
 		unsafe := changetar.UnsafeChanges(d.Changes)
 		if len(unsafe) == 0 {
 			return nil

@@ -233,6 +233,7 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 			collectCommand(),
 			commitCommand(),
 			auditCommand(),
+			scanCommand(),
 			hardenCommand(),
 			verifyCommand(),
 			custodyCommand(),

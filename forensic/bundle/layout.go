@@ -64,6 +64,9 @@ const (
 	// PackagesIntegrity holds one JSON object per changed file checked
 	// against the image's package records.
 	PackagesIntegrity = "data/packages/integrity.jsonl"
+	// ScanSARIF holds the findings of scan's built-in rules over the
+	// changes, as SARIF 2.1.0.
+	ScanSARIF = "data/findings/scan.sarif"
 	// ImageLayoutDir is the OCI image layout of the container's image.
 	ImageLayoutDir = "data/image"
 )

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/ctrforensics/ctrforensics/forensic/finding"
+	"github.com/ctrforensics/ctrforensics/internal/schemacheck"
 )
 
 // TestSARIFLocations checks that a result's physical location is the path
@@ -38,6 +39,7 @@ func TestSARIFLocations(t *testing.T) {
 	if err := json.Unmarshal(b.Bytes(), &log); err != nil {
 		t.Fatal(err)
 	}
+	schemacheck.ValidateSARIF(t, b.Bytes())
 	rs := log.Runs[0].Results
 	if len(rs) != 2 {
 		t.Fatalf("%d results", len(rs))

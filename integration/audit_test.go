@@ -15,6 +15,7 @@ import (
 	"github.com/containerd/containerd/v2/plugins"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/ctrforensics/ctrforensics/internal/schemacheck"
 	"github.com/ctrforensics/ctrforensics/internal/testdaemon"
 )
 
@@ -153,6 +154,7 @@ func checkAuditSARIF(t *testing.T, out string) {
 	if err := json.Unmarshal([]byte(out), &log); err != nil {
 		t.Fatal(err)
 	}
+	schemacheck.ValidateSARIF(t, []byte(out))
 	if log.Version != "2.1.0" || !strings.Contains(log.Schema, "sarif-schema-2.1.0") || len(log.Runs) != 1 || len(log.Runs[0].Results) == 0 {
 		t.Fatalf("SARIF: %s", out)
 	}

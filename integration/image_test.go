@@ -19,6 +19,7 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/opencontainers/go-digest"
 
+	"github.com/ctrforensics/ctrforensics/internal/schemacheck"
 	"github.com/ctrforensics/ctrforensics/internal/testdaemon"
 	"github.com/ctrforensics/ctrforensics/internal/testimage"
 )
@@ -84,9 +85,11 @@ func TestImageHistoryFindings(t *testing.T) {
 			} `json:"results"`
 		} `json:"runs"`
 	}
-	if err := json.Unmarshal([]byte(h.mustCLI(t, "image", "history", "--format", "sarif", testimage.SuspectImageName)), &sarif); err != nil {
+	sarifOut := h.mustCLI(t, "image", "history", "--format", "sarif", testimage.SuspectImageName)
+	if err := json.Unmarshal([]byte(sarifOut), &sarif); err != nil {
 		t.Fatal(err)
 	}
+	schemacheck.ValidateSARIF(t, []byte(sarifOut))
 	if sarif.Version != "2.1.0" || len(sarif.Runs) != 1 || len(sarif.Runs[0].Results) != len(out.Findings) {
 		t.Errorf("SARIF: version %q, %d runs", sarif.Version, len(sarif.Runs))
 	}

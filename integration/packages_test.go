@@ -13,6 +13,7 @@ import (
 	cdx "github.com/CycloneDX/cyclonedx-go"
 	spdxjson "github.com/spdx/tools-golang/json"
 
+	"github.com/ctrforensics/ctrforensics/internal/schemacheck"
 	"github.com/ctrforensics/ctrforensics/internal/testdaemon"
 	"github.com/ctrforensics/ctrforensics/internal/testimage"
 )
@@ -157,7 +158,9 @@ mkdir -p /app/node_modules/evil && echo '{"name":"evil","version":"1.0.0","licen
 			Results []struct{ RuleID string }
 		}
 	}
-	if err := json.Unmarshal([]byte(h.mustCLI(t, "packages", "--verify", "--format", "sarif", "pkg-ctr")), &sarif); err != nil ||
+	sarifOut := h.mustCLI(t, "packages", "--verify", "--format", "sarif", "pkg-ctr")
+	schemacheck.ValidateSARIF(t, []byte(sarifOut))
+	if err := json.Unmarshal([]byte(sarifOut), &sarif); err != nil ||
 		len(sarif.Runs) != 1 || len(sarif.Runs[0].Results) != 4 {
 		t.Errorf("SARIF (%v): %+v", err, sarif)
 	}
@@ -202,6 +205,7 @@ mkdir -p /app/node_modules/evil && echo '{"name":"evil","version":"1.0.0","licen
 		t.Fatal(err)
 	}
 	var bagBOM cdx.BOM
+	schemacheck.ValidateCycloneDX(t, sbom)
 	if err := cdx.NewBOMDecoder(bytes.NewReader(sbom), cdx.BOMFileFormatJSON).Decode(&bagBOM); err != nil ||
 		bagBOM.Components == nil || len(*bagBOM.Components) != len(pk)+1 {
 		t.Errorf("bag SBOM: %v", err)
@@ -212,6 +216,7 @@ mkdir -p /app/node_modules/evil && echo '{"name":"evil","version":"1.0.0","licen
 	if err := cdx.NewBOMDecoder(strings.NewReader(out), cdx.BOMFileFormatJSON).Decode(&bom); err != nil {
 		t.Fatal(err)
 	}
+	schemacheck.ValidateCycloneDX(t, []byte(out))
 	if bom.SpecVersion != cdx.SpecVersion1_6 || bom.Components == nil || len(*bom.Components) != len(pk)+1 {
 		t.Errorf("CycloneDX: spec %v, %d components", bom.SpecVersion, len(*bom.Components))
 	}

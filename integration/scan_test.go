@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ctrforensics/ctrforensics/internal/schemacheck"
 	"github.com/ctrforensics/ctrforensics/internal/testdaemon"
 	"github.com/ctrforensics/ctrforensics/internal/testimage"
 )
@@ -95,9 +96,11 @@ echo 'toor:x:0:0::/root:/bin/sh' >> /etc/passwd`)
 			} `json:"results"`
 		} `json:"runs"`
 	}
-	if err := json.Unmarshal([]byte(h.mustCLI(t, "scan", "--format", "sarif", c.id)), &sarif); err != nil {
+	sarifOut := h.mustCLI(t, "scan", "--format", "sarif", c.id)
+	if err := json.Unmarshal([]byte(sarifOut), &sarif); err != nil {
 		t.Fatal(err)
 	}
+	schemacheck.ValidateSARIF(t, []byte(sarifOut))
 	found := false
 	for _, r := range sarif.Runs[0].Results {
 		if r.RuleID == "CTRF-FS-001" && r.Locations[0].PhysicalLocation.ArtifactLocation.URI == "var/www/html/shell.php" && len(r.PartialFingerprints) == 1 {
@@ -117,6 +120,7 @@ echo 'toor:x:0:0::/root:/bin/sh' >> /etc/passwd`)
 	if err != nil {
 		t.Fatal(err)
 	}
+	schemacheck.ValidateSARIF(t, b)
 	if !strings.Contains(string(b), `"uri": "var/www/html/shell.php"`) || !strings.Contains(string(b), `"ruleId": "CTRF-FS-001"`) {
 		t.Errorf("the bag's scan.sarif lacks the web shell:\n%s", b)
 	}

@@ -135,7 +135,7 @@ func OpenRoot(ctx context.Context, root, namespace string) (_ *Client, err error
 	for name, sn := range d.sns {
 		ss[name] = sn
 	}
-	d.db = metadata.NewDB(d.bolt, &diskContent{dir: filepath.Join(root, contentDir)}, ss)
+	d.db = metadata.NewDB(d.bolt, newDiskContent(root), ss)
 	c, err := client.New("", client.WithDefaultNamespace(namespace), client.WithServices(
 		client.WithContainerStore(metadata.NewContainerStore(d.db)),
 		client.WithImageStore(metadata.NewImageStore(d.db)),

@@ -204,6 +204,31 @@ func (d *diskRoot) close() error {
 	return errors.Join(errs...)
 }
 
+// DiskRootOp is something a disk root cannot do.
+type DiskRootOp string
+
+// What a disk root cannot do.
+const (
+	// OpCreateImage creates an image in containerd: a disk root is never
+	// written.
+	OpCreateImage DiskRootOp = "create an image"
+	// OpPause pauses a task: nothing runs on a disk root.
+	OpPause DiskRootOp = "pause a task"
+)
+
+// DiskRootError says an operation needs a live host, not a disk root.
+type DiskRootError struct {
+	Op DiskRootOp
+}
+
+func (e *DiskRootError) Error() string {
+	why := "a disk root is never written"
+	if e.Op == OpPause {
+		why = "no task runs on a disk root"
+	}
+	return fmt.Sprintf("cannot %s from a disk root: %s", e.Op, why)
+}
+
 // Root is the containerd root directory the client reads, or "" for a client
 // of a live daemon.
 func (c *Client) Root() string {

@@ -45,6 +45,9 @@ const (
 	AnnotationRebuiltLayers = "io.ctrforensics.commit.rebuilt-layers"
 )
 
+// purposeCommit is the purpose of a commit's lease.
+const purposeCommit = "commit"
+
 // CommitPredicateType is the in-toto predicate of a commit attestation.
 const CommitPredicateType = "https://github.com/ctrforensics/ctrforensics/commit/v1"
 
@@ -143,7 +146,7 @@ func (c *Client) Commit(ctx context.Context, ctr *Container, opts CommitOptions)
 	if err != nil {
 		return nil, err
 	}
-	s, err := c.Begin(ctx, ctr.Namespace, SessionOptions{Purpose: "commit", Labels: map[string]string{LabelPartial: w.Partial()}})
+	s, err := c.Begin(ctx, ctr.Namespace, SessionOptions{Purpose: purposeCommit, Labels: map[string]string{LabelPartial: w.Partial()}})
 	if err != nil {
 		w.Abandon()
 		return nil, err

@@ -17,12 +17,30 @@ GOBUILD   := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 RELEASE_PLATFORMS := linux/amd64 linux/arm64 darwin/arm64 darwin/amd64 windows/amd64
 PORTABLE_PKGS     := ./forensic ./forensic/attest ./forensic/bagit ./forensic/bundle ./forensic/custody ./forensic/history
 
+# The YARA build (scan --rules): cgo, Debian's libyara-dev (4.2.3) and its
+# dependencies linked statically, so the binary still runs on any host.
+YARA_BIN     := bin/ctrforensics-yara
+YARA_TAGS    := yara,yara_no_pkg_config
+YARA_LDFLAGS := -lyara -lmagic -ljansson -lcrypto -lz -lbz2 -llzma -lm -ldl -lpthread
+YARA_ENV     := CGO_ENABLED=1 CGO_LDFLAGS='$(YARA_LDFLAGS)'
+
+.PHONY: build-yara test-yara
 .PHONY: all build release cross portable deps test test-containerd2 test-unit test-integration lint bench demo demo-clean clean
 
 all: build
 
 build:
 	$(GOBUILD) -o $(BIN) ./cmd/ctrforensics
+
+build-yara:
+	$(YARA_ENV) $(GO) build -tags $(YARA_TAGS) -trimpath -ldflags '$(LDFLAGS) -extldflags -static' -o $(YARA_BIN) ./cmd/ctrforensics
+
+# The YARA matcher against Debian's yara CLI on the same fixtures, and the
+# YARA build's scan --rules end to end.
+test-yara: build build-yara
+	$(YARA_ENV) $(GO) vet -tags $(YARA_TAGS) ./forensic/scan/yara ./cmd/ctrforensics
+	$(YARA_ENV) $(GO) test -count=1 -tags $(YARA_TAGS) ./forensic/scan/yara
+	CTRFORENSICS_YARA_BIN=$(CURDIR)/$(YARA_BIN) CTRFORENSICS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -run TestScanYaraBuild ./integration
 
 # dist/: one binary per platform and SHA256SUMS.
 release:
@@ -59,10 +77,15 @@ deps:
 # CTRFORENSICS_TEST_ROOT=1 makes a root-only test fail instead of skipping.
 # The integration tests compare the host's mount table before and after each
 # command, so they run alone, after the unit tests (which mount overlays too).
+# The package tests take their oracle's input, a debootstrap'ed Debian root,
+# from scripts/debian-root.sh (cached outside the checkout too).
 test: deps build lint cross
-	CTRFORENSICS_TEST_ROOT=1 $(GO) test -count=1 -timeout 30m $$($(GO) list ./... | grep -v /integration)
+	root=$$(bash scripts/debian-root.sh) && \
+		CTRFORENSICS_DEBIAN_ROOT=$$root CTRFORENSICS_DEBIAN_TAR=$${root%.d}.tar CTRFORENSICS_TEST_ROOT=1 \
+		$(GO) test -count=1 -timeout 30m $$($(GO) list ./... | grep -v /integration)
 	CTRFORENSICS_TEST_ROOT=1 CTRFORENSICS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 30m ./integration/...
 	$(MAKE) test-containerd2
+	$(MAKE) test-yara
 
 test-containerd2:
 	ctrd=$$(bash scripts/containerd2.sh) && echo "integration tests against $$($$ctrd --version)" && \

@@ -124,6 +124,9 @@ type Change struct {
 	// Mount is the destination of that mount inside the container (Path is
 	// below it, or it is the mounted file itself); empty for the snapshot.
 	Mount string
+	// Package is the package that owns the path and its integrity against
+	// the image's package records, when a package database is present.
+	Package *PackageInfo
 }
 
 // InTable reports whether the change is one docker diff would print: every

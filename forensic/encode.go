@@ -157,6 +157,7 @@ type jsonChange struct {
 	Source         Source         `json:"source,omitempty"`
 	Mount          *string        `json:"mount,omitempty"`
 	Base           *jsonMetadata  `json:"base,omitempty"`
+	Package        *PackageInfo   `json:"package,omitempty"`
 }
 
 // MarshalJSON encodes a change with every metadata field; names that are not
@@ -173,6 +174,7 @@ func (c Change) MarshalJSON() ([]byte, error) {
 		Runtime:      c.Runtime,
 		CopyUpOnly:   c.CopyUpOnly,
 		Source:       c.Source,
+		Package:      c.Package,
 	}
 	if c.Mount != "" {
 		m := EscapePath(c.Mount)

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# make demo: the first article of the design brief, on a private containerd.
-# A PHP site is hacked (index.html defaced, shell.php dropped); ctrforensics
-# shows what changed, without running anything in the container and without
-# changing it. `scripts/demo.sh clean` (make demo-clean) removes everything.
+# make demo: the two articles of the design brief, on a private containerd.
+# Article 1: a PHP site is hacked (index.html defaced, shell.php dropped);
+# ctrforensics shows what changed, without running anything in the container
+# and without changing it, seals the evidence, keeps the hacked container as an
+# image, audits how it was run, derives its read-only profile, and the site is
+# restored read-only, where the attack fails. Article 2: a suspect image is
+# examined without running it. `scripts/demo.sh clean` (make demo-clean)
+# removes everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,14 +34,16 @@ run() {
 
 clean() {
   if [ -S "$SOCK" ]; then
-    "${CTR[@]}" task kill -s SIGKILL web >/dev/null 2>&1 || true
-    for _ in 1 2 3 4 5 6 7 8 9 10; do
-      "${CTR[@]}" task delete web >/dev/null 2>&1 && break
-      "${CTR[@]}" task ls -q 2>/dev/null | grep -qx web || break
-      sleep 0.3
+    for c in web web-ro; do
+      "${CTR[@]}" task kill -s SIGKILL $c >/dev/null 2>&1 || true
+      for _ in 1 2 3 4 5 6 7 8 9 10; do
+        "${CTR[@]}" task delete $c >/dev/null 2>&1 && break
+        "${CTR[@]}" task ls -q 2>/dev/null | grep -qx $c || break
+        sleep 0.3
+      done
+      "${CTR[@]}" container delete $c >/dev/null 2>&1 || true
     done
-    "${CTR[@]}" container delete web >/dev/null 2>&1 || true
-    "${CTR[@]}" images rm docker.io/ctrforensics/suspect:1 "$IMAGE" >/dev/null 2>&1 || true
+    "${CTR[@]}" images rm docker.io/ctrforensics/suspect:1 localhost/evidence/web-hacked:IR-2026-042 "$IMAGE" >/dev/null 2>&1 || true
   fi
   if [ -f "$DEMO/containerd.pid" ]; then
     kill "$(cat "$DEMO/containerd.pid")" 2>/dev/null || true
@@ -95,7 +101,10 @@ echo "containerd $(containerd --version | awk '{print $3}') listening on $SOCK"
 say "Import the demo web image and run it"
 go run ./tools/demoimage >"$DEMO/web.tar"
 run "${CTR[@]}" images import "$DEMO/web.tar"
-run "${CTR[@]}" run -d "$IMAGE" web
+# The workload, like the article's apache, keeps a lock under /var/lock/app and
+# a pid file under /run/app (a tmpfs) before it serves.
+WORKLOAD='mkdir -p /var/lock/app /run/app && touch /var/lock/app/httpd.lock && echo $$ > /run/app/httpd.pid && exec httpd -f -p 8080 -h /var/www/html'
+run "${CTR[@]}" run -d "$IMAGE" web sh -c "$WORKLOAD"
 sleep 0.5
 
 say "The attack: deface index.html and drop a web shell (played with task exec)"
@@ -144,6 +153,37 @@ set -e
 say "The container is still running, untouched"
 run "${CTR[@]}" task ls
 
+say "Which of the changes is the implant? Content rules over the changed files only"
+run "${CF[@]}" scan web || true
+
+say "Keep the hacked container as an image for later study: no pause, nothing written into containerd"
+run "${CF[@]}" commit web -o "$DEMO/web-hacked.tar" --case IR-2026-042 --name localhost/evidence/web-hacked:IR-2026-042
+run "${CTR[@]}" images import "$DEMO/web-hacked.tar"
+run "${CTR[@]}" run --rm localhost/evidence/web-hacked:IR-2026-042 study cat /var/www/html/shell.php
+
+say "How was it run? The runtime spec's hardening, rule by rule"
+run "${CF[@]}" audit web || true
+
+say "What must stay writable to run it read-only, and what is the attacker's drift"
+run "${CF[@]}" harden web
+
+say "Restore service from the clean image, read-only with exactly those mounts"
+"${CTR[@]}" task kill -s SIGKILL web >/dev/null 2>&1 || true
+for _ in $(seq 50); do "${CTR[@]}" task delete web >/dev/null 2>&1 && break; sleep 0.1; done
+mounts=()
+for dir in $("${CF[@]}" harden --format json web 2>/dev/null | jq -r '.writable[].path'); do
+  mounts+=(--mount "type=tmpfs,src=tmpfs,dst=$dir,options=nosuid:nodev:noexec")
+done
+run "${CTR[@]}" run -d --read-only "${mounts[@]}" "$IMAGE" web-ro sh -c "$WORKLOAD"
+sleep 0.5
+run "${CTR[@]}" task exec --exec-id check web-ro sh -c 'cat /run/app/httpd.pid && wget -qO- http://127.0.0.1:8080/index.html'
+
+say "The attacker's defacement now fails"
+set +e
+run "${CTR[@]}" task exec --exec-id attack2 web-ro sh -c 'echo "<h1>Hacked by x</h1>" > /var/www/html/index.html'
+echo "(exit $?)"
+set -e
+
 say "Article 2: a suspect image, examined without running it"
 go run ./tools/demoimage -image suspect >"$DEMO/suspect.tar"
 run "${CTR[@]}" images import --no-unpack "$DEMO/suspect.tar"
@@ -151,5 +191,7 @@ run "${CF[@]}" image history docker.io/ctrforensics/suspect:1
 run "${CF[@]}" image files --setuid docker.io/ctrforensics/suspect:1
 run "${CF[@]}" image layers --show-hidden docker.io/ctrforensics/suspect:1 | grep -v '^  A /bin/'
 run "${CF[@]}" image cat --layer 1 docker.io/ctrforensics/suspect:1 /root/.ssh/id_rsa
+run "${CF[@]}" scan docker.io/ctrforensics/suspect:1 || true
+run "${CF[@]}" packages docker.io/ctrforensics/suspect:1
 echo
 echo "Done: everything the demo created is removed on exit."

@@ -174,6 +174,9 @@ func (c *Client) acquire(ctx context.Context, s *Session, ctr *Container, opts C
 	if err := writeChanges(ctx, s, r, d, m.Changes, w, opts, acq); err != nil {
 		return err
 	}
+	if err := s.writePackages(ctx, r, ctr, d, w, acq); err != nil {
+		return err
+	}
 	if err := writeMounts(ctx, m, w, opts, acq); err != nil {
 		return err
 	}
@@ -270,6 +273,9 @@ func writeChanges(ctx context.Context, s *Session, r *Rootfs, d *diff.Diff, moun
 			}
 			return err
 		}); err != nil {
+			return err
+		}
+		if err := writeScanFindings(ctx, w, root, "container/"+acq.Container.ID, d.Changes, acq); err != nil {
 			return err
 		}
 		unsafe := changetar.UnsafeChanges(d.Changes)

@@ -64,6 +64,9 @@ func runDiff(ctx context.Context, c *cli.Command) error {
 			return err
 		}
 		d, m, err := diffAll(ctx, s, ctr, opts)
+		if err == nil && format == output.JSON {
+			err = s.AnnotatePackages(ctx, ctr, d.Changes)
+		}
 		err = errors.Join(err, s.Close(ctx))
 		if err != nil {
 			return fmt.Errorf("diff %s: %w", ctr.Info.ID, err)

@@ -59,6 +59,14 @@ const (
 	// Bodyfile is a Sleuth Kit body file of the changes, of the snapshot and
 	// of the mounts.
 	Bodyfile = "data/timeline/bodyfile.txt"
+	// PackagesSBOM is the CycloneDX SBOM of the container as found.
+	PackagesSBOM = "data/packages/sbom.cdx.json"
+	// PackagesIntegrity holds one JSON object per changed file checked
+	// against the image's package records.
+	PackagesIntegrity = "data/packages/integrity.jsonl"
+	// ScanSARIF holds the findings of scan's built-in rules over the
+	// changes, as SARIF 2.1.0.
+	ScanSARIF = "data/findings/scan.sarif"
 	// ImageLayoutDir is the OCI image layout of the container's image.
 	ImageLayoutDir = "data/image"
 )

@@ -1,0 +1,117 @@
+package snapshot
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/ctrforensics/ctrforensics/forensic"
+	"github.com/ctrforensics/ctrforensics/forensic/bundle"
+	"github.com/ctrforensics/ctrforensics/forensic/scan"
+	"github.com/ctrforensics/ctrforensics/internal/version"
+)
+
+// ScanOptions tune ScanContainer and ScanImage.
+type ScanOptions struct {
+	// All scans the container's whole root filesystem, not only its changes.
+	All bool
+	// Platform and Snapshotter select an image's manifest and, when its blobs
+	// are gone, the snapshots its layers are read from.
+	Platform, Snapshotter string
+	scan.Options
+}
+
+// ScanResult is a scan and what it covered.
+type ScanResult struct {
+	*scan.Report
+	// Target names what was scanned: "container/ID" or the image's name.
+	Target string
+	// Changes counts the container's changes; Notes are the diff's or the
+	// image's.
+	Changes int
+	Notes   []string
+}
+
+// ScanContainer diffs the container and scans its changes (opts.All: its
+// whole root filesystem) through a read-only mount held by a session.
+func (c *Client) ScanContainer(ctx context.Context, ctr *Container, opts ScanOptions) (*ScanResult, error) {
+	s, err := c.Begin(ctx, ctr.Namespace, SessionOptions{Purpose: "scan"})
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.scanContainer(ctx, ctr, opts)
+	if cerr := s.Close(ctx); err == nil && cerr != nil {
+		return nil, cerr
+	}
+	return res, err
+}
+
+func (s *Session) scanContainer(ctx context.Context, ctr *Container, opts ScanOptions) (*ScanResult, error) {
+	r, err := s.Rootfs(ctx, ctr)
+	if err != nil {
+		return nil, err
+	}
+	d, err := s.DiffRootfs(ctx, r, ctr, DiffOptions{})
+	if err != nil {
+		return nil, err
+	}
+	target, err := r.ReadOnlyMounts()
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %w", r.Key, err)
+	}
+	res := &ScanResult{Target: "container/" + ctr.Info.ID, Changes: len(d.Changes), Notes: d.Notes}
+	err = s.WithMount(ctx, "container "+r.Key, target, func(root string) error {
+		in := scan.ChangesInput(root, d.Changes)
+		if opts.All {
+			in = scan.TreeInput(root, d.Changes)
+		}
+		var err error
+		res.Report, err = scan.Scan(ctx, in, opts.Options)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// ScanImage scans every layer of the image ref, including the files later
+// layers delete (each finding names its layer).
+func (c *Client) ScanImage(ctx context.Context, ref string, opts ScanOptions) (*ScanResult, error) {
+	s, err := c.Begin(ctx, "", SessionOptions{Purpose: "scan"})
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.scanImage(ctx, ref, opts)
+	if cerr := s.Close(ctx); err == nil && cerr != nil {
+		return nil, cerr
+	}
+	return res, err
+}
+
+func (s *Session) scanImage(ctx context.Context, ref string, opts ScanOptions) (*ScanResult, error) {
+	img, err := s.ResolveImage(ctx, ref, opts.Platform, opts.Snapshotter)
+	if err != nil {
+		return nil, err
+	}
+	rep, err := scan.Scan(ctx, scan.LayersInput(img.Layers), opts.Options)
+	if err != nil {
+		return nil, fmt.Errorf("scan image %s: %w", ref, err)
+	}
+	return &ScanResult{Report: rep, Target: img.Name, Notes: img.Notes}, nil
+}
+
+// writeScanFindings scans the changes in the mounted root filesystem and
+// writes the findings into the bag as SARIF; skipped files become notes.
+func writeScanFindings(ctx context.Context, w *bundle.Writer, root, target string, changes []forensic.Change, acq *bundle.Acquisition) error {
+	rep, err := scan.Scan(ctx, scan.ChangesInput(root, changes), scan.Options{})
+	if err != nil {
+		return fmt.Errorf("scan: %w", err)
+	}
+	for _, s := range rep.Skipped {
+		acq.Notes = append(acq.Notes, fmt.Sprintf("scan skipped %s: %s", forensic.EscapePath(s.Path), s.Reason))
+	}
+	return w.PutStream(bundle.ScanSARIF, func(f io.Writer) error {
+		return scan.WriteSARIF(f, version.String(), target, rep, nil)
+	})
+}

@@ -544,8 +544,9 @@ func TestCommitInterrupted(t *testing.T) {
 	p.signalAfter(0, syscall.SIGKILL)
 	r := h.cliWith(t, func(cmd *exec.Cmd) { cmd.Env = append(os.Environ(), env...) },
 		"--address", h.daemon.Address, "-n", h.daemon.Namespace, "cleanup")
-	if r.code != 0 || !strings.Contains(r.stdout, "task resumed") {
-		t.Errorf("cleanup after a killed commit --pause: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	if r.code != 0 || !strings.Contains(r.stdout, "task resumed") ||
+		!strings.Contains(r.stdout, "removed: partial output "+filepath.Join(out, "k.tar")+".partial-") || strings.Contains(r.stdout, "partial bag") {
+		t.Errorf("cleanup after a killed commit --pause: exit %d; want the task resumed and the partial output (not bag) removed\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if st := taskStatus(t, c); st != client.Running {
 		t.Errorf("task is %s after cleanup", st)

@@ -118,6 +118,12 @@ func TestOfflineMatchesLive(t *testing.T) {
 	root := readOnlyRoot(t, filepath.Join(t.TempDir(), "evidence"))
 	before, host := captureTree(t, root), captureHost(t)
 	compareOffline(t, root, queries, live)
+	// Image commands read layer blobs straight from the disk root's content
+	// directory, digests checked, as live ones read the daemon's.
+	if r := offline(t, root, "image", "files", "-v", testimage.SuspectImageName); r.code != 0 ||
+		!strings.Contains(r.stderr, "layer blobs read straight from the content store directory "+filepath.Join(root, "io.containerd.content.v1.content")) {
+		t.Errorf("image files -v --root: exit %d, stderr %s", r.code, r.stderr)
+	}
 	// What a disk root cannot hold is said, never skipped in silence.
 	if r := offline(t, root, "diff", ids[0]); !strings.Contains(r.stderr, "note: tmpfs /dev, /dev/shm, /run: not examined") {
 		t.Errorf("diff --root of a container with tmpfs mounts: no note on stderr:\n%s", r.stderr)

@@ -222,7 +222,7 @@ func leaseInUse(l leases.Lease, purpose, stateDir string) string {
 	return ""
 }
 
-// removeLease removes a stale lease's views, partial bag and mount record,
+// removeLease removes a stale lease's views, partial output and mount record,
 // then the lease.
 func (c *Client) removeLease(ctx context.Context, ns string, l leases.Lease, stateDir string, rep *CleanupReport) error {
 	res, err := c.c.LeasesService().ListResources(ctx, l)
@@ -251,12 +251,22 @@ func (c *Client) removeLease(ctx context.Context, ns string, l leases.Lease, sta
 		os.Remove(coverPath(stateDir, mp))
 	}
 	if p := l.Labels[LabelPartial]; p != "" && bundle.RemovePartial(p) {
-		rep.Removed = append(rep.Removed, "partial bag "+p)
+		rep.Removed = append(rep.Removed, partialKind(l.Labels[LabelPurpose])+" "+p)
 	}
 	if p := l.Labels[LabelPartialFile]; p != "" && removePartialFile(p) {
 		rep.Removed = append(rep.Removed, "partial output "+p)
 	}
 	return nil
+}
+
+// partialKind names what a killed run of purpose left half written: a
+// collect's bag, or a commit's layout. (A commit's OCI layout is staged the
+// way a bag is, so bundle.RemovePartial removes either.)
+func partialKind(purpose string) string {
+	if purpose == purposeCommit {
+		return "partial output"
+	}
+	return "partial bag"
 }
 
 // pauseGrace is how long after its record a killed run's pause call may still

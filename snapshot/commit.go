@@ -45,6 +45,9 @@ const (
 	AnnotationRebuiltLayers = "io.ctrforensics.commit.rebuilt-layers"
 )
 
+// purposeCommit is the purpose of a commit's lease.
+const purposeCommit = "commit"
+
 // CommitPredicateType is the in-toto predicate of a commit attestation.
 const CommitPredicateType = "https://github.com/ctrforensics/ctrforensics/commit/v1"
 
@@ -118,13 +121,18 @@ func (e *ImageExistsError) Error() string {
 // snapshots (new digests, listed in the result). The new layer is built from
 // the diff (on overlayfs, O(changes)); paths the runtime created are left out.
 // Nothing appears at opts.Output until the layout is complete; a killed run
-// leaves a partial layout named on a lease, which cleanup removes.
+// leaves a partial layout named on a lease, which cleanup removes. A client
+// of a disk root commits too, but neither imports nor pauses (a
+// *DiskRootError).
 func (c *Client) Commit(ctx context.Context, ctr *Container, opts CommitOptions) (*CommitResult, error) {
 	if ctr.Info.Image == "" {
 		return nil, fmt.Errorf("container %s names no image to commit onto", ctr.Info.ID)
 	}
 	if _, err := reference.ParseNormalizedNamed(opts.Name); err != nil {
 		return nil, fmt.Errorf("image name %q: %w", opts.Name, err)
+	}
+	if err := c.refuseOffline(opts); err != nil {
+		return nil, err
 	}
 	if opts.Import {
 		if err := c.refuseExistingImage(ctx, ctr.Namespace, opts.Name); err != nil {
@@ -138,7 +146,7 @@ func (c *Client) Commit(ctx context.Context, ctr *Container, opts CommitOptions)
 	if err != nil {
 		return nil, err
 	}
-	s, err := c.Begin(ctx, ctr.Namespace, SessionOptions{Purpose: "commit", Labels: map[string]string{LabelPartial: w.Partial()}})
+	s, err := c.Begin(ctx, ctr.Namespace, SessionOptions{Purpose: purposeCommit, Labels: map[string]string{LabelPartial: w.Partial()}})
 	if err != nil {
 		w.Abandon()
 		return nil, err
@@ -159,6 +167,19 @@ func (c *Client) Commit(ctx context.Context, ctr *Container, opts CommitOptions)
 		}
 	}
 	return res, nil
+}
+
+// refuseOffline refuses, for a disk root, what only a live host can do.
+func (c *Client) refuseOffline(opts CommitOptions) error {
+	switch {
+	case c.disk == nil:
+		return nil
+	case opts.Import:
+		return &DiskRootError{Op: OpCreateImage}
+	case opts.Pause:
+		return &DiskRootError{Op: OpPause}
+	}
+	return nil
 }
 
 func (c *Client) refuseExistingImage(ctx context.Context, ns, name string) error {

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/containerd/errdefs"
+
+	"github.com/ctrforensics/ctrforensics/snapshot/contentdir"
 )
 
 // TestErrors checks the typed errors satisfy errdefs, wrapped or not, and
@@ -32,7 +34,9 @@ func TestErrors(t *testing.T) {
 		{&NoRootError{Dir: "/mnt/e"}, false, "/mnt/e is not a containerd root (no io.containerd.metadata.v1.bolt/meta.db)"},
 		{&NoRootError{Dir: "/mnt/e", Candidates: []string{"/mnt/e/a", "/mnt/e/b"}}, false, "several containerd roots: /mnt/e/a, /mnt/e/b"},
 		{&UnsupportedSnapshotterError{Snapshotter: "zfs"}, false, "snapshotter zfs is not supported offline (only overlayfs and native)"},
-		{&CorruptBlobError{Digest: "sha256:ab", Path: "/b/ab"}, false, "blob sha256:ab at /b/ab does not match its digest"},
+		{&contentdir.CorruptBlobError{Digest: "sha256:ab", Path: "/b/ab"}, false, "blob sha256:ab at /b/ab does not match its digest"},
+		{&DiskRootError{Op: OpCreateImage}, false, "cannot create an image from a disk root: a disk root is never written"},
+		{&DiskRootError{Op: OpPause}, false, "cannot pause a task from a disk root: no task runs on a disk root"},
 		{&NotSnapshotPathError{Path: "/etc/passwd"}, false, "/etc/passwd is not inside a snapshot directory"},
 	}
 	for _, tt := range tests {

@@ -77,6 +77,10 @@ func keptMounts(ctr *Container) []string {
 
 // evidence says how long the container ran and warns when that is little.
 func (r *HardenResult) evidence(ctr *Container, now time.Time) {
+	if ctr.Status == TaskOffline {
+		r.Warnings = append(r.Warnings, "read from a disk root: whether the container was running, and for how long, is unknown: the profile covers what it wrote until the host stopped; check that it ran long enough for its workload to write what it writes (log rotation, caches, uploads)")
+		return
+	}
 	if ctr.Pid == 0 || (ctr.Status != TaskRunning && ctr.Status != TaskPaused) {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("the container has no running process (task %s): the profile covers what it wrote before, for however long it ran", ctr.Status))
 		return

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -309,11 +310,14 @@ func (c *Client) localContent(ctx context.Context) (*contentdir.Store, string) {
 	return st, ""
 }
 
-// contentRoot asks the daemon where its local content store is: containerd
-// 1.6 and 2.x export it as the content plugin's "root".
+// contentRoot says where the local content store is: a disk root's own, or
+// the one the daemon names (containerd 1.6 and 2.x export it as the content
+// plugin's "root").
 func (c *Client) contentRoot(ctx context.Context) (string, error) {
+	if c.disk != nil {
+		return filepath.Join(c.disk.path, contentdir.Dir), nil
+	}
 	if conn, ok := c.c.Conn().(*grpc.ClientConn); !ok || conn == nil {
-		// A client made of local services (a disk root) has no daemon to ask.
 		return "", errors.New("no daemon connection to ask where the content store is")
 	}
 	resp, err := c.c.IntrospectionService().Plugins(ctx, "type=="+contentPlugin+",id==content")

@@ -135,7 +135,7 @@ func OpenRoot(ctx context.Context, root, namespace string) (_ *Client, err error
 	for name, sn := range d.sns {
 		ss[name] = sn
 	}
-	d.db = metadata.NewDB(d.bolt, &diskContent{dir: filepath.Join(root, contentDir)}, ss)
+	d.db = metadata.NewDB(d.bolt, newDiskContent(root), ss)
 	c, err := client.New("", client.WithDefaultNamespace(namespace), client.WithServices(
 		client.WithContainerStore(metadata.NewContainerStore(d.db)),
 		client.WithImageStore(metadata.NewImageStore(d.db)),
@@ -202,6 +202,31 @@ func (d *diskRoot) close() error {
 	}
 	errs = append(errs, os.RemoveAll(d.copyDir))
 	return errors.Join(errs...)
+}
+
+// DiskRootOp is something a disk root cannot do.
+type DiskRootOp string
+
+// What a disk root cannot do.
+const (
+	// OpCreateImage creates an image in containerd: a disk root is never
+	// written.
+	OpCreateImage DiskRootOp = "create an image"
+	// OpPause pauses a task: nothing runs on a disk root.
+	OpPause DiskRootOp = "pause a task"
+)
+
+// DiskRootError says an operation needs a live host, not a disk root.
+type DiskRootError struct {
+	Op DiskRootOp
+}
+
+func (e *DiskRootError) Error() string {
+	why := "a disk root is never written"
+	if e.Op == OpPause {
+		why = "no task runs on a disk root"
+	}
+	return fmt.Sprintf("cannot %s from a disk root: %s", e.Op, why)
 }
 
 // Root is the containerd root directory the client reads, or "" for a client

@@ -16,6 +16,8 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/ctrforensics/ctrforensics/snapshot/contentdir"
 )
 
 func mkRoot(t *testing.T, dir string) {
@@ -83,7 +85,7 @@ func TestDiskContentChecksDigests(t *testing.T) {
 		}
 	}
 	ctx := context.Background()
-	s := &diskContent{dir: dir}
+	s := diskContent{contentdir.At(dir)}
 	b, err := content.ReadBlob(ctx, s, ocispec.Descriptor{Digest: gd, Size: int64(len(good))})
 	if err != nil || string(b) != string(good) {
 		t.Fatalf("good blob: %q, %v", b, err)
@@ -109,7 +111,7 @@ func TestDiskContentChecksDigests(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var corrupt *CorruptBlobError
+		var corrupt *contentdir.CorruptBlobError
 		if err := read(ra); !errors.As(err, &corrupt) || corrupt.Digest != bd || !strings.Contains(err.Error(), bd.String()) {
 			t.Errorf("tampered blob read: %v; want a *CorruptBlobError naming %s", err, bd)
 		}

@@ -79,6 +79,7 @@ func hint(err error) string {
 		unsupported *snapshot.UnsupportedSnapshotterError
 		exists      *snapshot.ExistsError
 		symlink     *imagefs.SymlinkError
+		diskRoot    *snapshot.DiskRootError
 	)
 	if h := commitHint(err); h != "" {
 		return h
@@ -108,6 +109,10 @@ func hint(err error) string {
 		return "pick one with --platform"
 	case errors.As(err, &exists):
 		return "pick a new name for -o: ctrforensics never replaces a file"
+	case errors.As(err, &diskRoot) && diskRoot.Op == snapshot.OpCreateImage:
+		return "drop --import, and load the layout on a live host: ctr images import FILE.tar"
+	case errors.As(err, &diskRoot):
+		return "drop --pause: nothing runs on a dead host"
 	case errors.As(err, &symlink):
 		return "--no-follow prints the link's target"
 	case errors.Is(err, os.ErrPermission) && os.Geteuid() != 0:

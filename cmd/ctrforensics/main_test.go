@@ -219,6 +219,8 @@ func TestHint(t *testing.T) {
 		{&snapshot.PlatformError{Platform: "linux/s390x"}, "pick one with --platform"},
 		{&snapshot.PlatformError{Platform: "bad/", Err: os.ErrInvalid}, "e.g. linux/arm64"},
 		{&noSuchSourceError{name: "nope"}, "`ctrforensics image ls`"},
+		{fmt.Errorf("commit: %w", &snapshot.DiskRootError{Op: snapshot.OpCreateImage}), "drop --import"},
+		{&snapshot.DiskRootError{Op: snapshot.OpPause}, "drop --pause"},
 		{errors.New("anything else"), ""},
 	}
 	for _, tt := range tests {

@@ -46,19 +46,17 @@ var (
 
 // Open returns the store in dir, the content store directory itself (a
 // containerd root's Dir). It fails unless dir/blobs is a directory this
-// process may read.
+// process may list; listing it does not move its access time.
 func Open(dir string) (*Store, error) {
-	blobs := filepath.Join(dir, "blobs")
-	f, err := os.Open(blobs)
-	if err != nil {
-		return nil, fmt.Errorf("content store %s: %w", dir, err)
-	}
-	defer f.Close()
-	if _, err := f.Readdirnames(1); err != nil && err != io.EOF {
+	if err := listDir(filepath.Join(dir, "blobs")); err != nil {
 		return nil, fmt.Errorf("content store %s: %w", dir, err)
 	}
 	return &Store{dir: dir}, nil
 }
+
+// At returns the store in dir without looking at it: a directory that does
+// not exist holds no blob (every blob is errdefs.ErrNotFound).
+func At(dir string) *Store { return &Store{dir: dir} }
 
 // Path returns the store's directory.
 func (s *Store) Path() string { return s.dir }

@@ -17,3 +17,17 @@ func openBlob(p string) (*os.File, error) {
 	}
 	return os.NewFile(uintptr(fd), p), nil
 }
+
+// listDir lists the directory p, never through a symlink, without moving its
+// access time where permitted: it fails unless this process may read it.
+func listDir(p string) error {
+	fd, err := fdio.OpenDir(unix.AT_FDCWD, p)
+	if err != nil {
+		return err
+	}
+	defer fdio.Close(fd)
+	if _, err := fdio.ReadNames(fd); err != nil {
+		return &os.PathError{Op: "readdir", Path: p, Err: err}
+	}
+	return nil
+}

@@ -40,8 +40,8 @@ func main() {
 	runs := flag.Int("runs", 7, "runs per method and size")
 	sizes := flag.String("sizes", "10000,100000", "image sizes in files")
 	changes := flag.Int("changes", 100, "changed files per image")
-	suites := flag.String("suites", "diff,bundle,image,imagespeed,dive,commit,offline,sparse,scan",
-		"which benchmarks: diff, bundle, image, imagespeed, dive, commit, offline, sparse, scan")
+	suites := flag.String("suites", "diff,bundle,image,imagespeed,dive,commit,offline,sparse,scan,packages",
+		"which benchmarks: diff, bundle, image, imagespeed, dive, commit, offline, sparse, scan, packages")
 	bin := flag.String("bin", "bin/ctrforensics", "the ctrforensics binary, for the bundle suite")
 	bundleMiB := flag.Int("bundle-mib", 1024, "changed data of the bundle benchmark, in MiB")
 	bundleFiles := flag.Int("bundle-files", 10000, "files of the bundle benchmark")
@@ -115,6 +115,13 @@ func main() {
 				break
 			}
 			err = sparseBench(context.Background(), abs, *before, *sparseGiB, 3)
+		case "packages":
+			abs, aerr := filepath.Abs(*bin)
+			if aerr != nil {
+				err = aerr
+				break
+			}
+			err = packagesBench(context.Background(), abs, *imageFiles, *changes, *runs)
 		case "offline":
 			abs, aerr := filepath.Abs(*bin)
 			if aerr != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -37,8 +38,9 @@ func browseImage() *testimage.Image {
 
 // tmux drives a program in a detached 80x24 tmux session.
 type tmux struct {
-	t    *testing.T
-	name string
+	t      *testing.T
+	name   string
+	status string // the file the browse command's exit status is written to
 }
 
 func startTmux(t *testing.T, args ...string) *tmux {
@@ -46,7 +48,10 @@ func startTmux(t *testing.T, args ...string) *tmux {
 	if _, err := exec.LookPath("tmux"); err != nil {
 		t.Fatal("tmux is needed (scripts/install-deps.sh installs it)")
 	}
-	tm := &tmux{t: t, name: fmt.Sprintf("ctrf-browse-%d", os.Getpid())}
+	tm := &tmux{t: t, name: fmt.Sprintf("ctrf-browse-%d", os.Getpid()), status: filepath.Join(t.TempDir(), "status")}
+	// The exit status goes to a file: tmux's pane_dead_status is empty for
+	// some exits, on some versions.
+	args = append([]string{"sh", "-c", `"$@"; echo $? > ` + tm.status, "sh"}, args...)
 	cmd := append([]string{"new-session", "-d", "-s", tm.name, "-x", "80", "-y", "24"}, args...)
 	if out, err := exec.Command("tmux", cmd...).CombinedOutput(); err != nil {
 		t.Fatalf("tmux: %v: %s", err, out)
@@ -68,7 +73,8 @@ func (tm *tmux) screen() string {
 	return string(out)
 }
 
-// waitFor waits until the screen shows every part, and returns it.
+// waitFor waits until the screen shows every part and has stopped changing
+// (a redraw can be half done when the parts first appear), and returns it.
 func (tm *tmux) waitFor(what string, parts ...string) string {
 	tm.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -79,10 +85,33 @@ func (tm *tmux) waitFor(what string, parts ...string) string {
 			ok = ok && strings.Contains(s, p)
 		}
 		if ok {
-			return s
+			time.Sleep(200 * time.Millisecond)
+			if again := tm.screen(); again == s {
+				return s
+			}
+			continue
 		}
 		if time.Now().After(deadline) {
 			tm.t.Fatalf("%s: the screen never showed %q:\n%s", what, parts, s)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitExit waits until the browse command has exited with status 0.
+func (tm *tmux) waitExit() {
+	tm.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := os.ReadFile(tm.status)
+		if err == nil && strings.TrimSpace(string(b)) != "" {
+			if got := strings.TrimSpace(string(b)); got != "0" {
+				tm.t.Fatalf("browse exited with status %s:\n%s", got, tm.screen())
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			tm.t.Fatalf("browse did not quit:\n%s", tm.screen())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -146,17 +175,7 @@ func TestBrowseInTmux(t *testing.T) {
 	tm.waitFor("finding next to the entry", "A! -rwxr-xr-x", "run", "! high CTRF-IMG-010")
 	tm.escape()
 	tm.send("q")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		out, _ := exec.Command("tmux", "list-panes", "-t", tm.name, "-F", "#{pane_dead} #{pane_dead_status}").Output()
-		if strings.TrimSpace(string(out)) == "1 0" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("browse did not quit with status 0: %q\n%s", out, tm.screen())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	tm.waitExit()
 	compareHost(t, "after browse", host, captureHost(t))
 }
 

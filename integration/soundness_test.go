@@ -165,6 +165,9 @@ func waitForTempMount(t *testing.T, pid int) {
 // moments; whatever it had created by then, `umount DIR` must remove.
 func TestKilledMountIsCleanedByUmount(t *testing.T) {
 	c := h.runContainer(t, "killed-mount", "overlayfs")
+	// umount of a killed mount also removes the stale leases of dead runs:
+	// those that earlier tests left on purpose (SIGKILL) go first.
+	h.mustCLI(t, "cleanup")
 	host := captureHost(t)
 	targets := map[string]string{"container": c.id, "image": "docker.io/ctrforensics/demo-web:1"}
 	for what, target := range targets {

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ctrforensics/ctrforensics/forensic"
+	"github.com/ctrforensics/ctrforensics/forensic/internal/fsread"
 	"github.com/ctrforensics/ctrforensics/internal/fdio"
 )
 
@@ -122,7 +123,7 @@ func (w *dirWalker) entry(dirfd int, name, p string) error {
 // visit calls fn for the entry, with its content for a regular file, read by
 // descriptor with O_NOATIME.
 func (w *dirWalker) visit(dirfd int, name, p string, st *unix.Stat_t) error {
-	f := &File{Path: p, Type: fileType(st.Mode), Mode: uint32(st.Mode) & 0o7777, UID: st.Uid, GID: st.Gid, Size: st.Size, Layer: -1}
+	f := &File{Path: p, Type: fsread.FileTypeOf(st.Mode), Mode: uint32(st.Mode) & 0o7777, UID: st.Uid, GID: st.Gid, Size: st.Size, Layer: -1}
 	if c := w.byPath[p]; c != nil {
 		fileOfChange(f, c)
 	}
@@ -146,26 +147,6 @@ func capability(fd int) []byte {
 		return nil
 	}
 	return buf[:n]
-}
-
-func fileType(mode uint32) forensic.FileType {
-	switch mode & unix.S_IFMT {
-	case unix.S_IFREG:
-		return forensic.TypeFile
-	case unix.S_IFDIR:
-		return forensic.TypeDir
-	case unix.S_IFLNK:
-		return forensic.TypeSymlink
-	case unix.S_IFIFO:
-		return forensic.TypeFIFO
-	case unix.S_IFSOCK:
-		return forensic.TypeSocket
-	case unix.S_IFCHR:
-		return forensic.TypeChar
-	case unix.S_IFBLK:
-		return forensic.TypeBlock
-	}
-	return forensic.TypeUnknown
 }
 
 // failing is a reader that fails with err.

@@ -79,7 +79,7 @@ func OpenRegular(dirfd int, name string, md *forensic.Metadata) (int, error) {
 
 func metadataFromStatx(stx *unix.Statx_t) *forensic.Metadata {
 	md := &forensic.Metadata{
-		Type:  fileTypeOf(uint32(stx.Mode)),
+		Type:  FileTypeOf(uint32(stx.Mode)),
 		Mode:  uint32(stx.Mode) & 0o7777,
 		UID:   stx.Uid,
 		GID:   stx.Gid,
@@ -106,7 +106,8 @@ func statxTime(ts unix.StatxTimestamp) time.Time {
 	return time.Unix(ts.Sec, int64(ts.Nsec)).UTC()
 }
 
-func fileTypeOf(mode uint32) forensic.FileType {
+// FileTypeOf names the file type in a stat mode's S_IFMT bits.
+func FileTypeOf(mode uint32) forensic.FileType {
 	switch mode & unix.S_IFMT {
 	case unix.S_IFREG:
 		return forensic.TypeFile

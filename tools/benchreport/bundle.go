@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containerd/containerd/v2/client"
+
 	"github.com/ctrforensics/ctrforensics/internal/testdaemon"
 	"github.com/ctrforensics/ctrforensics/internal/testimage"
 	"github.com/ctrforensics/ctrforensics/mountutil"
@@ -21,24 +23,12 @@ import (
 // directory, and verify against `sha256sum -c`, on a container holding
 // sizeMiB of new data in files files.
 func bundleBench(ctx context.Context, bin string, files, sizeMiB, runs int) error {
-	d, c, ctx, stop, err := startDaemon(ctx)
+	w, err := startWebContainer(ctx, "bench")
 	if err != nil {
 		return err
 	}
-	defer stop()
-	web, err := testimage.WebImage(ctx)
-	if err != nil {
-		return err
-	}
-	img, err := testdaemon.ImportImage(ctx, c, web, "overlayfs")
-	if err != nil {
-		return err
-	}
-	ctr, task, err := testdaemon.RunContainer(ctx, c, "bench", img, "overlayfs", "/bin/sh", "-c", "sleep 100000")
-	if err != nil {
-		return err
-	}
-	defer testdaemon.RemoveContainer(context.Background(), ctr)
+	defer w.stop()
+	d, c, ctx, ctr, task := w.daemon, w.client, w.ctx, w.ctr, w.task
 	fmt.Fprintf(os.Stderr, "writing %d MiB in %d files inside the container...\n", sizeMiB, files)
 	per := sizeMiB << 20 / files
 	script := fmt.Sprintf(`mkdir /data && cd /data && i=0 && while [ $i -lt %d ]; do head -c %d /dev/urandom > f$i || exit 1; i=$((i+1)); done`, files, per)
@@ -221,4 +211,43 @@ func peak(s []sample) int64 {
 		m = max(m, x.rssKiB)
 	}
 	return m
+}
+
+// webContainer is a running container of the web test image on a private
+// daemon, for the suites that measure a command on one container.
+type webContainer struct {
+	daemon *testdaemon.Daemon
+	client *client.Client
+	ctx    context.Context // the daemon's namespace
+	ctr    client.Container
+	task   client.Task
+	stop   func() // removes the container and stops the daemon
+}
+
+// startWebContainer starts a private daemon and runs the web image in a
+// container named name, idle.
+func startWebContainer(ctx context.Context, name string) (_ *webContainer, err error) {
+	d, c, ctx, stop, err := startDaemon(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			stop()
+		}
+	}()
+	web, err := testimage.WebImage(ctx)
+	if err != nil {
+		return nil, err
+	}
+	img, err := testdaemon.ImportImage(ctx, c, web, "overlayfs")
+	if err != nil {
+		return nil, err
+	}
+	ctr, task, err := testdaemon.RunContainer(ctx, c, name, img, "overlayfs", "/bin/sh", "-c", "sleep 100000")
+	if err != nil {
+		return nil, err
+	}
+	return &webContainer{daemon: d, client: c, ctx: ctx, ctr: ctr, task: task,
+		stop: func() { testdaemon.RemoveContainer(context.Background(), ctr); stop() }}, nil
 }

@@ -9,31 +9,18 @@ import (
 	"time"
 
 	"github.com/ctrforensics/ctrforensics/internal/testdaemon"
-	"github.com/ctrforensics/ctrforensics/internal/testimage"
 )
 
 // sparseBench measures `collect` of a container holding one sparse file of
 // sizeGiB with 1 MiB of data in its middle: the bag's size and the time, for
 // bin and, when before is set, for an older binary in the same run.
 func sparseBench(ctx context.Context, bin, before string, sizeGiB, runs int) error {
-	d, c, ctx, stop, err := startDaemon(ctx)
+	w, err := startWebContainer(ctx, "sparse")
 	if err != nil {
 		return err
 	}
-	defer stop()
-	web, err := testimage.WebImage(ctx)
-	if err != nil {
-		return err
-	}
-	img, err := testdaemon.ImportImage(ctx, c, web, "overlayfs")
-	if err != nil {
-		return err
-	}
-	ctr, task, err := testdaemon.RunContainer(ctx, c, "sparse", img, "overlayfs", "/bin/sh", "-c", "sleep 100000")
-	if err != nil {
-		return err
-	}
-	defer testdaemon.RemoveContainer(context.Background(), ctr)
+	defer w.stop()
+	d, ctx, task := w.daemon, w.ctx, w.task
 	script := fmt.Sprintf(`truncate -s %dG /big && dd if=/dev/urandom of=/big bs=1M count=1 seek=%d conv=notrunc 2>/dev/null`, sizeGiB, sizeGiB<<9)
 	if _, stderr, err := testdaemon.Exec(ctx, task, script); err != nil {
 		return fmt.Errorf("%v: %s", err, stderr)

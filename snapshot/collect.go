@@ -45,6 +45,12 @@ type CollectOptions struct {
 	// Progress, when set, is called about twice a second with the payload
 	// written so far.
 	Progress func(files, bytes int64)
+	// BagGroup names the group of bags this one belongs to (bag-info.txt
+	// Bag-Group-Identifier).
+	BagGroup string
+	// Orchestration records the cluster-wide run this bag is part of; its
+	// target, when named, must be the container collected.
+	Orchestration *bundle.Orchestration
 }
 
 // CollectResult describes a sealed bag.
@@ -72,6 +78,9 @@ type CollectResult struct {
 // included, leaves a record cleanup finds.
 func (c *Client) Collect(ctx context.Context, ctr *Container, opts CollectOptions) (*CollectResult, error) {
 	opts.IncludeLayers = opts.IncludeLayers || opts.Commit
+	if o := opts.Orchestration; o != nil && o.Target.ContainerID != "" && o.Target.ContainerID != ctr.Info.ID {
+		return nil, fmt.Errorf("the orchestration names container %s, not %s", o.Target.ContainerID, ctr.Info.ID)
+	}
 	if err := c.refuseOutputInside(ctx, ctr, "output", opts.Output); err != nil {
 		return nil, err
 	}
@@ -125,6 +134,7 @@ func (c *Client) newAcquisition(ctr *Container, opts CollectOptions) *bundle.Acq
 	a := bundle.NewAcquisition(time.Now())
 	a.Case, a.Examiner, a.Note, a.Host = opts.Case, opts.Examiner, opts.Note, procfs.ReadHost()
 	a.ImageLayersIncluded = opts.IncludeLayers
+	a.BagGroup, a.Orchestration = opts.BagGroup, opts.Orchestration
 	a.Containerd.Version, a.Containerd.Address, a.Containerd.Namespace = c.version, c.address, ctr.Namespace
 	a.Container.ID, a.Container.Image, a.Container.TaskStatus = ctr.Info.ID, ctr.Info.Image, string(ctr.Status)
 	a.Container.Snapshotter, a.Container.SnapshotKey = ctr.Info.Snapshotter, ctr.Info.SnapshotKey

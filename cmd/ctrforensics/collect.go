@@ -44,7 +44,7 @@ func collectCommand() *cli.Command {
 			&cli.BoolFlag{Name: "pause", Usage: "pause a running task during the capture (recorded; resumed afterwards)"},
 			&cli.BoolFlag{Name: "volumes", Usage: "also archive the content of the container's volumes (always listed with digests)"},
 			&cli.StringFlag{Name: "hash", Value: "sha256,sha512", Usage: "manifest algorithms: sha256 (required), sha512, sha1, md5"},
-		}, diffFlags()...),
+		}, append(groupFlags(), diffFlags()...)...),
 		Action: runCollect,
 	}
 }
@@ -86,6 +86,9 @@ func runCollect(ctx context.Context, c *cli.Command) error {
 		if err != nil {
 			return fmt.Errorf("collect %s: %w", ctr.Info.ID, err)
 		}
+		if c.String("format") == "json" {
+			return printCollectedJSON(c.Root().Writer, c.Root().ErrWriter, res)
+		}
 		printCollected(c.Root().Writer, c.Root().ErrWriter, res)
 		return nil
 	})
@@ -110,6 +113,9 @@ func collectOptions(c *cli.Command) (snapshot.CollectOptions, error) {
 		Note: c.String("note"), IncludeLayers: c.Bool("include-image-layers"), Commit: c.Bool("commit"), Pause: c.Bool("pause"),
 		Volumes:    c.Bool("volumes"),
 		Algorithms: algs, Diff: diff}
+	if err := groupOptions(c, &opts); err != nil {
+		return opts, err
+	}
 	if p := c.String("sign-key"); p != "" {
 		if opts.SignKey, err = attest.LoadPrivateKey(p); err != nil {
 			return opts, err

@@ -127,3 +127,15 @@ type layerChangeRow struct {
 	Fields     []forensic.Field  `json:"fields,omitempty"`
 	MtimeOnly  bool              `json:"mtime_only,omitempty"`
 }
+
+// collectedJSON is what `collect --format json` prints: one object.
+type collectedJSON struct {
+	Container   string   `json:"container"`
+	Output      string   `json:"output"`
+	CustodyHead string   `json:"custody_head"`
+	Signed      bool     `json:"signed"`
+	Changes     int      `json:"changes"`
+	DiffMethod  string   `json:"diff_method"`
+	BagGroup    string   `json:"bag_group,omitempty"`
+	Notes       []string `json:"notes"`
+}

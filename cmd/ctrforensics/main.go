@@ -39,7 +39,7 @@ func main() {
 // run executes the command line and returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
-	err := app.Run(ctx, args)
+	err := app.Run(ctx, pluginArgs(args))
 	if err == nil {
 		return exitOK
 	}
@@ -82,6 +82,9 @@ func hint(err error) string {
 		diskRoot    *snapshot.DiskRootError
 	)
 	if h := commitHint(err); h != "" {
+		return h
+	}
+	if h := k8sHint(err); h != "" {
 		return h
 	}
 	switch {
@@ -248,6 +251,7 @@ func newApp(stdout, stderr io.Writer) *cli.Command {
 			imageCommand(),
 			packagesCommand(),
 			browseCommand(),
+			k8sCommand(),
 			versionCommand(),
 		},
 		Action:        groupAction,

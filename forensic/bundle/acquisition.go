@@ -71,6 +71,70 @@ type Acquisition struct {
 	// CommittedManifest is the digest of the committed image (collect
 	// --commit) in the image layout, ref name "committed".
 	CommittedManifest string `json:"committed_manifest,omitempty"`
+
+	// BagGroup names the set of bags collected together (bag-info.txt
+	// Bag-Group-Identifier), e.g. every target of one cluster-wide run.
+	BagGroup string `json:"bag_group,omitempty"`
+	// Orchestration records the cluster-wide run that collected this bag.
+	Orchestration *Orchestration `json:"orchestration,omitempty"`
+}
+
+// OrchestrationKubernetes is Orchestration.System for a run of
+// `ctrforensics k8s collect`.
+const OrchestrationKubernetes = "kubernetes"
+
+// Orchestration records the run that collected a group of bags across a
+// cluster: who ran it against which cluster, and the short-lived collector
+// pods it created (one per node), so that the cluster's own audit log and the
+// bags can be matched. Every bag of a run carries the run's fields; Target and
+// Collector are the bag's own.
+type Orchestration struct {
+	System string `json:"system"`
+	// Group is the run's Bag-Group-Identifier.
+	Group string `json:"bag_group"`
+	// Started is when the run started (UTC, RFC 3339).
+	Started string `json:"started"`
+	// Context, Cluster and Server name the kubeconfig context, its cluster
+	// and the API server's URL; KubeconfigUser the context's user entry.
+	Context        string `json:"context,omitempty"`
+	Cluster        string `json:"cluster,omitempty"`
+	Server         string `json:"server,omitempty"`
+	KubeconfigUser string `json:"kubeconfig_user,omitempty"`
+	// User and Groups are who the API server authenticated the run as.
+	User   string   `json:"user,omitempty"`
+	Groups []string `json:"groups,omitempty"`
+	// Namespace holds the collector pods; Image is what they ran.
+	Namespace string `json:"collector_namespace"`
+	Image     string `json:"collector_image"`
+	// Nodes are the nodes of the run and CollectorPods the collector pods'
+	// names, one per node in the same order. Targets counts the targets.
+	Nodes         []string `json:"nodes"`
+	CollectorPods []string `json:"collector_pods"`
+	Targets       int      `json:"targets"`
+	// Target is this bag's container as the API server named it.
+	Target OrchestratedTarget `json:"target"`
+	// Collector is the pod that collected this bag, as the kubelet that ran
+	// it named it (the downward API).
+	Collector CollectorPod `json:"collector"`
+}
+
+// OrchestratedTarget is a pod's container as the API server lists it.
+type OrchestratedTarget struct {
+	Namespace   string `json:"namespace"`
+	Pod         string `json:"pod"`
+	PodUID      string `json:"pod_uid"`
+	Container   string `json:"container"`
+	ContainerID string `json:"container_id"`
+	Node        string `json:"node"`
+}
+
+// CollectorPod is a collector pod as it knows itself.
+type CollectorPod struct {
+	Namespace      string `json:"namespace"`
+	Name           string `json:"name"`
+	UID            string `json:"uid"`
+	Node           string `json:"node"`
+	ServiceAccount string `json:"service_account,omitempty"`
 }
 
 // SourceDiskRoot is DiskRoot.Source: the evidence was read from a containerd

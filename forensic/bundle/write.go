@@ -163,6 +163,9 @@ func bagInfo(acq *Acquisition) []bagit.Field {
 	if acq.Case != "" {
 		info = append(info, bagit.Field{Label: "External-Identifier", Value: acq.Case})
 	}
+	if acq.BagGroup != "" {
+		info = append(info, bagit.Field{Label: "Bag-Group-Identifier", Value: forensic.EscapePath(acq.BagGroup)})
+	}
 	info = append(info, podInfo(acq.Pod)...)
 	if acq.Note != "" {
 		info = append(info, bagit.Field{Label: "Internal-Sender-Description", Value: strings.ReplaceAll(acq.Note, "\n", " ")})

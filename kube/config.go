@@ -1,0 +1,86 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+
+	authv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/ctrforensics/ctrforensics/forensic/bundle"
+)
+
+// Config is what kubectl's flags say of the cluster: --kubeconfig (else
+// KUBECONFIG, else ~/.kube/config), --context and --namespace, each empty
+// for the kubeconfig's own choice.
+type Config struct {
+	Kubeconfig, Context, Namespace string
+}
+
+// Cluster is a connection to the API server Config names.
+type Cluster struct {
+	Client kubernetes.Interface
+	// Namespace is the namespace of the pods: Config's, else the context's,
+	// else "default".
+	Namespace string
+	loader    clientcmd.ClientConfig
+	context   string
+}
+
+// Connect loads the kubeconfig as kubectl does (k8s.io/cli-runtime's flags)
+// and makes a client; it does not contact the API server.
+func Connect(cfg Config) (*Cluster, error) {
+	flags := genericclioptions.NewConfigFlags(false)
+	flags.KubeConfig, flags.Context = &cfg.Kubeconfig, &cfg.Context
+	if cfg.Namespace != "" {
+		flags.Namespace = &cfg.Namespace
+	}
+	loader := flags.ToRawKubeConfigLoader()
+	rest, err := loader.ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig: %w", err)
+	}
+	ns, _, err := loader.Namespace()
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig: %w", err)
+	}
+	cs, err := kubernetes.NewForConfig(rest)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	return &Cluster{Client: cs, Namespace: ns, loader: loader, context: cfg.Context}, nil
+}
+
+// Describe returns the run-level orchestration record of this connection:
+// the kubeconfig's context, cluster, server and user entry, and who the API
+// server says the caller is (a SelfSubjectReview, which every authenticated
+// user may create; left empty when the server does not answer it).
+func (c *Cluster) Describe(ctx context.Context) bundle.Orchestration {
+	var o bundle.Orchestration
+	if raw, err := c.loader.RawConfig(); err == nil {
+		o.Context = c.context
+		if o.Context == "" {
+			o.Context = raw.CurrentContext
+		}
+		if kctx := raw.Contexts[o.Context]; kctx != nil {
+			o.Cluster, o.KubeconfigUser = kctx.Cluster, kctx.AuthInfo
+			if cl := raw.Clusters[kctx.Cluster]; cl != nil {
+				o.Server = cl.Server
+			}
+		}
+	}
+	o.User, o.Groups = WhoAmI(ctx, c.Client)
+	return o
+}
+
+// WhoAmI asks the API server who the client is authenticated as.
+func WhoAmI(ctx context.Context, cs kubernetes.Interface) (user string, groups []string) {
+	r, err := cs.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil {
+		return "", nil
+	}
+	return r.Status.UserInfo.Username, r.Status.UserInfo.Groups
+}

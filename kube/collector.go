@@ -81,7 +81,7 @@ type CollectorOptions struct {
 	// directories, Namespace its namespace of the pods; KubeletPods the
 	// kubelet's pod directory (volumes, /etc/hosts files).
 	ContainerdAddress, ContainerdRoot, ContainerdState, ContainerdNamespace string
-	KubeletPods                                                            string
+	KubeletPods                                                             string
 	// To is where bags go: each target's bag is To/GROUP/NAMESPACE/POD/CONTAINER.tar.gz.
 	To string
 	// NodeParallel is how many targets a collector collects at once.
@@ -127,7 +127,9 @@ func RunID(group string) string {
 }
 
 // PodName is the name of a run's collector pod for the i-th node.
-func PodName(group string, i int) string { return "ctrforensics-" + RunID(group) + "-" + strconv.Itoa(i) }
+func PodName(group string, i int) string {
+	return "ctrforensics-" + RunID(group) + "-" + strconv.Itoa(i)
+}
 
 // Key is where a target's bag goes below the destination prefix.
 func Key(group string, t Target) string {

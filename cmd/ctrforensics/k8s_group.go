@@ -89,4 +89,3 @@ func pluginArgs(args []string) []string {
 	}
 	return append([]string{args[0], "k8s"}, args[1:]...)
 }
-

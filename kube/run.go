@@ -292,7 +292,10 @@ func podResults(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod, t
 func endState(pod *corev1.Pod, term *corev1.ContainerStateTerminated) string {
 	s := "phase " + string(pod.Status.Phase)
 	if term != nil {
-		s += fmt.Sprintf(", exit %d %s", term.ExitCode, term.Reason)
+		s += fmt.Sprintf(", exit %d", term.ExitCode)
+		if term.Reason != "" {
+			s += " " + term.Reason
+		}
 	}
 	return s
 }

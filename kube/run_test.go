@@ -171,7 +171,6 @@ func testRunGroup(group string) bundle.Orchestration {
 	return r
 }
 
-
 // checkResults checks one result per target, in target order, with its
 // node, collector pod and output.
 func checkResults(t *testing.T, rep *Report, targets []Target, want map[string]string) {

@@ -6,7 +6,6 @@ import (
 
 	authv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -30,15 +29,16 @@ type Cluster struct {
 	context   string
 }
 
-// Connect loads the kubeconfig as kubectl does (k8s.io/cli-runtime's flags)
-// and makes a client; it does not contact the API server.
+// Connect loads the kubeconfig as kubectl does (the loading rules and
+// overrides that k8s.io/cli-runtime's flags set, without cli-runtime's
+// printers and kustomize in the binary) and makes a client; it does not
+// contact the API server.
 func Connect(cfg Config) (*Cluster, error) {
-	flags := genericclioptions.NewConfigFlags(false)
-	flags.KubeConfig, flags.Context = &cfg.Kubeconfig, &cfg.Context
-	if cfg.Namespace != "" {
-		flags.Namespace = &cfg.Namespace
-	}
-	loader := flags.ToRawKubeConfigLoader()
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = cfg.Kubeconfig
+	overrides := &clientcmd.ConfigOverrides{CurrentContext: cfg.Context}
+	overrides.Context.Namespace = cfg.Namespace
+	loader := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides)
 	rest, err := loader.ClientConfig()
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig: %w", err)

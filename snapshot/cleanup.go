@@ -15,6 +15,7 @@ import (
 	"github.com/containerd/errdefs"
 
 	"github.com/ctrforensics/ctrforensics/forensic/bundle"
+	"github.com/ctrforensics/ctrforensics/forensic/objstore"
 	"github.com/ctrforensics/ctrforensics/mountutil"
 )
 
@@ -222,8 +223,8 @@ func leaseInUse(l leases.Lease, purpose, stateDir string) string {
 	return ""
 }
 
-// removeLease removes a stale lease's views, partial output and mount record,
-// then the lease.
+// removeLease aborts a stale lease's unfinished upload, removes its views,
+// partial output and mount record, then the lease.
 func (c *Client) removeLease(ctx context.Context, ns string, l leases.Lease, stateDir string, rep *CleanupReport) error {
 	res, err := c.c.LeasesService().ListResources(ctx, l)
 	if err != nil && !errdefs.IsNotFound(err) {
@@ -231,6 +232,9 @@ func (c *Client) removeLease(ctx context.Context, ns string, l leases.Lease, sta
 	}
 	if err := cleanRunDir(l.Labels[LabelMountDir], rep); err != nil {
 		return err
+	}
+	if err := abortUpload(ctx, l, rep); err != nil {
+		return err // the lease stays: a later cleanup tries again
 	}
 	var views []View
 	for _, r := range res {
@@ -255,6 +259,23 @@ func (c *Client) removeLease(ctx context.Context, ns string, l leases.Lease, sta
 	}
 	if p := l.Labels[LabelPartialFile]; p != "" && removePartialFile(p) {
 		rep.Removed = append(rep.Removed, "partial output "+p)
+	}
+	return nil
+}
+
+// abortUpload aborts the multipart upload to object storage a killed collect
+// left unfinished (LabelUpload), so that no part stays stored.
+func abortUpload(ctx context.Context, l leases.Lease, rep *CleanupReport) error {
+	rec := l.Labels[LabelUpload]
+	if rec == "" {
+		return nil
+	}
+	ids, err := objstore.AbortLeft(ctx, rec, l.CreatedAt)
+	for _, id := range ids {
+		rep.Removed = append(rep.Removed, "unfinished upload to "+objstore.URLOf(rec)+" (upload "+id+" aborted)")
+	}
+	if err != nil {
+		return fmt.Errorf("abort the upload a killed collect left: %w", err)
 	}
 	return nil
 }

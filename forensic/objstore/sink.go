@@ -248,4 +248,3 @@ func nonEmpty(s string) *string {
 	}
 	return &s
 }
-

@@ -121,6 +121,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
 		}
 		o.UsePathStyle = cfg.PathStyle
+		// A ranged or unchecksummed GET is normal here (the whole
+		// object's SHA-256 is checked by the reader): no log line on
+		// stderr for it.
+		o.DisableLogOutputChecksumValidationSkipped = true
 		// A few retries, not the SDK's minutes of back-off against an
 		// endpoint that is not there.
 		o.RetryMaxAttempts = 3
@@ -228,7 +232,8 @@ func problemOf(err error) Problem {
 	var api smithy.APIError
 	if errors.As(err, &api) {
 		switch api.ErrorCode() {
-		case "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", "InvalidSecurity", "AuthorizationHeaderMalformed":
+		case "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", "InvalidSecurity", "AuthorizationHeaderMalformed",
+			"XAdminUserNotFound": // versitygw's InvalidAccessKeyId
 			return Credentials
 		case "NoSuchBucket":
 			return NoBucket

@@ -57,50 +57,43 @@ func (k *Sink) Name() string { return k.loc.String() }
 // retention is asked for), and holds neither the object nor its custody
 // record.
 func (k *Sink) Check(ctx context.Context) error {
-	c := k.store.c
-	bucket := Scheme + k.loc.Bucket
-	if _, err := c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &k.loc.Bucket}); err != nil {
-		return k.headProblem(err, "upload to", bucket, NoBucket)
+	for _, l := range []Location{k.loc, k.loc.record()} {
+		err := k.store.probe(ctx, "upload to", l)
+		var ae *AccessError
+		switch {
+		case err == nil:
+			return &AccessError{Problem: Exists, Op: "upload to", URL: l.String()}
+		case errors.As(err, &ae) && ae.Problem == NoObject:
+		case errors.As(err, &ae) && ae.Problem == Denied:
+			// May not read: a store refuses to say whether a key
+			// exists. The upload is conditional all the same.
+		default:
+			return err
+		}
 	}
 	if k.Retention != nil {
-		out, err := c.GetObjectLockConfiguration(ctx, &s3.GetObjectLockConfigurationInput{Bucket: &k.loc.Bucket})
+		out, err := k.store.c.GetObjectLockConfiguration(ctx, &s3.GetObjectLockConfigurationInput{Bucket: &k.loc.Bucket})
 		if err != nil || out.ObjectLockConfiguration == nil || out.ObjectLockConfiguration.ObjectLockEnabled != s3types.ObjectLockEnabledEnabled {
-			return &AccessError{Problem: NoObjectLock, Op: "lock objects in", URL: bucket, Err: err}
-		}
-	}
-	for _, l := range []Location{k.loc, k.loc.record()} {
-		_, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &l.Bucket, Key: &l.Key})
-		if err == nil {
-			return &AccessError{Problem: Exists, Op: "upload to", URL: l.String()}
-		}
-		if err := k.headProblem(err, "upload to", l.String(), NoObject); err != nil {
-			var ae *AccessError
-			if !errors.As(err, &ae) || ae.Problem != NoObject {
-				return err
-			}
+			return &AccessError{Problem: NoObjectLock, Op: "lock objects in", URL: Scheme + k.loc.Bucket, Err: err}
 		}
 	}
 	return nil
 }
 
-// headProblem classifies the error of a HEAD request, whose 404 has no error
-// code: it is notFound.
-func (k *Sink) headProblem(err error, op, where string, notFound Problem) error {
-	var re interface{ HTTPStatusCode() int }
-	if errors.As(err, &re) {
-		switch re.HTTPStatusCode() {
-		case 404:
-			return &AccessError{Problem: notFound, Op: op, URL: where}
-		case 403:
-			// HEAD has no body: a refused key and a refused request look
-			// the same. Most stores answer 403 for bad credentials.
-			if p := problemOf(err); p != 0 {
-				return &AccessError{Problem: p, Op: op, URL: where, Err: err}
-			}
-			return &AccessError{Problem: Credentials, Op: op, URL: where, Err: errors.New("403 Forbidden")}
+// probe reads the first byte of the object at l: nil when it exists, else
+// an error saying why not. Unlike HEAD, whose answers have no body, a GET's
+// error names its cause (a refused key, a missing bucket or object).
+func (s *Store) probe(ctx context.Context, op string, l Location) error {
+	out, err := s.c.GetObject(ctx, &s3.GetObjectInput{Bucket: &l.Bucket, Key: &l.Key, Range: aws.String("bytes=0-0")})
+	if err != nil {
+		err = classify(err, op, l.String())
+		var ae *AccessError
+		if errors.As(err, &ae) && ae.Problem == NoBucket {
+			ae.URL = Scheme + l.Bucket
 		}
+		return err
 	}
-	return classify(err, op, where)
+	return out.Body.Close()
 }
 
 // Store uploads the bag that pack writes as the sink's object, then writes

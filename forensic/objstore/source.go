@@ -39,7 +39,10 @@ type object struct {
 func (s *Store) head(ctx context.Context, op string, loc Location) (*object, error) {
 	h, err := s.c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &loc.Bucket, Key: &loc.Key, ChecksumMode: s3types.ChecksumModeEnabled})
 	if err != nil {
-		return nil, (&Sink{}).headProblem(err, op, loc.String(), NoObject)
+		if perr := s.probe(ctx, op, loc); perr != nil {
+			return nil, perr
+		}
+		return nil, classify(err, op, loc.String())
 	}
 	o := &object{loc: loc, versionID: aws.ToString(h.VersionId), etag: aws.ToString(h.ETag), size: aws.ToInt64(h.ContentLength),
 		checksum: aws.ToString(h.ChecksumSHA256), meta: h.Metadata}

@@ -212,6 +212,33 @@ func TestS3CollectRefused(t *testing.T) {
 	}
 }
 
+// TestS3ReadRefused: verify and custody show of an object that cannot be read
+// are one line naming the problem and its fix, exit 2.
+func TestS3ReadRefused(t *testing.T) {
+	srv := startS3(t)
+	tmp := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		env  []string
+		url  string
+		want string
+	}{
+		{"wrong credentials", []string{"AWS_SECRET_ACCESS_KEY=wrong"}, "s3://plain/x.tar.gz", "the store refused the credentials"},
+		{"unreachable", []string{"AWS_ENDPOINT_URL=http://127.0.0.1:9"}, "s3://plain/x.tar.gz", "the store does not answer"},
+		{"missing bucket", nil, "s3://nosuchbucket/x.tar.gz", "no such bucket"},
+		{"missing object", nil, "s3://plain/x.tar.gz", "no such object"},
+	} {
+		for _, cmd := range [][]string{{"verify"}, {"custody", "show"}} {
+			t.Run(tc.name+"/"+strings.Join(cmd, " "), func(t *testing.T) {
+				r := s3CLI(t, srv, tmp, tc.env, append(cmd, "--s3-path-style", tc.url)...)
+				if r.code != 2 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, tc.want) || !strings.Contains(r.stderr, "(") {
+					t.Errorf("exit %d, stderr %q: want exit 2 and one line with %q and a hint", r.code, r.stderr, tc.want)
+				}
+			})
+		}
+	}
+}
+
 // TestS3CollectInterrupted interrupts collect during its upload: SIGINT and
 // SIGTERM abort the multipart upload at once; after SIGKILL, cleanup aborts
 // it (the lease names it). Either way no object and no part is left, nor the
@@ -244,9 +271,18 @@ func TestS3CollectInterrupted(t *testing.T) {
 				if uploads(t, cl, "plain") == 0 {
 					t.Fatal("no unfinished upload after SIGKILL: the test killed nothing")
 				}
-				rep := h.mustCLI(t, "cleanup")
-				if !strings.Contains(rep, "removed: unfinished upload to s3://plain/"+key+" (upload ") {
-					t.Errorf("cleanup did not abort the upload:\n%s", rep)
+				// Without credentials cleanup cannot abort the upload:
+				// it says so, and keeps the lease for the next try.
+				r := h.cliWith(t, func(cmd *exec.Cmd) {
+					cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=", "AWS_CONFIG_FILE=/dev/null",
+						"AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_EC2_METADATA_DISABLED=true")
+				}, "--address", h.daemon.Address, "-n", h.daemon.Namespace, "cleanup")
+				if r.code != 2 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "the store refused the credentials") {
+					t.Errorf("cleanup without credentials: exit %d, stderr %q", r.code, r.stderr)
+				}
+				rep := mustS3CLI(t, srv, tmp, "cleanup")
+				if !strings.Contains(rep, "removed: unfinished upload to s3://plain/"+key+" (upload ") || !strings.Contains(rep, "removed: partial bag "+tmp) {
+					t.Errorf("cleanup did not abort the upload and remove the staged bag:\n%s", rep)
 				}
 			} else if code := cmd.ProcessState.ExitCode(); code != 130 {
 				t.Errorf("exit %d after %v: %s", code, sig, stderr.String())

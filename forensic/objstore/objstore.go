@@ -25,6 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 )
 
 // Scheme starts every object URL.
@@ -100,7 +101,9 @@ type Store struct {
 
 // Open prepares a connection to the store (no request is made).
 func Open(ctx context.Context, cfg Config) (*Store, error) {
-	var opts []func(*config.LoadOptions) error
+	// The SDK's own log lines (IMDS fallbacks, retries) would break the
+	// CLI's one-line errors: every failure is returned as an error.
+	opts := []func(*config.LoadOptions) error{config.WithLogger(logging.Nop{})}
 	if cfg.Region != "" {
 		opts = append(opts, config.WithRegion(cfg.Region))
 	}
@@ -251,7 +254,9 @@ func problemOf(err error) Problem {
 	if errors.As(err, &operr) || errors.As(err, &dnserr) || (errors.As(err, &nerr) && nerr.Timeout()) {
 		return Unreachable
 	}
-	if strings.Contains(err.Error(), "failed to retrieve credentials") { // no credentials anywhere in the chain
+	// No usable credentials anywhere in the chain (the SDK has no typed
+	// error for it).
+	if msg := err.Error(); strings.Contains(msg, "failed to retrieve credentials") || strings.Contains(msg, "get credentials:") {
 		return Credentials
 	}
 	return 0

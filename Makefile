@@ -25,7 +25,7 @@ YARA_LDFLAGS := -lyara -lmagic -ljansson -lcrypto -lz -lbz2 -llzma -lm -ldl -lpt
 YARA_ENV     := CGO_ENABLED=1 CGO_LDFLAGS='$(YARA_LDFLAGS)'
 
 .PHONY: build-yara test-yara
-.PHONY: all build release cross portable deps test test-containerd2 test-unit test-integration lint bench demo demo-clean clean
+.PHONY: all build release cross portable deps test test-containerd2 test-s3 test-unit test-integration lint bench demo demo-clean clean
 
 all: build
 
@@ -96,6 +96,13 @@ test-containerd2:
 		schemas=$$(bash scripts/schemas.sh) && CTRFORENSICS_SCHEMA_DIR=$$schemas \
 		CTRFORENSICS_TEST_CONTAINERD=$$ctrd CTRFORENSICS_TEST_ROOT=1 CTRFORENSICS_BIN=$(CURDIR)/$(BIN) \
 		$(GO) test -count=1 -timeout 30m ./integration/...
+
+# The object storage tests alone (collect -o s3://, verify s3://, cleanup of a
+# killed upload), against versitygw built once by scripts/versitygw.sh. The
+# integration runs of `test` include them (they build the server the same way).
+test-s3: build
+	vgw=$$(bash scripts/versitygw.sh) && CTRFORENSICS_VERSITYGW=$$vgw CTRFORENSICS_TEST_ROOT=1 \
+		CTRFORENSICS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 30m -run 'TestS3' ./integration/...
 
 # Unit tests only; without root, the tests that need it are skipped.
 test-unit:

@@ -75,7 +75,8 @@ func TestS3CollectVerify(t *testing.T) {
 	tmp := t.TempDir()
 	until := time.Now().Add(48 * time.Hour).UTC().Truncate(time.Second)
 	url := "s3://evidence/cases/web.tar.gz"
-	out := mustS3CLI(t, srv, tmp, "collect", "-o", url, "--examiner", "alice", "--s3-path-style",
+	priv, pub := keyPair(t, "alice")
+	out := mustS3CLI(t, srv, tmp, "collect", "-o", url, "--examiner", "alice", "--s3-path-style", "--sign-key", priv,
 		"--retain-until", until.Format(time.RFC3339), "--object-lock", "governance", c.id)
 	for _, want := range []string{"collected container " + c.id + " into " + url, "stored:       " + url, "retention:    governance until"} {
 		if !strings.Contains(out, want) {
@@ -99,8 +100,8 @@ func TestS3CollectVerify(t *testing.T) {
 	}
 	digest, size := objectDigest(t, cl, "evidence", "cases/web.tar.gz")
 
-	v := mustS3CLI(t, srv, tmp, "verify", "--s3-path-style", url)
-	for _, want := range []string{"custody:   2 event(s)", "stored       alice", "result:    VALID"} {
+	v := mustS3CLI(t, srv, tmp, "verify", "--s3-path-style", "--pubkey", pub, url)
+	for _, want := range []string{"signature: valid", "custody:   2 event(s)", "stored       alice (signed)", "result:    VALID"} {
 		if !strings.Contains(v, want) {
 			t.Errorf("verify output lacks %q:\n%s", want, v)
 		}

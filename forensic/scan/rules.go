@@ -10,6 +10,7 @@ import (
 
 	"github.com/ctrforensics/ctrforensics/forensic"
 	"github.com/ctrforensics/ctrforensics/forensic/finding"
+	"github.com/ctrforensics/ctrforensics/forensic/packages"
 )
 
 // hit is one firing of a built-in rule; severity 0 means the rule's.
@@ -37,6 +38,7 @@ const (
 	RuleEmptyPass    = "CTRF-FS-008"
 	RuleReverseShell = "CTRF-FS-009"
 	RuleMiner        = "CTRF-FS-010"
+	RulePackageFile  = "CTRF-FS-011"
 )
 
 var builtins = []*builtin{
@@ -60,6 +62,8 @@ var builtins = []*builtin{
 		Help: "A text file holds an interactive shell on a /dev/tcp socket, nc/ncat -e, a socat exec, or a download piped into a shell."}, checkReverseShell},
 	{finding.Rule{ID: RuleMiner, Title: "Cryptocurrency miner configuration", Severity: finding.High,
 		Help: "A text file names a mining pool (stratum+tcp://, stratum+ssl://) or holds an XMRig-style configuration."}, checkMiner},
+	{finding.Rule{ID: RulePackageFile, Title: "Package-owned file no longer matches its package", Severity: finding.High,
+		Help: "A file a package installed (dpkg, apk, rpm, Python RECORD) differs in content, mode or owner from what its package manager recorded, as `packages --verify` finds it: a binary replaced after installation, the article's trojaned tool. For a container the records are its image's, so an attacker who also rewrote the record is still caught; for an image, its own final records, so a later layer that replaced a package's file without the package manager is. Low for a configuration file (dpkg conffile, rpm %config)."}, checkPackageFile},
 }
 
 // Rules returns the catalog of built-in rules, in ID order.
@@ -466,4 +470,26 @@ func snippet(m []byte) string {
 		s = s[:117] + "..."
 	}
 	return strconv.Quote(s)[1 : len(strconv.Quote(s))-1]
+}
+
+// Package integrity.
+
+func checkPackageFile(f *File, _ *content) []hit {
+	r := f.Package
+	if r == nil || (r.Status != packages.Modified && r.Status != packages.ConfigModified) {
+		return nil
+	}
+	var sev finding.Severity
+	what := "file"
+	if r.Status == packages.ConfigModified {
+		sev, what = finding.Low, "configuration file"
+	}
+	reason := fmt.Sprintf("%s of %s package %s %s no longer matches its record: %s differs", what, r.Type, forensic.EscapePath(r.Package),
+		forensic.EscapePath(r.Version), strings.Join(r.Changed, ", "))
+	ev := strings.Join(r.Changed, ",")
+	if r.Actual != "" && r.Actual != r.Expected {
+		reason += fmt.Sprintf(" (%s recorded %s, found %s)", r.Algorithm, r.Expected, r.Actual)
+		ev = r.Algorithm + ":" + r.Actual
+	}
+	return []hit{{severity: sev, reason: reason, evidence: ev}}
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"path"
 	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/ctrforensics/ctrforensics/forensic"
@@ -175,7 +174,7 @@ func checkHiddenExec(f *File, c *content) []hit {
 		}
 	}
 	if dir, ok := hiddenComponent(f.Path); ok {
-		return []hit{{severity: sev, reason: fmt.Sprintf("%s in a hidden place: %q", what, dir), evidence: what}}
+		return []hit{{severity: sev, reason: fmt.Sprintf("%s in a hidden place: \"%s\"", what, dir), evidence: what}}
 	}
 	return nil
 }
@@ -336,7 +335,7 @@ func checkUID0(f *File, c *content) []hit {
 	for _, l := range lines(c.data) {
 		fs := strings.Split(l, ":")
 		if len(fs) >= 4 && fs[0] != "root" && strings.TrimSpace(fs[2]) == "0" {
-			out = append(out, hit{reason: fmt.Sprintf("account %q has uid 0 (root's rights): %s", fs[0], l), evidence: l})
+			out = append(out, hit{reason: fmt.Sprintf("account \"%s\" has uid 0 (root's rights): %s", fs[0], l), evidence: l})
 		}
 	}
 	return out
@@ -355,7 +354,7 @@ func checkEmptyPassword(f *File, c *content) []hit {
 	for _, l := range lines(c.data) {
 		fs := strings.Split(l, ":")
 		if len(fs) >= 2 && fs[0] != "" && fs[1] == "" {
-			out = append(out, hit{severity: sev, reason: fmt.Sprintf("account %q has an empty password field in %s (%s): it logs in without a password", fs[0], f.Path, how), evidence: fs[0] + "::"})
+			out = append(out, hit{severity: sev, reason: fmt.Sprintf("account \"%s\" has an empty password field in %s (%s): it logs in without a password", fs[0], f.Path, how), evidence: fs[0] + "::"})
 		}
 	}
 	return out
@@ -463,13 +462,11 @@ func lineAt(data []byte, i int) string {
 	return snippet(data[start:end])
 }
 
-// snippet returns m as one printable line of at most 120 bytes.
+// snippet returns m as one line of at most 120 bytes, as written: runs of
+// white space (newlines included) become one space; other control
+// characters are left for the printers to escape.
 func snippet(m []byte) string {
-	s := strings.Join(strings.Fields(string(m)), " ")
-	if len(s) > 120 {
-		s = s[:117] + "..."
-	}
-	return strconv.Quote(s)[1 : len(strconv.Quote(s))-1]
+	return forensic.Clip(strings.Join(strings.Fields(string(m)), " "), 120)
 }
 
 // Package integrity.
@@ -484,8 +481,8 @@ func checkPackageFile(f *File, _ *content) []hit {
 	if r.Status == packages.ConfigModified {
 		sev, what = finding.Low, "configuration file"
 	}
-	reason := fmt.Sprintf("%s of %s package %s %s no longer matches its record: %s differs", what, r.Type, forensic.EscapePath(r.Package),
-		forensic.EscapePath(r.Version), strings.Join(r.Changed, ", "))
+	reason := fmt.Sprintf("%s of %s package %s %s no longer matches its record: %s differs", what, r.Type, r.Package,
+		r.Version, strings.Join(r.Changed, ", "))
 	ev := strings.Join(r.Changed, ",")
 	if r.Actual != "" && r.Actual != r.Expected {
 		reason += fmt.Sprintf(" (%s recorded %s, found %s)", r.Algorithm, r.Expected, r.Actual)

@@ -110,7 +110,10 @@ type Finding struct {
 	Title    string
 	// Path is the file, absolute in the scanned root filesystem.
 	Path string
-	// Reason says in one line why the rule fired, naming the evidence.
+	// Reason says in one line why the rule fired, naming the evidence as
+	// written: quotes and backslashes are the file's own; control characters
+	// of the evidence are left for the printer to escape
+	// (forensic.EscapeControl), as JSON encoders do.
 	Reason string
 	// Evidence is the matched text (at most a line), or a metadata value.
 	Evidence string

@@ -191,11 +191,10 @@ func (s *scanner) file(ctx context.Context, f *File, r io.Reader) error {
 			s.skip(f, err.Error())
 		}
 	}
-	for _, rule := range builtins {
-		for _, h := range rule.check(f, c) {
-			s.add(f, rule, h)
-		}
-	}
+	finding.Run(builtins, examined{f, c}, func(r *finding.Rule, h finding.Hit) {
+		s.rep.Findings = append(s.rep.Findings, Finding{Rule: r.ID, Severity: h.Severity, Title: r.Title,
+			Path: f.Path, Reason: h.Reason, Evidence: h.Evidence, Layer: f.Layer, Hidden: f.Hidden})
+	})
 	if !c.full {
 		return nil
 	}
@@ -211,15 +210,6 @@ func (s *scanner) file(ctx context.Context, f *File, r io.Reader) error {
 		}
 	}
 	return nil
-}
-
-func (s *scanner) add(f *File, rule *builtin, h hit) {
-	sev := rule.Severity
-	if h.severity != 0 {
-		sev = h.severity
-	}
-	s.rep.Findings = append(s.rep.Findings, Finding{Rule: rule.ID, Severity: sev, Title: rule.Title,
-		Path: f.Path, Reason: h.reason, Evidence: h.evidence, Layer: f.Layer, Hidden: f.Hidden})
 }
 
 func (s *scanner) skip(f *File, why string) {

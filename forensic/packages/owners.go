@@ -60,13 +60,18 @@ func allTargets(symlink func(topDir string) bool, owners Owners) []Target {
 	for _, d := range []string{"bin", "sbin", "lib", "lib32", "lib64", "libx32"} {
 		merged[d] = symlink(d)
 	}
+	seen := make(map[string]bool, len(owners))
 	out := make([]Target, 0, len(owners))
 	for p := range owners {
 		first, _, _ := strings.Cut(strings.TrimPrefix(p, "/"), "/")
 		if merged[first] {
 			p = "/usr" + p
 		}
-		out = append(out, Target{Path: p})
+		// A record of /bin/x and one of /usr/bin/x are one file on disk.
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, Target{Path: p})
+		}
 	}
 	return out
 }

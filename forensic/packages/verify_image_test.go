@@ -57,7 +57,8 @@ func TestVerifyImage(t *testing.T) {
 	status := "Package: tools\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.0\n" +
 		"Conffiles:\n /etc/tools.conf " + md5hex("conf\n") + "\n\n" +
 		"Package: upgraded\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2.0\n\n"
-	base := tarLayer(t, []*tar.Header{dir("etc/"), reg("etc/tools.conf", 0o644), dir("usr/"), dir("usr/bin/"),
+	base := tarLayer(t, []*tar.Header{{Name: "bin", Typeflag: tar.TypeSymlink, Linkname: "usr/bin"},
+		dir("etc/"), reg("etc/tools.conf", 0o644), dir("usr/"), dir("usr/bin/"),
 		reg("usr/bin/tool", 0o755), reg("usr/bin/gone", 0o755), reg("usr/bin/kept", 0o755),
 		{Name: "usr/bin/kept-link", Typeflag: tar.TypeLink, Linkname: "usr/bin/kept", Mode: 0o755},
 		reg("usr/bin/up", 0o755),
@@ -66,7 +67,9 @@ func TestVerifyImage(t *testing.T) {
 		map[string]string{"etc/tools.conf": "conf\n", "usr/bin/tool": "tool\n", "usr/bin/gone": "gone\n",
 			"usr/bin/kept": "kept\n", "usr/bin/up": "up 1\n", "var/lib/dpkg/status": status,
 			"var/lib/dpkg/info/tools.md5sums": md5hex("tool\n") + "  usr/bin/tool\n" + md5hex("gone\n") + "  usr/bin/gone\n" +
-				md5hex("kept\n") + "  usr/bin/kept\n" + md5hex("kept\n") + "  usr/bin/kept-link\n",
+				md5hex("kept\n") + "  usr/bin/kept\n" + md5hex("kept\n") + "  usr/bin/kept-link\n" +
+				// Merged /usr: bin/kept is usr/bin/kept, checked once.
+				md5hex("kept\n") + "  bin/kept\n",
 			"var/lib/dpkg/info/upgraded.md5sums": md5hex("up 1\n") + "  usr/bin/up\n"})
 	top := tarLayer(t, []*tar.Header{dir("etc/"), reg("etc/tools.conf", 0o644), dir("usr/"), dir("usr/bin/"),
 		reg("usr/bin/tool", 0o755), reg("usr/bin/.wh.gone", 0), reg("usr/bin/up", 0o755),
@@ -89,8 +92,8 @@ func TestVerifyImage(t *testing.T) {
 		"/usr/bin/kept-link": "ok  tools",
 		"/usr/bin/up":        "ok  upgraded",
 	}
-	if len(got) != len(want) {
-		t.Errorf("results %v, want %v", got, want)
+	if len(res) != len(want) {
+		t.Errorf("results %+v, want %v", res, want)
 	}
 	for p, w := range want {
 		if got[p] != w {
@@ -126,7 +129,12 @@ func TestVerifyImageMatchesDpkgVerify(t *testing.T) {
 	}
 	var ours []string
 	n := 0
+	seen := map[string]bool{}
 	for _, r := range res {
+		if seen[r.Path] {
+			t.Errorf("%s checked twice", r.Path)
+		}
+		seen[r.Path] = true
 		if r.Status == OK {
 			n++
 			continue

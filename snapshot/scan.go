@@ -64,9 +64,13 @@ func (s *Session) scanContainer(ctx context.Context, ctr *Container, opts ScanOp
 	}
 	res := &ScanResult{Target: "container/" + ctr.Info.ID, Changes: len(d.Changes), Notes: d.Notes}
 	// The changed package files against the image's records; an unchanged
-	// file is the image's, which its records describe.
+	// file is the image's, which its records describe. Without them the
+	// other rules still run.
 	if opts.Packages, err = s.verifyPackages(ctx, r, ctr, changeTargets(d.Changes)); err != nil {
-		return nil, err
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		res.Notes = append(res.Notes, fmt.Sprintf("package files not checked (%s left out): %v", scan.RulePackageFile, err))
 	}
 	err = s.WithMount(ctx, "container "+r.Key, target, func(root string) error {
 		in := scan.ChangesInput(root, d.Changes)
@@ -103,14 +107,18 @@ func (s *Session) scanImage(ctx context.Context, ref string, opts ScanOptions) (
 	if err != nil {
 		return nil, err
 	}
+	notes := img.Notes
 	if opts.Packages, err = packages.VerifyImage(ctx, img.Layers, packages.Options{}, imagefs.Options{}); err != nil {
-		return nil, fmt.Errorf("scan image %s: %w", ref, err)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		notes = append(notes, fmt.Sprintf("package files not checked (%s left out): %v", scan.RulePackageFile, err))
 	}
 	rep, err := scan.Scan(ctx, scan.LayersInput(img.Layers), opts.Options)
 	if err != nil {
 		return nil, fmt.Errorf("scan image %s: %w", ref, err)
 	}
-	return &ScanResult{Report: rep, Target: img.Name, Notes: img.Notes}, nil
+	return &ScanResult{Report: rep, Target: img.Name, Notes: notes}, nil
 }
 
 // writeScanFindings scans the changes in the mounted root filesystem and

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ctrforensics/ctrforensics/forensic/bundle"
 	"github.com/ctrforensics/ctrforensics/internal/schemacheck"
 	"github.com/ctrforensics/ctrforensics/internal/testdaemon"
 	"github.com/ctrforensics/ctrforensics/internal/testimage"
@@ -257,6 +258,21 @@ echo "$(md5sum /usr/bin/tool | cut -d' ' -f1)  usr/bin/tool" > /var/lib/dpkg/inf
 	}
 	if rs := sarif.Runs[0].Results; len(rs) != 1 || rs[0].RuleID != "CTRF-FS-011" || rs[0].Locations[0].PhysicalLocation.ArtifactLocation.URI != "usr/bin/tool" {
 		t.Errorf("SARIF results: %+v", rs)
+	}
+	// The bag's findings are scan's, the package rule included.
+	bag := filepath.Join(t.TempDir(), "bag")
+	h.mustCLI(t, "collect", "-o", bag, c.id)
+	bagged := sarif
+	bagged.Runs = nil
+	raw, err := os.ReadFile(filepath.Join(bag, bundle.ScanSARIF))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &bagged); err != nil {
+		t.Fatal(err)
+	}
+	if rs := bagged.Runs[0].Results; len(rs) != 1 || rs[0].RuleID != "CTRF-FS-011" || rs[0].Locations[0].PhysicalLocation.ArtifactLocation.URI != "usr/bin/tool" {
+		t.Errorf("the bag's %s results: %+v", bundle.ScanSARIF, rs)
 	}
 
 	if _, err := testdaemon.ImportImage(ctx, h.client, tamperedImage(t), "overlayfs"); err != nil {

@@ -212,10 +212,13 @@ func (c *Client) acquire(ctx context.Context, s *Session, ctr *Container, opts C
 		return fmt.Errorf("mounts: %w", err)
 	}
 	defer m.Close()
-	if err := writeChanges(ctx, s, r, d, m.Changes, w, opts, acq); err != nil {
+	// The package records come first: the bag's scan findings include the
+	// package-owned files that no longer match them.
+	integrity, err := s.writePackages(ctx, r, ctr, d, w, acq)
+	if err != nil {
 		return err
 	}
-	if err := s.writePackages(ctx, r, ctr, d, w, acq); err != nil {
+	if err := writeChanges(ctx, s, r, d, m.Changes, w, opts, acq, integrity); err != nil {
 		return err
 	}
 	if err := writeMounts(ctx, m, w, opts, acq); err != nil {
@@ -293,7 +296,7 @@ func (c *Client) writeProcesses(ctx context.Context, task client.Task, ctr *Cont
 // writeChanges writes changes.jsonl, the changes tar, the archive of the
 // names a layer cannot carry (when there are any) and the timeline, which
 // also holds mountChanges.
-func writeChanges(ctx context.Context, s *Session, r *Rootfs, d *diff.Diff, mountChanges []forensic.Change, w *bundle.Writer, opts CollectOptions, acq *bundle.Acquisition) error {
+func writeChanges(ctx context.Context, s *Session, r *Rootfs, d *diff.Diff, mountChanges []forensic.Change, w *bundle.Writer, opts CollectOptions, acq *bundle.Acquisition, integrity *packageIntegrity) error {
 	if err := putJSONL(w, bundle.ChangesJSONL, d.Changes); err != nil {
 		return err
 	}
@@ -316,7 +319,7 @@ func writeChanges(ctx context.Context, s *Session, r *Rootfs, d *diff.Diff, moun
 		}); err != nil {
 			return err
 		}
-		if err := writeScanFindings(ctx, w, root, "container/"+acq.Container.ID, d.Changes, acq); err != nil {
+		if err := writeScanFindings(ctx, w, root, "container/"+acq.Container.ID, d.Changes, integrity, acq); err != nil {
 			return err
 		}
 		unsafe := changetar.UnsafeChanges(d.Changes)

@@ -122,9 +122,16 @@ func (s *Session) scanImage(ctx context.Context, ref string, opts ScanOptions) (
 }
 
 // writeScanFindings scans the changes in the mounted root filesystem and
-// writes the findings into the bag as SARIF; skipped files become notes.
-func writeScanFindings(ctx context.Context, w *bundle.Writer, root, target string, changes []forensic.Change, acq *bundle.Acquisition) error {
-	rep, err := scan.Scan(ctx, scan.ChangesInput(root, changes), scan.Options{})
+// writes the findings into the bag as SARIF; skipped files become notes. The
+// package integrity results, when they were read, feed the package-file rule.
+func writeScanFindings(ctx context.Context, w *bundle.Writer, root, target string, changes []forensic.Change, integrity *packageIntegrity, acq *bundle.Acquisition) error {
+	var opts scan.Options
+	if integrity.checked() {
+		opts.Packages = integrity.results
+	} else {
+		acq.Notes = append(acq.Notes, fmt.Sprintf("scan: package files not checked (%s left out)", scan.RulePackageFile))
+	}
+	rep, err := scan.Scan(ctx, scan.ChangesInput(root, changes), opts)
 	if err != nil {
 		return fmt.Errorf("scan: %w", err)
 	}

@@ -63,10 +63,8 @@ func runDiff(ctx context.Context, c *cli.Command) error {
 		if err != nil {
 			return err
 		}
+		opts.Packages = format == output.JSON
 		d, m, err := diffAll(ctx, s, ctr, opts)
-		if err == nil && format == output.JSON {
-			err = s.AnnotatePackages(ctx, ctr, d.Changes)
-		}
 		err = errors.Join(err, s.Close(ctx))
 		if err != nil {
 			return fmt.Errorf("diff %s: %w", ctr.Info.ID, err)

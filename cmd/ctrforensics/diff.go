@@ -123,7 +123,9 @@ func tableLine(ch *forensic.Change) string {
 	return ch.Line() + "\t[" + string(ch.Source) + "]"
 }
 
-// diffFlags are the flags of every command that computes a diff: diff, collect.
+// diffFlags are the flags of every command that computes a container's diff
+// (diff, harden, commit, collect, packages --verify, scan, browse); their
+// values are read by diffOptions.
 func diffFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "method", Value: "auto",
@@ -133,6 +135,7 @@ func diffFlags() []cli.Flag {
 	}
 }
 
+// diffOptions reads and checks the flags of diffFlags.
 func diffOptions(c *cli.Command) (snapshot.DiffOptions, error) {
 	var opts snapshot.DiffOptions
 	switch m := c.String("method"); m {

@@ -14,7 +14,6 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 
-	"github.com/ctrforensics/ctrforensics/forensic/bundle"
 	"github.com/ctrforensics/ctrforensics/mountutil"
 )
 
@@ -29,13 +28,15 @@ type CleanupReport struct {
 // of dead processes, leases (in every namespace) whose process is gone or
 // whose browsing mount is no longer mounted, the view snapshots those leases
 // hold, the partial bags of killed collects and the temporary files of killed
-// image exports and saves.
+// image exports and saves, also those of runs on a disk root (found through
+// their run records in stateDir).
 func (c *Client) Cleanup(ctx context.Context, stateDir string) (*CleanupReport, error) {
 	rep := &CleanupReport{}
 	if err := cleanTempMounts(rep); err != nil {
 		return rep, err
 	}
 	cleanRecordTemps(stateDir, rep)
+	cleanRunRecords(stateDir, rep)
 	if c.disk != nil {
 		return rep, nil // a disk root holds no lease of a run
 	}
@@ -250,12 +251,7 @@ func (c *Client) removeLease(ctx context.Context, ns string, l leases.Lease, sta
 		os.Remove(recordPath(stateDir, mp))
 		os.Remove(coverPath(stateDir, mp))
 	}
-	if p := l.Labels[LabelPartial]; p != "" && bundle.RemovePartial(p) {
-		rep.Removed = append(rep.Removed, partialKind(l.Labels[LabelPurpose])+" "+p)
-	}
-	if p := l.Labels[LabelPartialFile]; p != "" && removePartialFile(p) {
-		rep.Removed = append(rep.Removed, "partial output "+p)
-	}
+	removeOutputs(l.Labels, rep)
 	return nil
 }
 

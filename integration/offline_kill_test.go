@@ -42,7 +42,7 @@ func TestOfflineCollectKilled(t *testing.T) {
 				t.Fatal(err)
 			}
 			partial := waitForGlob(t, out+".partial-*", &stderr)
-			waitForTempMount(t, cmd.Process.Pid)
+			waitForTempMount(t, cmd, &stderr)
 			time.Sleep(100 * time.Millisecond)
 			cmd.Process.Signal(syscall.SIGKILL)
 			cmd.Wait()

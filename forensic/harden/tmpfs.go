@@ -110,6 +110,8 @@ func specOptions(mounts []forensic.Mount, dest string) map[string]bool {
 // found there and what to do about it.
 func TmpfsAdvice(t Tmpfs) string {
 	switch {
+	case !t.Examined && strings.HasPrefix(t.Note, "not examined"):
+		return t.Note
 	case !t.Examined:
 		return "not examined: " + t.Note
 	case !t.KeepWritable:

@@ -78,3 +78,21 @@ func TestDeriveTmpfs(t *testing.T) {
 		})
 	}
 }
+
+func TestTmpfsAdvice(t *testing.T) {
+	for _, tt := range []struct {
+		in   Tmpfs
+		want string
+	}{
+		{Tmpfs{Note: "not examined: the container has no running task"}, "not examined: the container has no running task"},
+		{Tmpfs{Note: "file system gone"}, "not examined: file system gone"},
+		{Tmpfs{Examined: true}, "nothing written seen"},
+		{Tmpfs{Examined: true, KeepWritable: true}, "written: keep it writable"},
+		{Tmpfs{Examined: true, KeepWritable: true, AddOptions: []string{"noexec", "nosuid"}, Executables: []string{"/run/x", "/run/y"}},
+			"written: keep it writable; mount it noexec,nosuid; 2 executable(s) dropped there (drift)"},
+	} {
+		if got := TmpfsAdvice(tt.in); got != tt.want {
+			t.Errorf("TmpfsAdvice(%+v) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

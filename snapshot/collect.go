@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"time"
 
@@ -24,10 +25,23 @@ import (
 // leaves, so that `cleanup` can remove it.
 const LabelPartial = "ctrforensics.io/partial"
 
+// LabelUpload describes, on a collect's lease, the upload to object storage a
+// killed run may leave unfinished (objstore.Sink.Record), so that `cleanup`
+// aborts it.
+const LabelUpload = "ctrforensics.io/upload"
+
 // CollectOptions tune Collect.
 type CollectOptions struct {
 	// Output is a directory, or a .tar, .tar.gz or .tgz file.
-	Output               string
+	Output string
+	// Sink, when set, receives the sealed bag instead of Output (see
+	// bundle.Sink): the bag is staged in a partial directory under Stage
+	// (the temporary directory when empty) and sent as one stream.
+	Sink  bundle.Sink
+	Stage string
+	// SinkRecord, with Sink, is what lets `cleanup` abort an upload a
+	// killed run left (LabelUpload).
+	SinkRecord           string
 	Case, Examiner, Note string
 	// SignKey signs the bag (DSSE) and its collected custody event.
 	SignKey       ed25519.PrivateKey
@@ -72,21 +86,28 @@ type CollectResult struct {
 // included, leaves a record cleanup finds.
 func (c *Client) Collect(ctx context.Context, ctr *Container, opts CollectOptions) (*CollectResult, error) {
 	opts.IncludeLayers = opts.IncludeLayers || opts.Commit
-	if err := c.refuseOutputInside(ctx, ctr, "output", opts.Output); err != nil {
-		return nil, err
-	}
-	w, err := bundle.Create(opts.Output, bundle.CreateOptions{Algorithms: opts.Algorithms, Progress: opts.Progress})
+	w, err := c.createBundle(ctx, ctr, opts)
 	if err != nil {
 		return nil, err
 	}
-	hold, err := c.Begin(ctx, "", SessionOptions{Purpose: "collect", Labels: map[string]string{LabelPartial: w.Partial()}})
+	labels := map[string]string{LabelPartial: w.Partial()}
+	if opts.Sink != nil && opts.SinkRecord != "" {
+		labels[LabelUpload] = opts.SinkRecord
+	}
+	hold, err := c.Begin(ctx, "", SessionOptions{Purpose: "collect", Labels: labels})
 	if err != nil {
 		w.Abandon()
 		return nil, err
 	}
 	hold.Record("partial output", w.Partial()+" (named on this lease until the bundle is committed)")
+	if opts.Sink != nil {
+		hold.Record("upload", opts.Sink.Name()+" (named on this lease until the upload is complete)")
+	}
 	res, err := c.collect(ctx, ctr, opts, w, hold.Effects())
-	if err == nil {
+	switch {
+	case err == nil && opts.Sink != nil:
+		res.Path, res.Head, err = w.Store(ctx)
+	case err == nil:
 		res.Path, err = w.Commit()
 	}
 	if err != nil {
@@ -97,6 +118,26 @@ func (c *Client) Collect(ctx context.Context, ctr *Container, opts CollectOption
 		return nil, fmt.Errorf("bundle committed to %s, but %w", res.Path, err)
 	}
 	return res, nil
+}
+
+// createBundle starts the bundle: at opts.Output, or staged for opts.Sink.
+// Neither may be inside the container's own file system.
+func (c *Client) createBundle(ctx context.Context, ctr *Container, opts CollectOptions) (*bundle.Writer, error) {
+	bopts := bundle.CreateOptions{Algorithms: opts.Algorithms, Progress: opts.Progress}
+	if opts.Sink == nil {
+		if err := c.refuseOutputInside(ctx, ctr, "output", opts.Output); err != nil {
+			return nil, err
+		}
+		return bundle.Create(opts.Output, bopts)
+	}
+	stage := opts.Stage
+	if stage == "" {
+		stage = os.TempDir()
+	}
+	if err := c.refuseOutputInside(ctx, ctr, "staging directory", stage); err != nil {
+		return nil, err
+	}
+	return bundle.CreateStaged(stage, opts.Sink, bopts)
 }
 
 // collect acquires into w and seals it; effects are the side effects that

@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -67,12 +68,14 @@ func (c *Client) writeRunRecord(labels map[string]string) (string, error) {
 	return p, nil
 }
 
-// cleanRunRecords removes the partial outputs the run records of killed
-// runs name, and the records; a record whose process runs is in use.
-func cleanRunRecords(stateDir string, rep *CleanupReport) {
+// cleanRunRecords aborts the unfinished upload and removes the partial
+// outputs the run records of killed runs name, then the records; a record
+// whose process runs is in use. A record whose upload could not be aborted
+// stays for a later cleanup.
+func cleanRunRecords(ctx context.Context, stateDir string, rep *CleanupReport) error {
 	entries, err := os.ReadDir(stateDir)
 	if err != nil {
-		return // no state directory: no run was ever recorded
+		return nil // no state directory: no run was ever recorded
 	}
 	for _, e := range entries {
 		name := e.Name()
@@ -94,11 +97,15 @@ func cleanRunRecords(stateDir string, rep *CleanupReport) {
 			rep.InUse = append(rep.InUse, fmt.Sprintf("run record %s (%s by running pid %d)", name, purpose, pid))
 			continue
 		}
+		if err := abortUpload(ctx, rec.Labels, rec.Created, rep); err != nil {
+			return err
+		}
 		removeOutputs(rec.Labels, rep)
 		if os.Remove(p) == nil {
 			rep.Removed = append(rep.Removed, "run record "+name+" ("+purpose+" on a disk root)")
 		}
 	}
+	return nil
 }
 
 // removeOutputs removes the partial outputs that the labels of a killed

@@ -180,7 +180,7 @@ func writeScanTable(w io.Writer, res *snapshot.ScanResult) error {
 	}
 	t := output.NewTable(w, headers...)
 	for _, f := range res.Findings {
-		row := []string{strings.ToUpper(f.Severity.String()), f.Rule, forensic.EscapePath(f.Path), f.Reason}
+		row := []string{strings.ToUpper(f.Severity.String()), f.Rule, forensic.EscapePath(f.Path), forensic.EscapeControl(f.Reason)}
 		if layered {
 			layer := strconv.Itoa(f.Layer)
 			if f.Hidden {

@@ -14,7 +14,6 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 
-	"github.com/ctrforensics/ctrforensics/forensic/bundle"
 	"github.com/ctrforensics/ctrforensics/forensic/objstore"
 	"github.com/ctrforensics/ctrforensics/mountutil"
 )
@@ -30,13 +29,17 @@ type CleanupReport struct {
 // of dead processes, leases (in every namespace) whose process is gone or
 // whose browsing mount is no longer mounted, the view snapshots those leases
 // hold, the partial bags of killed collects and the temporary files of killed
-// image exports and saves.
+// image exports and saves, also those of runs on a disk root (found through
+// their run records in stateDir).
 func (c *Client) Cleanup(ctx context.Context, stateDir string) (*CleanupReport, error) {
 	rep := &CleanupReport{}
 	if err := cleanTempMounts(rep); err != nil {
 		return rep, err
 	}
 	cleanRecordTemps(stateDir, rep)
+	if err := cleanRunRecords(ctx, stateDir, rep); err != nil {
+		return rep, err
+	}
 	if c.disk != nil {
 		return rep, nil // a disk root holds no lease of a run
 	}
@@ -233,7 +236,7 @@ func (c *Client) removeLease(ctx context.Context, ns string, l leases.Lease, sta
 	if err := cleanRunDir(l.Labels[LabelMountDir], rep); err != nil {
 		return err
 	}
-	if err := abortUpload(ctx, l, rep); err != nil {
+	if err := abortUpload(ctx, l.Labels, l.CreatedAt, rep); err != nil {
 		return err // the lease stays: a later cleanup tries again
 	}
 	var views []View
@@ -254,23 +257,19 @@ func (c *Client) removeLease(ctx context.Context, ns string, l leases.Lease, sta
 		os.Remove(recordPath(stateDir, mp))
 		os.Remove(coverPath(stateDir, mp))
 	}
-	if p := l.Labels[LabelPartial]; p != "" && bundle.RemovePartial(p) {
-		rep.Removed = append(rep.Removed, partialKind(l.Labels[LabelPurpose])+" "+p)
-	}
-	if p := l.Labels[LabelPartialFile]; p != "" && removePartialFile(p) {
-		rep.Removed = append(rep.Removed, "partial output "+p)
-	}
+	removeOutputs(l.Labels, rep)
 	return nil
 }
 
 // abortUpload aborts the multipart upload to object storage a killed collect
-// left unfinished (LabelUpload), so that no part stays stored.
-func abortUpload(ctx context.Context, l leases.Lease, rep *CleanupReport) error {
-	rec := l.Labels[LabelUpload]
+// left unfinished (LabelUpload among the labels of its lease or run record,
+// created at created), so that no part stays stored.
+func abortUpload(ctx context.Context, labels map[string]string, created time.Time, rep *CleanupReport) error {
+	rec := labels[LabelUpload]
 	if rec == "" {
 		return nil
 	}
-	ids, err := objstore.AbortLeft(ctx, rec, l.CreatedAt)
+	ids, err := objstore.AbortLeft(ctx, rec, created)
 	for _, id := range ids {
 		rep.Removed = append(rep.Removed, "unfinished upload to "+objstore.URLOf(rec)+" (upload "+id+" aborted)")
 	}

@@ -20,6 +20,8 @@ type ScanOptions struct {
 	// Platform and Snapshotter select an image's manifest and, when its blobs
 	// are gone, the snapshots its layers are read from.
 	Platform, Snapshotter string
+	// Diff tunes a container's diff, whose changes are scanned.
+	Diff DiffOptions
 	scan.Options
 }
 
@@ -54,7 +56,7 @@ func (s *Session) scanContainer(ctx context.Context, ctr *Container, opts ScanOp
 	if err != nil {
 		return nil, err
 	}
-	d, err := s.DiffRootfs(ctx, r, ctr, DiffOptions{})
+	d, err := s.DiffRootfs(ctx, r, ctr, opts.Diff)
 	if err != nil {
 		return nil, err
 	}

@@ -45,6 +45,7 @@ func collectCommand() *cli.Command {
 			&cli.BoolFlag{Name: "pause", Usage: "pause a running task during the capture (recorded; resumed afterwards)"},
 			&cli.BoolFlag{Name: "volumes", Usage: "also archive the content of the container's volumes (always listed with digests)"},
 			&cli.StringFlag{Name: "hash", Value: "sha256,sha512", Usage: "manifest algorithms: sha256 (required), sha512, sha1, md5"},
+			stateDirFlag(),
 		}, append(diffFlags(), objectFlags()...)...),
 		Action: runCollect,
 	}

@@ -377,6 +377,7 @@ func connect(ctx context.Context, c *cli.Command) (*snapshot.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	cl.SetStateDir(c.String("state-dir")) // "" (the default) for a command without the flag
 	for _, n := range cl.RootNotes() {
 		fmt.Fprintln(c.Root().ErrWriter, "note: "+n)
 	}

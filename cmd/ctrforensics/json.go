@@ -4,6 +4,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/ctrforensics/ctrforensics/forensic"
+	"github.com/ctrforensics/ctrforensics/forensic/custody"
 	"github.com/ctrforensics/ctrforensics/snapshot"
 )
 
@@ -138,4 +139,6 @@ type collectedJSON struct {
 	DiffMethod  string   `json:"diff_method"`
 	BagGroup    string   `json:"bag_group,omitempty"`
 	Notes       []string `json:"notes"`
+	// Stored is the object of a bag stored in a bucket (-o s3://).
+	Stored *custody.Stored `json:"stored,omitempty"`
 }

@@ -9,6 +9,8 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/ctrforensics/ctrforensics/forensic/bundle"
+	"github.com/ctrforensics/ctrforensics/forensic/custody"
+	"github.com/ctrforensics/ctrforensics/forensic/objstore"
 	"github.com/ctrforensics/ctrforensics/snapshot"
 )
 
@@ -50,15 +52,16 @@ func groupOptions(c *cli.Command, opts *snapshot.CollectOptions) error {
 }
 
 // printCollectedJSON prints the summary of a sealed bag as one JSON object,
-// and each note on errw.
-func printCollectedJSON(w, errw io.Writer, res *snapshot.CollectResult) error {
+// with the stored object when the bag went to a bucket, and each note on
+// errw.
+func printCollectedJSON(w, errw io.Writer, res *snapshot.CollectResult, sink *objstore.Sink) error {
 	acq := res.Acquisition
 	notes := res.Notes
 	if notes == nil {
 		notes = []string{}
 	}
 	b, err := json.Marshal(collectedJSON{Container: acq.Container.ID, Output: res.Path, CustodyHead: res.Head, Signed: res.Signed,
-		Changes: acq.Changes, DiffMethod: acq.DiffMethod, BagGroup: acq.BagGroup, Notes: notes})
+		Changes: acq.Changes, DiffMethod: acq.DiffMethod, BagGroup: acq.BagGroup, Notes: notes, Stored: stored(sink)})
 	if err != nil {
 		return err
 	}
@@ -67,6 +70,14 @@ func printCollectedJSON(w, errw io.Writer, res *snapshot.CollectResult) error {
 	}
 	_, err = w.Write(append(b, '\n'))
 	return err
+}
+
+// stored is the object a sink stored, or nil.
+func stored(sink *objstore.Sink) *custody.Stored {
+	if sink == nil {
+		return nil
+	}
+	return sink.Stored
 }
 
 // pluginName is the name kubectl runs this binary by as its plugin

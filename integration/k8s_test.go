@@ -12,8 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/ctrforensics/ctrforensics/forensic/bundle"
 	"github.com/ctrforensics/ctrforensics/internal/testdaemon"
+	"github.com/ctrforensics/ctrforensics/internal/testobjstore"
 	"github.com/ctrforensics/ctrforensics/kube"
 )
 
@@ -22,9 +25,8 @@ import (
 // the harness's containerd with CRI pods: each target's bag is sealed,
 // verifies, carries the run's Bag-Group-Identifier and the orchestration
 // record naming the collector pod; a target that is not there fails alone;
-// the results are on stdout and in the termination message.
-//
-// The bags go to a local directory: the S3 destination is the s3 track's.
+// the results are on stdout and in the termination message. The bags go to
+// the test S3 server, with the credentials a pod gets from its --s3-secret.
 func TestK8sCollector(t *testing.T) {
 	var dir string
 	t.Cleanup(func() {
@@ -34,7 +36,8 @@ func TestK8sCollector(t *testing.T) {
 	})
 	ch := startCRI(t)
 	dir = ch.daemon.Dir
-	out := t.TempDir()
+	srv := startS3(t)
+	out := "s3://plain/ir-e2e"
 	group := "20261129t083000z-e2e"
 	node := "node-a"
 	target := func(container, id string) kube.Target {
@@ -46,14 +49,9 @@ func TestK8sCollector(t *testing.T) {
 		CollectorPods: []string{kube.PodName(group, 0)}, Targets: len(targets)}
 	pod, err := kube.CollectorPod(run, 0, node, targets, kube.CollectorOptions{Image: "ctrforensics:test", Binary: h.bin,
 		ContainerdAddress: ch.daemon.Address, ContainerdNamespace: testdaemon.CRINamespace, To: out, NodeParallel: 2,
-		CollectArgs: []string{"--examiner=alice"}})
+		CollectArgs: []string{"--examiner=alice", "--s3-path-style"}})
 	if err != nil {
 		t.Fatal(err)
-	}
-	for _, tg := range targets {
-		if err := os.MkdirAll(filepath.Dir(kube.Output(out, group, tg)), 0o755); err != nil {
-			t.Fatal(err)
-		}
 	}
 	termLog := filepath.Join(t.TempDir(), "termination-log")
 	env := kube.DownwardEnv(pod.Namespace, pod.Name, "uid-collector-e2e", node, pod.Spec.ServiceAccountName)
@@ -65,6 +63,7 @@ func TestK8sCollector(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = append(append(os.Environ(), srv.Env()...), "TMPDIR="+t.TempDir()) // the pod's /tmp is an emptyDir
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	stdout, err := cmd.Output()
@@ -89,19 +88,28 @@ func TestK8sCollector(t *testing.T) {
 			t.Errorf("%s: %+v\nstderr: %s", tg.Name(), r, stderr.String())
 			continue
 		}
-		checkK8sBag(t, r, tg, group, pod.Name)
+		checkK8sBag(t, srv, r, tg, group, pod.Name)
 	}
 }
 
 // checkK8sBag verifies a collector's bag and checks its group and
 // orchestration record.
-func checkK8sBag(t *testing.T, r kube.Result, tg kube.Target, group, podName string) {
+func checkK8sBag(t *testing.T, srv *testobjstore.Server, r kube.Result, tg kube.Target, group, podName string) {
 	t.Helper()
-	if v := h.cli(t, "verify", r.Output); v.code != 0 || !strings.Contains(v.stdout, "VALID") {
+	tmp := t.TempDir()
+	if v := s3CLI(t, srv, tmp, nil, "verify", "--s3-path-style", r.Output); v.code != 0 || !strings.Contains(v.stdout, "VALID") {
 		t.Errorf("verify %s: exit %d\n%s%s", r.Output, v.code, v.stdout, v.stderr)
 	}
+	bucket, key, _ := strings.Cut(strings.TrimPrefix(r.Output, "s3://"), "/")
+	obj, err := srv.Client().GetObject(h.ctx(t), &s3.GetObjectInput{Bucket: &bucket, Key: &key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obj.Body.Close()
 	dir := t.TempDir()
-	if b, err := exec.Command("tar", "-xzf", r.Output, "-C", dir).CombinedOutput(); err != nil {
+	untar := exec.Command("tar", "-xzf", "-", "-C", dir)
+	untar.Stdin = obj.Body
+	if b, err := untar.CombinedOutput(); err != nil {
 		t.Fatalf("tar: %v %s", err, b)
 	}
 	bags, _ := filepath.Glob(filepath.Join(dir, "*"))

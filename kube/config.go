@@ -6,7 +6,8 @@ import (
 
 	authv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
+	authv1client "k8s.io/client-go/kubernetes/typed/authentication/v1"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ctrforensics/ctrforensics/forensic/bundle"
@@ -19,9 +20,28 @@ type Config struct {
 	Kubeconfig, Context, Namespace string
 }
 
+// Client is the part of client-go's clientset a run uses: pods, and who the
+// caller is. kubernetes.Interface (and its fake) is one; Connect makes one
+// of these two groups only, which keeps the other groups' clients out of the
+// binary.
+type Client interface {
+	CoreV1() corev1client.CoreV1Interface
+	AuthenticationV1() authv1client.AuthenticationV1Interface
+}
+
+// groupClients is a Client of two API groups.
+type groupClients struct {
+	core *corev1client.CoreV1Client
+	auth *authv1client.AuthenticationV1Client
+}
+
+func (g groupClients) CoreV1() corev1client.CoreV1Interface { return g.core }
+
+func (g groupClients) AuthenticationV1() authv1client.AuthenticationV1Interface { return g.auth }
+
 // Cluster is a connection to the API server Config names.
 type Cluster struct {
-	Client kubernetes.Interface
+	Client Client
 	// Namespace is the namespace of the pods: Config's, else the context's,
 	// else "default".
 	Namespace string
@@ -47,8 +67,11 @@ func Connect(cfg Config) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig: %w", err)
 	}
-	cs, err := kubernetes.NewForConfig(rest)
-	if err != nil {
+	var cs groupClients
+	if cs.core, err = corev1client.NewForConfig(rest); err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	if cs.auth, err = authv1client.NewForConfig(rest); err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
 	return &Cluster{Client: cs, Namespace: ns, loader: loader, context: cfg.Context}, nil
@@ -77,7 +100,7 @@ func (c *Cluster) Describe(ctx context.Context) bundle.Orchestration {
 }
 
 // WhoAmI asks the API server who the client is authenticated as.
-func WhoAmI(ctx context.Context, cs kubernetes.Interface) (user string, groups []string) {
+func WhoAmI(ctx context.Context, cs Client) (user string, groups []string) {
 	r, err := cs.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authv1.SelfSubjectReview{}, metav1.CreateOptions{})
 	if err != nil {
 		return "", nil

@@ -14,7 +14,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
 	"github.com/ctrforensics/ctrforensics/forensic/bundle"
@@ -78,7 +77,7 @@ var terminalWaiting = []string{"ErrImagePull", "ImagePullBackOff", "InvalidImage
 // the pods. Targets with a Problem are reported failed without a pod. It
 // returns an error only for options it cannot run with; everything else is a
 // per-target result.
-func Collect(ctx context.Context, cs kubernetes.Interface, targets []Target, opts RunOptions) (*Report, error) {
+func Collect(ctx context.Context, cs Client, targets []Target, opts RunOptions) (*Report, error) {
 	if opts.Run.Group == "" || opts.Collector.Image == "" || opts.Collector.To == "" {
 		return nil, errors.New("a run needs a bag group, an image and a destination")
 	}
@@ -162,7 +161,7 @@ func groupByNode(targets []Target) ([]string, map[string][]Target) {
 
 // collectNode runs the i-th collector pod, on node, for targets, and deletes
 // it. The record is nil when no pod was created.
-func collectNode(ctx context.Context, cs kubernetes.Interface, run bundle.Orchestration, i int, node string, targets []Target, opts RunOptions) ([]Result, *PodRecord) {
+func collectNode(ctx context.Context, cs Client, run bundle.Orchestration, i int, node string, targets []Target, opts RunOptions) ([]Result, *PodRecord) {
 	failAll := func(msg string) []Result {
 		out := make([]Result, len(targets))
 		for j, t := range targets {
@@ -194,7 +193,7 @@ func collectNode(ctx context.Context, cs kubernetes.Interface, run bundle.Orches
 }
 
 // deletePod deletes a collector pod, also when ctx is done.
-func deletePod(ctx context.Context, cs kubernetes.Interface, rec *PodRecord, opts RunOptions) {
+func deletePod(ctx context.Context, cs Client, rec *PodRecord, opts RunOptions) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	var pre *metav1.Preconditions
@@ -213,7 +212,7 @@ func deletePod(ctx context.Context, cs kubernetes.Interface, rec *PodRecord, opt
 
 // waitPod polls the pod until it ends (Succeeded or Failed), cannot start, or
 // the timeout passes; it returns the last state seen.
-func waitPod(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod, opts RunOptions) (*corev1.Pod, error) {
+func waitPod(ctx context.Context, cs Client, pod *corev1.Pod, opts RunOptions) (*corev1.Pod, error) {
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
 	tick := time.NewTicker(opts.Poll)
@@ -260,7 +259,7 @@ func stuck(p *corev1.Pod) (reason, msg string) {
 
 // podResults reads the results of an ended collector pod: its termination
 // message, then its log for the targets the message had no room for.
-func podResults(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod, targets []Target, rec *PodRecord) []Result {
+func podResults(ctx context.Context, cs Client, pod *corev1.Pod, targets []Target, rec *PodRecord) []Result {
 	found := map[string]Result{}
 	var term *corev1.ContainerStateTerminated
 	for _, st := range pod.Status.ContainerStatuses {
@@ -301,7 +300,7 @@ func endState(pod *corev1.Pod, term *corev1.ContainerStateTerminated) string {
 }
 
 // podLog reads a collector pod's log (its result lines and collect's notes).
-func podLog(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod) ([]byte, error) {
+func podLog(ctx context.Context, cs Client, pod *corev1.Pod) ([]byte, error) {
 	rc, err := cs.CoreV1().Pods(pod.Namespace).GetLogs(pod.Name, &corev1.PodLogOptions{Container: "collector"}).Stream(ctx)
 	if err != nil {
 		return nil, err

@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 )
 
 // DefaultContainerAnnotation names a pod's default container, as kubectl
@@ -69,7 +68,7 @@ func (e *NoPodsError) Error() string {
 // Resolve returns the targets sel names, in pod then container order. A pod
 // named but absent is an error; a container that cannot be collected is a
 // target with a Problem.
-func Resolve(ctx context.Context, cs kubernetes.Interface, sel Selection) ([]Target, error) {
+func Resolve(ctx context.Context, cs Client, sel Selection) ([]Target, error) {
 	pods, err := selectPods(ctx, cs, sel)
 	if err != nil {
 		return nil, err
@@ -82,7 +81,7 @@ func Resolve(ctx context.Context, cs kubernetes.Interface, sel Selection) ([]Tar
 }
 
 // selectPods gets the named pods, or lists those the selector matches.
-func selectPods(ctx context.Context, cs kubernetes.Interface, sel Selection) ([]corev1.Pod, error) {
+func selectPods(ctx context.Context, cs Client, sel Selection) ([]corev1.Pod, error) {
 	api := cs.CoreV1().Pods(sel.Namespace)
 	if sel.Selector != "" {
 		list, err := api.List(ctx, metav1.ListOptions{LabelSelector: sel.Selector})

@@ -6,6 +6,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
+	"hash"
 	"io"
 	"path"
 	"slices"
@@ -55,10 +56,13 @@ type layerOps struct {
 
 // reader turns one layer's tar headers into ops.
 type reader struct {
-	s     *stream
-	k     int
-	c     *config
-	in    *interner
+	s    *stream
+	k    int
+	c    *config
+	in   *interner
+	sums sums
+	// h hashes one entry's content at a time.
+	h     hash.Hash
 	hash  bool
 	bytes int64
 	buf   []byte
@@ -280,12 +284,15 @@ func (rd *reader) digest(r *rec) error {
 	if !rd.hash {
 		return nil
 	}
-	h := sha256.New()
-	if _, err := rd.s.copyContent(h, rd.buf); err != nil {
+	if rd.h == nil {
+		rd.h = sha256.New()
+	}
+	rd.h.Reset()
+	if _, err := rd.s.copyContent(rd.h, rd.buf); err != nil {
 		return err
 	}
-	h.Sum(r.x().sum[:0])
-	r.flags |= fDigest
+	r.sum = rd.sums.next()
+	rd.h.Sum(r.sum[:0])
 	return nil
 }
 

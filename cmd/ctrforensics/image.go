@@ -5,16 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"slices"
 	"strings"
 
 	"github.com/docker/go-units"
+	"github.com/opencontainers/go-digest"
 	"github.com/urfave/cli/v3"
 
 	"github.com/ctrforensics/ctrforensics/forensic"
+	"github.com/ctrforensics/ctrforensics/forensic/imagefs"
 	"github.com/ctrforensics/ctrforensics/internal/output"
 	"github.com/ctrforensics/ctrforensics/snapshot"
+	"github.com/ctrforensics/ctrforensics/snapshot/contentdir"
 )
 
 func imageCommand() *cli.Command {
@@ -36,8 +40,45 @@ func imageFlags(extra ...cli.Flag) []cli.Flag {
 	return append([]cli.Flag{
 		&cli.StringFlag{Name: "platform", Usage: "platform of a multi-platform image, e.g. linux/arm64 (default: this host's)"},
 		&cli.StringFlag{Name: "snapshotter", Value: "overlayfs", Usage: "where to read layers whose blobs were discarded after unpacking"},
-		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "say on stderr where the layer blobs are read from (the content store directory, or containerd's content API and why)"},
+		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "say on stderr where the layer blobs are read from (the content store directory, or containerd's content API and why), and which layer indexes are read or written"},
+		&cli.StringFlag{Name: "index-dir", Value: defaultIndexDir(), Usage: "where to keep an index of each layer read in full (outside the content store): a later run reads an unchanged blob's index instead of decompressing it"},
+		&cli.BoolFlag{Name: "no-index", Usage: "neither read nor keep layer indexes: decompress every layer and check its digests again"},
 	}, extra...)
+}
+
+// defaultIndexDir is the layer index cache under the user's cache directory.
+func defaultIndexDir() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(dir, "ctrforensics", "layer-index")
+}
+
+// layerOptions are the imagefs options of an image command: warnings on
+// stderr and, unless --no-index, the layer index cache of the blobs read from
+// the local content store, each use named with --verbose.
+func layerOptions(c *cli.Command, img *snapshot.ResolvedImage) (imagefs.Options, error) {
+	opts := imagefs.Options{Warn: warner(c)}
+	dir := c.String("index-dir")
+	if c.Bool("no-index") || dir == "" || img.Local == nil {
+		return opts, nil
+	}
+	ix, err := contentdir.NewIndexCache(dir, img.Local)
+	if err != nil {
+		return opts, err
+	}
+	say := func(string, ...any) {}
+	if c.Bool("verbose") {
+		say = func(format string, a ...any) { fmt.Fprintf(c.Root().ErrWriter, "ctrforensics: "+format+"\n", a...) }
+	}
+	ix.Used = func(d digest.Digest, p string) {
+		say("layer %s read from its index %s (made by a full read that checked its digests; the blob file is unchanged since: same device, inode, size and times; --no-index reads it again)", d, p)
+	}
+	ix.Wrote = func(d digest.Digest, p string) { say("layer %s: index written to %s", d, p) }
+	ix.Failed = func(d digest.Digest, err error) { say("layer %s: no index kept: %v", d, err) }
+	opts.Index = ix
+	return opts, nil
 }
 
 // withImage resolves IMAGE (the first argument) under a session and runs fn.

@@ -44,11 +44,15 @@ func runImageFiles(ctx context.Context, c *cli.Command) error {
 		return err
 	}
 	return withImage(ctx, c, []string{"IMAGE"}, func(ctx context.Context, _ *snapshot.Client, img *snapshot.ResolvedImage, _ []string) error {
-		opts := imagefs.Options{Digest: c.Bool("digest"), Warn: warner(c)}
+		opts, err := layerOptions(c, img)
+		if err != nil {
+			return err
+		}
+		opts.Digest = c.Bool("digest")
 		// One write per block, not per cell or line: a million paths would
 		// otherwise be millions of system calls.
 		out := bufio.NewWriterSize(c.Root().Writer, 256<<10)
-		err := listFiles(ctx, img, opts, format, keep, c.Bool("digest"), out)
+		err = listFiles(ctx, img, opts, format, keep, c.Bool("digest"), out)
 		if ferr := out.Flush(); err == nil {
 			err = ferr
 		}

@@ -31,8 +31,12 @@ func imageCatCommand() *cli.Command {
 				if l := c.Int("layer"); l >= len(img.Layers) {
 					return fmt.Errorf("--layer %d: the image has %d layers (0 to %d)", l, len(img.Layers), len(img.Layers)-1)
 				}
+				opts, err := layerOptions(c, img)
+				if err != nil {
+					return err
+				}
 				return imagefs.Cat(ctx, img.Layers, a[1], c.Root().Writer, imagefs.CatOptions{
-					Options: imagefs.Options{Warn: warner(c)}, Layer: c.Int("layer"), NoFollow: c.Bool("no-follow"),
+					Options: opts, Layer: c.Int("layer"), NoFollow: c.Bool("no-follow"),
 					Followed: func(link, target string) {
 						fmt.Fprintf(c.Root().ErrWriter, "ctrforensics: followed symbolic link %s -> %s (inside the image)\n",
 							forensic.EscapePath(link), forensic.EscapePath(target))

@@ -37,8 +37,12 @@ func runImageLayers(ctx context.Context, c *cli.Command) error {
 		return err
 	}
 	return withImage(ctx, c, []string{"IMAGE"}, func(ctx context.Context, _ *snapshot.Client, img *snapshot.ResolvedImage, _ []string) error {
+		opts, err := layerOptions(c, img)
+		if err != nil {
+			return err
+		}
 		bw := bufio.NewWriterSize(c.Root().Writer, 256<<10) // one write per block, not per line
-		err := writeLayers(ctx, img, format, c.Bool("show-hidden"), warner(c), bw)
+		err = writeLayers(ctx, img, format, c.Bool("show-hidden"), opts, bw)
 		if ferr := bw.Flush(); err == nil {
 			err = ferr
 		}
@@ -48,13 +52,13 @@ func runImageLayers(ctx context.Context, c *cli.Command) error {
 
 // writeLayers writes each layer's changes to w as soon as it is read, then
 // the hidden files.
-func writeLayers(ctx context.Context, img *snapshot.ResolvedImage, format output.Format, showHidden bool, warn func(string), w io.Writer) error {
+func writeLayers(ctx context.Context, img *snapshot.ResolvedImage, format output.Format, showHidden bool, opts imagefs.Options, w io.Writer) error {
 	createdBy := layerCreatedBy(img)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	// Each layer is printed as soon as it is read; the files a layer ships
 	// that later layers hide are only known at the end, and follow.
-	hidden, err := imagefs.WalkLayers(ctx, img.Layers, imagefs.Options{Warn: warn}, func(r *imagefs.LayerReport) error {
+	hidden, err := imagefs.WalkLayers(ctx, img.Layers, opts, func(r *imagefs.LayerReport) error {
 		if format == output.JSON {
 			return writeLayerRow(w, r, createdBy[r.Index])
 		}

@@ -1,11 +1,13 @@
 package imagefs
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"unsafe"
@@ -24,9 +26,9 @@ import (
 type IndexStore interface {
 	// Get returns the index stored for the blob of digest d, or nil.
 	Get(d digest.Digest) []byte
-	// Put stores the index of the blob of digest d; a failure only means
-	// the next run reads the layer again.
-	Put(d digest.Digest, index []byte)
+	// Put stores the index of the blob of digest d that write writes; a
+	// failure only means the next run reads the layer again.
+	Put(d digest.Digest, write func(io.Writer) error)
 }
 
 // indexMagic starts an encoded index; its last digit is the format version.
@@ -79,7 +81,7 @@ func storeLayer(layers []Layer, k int, c *config, x *index, ops *seq[op]) {
 	for i, w := range x.warnings {
 		x.warnings[i] = strings.TrimPrefix(w, prefix)
 	}
-	c.index.Put(x.digest, encodeIndex(x, ops))
+	c.index.Put(x.digest, func(w io.Writer) error { return encodeIndex(w, x, ops) })
 }
 
 // index is what an encoded layer index says besides the layer's ops.
@@ -97,9 +99,11 @@ type index struct {
 	warnings []string
 }
 
-// encodeIndex encodes x with ops, the layer's ops in tar order, followed by
-// the sha256 of everything before it.
-func encodeIndex(x *index, ops *seq[op]) []byte {
+// encodeIndex writes x with ops, the layer's ops in tar order, followed by
+// the sha256 of everything before it, a block at a time.
+func encodeIndex(w io.Writer, x *index, ops *seq[op]) error {
+	h := sha256.New()
+	bw := bufio.NewWriterSize(io.MultiWriter(w, h), 64<<10)
 	b := []byte(indexMagic)
 	b = appendString(b, string(x.digest))
 	b = appendString(b, string(x.wantDiffID))
@@ -113,10 +117,22 @@ func encodeIndex(x *index, ops *seq[op]) []byte {
 	}
 	b = binary.AppendUvarint(b, uint64(ops.n))
 	for i := range ops.n {
+		if len(b) >= 32<<10 {
+			if _, err := bw.Write(b); err != nil {
+				return err
+			}
+			b = b[:0]
+		}
 		b = appendOp(b, ops.at(i))
 	}
-	sum := sha256.Sum256(b)
-	return append(b, sum[:]...)
+	if _, err := bw.Write(b); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	_, err := w.Write(h.Sum(nil))
+	return err
 }
 
 func appendOp(b []byte, o *op) []byte {
@@ -174,8 +190,8 @@ func boolByte(v bool) byte {
 var errIndex = errors.New("not a valid layer index")
 
 // decodeIndex decodes an index of layer k into the layer read it records.
-// The strings and digests of the ops point into b, which must not change
-// afterwards.
+// Paths and digests are copied into arenas, as a read of the layer stores
+// them: b is not kept.
 func decodeIndex(b []byte, k int) (*index, *layerOps, error) {
 	if len(b) < len(indexMagic)+sha256.Size || !bytes.HasPrefix(b, []byte(indexMagic)) {
 		return nil, nil, errIndex
@@ -186,18 +202,18 @@ func decodeIndex(b []byte, k int) (*index, *layerOps, error) {
 	}
 	d := &decoder{b: body[len(indexMagic):]}
 	x := &index{}
-	x.digest = digest.Digest(d.str())
-	x.wantDiffID = digest.Digest(d.str())
-	x.diffID = digest.Digest(d.str())
+	x.digest = digest.Digest(strings.Clone(d.str()))
+	x.wantDiffID = digest.Digest(strings.Clone(d.str()))
+	x.diffID = digest.Digest(strings.Clone(d.str()))
 	x.bytes = d.varint()
 	x.size = d.varint()
 	x.hashed = d.byte() == 1
 	for range d.count() {
-		x.warnings = append(x.warnings, d.str())
+		x.warnings = append(x.warnings, strings.Clone(d.str()))
 	}
-	rd := &reader{}
+	rd := &reader{in: &interner{}}
 	for range d.count() {
-		rd.ops.push(d.op(k))
+		rd.ops.push(d.op(k, rd))
 	}
 	if d.err != nil || len(d.b) != 0 {
 		return nil, nil, errIndex
@@ -266,7 +282,8 @@ func (d *decoder) bytes(n int) []byte {
 	return v
 }
 
-// str returns a string sharing the index's bytes.
+// str returns a string sharing the index's bytes: it must be copied to be
+// kept.
 func (d *decoder) str() string {
 	n := d.uvarint()
 	if n > uint64(len(d.b)) {
@@ -280,10 +297,12 @@ func (d *decoder) str() string {
 	return unsafe.String(&v[0], len(v))
 }
 
-func (d *decoder) op(k int) op {
+// op decodes an op of layer k, its strings and digest copied into rd's
+// arenas.
+func (d *decoder) op(k int, rd *reader) op {
 	bits, typ := d.byte(), d.byte()
 	o := op{entry: bits&ixEntry != 0, whiteout: bits&ixWhiteout != 0, opaque: bits&ixOpaque != 0}
-	o.path, o.typ, o.layer = d.str(), typ, uint16(k)
+	o.path, o.typ, o.layer = rd.in.str("", d.str()), typ, uint16(k)
 	o.size, o.sec = d.varint(), d.varint()
 	o.nsec, o.ord = int32(d.varint()), int32(d.varint())
 	o.mode, o.uid, o.gid = uint32(d.uvarint()), uint32(d.uvarint()), uint32(d.uvarint())
@@ -292,19 +311,20 @@ func (d *decoder) op(k int) op {
 	}
 	if bits&ixSum != 0 {
 		if s := d.bytes(sha256.Size); s != nil {
-			o.sum = (*[sha256.Size]byte)(s)
+			o.sum = rd.sums.next()
+			copy(o.sum[:], s)
 		}
 	}
 	if bits&ixExt != 0 {
 		x := o.x()
-		x.link = d.str()
+		x.link = rd.in.str("", d.str())
 		x.major, x.minor = d.varint(), d.varint()
 		for range d.count() {
 			if x.xattrs == nil {
 				x.xattrs = map[string]string{}
 			}
-			key := d.str()
-			x.xattrs[key] = d.str()
+			key := strings.Clone(d.str())
+			x.xattrs[key] = strings.Clone(d.str())
 		}
 	}
 	return o

@@ -26,13 +26,17 @@ func (x *memIndex) Get(d digest.Digest) []byte {
 	return bytes.Clone(x.m[d])
 }
 
-func (x *memIndex) Put(d digest.Digest, b []byte) {
+func (x *memIndex) Put(d digest.Digest, write func(io.Writer) error) {
+	var b bytes.Buffer
+	if err := write(&b); err != nil {
+		panic(err)
+	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.m == nil {
 		x.m = map[digest.Digest][]byte{}
 	}
-	x.m[d] = b
+	x.m[d] = b.Bytes()
 }
 
 // counted wraps the layers' Open to count the blobs opened.

@@ -3,6 +3,7 @@ package contentdir
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -88,15 +89,15 @@ func (c *IndexCache) Get(d digest.Digest) []byte {
 	return index
 }
 
-// Put writes the index of the blob of d, replacing any: to a temporary file
-// renamed into place, so that a reader sees a whole index or none. It is a
-// cache: a crash may lose it, and nothing is synced.
-func (c *IndexCache) Put(d digest.Digest, index []byte) {
+// Put writes the index of the blob of d that write writes, replacing any: to
+// a temporary file renamed into place, so that a reader sees a whole index
+// or none. It is a cache: a crash may lose it, and nothing is synced.
+func (c *IndexCache) Put(d digest.Digest, write func(io.Writer) error) {
 	p, st := c.path(d), c.blobStamp(d)
 	if p == "" || st == "" {
 		return
 	}
-	if err := writeIndex(p, st, index); err != nil {
+	if err := writeIndex(p, st, write); err != nil {
 		if c.Failed != nil {
 			c.Failed(d, err)
 		}
@@ -107,7 +108,7 @@ func (c *IndexCache) Put(d digest.Digest, index []byte) {
 	}
 }
 
-func writeIndex(p, stamp string, index []byte) error {
+func writeIndex(p, stamp string, write func(io.Writer) error) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return err
 	}
@@ -117,7 +118,7 @@ func writeIndex(p, stamp string, index []byte) error {
 	}
 	_, err = fmt.Fprintf(f, "%s\n", stamp)
 	if err == nil {
-		_, err = f.Write(index)
+		err = write(f)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr

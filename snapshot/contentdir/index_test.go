@@ -1,6 +1,7 @@
 package contentdir
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -53,7 +54,10 @@ func TestIndexCache(t *testing.T) {
 			if c.Get(d) != nil {
 				t.Fatal("an index before any was stored")
 			}
-			c.Put(d, []byte("the\nindex"))
+			c.Put(d, func(w io.Writer) error {
+				_, err := io.WriteString(w, "the\nindex")
+				return err
+			})
 			p, _ := s.BlobPath(d)
 			tt.change(t, p)
 			got := c.Get(d)

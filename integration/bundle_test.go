@@ -425,6 +425,9 @@ func bundleFiles(t *testing.T, p string) map[string][]byte {
 func TestCollectInterrupted(t *testing.T) {
 	c := h.runContainer(t, "collect-interrupt", "overlayfs")
 	h.attack(t, c, `truncate -s 12G /tmp/huge`)
+	// The SIGKILL case runs cleanup, which also removes what earlier tests
+	// left on purpose: start from a cleaned-up state.
+	h.mustCLI(t, "cleanup")
 	host := captureHost(t)
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGKILL} {
 		t.Run(sig.String(), func(t *testing.T) {
@@ -436,7 +439,7 @@ func TestCollectInterrupted(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			waitForTempMount(t, cmd.Process.Pid)
+			waitForTempMount(t, cmd, &stderr)
 			time.Sleep(100 * time.Millisecond)
 			cmd.Process.Signal(sig)
 			cmd.Wait()

@@ -127,7 +127,7 @@ func TestInterruptedDiffCleansUp(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			waitForTempMount(t, cmd.Process.Pid)
+			waitForTempMount(t, cmd, &stderr)
 			if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 				t.Fatal(err)
 			}
@@ -143,22 +143,30 @@ func TestInterruptedDiffCleansUp(t *testing.T) {
 	}
 }
 
-// waitForTempMount waits until the ctrforensics process pid has a temporary
-// mount (others may run on the same host).
-func waitForTempMount(t *testing.T, pid int) {
+// waitForTempMount waits until the ctrforensics process cmd has a temporary
+// mount (others may run on the same host). containerd may hold its snapshotter
+// lock for a while when its garbage collector removes the snapshots earlier
+// tests deleted, so the wait is long. If it never mounts, its goroutines
+// are dumped (SIGQUIT) into the failure, so nothing keeps running after the
+// test, and a stuck step is named.
+func waitForTempMount(t *testing.T, cmd *exec.Cmd, stderr *bytes.Buffer) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
+	start := time.Now()
+	for time.Since(start) < 90*time.Second {
 		b, err := os.ReadFile("/proc/self/mountinfo")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if bytes.Contains(b, []byte(fmt.Sprintf("ctrforensics-mount-%d-", pid))) {
+		if bytes.Contains(b, []byte(fmt.Sprintf("ctrforensics-mount-%d-", cmd.Process.Pid))) {
+			t.Logf("mounted after %v", time.Since(start).Round(time.Millisecond))
 			return
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	t.Fatal("ctrforensics never mounted anything")
+	cmd.Process.Signal(syscall.SIGQUIT)
+	cmd.Wait()
+	h.mustCLI(t, "cleanup")
+	t.Fatalf("ctrforensics never mounted anything in %v; its goroutines:\n%s", time.Since(start), stderr.String())
 }
 
 // TestKilledMountIsCleanedByUmount kills `mount` with SIGKILL at different

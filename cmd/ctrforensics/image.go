@@ -40,7 +40,13 @@ func imageFlags(extra ...cli.Flag) []cli.Flag {
 	return append([]cli.Flag{
 		&cli.StringFlag{Name: "platform", Usage: "platform of a multi-platform image, e.g. linux/arm64 (default: this host's)"},
 		&cli.StringFlag{Name: "snapshotter", Value: "overlayfs", Usage: "where to read layers whose blobs were discarded after unpacking"},
-		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "say on stderr where the layer blobs are read from (the content store directory, or containerd's content API and why), and which layer indexes are read or written"},
+		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "say on stderr where the layer blobs are read from (the content store directory, or containerd's content API and why), and which layer indexes are read or written (files, layers, cat)"},
+	}, extra...)
+}
+
+// indexFlags are the flags of the image commands that keep layer indexes.
+func indexFlags(extra ...cli.Flag) []cli.Flag {
+	return append([]cli.Flag{
 		&cli.StringFlag{Name: "index-dir", Value: defaultIndexDir(), Usage: "where to keep an index of each layer read in full (outside the content store): a later run reads an unchanged blob's index instead of decompressing it"},
 		&cli.BoolFlag{Name: "no-index", Usage: "neither read nor keep layer indexes: decompress every layer and check its digests again"},
 	}, extra...)

@@ -17,10 +17,10 @@ func imageCatCommand() *cli.Command {
 		Name:      "cat",
 		Usage:     "print a file's bytes from the final filesystem, or from one layer (hidden files included)",
 		ArgsUsage: "IMAGE PATH",
-		Flags: imageFlags(
+		Flags: imageFlags(indexFlags(
 			&cli.IntFlag{Name: "layer", Value: -1, Usage: "read the entry this layer ships, at its literal path (0 is the bottom one)"},
 			&cli.BoolFlag{Name: "no-follow", Usage: "print a symbolic link's target instead of following it"},
-		),
+		)...),
 		Description: "Symbolic links are resolved inside the image (with its root as /, never on the host), and\n" +
 			"every link followed is named on stderr. Only the layers needed are read, from the top down.",
 		Action: func(ctx context.Context, c *cli.Command) error {

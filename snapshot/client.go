@@ -43,6 +43,8 @@ type Client struct {
 	version   string
 	// disk is set for a client of a disk root (OpenRoot), read without a daemon.
 	disk *diskRoot
+	// stateDir holds the run records of sessions on a disk root (SetStateDir).
+	stateDir string
 }
 
 // Connect opens a connection to the containerd daemon at address and checks

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"time"
 
@@ -24,10 +25,23 @@ import (
 // leaves, so that `cleanup` can remove it.
 const LabelPartial = "ctrforensics.io/partial"
 
+// LabelUpload describes, on a collect's lease, the upload to object storage a
+// killed run may leave unfinished (objstore.Sink.Record), so that `cleanup`
+// aborts it.
+const LabelUpload = "ctrforensics.io/upload"
+
 // CollectOptions tune Collect.
 type CollectOptions struct {
 	// Output is a directory, or a .tar, .tar.gz or .tgz file.
-	Output               string
+	Output string
+	// Sink, when set, receives the sealed bag instead of Output (see
+	// bundle.Sink): the bag is staged in a partial directory under Stage
+	// (the temporary directory when empty) and sent as one stream.
+	Sink  bundle.Sink
+	Stage string
+	// SinkRecord, with Sink, is what lets `cleanup` abort an upload a
+	// killed run left (LabelUpload).
+	SinkRecord           string
 	Case, Examiner, Note string
 	// SignKey signs the bag (DSSE) and its collected custody event.
 	SignKey       ed25519.PrivateKey
@@ -72,21 +86,28 @@ type CollectResult struct {
 // included, leaves a record cleanup finds.
 func (c *Client) Collect(ctx context.Context, ctr *Container, opts CollectOptions) (*CollectResult, error) {
 	opts.IncludeLayers = opts.IncludeLayers || opts.Commit
-	if err := c.refuseOutputInside(ctx, ctr, "output", opts.Output); err != nil {
-		return nil, err
-	}
-	w, err := bundle.Create(opts.Output, bundle.CreateOptions{Algorithms: opts.Algorithms, Progress: opts.Progress})
+	w, err := c.createBundle(ctx, ctr, opts)
 	if err != nil {
 		return nil, err
 	}
-	hold, err := c.Begin(ctx, "", SessionOptions{Purpose: "collect", Labels: map[string]string{LabelPartial: w.Partial()}})
+	labels := map[string]string{LabelPartial: w.Partial()}
+	if opts.Sink != nil && opts.SinkRecord != "" {
+		labels[LabelUpload] = opts.SinkRecord
+	}
+	hold, err := c.Begin(ctx, "", SessionOptions{Purpose: "collect", Labels: labels})
 	if err != nil {
 		w.Abandon()
 		return nil, err
 	}
 	hold.Record("partial output", w.Partial()+" (named on this lease until the bundle is committed)")
+	if opts.Sink != nil {
+		hold.Record("upload", opts.Sink.Name()+" (named on this lease until the upload is complete)")
+	}
 	res, err := c.collect(ctx, ctr, opts, w, hold.Effects())
-	if err == nil {
+	switch {
+	case err == nil && opts.Sink != nil:
+		res.Path, res.Head, err = w.Store(ctx)
+	case err == nil:
 		res.Path, err = w.Commit()
 	}
 	if err != nil {
@@ -97,6 +118,26 @@ func (c *Client) Collect(ctx context.Context, ctr *Container, opts CollectOption
 		return nil, fmt.Errorf("bundle committed to %s, but %w", res.Path, err)
 	}
 	return res, nil
+}
+
+// createBundle starts the bundle: at opts.Output, or staged for opts.Sink.
+// Neither may be inside the container's own file system.
+func (c *Client) createBundle(ctx context.Context, ctr *Container, opts CollectOptions) (*bundle.Writer, error) {
+	bopts := bundle.CreateOptions{Algorithms: opts.Algorithms, Progress: opts.Progress}
+	if opts.Sink == nil {
+		if err := c.refuseOutputInside(ctx, ctr, "output", opts.Output); err != nil {
+			return nil, err
+		}
+		return bundle.Create(opts.Output, bopts)
+	}
+	stage := opts.Stage
+	if stage == "" {
+		stage = os.TempDir()
+	}
+	if err := c.refuseOutputInside(ctx, ctr, "staging directory", stage); err != nil {
+		return nil, err
+	}
+	return bundle.CreateStaged(stage, opts.Sink, bopts)
 }
 
 // collect acquires into w and seals it; effects are the side effects that
@@ -171,10 +212,13 @@ func (c *Client) acquire(ctx context.Context, s *Session, ctr *Container, opts C
 		return fmt.Errorf("mounts: %w", err)
 	}
 	defer m.Close()
-	if err := writeChanges(ctx, s, r, d, m.Changes, w, opts, acq); err != nil {
+	// The package records come first: the bag's scan findings include the
+	// package-owned files that no longer match them.
+	integrity, err := s.writePackages(ctx, r, ctr, d, w, acq)
+	if err != nil {
 		return err
 	}
-	if err := s.writePackages(ctx, r, ctr, d, w, acq); err != nil {
+	if err := writeChanges(ctx, s, r, d, m.Changes, w, opts, acq, integrity); err != nil {
 		return err
 	}
 	if err := writeMounts(ctx, m, w, opts, acq); err != nil {
@@ -252,7 +296,7 @@ func (c *Client) writeProcesses(ctx context.Context, task client.Task, ctr *Cont
 // writeChanges writes changes.jsonl, the changes tar, the archive of the
 // names a layer cannot carry (when there are any) and the timeline, which
 // also holds mountChanges.
-func writeChanges(ctx context.Context, s *Session, r *Rootfs, d *diff.Diff, mountChanges []forensic.Change, w *bundle.Writer, opts CollectOptions, acq *bundle.Acquisition) error {
+func writeChanges(ctx context.Context, s *Session, r *Rootfs, d *diff.Diff, mountChanges []forensic.Change, w *bundle.Writer, opts CollectOptions, acq *bundle.Acquisition, integrity *packageIntegrity) error {
 	if err := putJSONL(w, bundle.ChangesJSONL, d.Changes); err != nil {
 		return err
 	}
@@ -275,7 +319,7 @@ func writeChanges(ctx context.Context, s *Session, r *Rootfs, d *diff.Diff, moun
 		}); err != nil {
 			return err
 		}
-		if err := writeScanFindings(ctx, w, root, "container/"+acq.Container.ID, d.Changes, acq); err != nil {
+		if err := writeScanFindings(ctx, w, root, "container/"+acq.Container.ID, d.Changes, integrity, acq); err != nil {
 			return err
 		}
 		unsafe := changetar.UnsafeChanges(d.Changes)

@@ -14,10 +14,14 @@ type DiffOptions struct {
 	// Method forces a method; empty picks the overlay fast path when it applies
 	// and the double walk otherwise.
 	Method diff.Method
+	// Packages annotates each change of the snapshot with the package that
+	// owns it (see AnnotatePackages), the image mounted once for both.
+	Packages bool
 	diff.Options
 }
 
-// Diff computes what changed in the container's filesystem versus its image.
+// Diff computes what changed in the container's filesystem versus its image
+// (and the packages of the changes with opts.Packages).
 // On an overlay snapshot it walks only the upper directory; it falls back to
 // comparing the complete read-only trees when the overlay uses features the
 // fast path cannot interpret (the reason is in the result's notes).
@@ -26,7 +30,20 @@ func (s *Session) Diff(ctx context.Context, ctr *Container, opts DiffOptions) (*
 	if err != nil {
 		return nil, err
 	}
-	return s.DiffRootfs(ctx, r, ctr, opts)
+	if !opts.Packages {
+		return s.DiffRootfs(ctx, r, ctr, opts)
+	}
+	if err := s.HoldImage(ctx, r); err != nil {
+		return nil, err
+	}
+	d, err := s.DiffRootfs(ctx, r, ctr, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.AnnotatePackages(ctx, r, ctr, d.Changes); err != nil {
+		return nil, fmt.Errorf("packages of the changes: %w", err)
+	}
+	return d, nil
 }
 
 // DiffRootfs is Diff on a root filesystem the session already resolved.

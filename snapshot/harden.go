@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ctrforensics/ctrforensics/forensic"
 	"github.com/ctrforensics/ctrforensics/forensic/diff"
 	"github.com/ctrforensics/ctrforensics/forensic/harden"
 )
@@ -30,33 +31,56 @@ type HardenResult struct {
 	Warnings, Notes []string
 }
 
-// Harden diffs the container (as Diff does) and derives from its changes the
-// writable directories a read-only root filesystem needs and the drift (see
-// package harden).
+// Harden diffs the container (as Diff does), examines the mounts of its spec
+// (as ExamineMounts does) and derives from the changes the writable
+// directories a read-only root filesystem needs, the drift, and what its
+// writable tmpfs mounts hold (see package harden).
 func (c *Client) Harden(ctx context.Context, ctr *Container, opts DiffOptions) (*HardenResult, error) {
 	s, err := c.Begin(ctx, ctr.Namespace, SessionOptions{Purpose: "harden"})
 	if err != nil {
 		return nil, err
 	}
-	d, err := s.Diff(ctx, ctr, opts)
+	d, m, err := s.hardenInput(ctx, ctr, opts)
 	if cerr := s.Close(ctx); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return nil, err
 	}
-	res := &HardenResult{Profile: harden.Derive(d.Changes), Method: d.Method, Status: ctr.Status, Notes: d.Notes}
+	res := &HardenResult{Profile: harden.Derive(append(d.Changes, m.Changes...), m.Records), Method: d.Method,
+		Status: ctr.Status, Notes: append(d.Notes, m.Notes...)}
 	res.evidence(ctr, time.Now())
-	res.Notes = append(res.Notes, keptMounts(ctr)...)
+	res.Notes = append(res.Notes, keptMounts(ctr, m.Records)...)
 	return res, nil
 }
 
+// hardenInput is the container's diff and the examination of its mounts.
+func (s *Session) hardenInput(ctx context.Context, ctr *Container, opts DiffOptions) (*diff.Diff, *Mounts, error) {
+	d, err := s.Diff(ctx, ctr, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := s.ExamineMounts(ctx, ctr, MountsOptions{Options: opts.Options})
+	if err != nil {
+		return nil, nil, err
+	}
+	m.Close() // the listing is all harden needs
+	return d, m, nil
+}
+
 // keptMounts notes the writable mounts of the spec beyond the kernel's
-// (/proc, /sys, /dev): what the container writes there is not in its diff,
-// so a read-only run must keep them.
-func keptMounts(ctr *Container) []string {
+// (/proc, /sys, /dev) whose content is not weighed in the profile (a tmpfs
+// that was examined is, see harden.Tmpfs): what the container writes there
+// is not in its diff, so a read-only run must keep them.
+func keptMounts(ctr *Container, records []forensic.Mount) []string {
 	if ctr.Spec == nil {
 		return nil
+	}
+	examined := map[string]bool{}
+	for _, r := range records {
+		if r.Kind == forensic.SourceTmpfs && r.Examined {
+			examined[r.Destination] = true
+		}
 	}
 	var out []string
 	for _, m := range ctr.Spec.Mounts {
@@ -67,7 +91,7 @@ func keptMounts(ctr *Container) []string {
 		if m.Type != "tmpfs" && m.Type != "bind" && !slices.Contains(m.Options, "bind") && !slices.Contains(m.Options, "rbind") {
 			continue
 		}
-		if slices.Contains(m.Options, "ro") {
+		if slices.Contains(m.Options, "ro") || examined[d] {
 			continue
 		}
 		out = append(out, fmt.Sprintf("keep the writable %s mount at %s: what the container writes there is not in its diff", m.Type, d))

@@ -22,7 +22,9 @@ import (
 	"github.com/ctrforensics/ctrforensics/mountutil"
 )
 
-// DefaultStateDir is where `mount` records what `umount` must undo.
+// DefaultStateDir is where `mount` records what `umount` must undo, and
+// where a run on a disk root records what `cleanup` must remove if it is
+// killed (see SetStateDir).
 const DefaultStateDir = "/run/ctrforensics/mounts"
 
 // MountRecord is what a browsing mount holds on the host. It is written before

@@ -312,14 +312,28 @@ func (d *diskRoot) view(ctx context.Context, ns, snapshotter, key string) ([]mou
 }
 
 // beginOffline starts a session on a disk root: no lease, since no daemon
-// runs that could remove anything; views are computed, never created.
-func (c *Client) beginOffline(ns string) (*Session, error) {
+// runs that could remove anything; views are computed, never created. A
+// session with labels (naming a partial output) writes a run record instead
+// (see writeRunRecord).
+func (c *Client) beginOffline(ns string, opts SessionOptions) (*Session, error) {
 	dir, err := os.MkdirTemp("", RunDirPrefix+strconv.Itoa(os.Getpid())+"-")
 	if err != nil {
 		return nil, fmt.Errorf("create directory for temporary mounts: %w", err)
 	}
 	s := &Session{c: c, namespace: ns, mountDir: dir}
 	s.Record("disk root opened", fmt.Sprintf("%s read-only, without a daemon (temporary mounts under %s)", c.disk.path, dir))
+	if len(opts.Labels) == 0 {
+		return s, nil
+	}
+	labels := map[string]string{LabelPurpose: opts.Purpose, LabelPid: strconv.Itoa(os.Getpid()), LabelMountDir: dir}
+	for k, v := range opts.Labels {
+		labels[k] = v
+	}
+	if s.runRecord, err = c.writeRunRecord(labels); err != nil {
+		os.Remove(dir)
+		return nil, err
+	}
+	s.Record("run recorded", s.runRecord+" (what a killed run leaves, for cleanup; there is no lease without a daemon)")
 	return s, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/containerd/containerd/v2/core/mount"
 
@@ -21,6 +22,9 @@ type Rootfs struct {
 	// says why the fast path cannot read it (overlay may still be set).
 	overlay    *mountutil.Overlay
 	overlayErr error
+	// image is the image root the session holds mounted for this rootfs
+	// (HoldImage); "" until then.
+	image string
 }
 
 // Rootfs resolves the container's active snapshot and adds it to the lease.
@@ -93,8 +97,13 @@ func (s *Session) ImageMounts(ctx context.Context, r *Rootfs) ([]mount.Mount, er
 }
 
 // WithImageRoot calls fn with a directory showing the image below the
-// container, read-only; an empty image is an empty temporary directory.
+// container, read-only; an empty image is an empty temporary directory. It
+// is the image root the session holds (HoldImage) when there is one, and
+// otherwise a mount for the duration of fn.
 func (s *Session) WithImageRoot(ctx context.Context, r *Rootfs, fn func(root string) error) error {
+	if r.image != "" {
+		return fn(r.image)
+	}
 	mounts, err := s.ImageMounts(ctx, r)
 	if err != nil {
 		return err
@@ -103,6 +112,37 @@ func (s *Session) WithImageRoot(ctx context.Context, r *Rootfs, fn func(root str
 		return withEmptyDir(fn)
 	}
 	return s.WithMount(ctx, "image of "+r.Key, mounts, fn)
+}
+
+// HoldImage mounts the image below the container read-only until the
+// session closes, so that every WithImageRoot of r that follows reads that
+// one mount: a diff and the checks made after it (package records) then
+// mount the image, or create a view of it, once. Calling it again does
+// nothing.
+func (s *Session) HoldImage(ctx context.Context, r *Rootfs) error {
+	if r.image != "" {
+		return nil
+	}
+	mounts, err := s.ImageMounts(ctx, r)
+	if err != nil {
+		return err
+	}
+	if len(mounts) == 0 {
+		dir, err := os.MkdirTemp(s.mountDir, "empty-image-")
+		if err != nil {
+			return fmt.Errorf("create empty image root: %w", err)
+		}
+		s.releases = append(s.releases, func() error { return os.Remove(dir) })
+		r.image = dir
+		return nil
+	}
+	dir, release, err := s.holdMount(ctx, "image of "+r.Key, mounts)
+	if err != nil {
+		return err
+	}
+	s.releases = append(s.releases, release)
+	r.image = dir
+	return nil
 }
 
 // WithUpperDir calls fn with a read-only bind mount of the upper directory.

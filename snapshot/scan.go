@@ -7,6 +7,8 @@ import (
 
 	"github.com/ctrforensics/ctrforensics/forensic"
 	"github.com/ctrforensics/ctrforensics/forensic/bundle"
+	"github.com/ctrforensics/ctrforensics/forensic/imagefs"
+	"github.com/ctrforensics/ctrforensics/forensic/packages"
 	"github.com/ctrforensics/ctrforensics/forensic/scan"
 	"github.com/ctrforensics/ctrforensics/internal/version"
 )
@@ -18,6 +20,8 @@ type ScanOptions struct {
 	// Platform and Snapshotter select an image's manifest and, when its blobs
 	// are gone, the snapshots its layers are read from.
 	Platform, Snapshotter string
+	// Diff tunes a container's diff, whose changes are scanned.
+	Diff DiffOptions
 	scan.Options
 }
 
@@ -32,7 +36,8 @@ type ScanResult struct {
 	Notes   []string
 }
 
-// ScanContainer diffs the container and scans its changes (opts.All: its
+// ScanContainer diffs the container, checks its changed package files
+// against its image's package records, and scans its changes (opts.All: its
 // whole root filesystem) through a read-only mount held by a session.
 func (c *Client) ScanContainer(ctx context.Context, ctr *Container, opts ScanOptions) (*ScanResult, error) {
 	s, err := c.Begin(ctx, ctr.Namespace, SessionOptions{Purpose: "scan"})
@@ -51,7 +56,7 @@ func (s *Session) scanContainer(ctx context.Context, ctr *Container, opts ScanOp
 	if err != nil {
 		return nil, err
 	}
-	d, err := s.DiffRootfs(ctx, r, ctr, DiffOptions{})
+	d, err := s.DiffRootfs(ctx, r, ctr, opts.Diff)
 	if err != nil {
 		return nil, err
 	}
@@ -60,6 +65,15 @@ func (s *Session) scanContainer(ctx context.Context, ctr *Container, opts ScanOp
 		return nil, fmt.Errorf("container %s: %w", r.Key, err)
 	}
 	res := &ScanResult{Target: "container/" + ctr.Info.ID, Changes: len(d.Changes), Notes: d.Notes}
+	// The changed package files against the image's records; an unchanged
+	// file is the image's, which its records describe. Without them the
+	// other rules still run.
+	if opts.Packages, err = s.verifyPackages(ctx, r, ctr, changeTargets(d.Changes)); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		res.Notes = append(res.Notes, fmt.Sprintf("package files not checked (%s left out): %v", scan.RulePackageFile, err))
+	}
 	err = s.WithMount(ctx, "container "+r.Key, target, func(root string) error {
 		in := scan.ChangesInput(root, d.Changes)
 		if opts.All {
@@ -75,8 +89,9 @@ func (s *Session) scanContainer(ctx context.Context, ctr *Container, opts ScanOp
 	return res, nil
 }
 
-// ScanImage scans every layer of the image ref, including the files later
-// layers delete (each finding names its layer).
+// ScanImage checks the package files of the image ref against its package
+// records and scans every layer, including the files later layers delete
+// (each finding names its layer).
 func (c *Client) ScanImage(ctx context.Context, ref string, opts ScanOptions) (*ScanResult, error) {
 	s, err := c.Begin(ctx, "", SessionOptions{Purpose: "scan"})
 	if err != nil {
@@ -94,17 +109,31 @@ func (s *Session) scanImage(ctx context.Context, ref string, opts ScanOptions) (
 	if err != nil {
 		return nil, err
 	}
+	notes := img.Notes
+	if opts.Packages, err = packages.VerifyImage(ctx, img.Layers, packages.Options{}, imagefs.Options{}); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		notes = append(notes, fmt.Sprintf("package files not checked (%s left out): %v", scan.RulePackageFile, err))
+	}
 	rep, err := scan.Scan(ctx, scan.LayersInput(img.Layers), opts.Options)
 	if err != nil {
 		return nil, fmt.Errorf("scan image %s: %w", ref, err)
 	}
-	return &ScanResult{Report: rep, Target: img.Name, Notes: img.Notes}, nil
+	return &ScanResult{Report: rep, Target: img.Name, Notes: notes}, nil
 }
 
 // writeScanFindings scans the changes in the mounted root filesystem and
-// writes the findings into the bag as SARIF; skipped files become notes.
-func writeScanFindings(ctx context.Context, w *bundle.Writer, root, target string, changes []forensic.Change, acq *bundle.Acquisition) error {
-	rep, err := scan.Scan(ctx, scan.ChangesInput(root, changes), scan.Options{})
+// writes the findings into the bag as SARIF; skipped files become notes. The
+// package integrity results, when they were read, feed the package-file rule.
+func writeScanFindings(ctx context.Context, w *bundle.Writer, root, target string, changes []forensic.Change, integrity *packageIntegrity, acq *bundle.Acquisition) error {
+	var opts scan.Options
+	if integrity.checked() {
+		opts.Packages = integrity.results
+	} else {
+		acq.Notes = append(acq.Notes, fmt.Sprintf("scan: package files not checked (%s left out)", scan.RulePackageFile))
+	}
+	rep, err := scan.Scan(ctx, scan.ChangesInput(root, changes), opts)
 	if err != nil {
 		return fmt.Errorf("scan: %w", err)
 	}

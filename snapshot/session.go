@@ -67,6 +67,9 @@ type Session struct {
 	resume func(context.Context) error
 	// mountDir holds the session's temporary mounts; named on the lease.
 	mountDir string
+	// runRecord stands in for the lease of a session on a disk root that
+	// has labels (see writeRunRecord); removed by Close.
+	runRecord string
 }
 
 // View names a view snapshot a session created.
@@ -81,7 +84,7 @@ func (c *Client) Begin(ctx context.Context, ns string, opts SessionOptions) (*Se
 		ns = c.namespace
 	}
 	if c.disk != nil {
-		return c.beginOffline(ns)
+		return c.beginOffline(ns, opts)
 	}
 	expiry := opts.Expiry
 	if expiry == 0 {
@@ -251,6 +254,14 @@ func (s *Session) Close(ctx context.Context) error {
 	}
 	removed, err := s.c.Release(ctx, s.namespace, s.lease.ID, s.views)
 	s.views = nil
+	if s.runRecord != "" {
+		if rerr := os.Remove(s.runRecord); rerr != nil && !os.IsNotExist(rerr) {
+			err = errors.Join(err, fmt.Errorf("remove run record: %w", rerr))
+		} else {
+			s.Record("run record removed", s.runRecord)
+			s.runRecord = ""
+		}
+	}
 	for _, r := range removed {
 		if r == "lease "+s.lease.ID {
 			s.Record("lease released", s.lease.ID)

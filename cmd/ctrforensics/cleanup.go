@@ -16,7 +16,7 @@ func cleanupCommand() *cli.Command {
 		Description: "Looks in every namespace. Anything a running ctrforensics or a live `ctrforensics mount` still\n" +
 			"uses is kept and listed.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "state-dir", Value: snapshot.DefaultStateDir, Usage: "where mounts are recorded", Hidden: true},
+			stateDirFlag(),
 		},
 		Action: func(ctx context.Context, c *cli.Command) error {
 			if _, err := args(c); err != nil {
@@ -37,4 +37,12 @@ func cleanupCommand() *cli.Command {
 			})
 		},
 	}
+}
+
+// stateDirFlag is the hidden flag of the commands that record state on the
+// examiner's host (mounts; runs on a disk root) or read it (umount,
+// cleanup); tests give each run its own directory.
+func stateDirFlag() cli.Flag {
+	return &cli.StringFlag{Name: "state-dir", Value: snapshot.DefaultStateDir,
+		Usage: "where mounts and runs on a disk root are recorded", Hidden: true}
 }

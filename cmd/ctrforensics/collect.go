@@ -16,6 +16,7 @@ import (
 	"github.com/ctrforensics/ctrforensics/forensic/attest"
 	"github.com/ctrforensics/ctrforensics/forensic/bagit"
 	"github.com/ctrforensics/ctrforensics/forensic/bundle"
+	"github.com/ctrforensics/ctrforensics/forensic/objstore"
 	"github.com/ctrforensics/ctrforensics/snapshot"
 )
 
@@ -34,7 +35,7 @@ func collectCommand() *cli.Command {
 			"volumes (changes.jsonl, with their source), and the content of the tmpfs mounts and of the\n" +
 			"bind-mounted files as plain tars; volumes' content only with --volumes.",
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "bundle path (required): a new directory, FILE.tar or FILE.tar.gz"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "bundle path (required): a new directory, FILE.tar or FILE.tar.gz, or an object s3://BUCKET/KEY.tar.gz"},
 			&cli.StringFlag{Name: "case", Usage: "case identifier (bag-info External-Identifier)"},
 			&cli.StringFlag{Name: "examiner", Value: defaultExaminer(), Usage: "who collects (the first custody event's actor)"},
 			&cli.StringFlag{Name: "note", Usage: "free text recorded with the acquisition"},
@@ -44,7 +45,8 @@ func collectCommand() *cli.Command {
 			&cli.BoolFlag{Name: "pause", Usage: "pause a running task during the capture (recorded; resumed afterwards)"},
 			&cli.BoolFlag{Name: "volumes", Usage: "also archive the content of the container's volumes (always listed with digests)"},
 			&cli.StringFlag{Name: "hash", Value: "sha256,sha512", Usage: "manifest algorithms: sha256 (required), sha512, sha1, md5"},
-		}, diffFlags()...),
+			stateDirFlag(),
+		}, append(diffFlags(), objectFlags()...)...),
 		Action: runCollect,
 	}
 }
@@ -71,6 +73,10 @@ func runCollect(ctx context.Context, c *cli.Command) error {
 	if err != nil {
 		return err
 	}
+	sink, err := collectSink(ctx, c, &opts)
+	if err != nil {
+		return err
+	}
 	return withClient(ctx, c, func(ctx context.Context, cl *snapshot.Client) error {
 		ctr, err := cl.LoadContainer(ctx, a[0])
 		if err != nil {
@@ -87,8 +93,53 @@ func runCollect(ctx context.Context, c *cli.Command) error {
 			return fmt.Errorf("collect %s: %w", ctr.Info.ID, err)
 		}
 		printCollected(c.Root().Writer, c.Root().ErrWriter, res)
+		if sink != nil {
+			printStored(c.Root().Writer, sink, res, s3Args(c))
+		} else {
+			fmt.Fprintf(c.Root().Writer, "verify with: ctrforensics verify %s\n", res.Path)
+		}
 		return nil
 	})
+}
+
+// collectSink returns the sink of -o s3://BUCKET/KEY (nil for a local
+// output) and sets it on opts; the store is checked before any evidence is
+// touched.
+func collectSink(ctx context.Context, c *cli.Command, opts *snapshot.CollectOptions) (*objstore.Sink, error) {
+	if !objstore.IsURL(opts.Output) {
+		for _, f := range []string{"retain-until", "object-lock"} {
+			if c.IsSet(f) {
+				return nil, fmt.Errorf("--%s is for a bundle stored in a bucket: give -o s3://BUCKET/KEY.tar.gz", f)
+			}
+		}
+		return nil, nil
+	}
+	sink, err := objectSink(ctx, c, opts.Output)
+	if err != nil {
+		return nil, err
+	}
+	sink.Actor, sink.Key = opts.Examiner, opts.SignKey
+	opts.Sink, opts.SinkRecord = sink, sink.Record()
+	return sink, nil
+}
+
+// printStored prints where the bundle was stored and its stored event.
+func printStored(w io.Writer, sink *objstore.Sink, res *snapshot.CollectResult, s3args string) {
+	st := sink.Stored
+	fmt.Fprintf(w, "  stored:       %s, %d bytes, version %s, ETag %s\n", st.URL, st.Size, orNone(st.VersionID), st.ETag)
+	fmt.Fprintf(w, "  object:       %s (store checksum %s)\n", st.SHA256, orNone(st.ChecksumSHA256))
+	if r := sink.Retention; r != nil {
+		fmt.Fprintf(w, "  retention:    %s until %s\n", strings.ToLower(r.Mode), r.Until.Format(time.RFC3339))
+	}
+	fmt.Fprintf(w, "  custody:      %s%s (the stored event; head %s)\n", st.Key, objstore.CustodySuffix, res.Head)
+	fmt.Fprintf(w, "verify with: ctrforensics verify%s %s\n", s3args, res.Path)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }
 
 func collectOptions(c *cli.Command) (snapshot.CollectOptions, error) {
@@ -172,5 +223,4 @@ func printCollected(w, errw io.Writer, res *snapshot.CollectResult) {
 	if res.VolumesLeftOut > 0 {
 		fmt.Fprintf(errw, "note: add --volumes to archive the content of the %d volumes left out\n", res.VolumesLeftOut)
 	}
-	fmt.Fprintf(w, "verify with: ctrforensics verify %s\n", res.Path)
 }

@@ -37,6 +37,7 @@ func commitCommand() *cli.Command {
 			&cli.StringFlag{Name: "sign-key", Usage: "ed25519 private `KEY` file: sign an attestation of the new manifest (OUTPUT.dsse.json)"},
 			&cli.BoolFlag{Name: "pause", Usage: "pause a running task while its changes are read (recorded; resumed afterwards)"},
 			&cli.StringFlag{Name: "format", Value: "table", Usage: "summary format: table, or json (one object with every side effect)"},
+			stateDirFlag(),
 		}, diffFlags()...),
 		Action: runCommit,
 	}

@@ -11,6 +11,8 @@ import (
 	"github.com/ctrforensics/ctrforensics/forensic"
 	"github.com/ctrforensics/ctrforensics/forensic/attest"
 	"github.com/ctrforensics/ctrforensics/forensic/bundle"
+	"github.com/ctrforensics/ctrforensics/forensic/custody"
+	"github.com/ctrforensics/ctrforensics/forensic/objstore"
 	"github.com/ctrforensics/ctrforensics/internal/output"
 )
 
@@ -33,9 +35,9 @@ func custodyCommand() *cli.Command {
 			},
 			{
 				Name:      "show",
-				Usage:     "list the chain's events",
+				Usage:     "list the chain's events (of a bundle, or of an object s3://BUCKET/KEY with its stored event)",
 				ArgsUsage: "PATH",
-				Flags:     []cli.Flag{formatFlag()},
+				Flags:     append([]cli.Flag{formatFlag()}, s3Flags()...),
 				Action:    runCustodyShow,
 			},
 		},
@@ -49,6 +51,9 @@ func runCustodyAdd(ctx context.Context, c *cli.Command) error {
 	}
 	if err := required(c, "action", "actor"); err != nil {
 		return err
+	}
+	if objstore.IsURL(a[0]) {
+		return fmt.Errorf("%s is write-once: its chain is extended where the bundle is kept; copy it out (e.g. aws s3 cp) and add events to the copy", a[0])
 	}
 	var key ed25519.PrivateKey
 	if p := c.String("sign-key"); p != "" {
@@ -74,7 +79,7 @@ func runCustodyShow(ctx context.Context, c *cli.Command) error {
 	if err != nil {
 		return err
 	}
-	chain, _, err := bundle.ReadCustody(a[0])
+	chain, err := readCustody(ctx, c, a[0])
 	if err != nil {
 		return err
 	}
@@ -93,7 +98,34 @@ func runCustodyShow(ctx context.Context, c *cli.Command) error {
 			signed = "key " + forensic.EscapePath(e.KeyID[:min(16, len(e.KeyID))])
 		}
 		t.Row(fmt.Sprint(e.Seq), forensic.EscapePath(e.Time), forensic.EscapePath(e.Action), forensic.EscapePath(e.Actor),
-			signed, forensic.EscapePath(e.Note))
+			signed, forensic.EscapePath(eventNote(e.Event)))
 	}
 	return t.Flush()
+}
+
+// readCustody returns the chain of custody of the bundle at p: a local path,
+// or an object (its custody record, with the stored event).
+func readCustody(ctx context.Context, c *cli.Command, p string) ([]custody.Entry, error) {
+	if !objstore.IsURL(p) {
+		chain, _, err := bundle.ReadCustody(p)
+		return chain, err
+	}
+	s, loc, err := openStore(ctx, c, p)
+	if err != nil {
+		return nil, err
+	}
+	return s.ReadCustody(ctx, loc)
+}
+
+// eventNote is an event's note; for a stored event, where the bag was stored.
+func eventNote(e custody.Event) string {
+	st := e.Stored
+	if st == nil {
+		return e.Note
+	}
+	note := fmt.Sprintf("%s version %s ETag %s %d bytes %s", st.URL, orNone(st.VersionID), st.ETag, st.Size, st.SHA256)
+	if e.Note != "" {
+		note = e.Note + "; " + note
+	}
+	return note
 }

@@ -63,10 +63,8 @@ func runDiff(ctx context.Context, c *cli.Command) error {
 		if err != nil {
 			return err
 		}
+		opts.Packages = format == output.JSON
 		d, m, err := diffAll(ctx, s, ctr, opts)
-		if err == nil && format == output.JSON {
-			err = s.AnnotatePackages(ctx, ctr, d.Changes)
-		}
 		err = errors.Join(err, s.Close(ctx))
 		if err != nil {
 			return fmt.Errorf("diff %s: %w", ctr.Info.ID, err)
@@ -125,7 +123,9 @@ func tableLine(ch *forensic.Change) string {
 	return ch.Line() + "\t[" + string(ch.Source) + "]"
 }
 
-// diffFlags are the flags of every command that computes a diff: diff, collect.
+// diffFlags are the flags of every command that computes a container's diff
+// (diff, harden, commit, collect, packages --verify, scan, browse); their
+// values are read by diffOptions.
 func diffFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "method", Value: "auto",
@@ -135,6 +135,7 @@ func diffFlags() []cli.Flag {
 	}
 }
 
+// diffOptions reads and checks the flags of diffFlags.
 func diffOptions(c *cli.Command) (snapshot.DiffOptions, error) {
 	var opts snapshot.DiffOptions
 	switch m := c.String("method"); m {

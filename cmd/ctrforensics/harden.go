@@ -102,6 +102,7 @@ type hardenJSON struct {
 	Method     string            `json:"method"`
 	Writable   []harden.Writable `json:"writable"`
 	Drift      []harden.Drift    `json:"drift"`
+	Tmpfs      []harden.Tmpfs    `json:"tmpfs"`
 	RunFlags   []string          `json:"run_flags"`
 	Warnings   []string          `json:"warnings"`
 	Notes      []string          `json:"notes"`
@@ -110,7 +111,7 @@ type hardenJSON struct {
 
 func newHardenJSON(ctr *snapshot.Container, res *snapshot.HardenResult, prefix string) hardenJSON {
 	j := hardenJSON{Container: ctr.Info.ID, Namespace: ctr.Namespace, Status: string(res.Status), RanSeconds: res.RanFor.Seconds(),
-		Method: string(res.Method), Writable: res.Profile.Writable, Drift: res.Profile.Drift,
+		Method: string(res.Method), Writable: res.Profile.Writable, Drift: res.Profile.Drift, Tmpfs: res.Profile.Tmpfs,
 		RunFlags: harden.RunFlags(res.Profile, prefix), Warnings: orEmpty(res.Warnings), Notes: orEmpty(res.Notes),
 		Kubernetes: harden.KubernetesPatch(res.Profile, ctr.Info.ID)}
 	if !res.Started.IsZero() {
@@ -155,7 +156,24 @@ func writeHardenTable(w io.Writer, ctr *snapshot.Container, res *snapshot.Harden
 	if err := dt.Flush(); err != nil {
 		return err
 	}
+	if err := writeTmpfsTable(w, res.Profile.Tmpfs); err != nil {
+		return err
+	}
 	fmt.Fprintf(w, "\nrun it read-only:\n  nerdctl run %s IMAGE\n", quoteAll(harden.RunFlags(res.Profile, prefix)))
 	fmt.Fprintln(w, "Kubernetes: ctrforensics harden --format kubernetes "+ctr.Info.ID)
 	return nil
+}
+
+// writeTmpfsTable prints what the container wrote in each writable tmpfs
+// mount of its spec and the advice it gives.
+func writeTmpfsTable(w io.Writer, mounts []harden.Tmpfs) error {
+	if len(mounts) == 0 {
+		return nil
+	}
+	fmt.Fprintf(w, "\ntmpfs mounts of the spec (what the container wrote there, read through its mount namespace):\n")
+	t := output.NewTable(w, "TMPFS", "FILES", "BYTES", "ADVICE")
+	for _, m := range mounts {
+		t.Row(forensic.EscapePath(m.Path), fmt.Sprint(m.Files), units.HumanSize(float64(m.Bytes)), harden.TmpfsAdvice(m))
+	}
+	return t.Flush()
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/ctrforensics/ctrforensics/forensic/imagefs"
+	"github.com/ctrforensics/ctrforensics/forensic/objstore"
 	"github.com/ctrforensics/ctrforensics/internal/version"
 	"github.com/ctrforensics/ctrforensics/snapshot"
 )
@@ -80,6 +81,9 @@ func hint(err error) string {
 		exists      *snapshot.ExistsError
 		symlink     *imagefs.SymlinkError
 		diskRoot    *snapshot.DiskRootError
+		object      *objstore.AccessError
+		objectURL   *objstore.URLError
+		endpoint    *objstore.EndpointError
 	)
 	if h := commitHint(err); h != "" {
 		return h
@@ -113,6 +117,12 @@ func hint(err error) string {
 		return "drop --import, and load the layout on a live host: ctr images import FILE.tar"
 	case errors.As(err, &diskRoot):
 		return "drop --pause: nothing runs on a dead host"
+	case errors.As(err, &object):
+		return objectHint(object)
+	case errors.As(err, &objectURL):
+		return "name the object as s3://BUCKET/KEY.tar.gz"
+	case errors.As(err, &endpoint):
+		return "give --s3-endpoint (or AWS_ENDPOINT_URL) as http(s)://HOST[:PORT]"
 	case errors.As(err, &symlink):
 		return "--no-follow prints the link's target"
 	case errors.Is(err, os.ErrPermission) && os.Geteuid() != 0:
@@ -367,6 +377,7 @@ func connect(ctx context.Context, c *cli.Command) (*snapshot.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	cl.SetStateDir(c.String("state-dir")) // "" (the default) for a command without the flag
 	for _, n := range cl.RootNotes() {
 		fmt.Fprintln(c.Root().ErrWriter, "note: "+n)
 	}

@@ -27,7 +27,7 @@ func mountCommand() *cli.Command {
 			&cli.BoolFlag{Name: "upper-only", Usage: "show only the container's own (upper) layer"},
 			&cli.BoolFlag{Name: "no-special", Usage: "hide FIFOs, sockets and devices behind empty read-only files"},
 			&cli.StringFlag{Name: "snapshotter", Value: "overlayfs", Usage: "snapshotter holding an image's layers"},
-			&cli.StringFlag{Name: "state-dir", Value: snapshot.DefaultStateDir, Usage: "where mounts are recorded for umount", Hidden: true},
+			stateDirFlag(),
 		},
 		Action: runMount,
 	}
@@ -104,7 +104,7 @@ func umountCommand() *cli.Command {
 		Usage:     "undo `ctrforensics mount`: unmount DIR and release its lease and view",
 		ArgsUsage: "DIR",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "state-dir", Value: snapshot.DefaultStateDir, Usage: "where mounts are recorded", Hidden: true},
+			stateDirFlag(),
 		},
 		Action: runUmount,
 	}

@@ -38,8 +38,8 @@ func packagesCommand() *cli.Command {
 		Flags: append(imageFlags(
 			&cli.StringFlag{Name: "format", Value: "table", Usage: "table, json (one object per line), cyclonedx (1.6 JSON) or spdx (2.3 JSON)"},
 			&cli.BoolFlag{Name: "files", Usage: "JSON: add the files each package owns"},
-			&cli.BoolFlag{Name: "verify", Usage: "check a container's changed files against its image's package records (--format table, json or sarif)"},
-			&cli.BoolFlag{Name: "all", Usage: "with --verify: every file the packages own, not only the changed ones"},
+			&cli.BoolFlag{Name: "verify", Usage: "check a container's changed files against its image's package records, or every package file of an image against the image's records (--format table, json or sarif)"},
+			&cli.BoolFlag{Name: "all", Usage: "with --verify of a container: every file the packages own, not only the changed ones (an image is always checked whole)"},
 			&cli.StringFlag{Name: "fail-on", Usage: "with --verify: exit 1 when a file has one of these results (comma-separated: modified, config-modified, missing, not-owned, db-changed; or any)"},
 		), diffFlags()...),
 		Action: runPackages,
@@ -164,22 +164,8 @@ func runVerifyPackages(ctx context.Context, c *cli.Command, name string) error {
 		return err
 	}
 	return withClient(ctx, c, func(ctx context.Context, cl *snapshot.Client) error {
-		ctr, err := cl.LoadContainer(ctx, name)
-		var nf *snapshot.NotFoundError
-		if errors.As(err, &nf) {
-			if ok, _ := cl.HasImage(ctx, name); ok {
-				return fmt.Errorf("--verify checks a container against its image; %q is an image: give a container of it", name)
-			}
-		}
+		res, err := verifyPackages(ctx, c, cl, name, opts)
 		if err != nil {
-			return err
-		}
-		s, err := cl.Begin(ctx, "", snapshot.SessionOptions{Purpose: "packages"})
-		if err != nil {
-			return err
-		}
-		res, err := s.VerifyPackages(ctx, ctr, c.Bool("all"), opts)
-		if err = errors.Join(err, s.Close(ctx)); err != nil {
 			return err
 		}
 		if err := writeVerify(c.Root().Writer, format, res); err != nil {
@@ -196,6 +182,44 @@ func runVerifyPackages(ctx context.Context, c *cli.Command, name string) error {
 		}
 		return nil
 	})
+}
+
+// verifyPackages checks the container named name against its image's
+// records, else every package file of the image against its own records.
+func verifyPackages(ctx context.Context, c *cli.Command, cl *snapshot.Client, name string, opts snapshot.DiffOptions) ([]packages.Result, error) {
+	ctr, err := cl.LoadContainer(ctx, name)
+	var nf *snapshot.NotFoundError
+	switch {
+	case err == nil:
+		s, err := cl.Begin(ctx, "", snapshot.SessionOptions{Purpose: "packages"})
+		if err != nil {
+			return nil, err
+		}
+		res, err := s.VerifyPackages(ctx, ctr, c.Bool("all"), opts)
+		return res, errors.Join(err, s.Close(ctx))
+	case !errors.As(err, &nf):
+		return nil, err
+	}
+	ok, err := cl.HasImage(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, &noSuchSourceError{name: name, namespace: cl.Namespace()}
+	}
+	s, err := cl.Begin(ctx, "", snapshot.SessionOptions{Purpose: "packages"})
+	if err != nil {
+		return nil, err
+	}
+	var res []packages.Result
+	img, err := s.ResolveImage(ctx, name, c.String("platform"), c.String("snapshotter"))
+	if err == nil {
+		for _, n := range img.Notes {
+			fmt.Fprintln(c.Root().ErrWriter, "ctrforensics: note: "+n)
+		}
+		res, err = packages.VerifyImage(ctx, img.Layers, packages.Options{}, imagefs.Options{Warn: warner(c)})
+	}
+	return res, errors.Join(err, s.Close(ctx))
 }
 
 func writeVerify(w io.Writer, format output.Format, res []packages.Result) error {

@@ -28,14 +28,14 @@ func scanCommand() *cli.Command {
 		Description: "For a container, scans the files it added or changed (--all: its whole root filesystem, read-only);\n" +
 			"for an image, every file of every layer, including those later layers delete. The rules are listed\n" +
 			"in the README (CTRF-FS-001...). Files are read by descriptor, never following a symbolic link.",
-		Flags: imageFlags(
+		Flags: imageFlags(append([]cli.Flag{
 			&cli.BoolFlag{Name: "all", Usage: "scan the container's whole root filesystem, not only its changes"},
 			&cli.StringFlag{Name: "format", Value: "table", Usage: "table, json (one object per finding) or sarif (SARIF 2.1.0)"},
 			&cli.StringFlag{Name: "fail-on", Usage: "exit 1 when a finding at or above this severity exists: low, medium or high"},
 			&cli.StringFlag{Name: "max-file-size", Value: "32MiB", Usage: "read at most this much of a file; larger files are reported as skipped"},
 			&cli.DurationFlag{Name: "file-timeout", Value: scan.DefaultFileTimeout, Usage: "time limit for reading one file"},
 			&cli.StringSliceFlag{Name: "rules", Usage: "YARA rules: a file or a directory of .yar/.yara files (YARA build only)"},
-		),
+		}, diffFlags()...)...),
 		Action: runScan,
 	}
 }
@@ -51,6 +51,9 @@ type scanArgs struct {
 func parseScanArgs(c *cli.Command) (*scanArgs, error) {
 	a := &scanArgs{opts: snapshot.ScanOptions{All: c.Bool("all"), Platform: c.String("platform"), Snapshotter: c.String("snapshotter")}}
 	var err error
+	if a.opts.Diff, err = diffOptions(c); err != nil {
+		return nil, err
+	}
 	if a.format, err = output.ParseFormat(c.String("format"), output.Table, output.JSON, "sarif"); err != nil {
 		return nil, err
 	}
@@ -177,7 +180,7 @@ func writeScanTable(w io.Writer, res *snapshot.ScanResult) error {
 	}
 	t := output.NewTable(w, headers...)
 	for _, f := range res.Findings {
-		row := []string{strings.ToUpper(f.Severity.String()), f.Rule, forensic.EscapePath(f.Path), f.Reason}
+		row := []string{strings.ToUpper(f.Severity.String()), f.Rule, forensic.EscapePath(f.Path), forensic.EscapeControl(f.Reason)}
 		if layered {
 			layer := strconv.Itoa(f.Layer)
 			if f.Hidden {

@@ -15,6 +15,7 @@ import (
 	"github.com/ctrforensics/ctrforensics/forensic"
 	"github.com/ctrforensics/ctrforensics/forensic/attest"
 	"github.com/ctrforensics/ctrforensics/forensic/bundle"
+	"github.com/ctrforensics/ctrforensics/forensic/objstore"
 	"github.com/ctrforensics/ctrforensics/internal/output"
 )
 
@@ -24,13 +25,15 @@ func verifyCommand() *cli.Command {
 		Usage:     "check an evidence bundle: completeness, every digest, Payload-Oxum, image blobs, signature, custody",
 		ArgsUsage: "PATH",
 		Description: "PATH is a bundle directory, .tar or .tar.gz; a tar is read as a stream, never extracted.\n" +
+			"PATH may be an object, s3://BUCKET/KEY.tar.gz: it is streamed from the store, never copied, and\n" +
+			"checked against its stored custody event (KEY.tar.gz.custody.jsonl).\n" +
 			"Exit 0 when every check holds, 1 when any fails (each failing file is named), 2 when PATH cannot be read.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringSliceFlag{Name: "pubkey", Usage: "trusted ed25519 public key, one per examiner (repeat the flag): the signature and every custody event must verify with one"},
 			&cli.BoolFlag{Name: "allow-unsigned-custody", Usage: "with --pubkey, accept unsigned custody events and report each as unprotected"},
 			&cli.StringFlag{Name: "custody-head", Usage: "the custody head digest you recorded: the chain must end there"},
 			formatFlag(),
-		},
+		}, s3Flags()...),
 		Action: runVerify,
 	}
 }
@@ -52,12 +55,9 @@ func runVerify(ctx context.Context, c *cli.Command) error {
 		}
 		opts.Keys = append(opts.Keys, k)
 	}
-	if _, err := os.Stat(a[0]); err != nil {
-		return fmt.Errorf("cannot read bundle: %w", err)
-	}
-	rep, err := bundle.Verify(ctx, a[0], opts)
+	rep, err := verifyBundle(ctx, c, a[0], opts)
 	if err != nil {
-		return fmt.Errorf("cannot read bundle %s: %w", a[0], err)
+		return err
 	}
 	if format == output.JSON {
 		err = writeReportJSON(c.Root().Writer, rep)
@@ -71,6 +71,29 @@ func runVerify(ctx context.Context, c *cli.Command) error {
 		return &findingsError{msg: fmt.Sprintf("%s is INVALID: %d problem(s)", a[0], len(rep.Problems))}
 	}
 	return nil
+}
+
+// verifyBundle verifies the bundle at p: a local path, or an object.
+func verifyBundle(ctx context.Context, c *cli.Command, p string, opts bundle.VerifyOptions) (*bundle.Report, error) {
+	if objstore.IsURL(p) {
+		s, loc, err := openStore(ctx, c, p)
+		if err != nil {
+			return nil, err
+		}
+		rep, err := s.VerifyObject(ctx, loc, opts)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read bundle: %w", err)
+		}
+		return rep, nil
+	}
+	if _, err := os.Stat(p); err != nil {
+		return nil, fmt.Errorf("cannot read bundle: %w", err)
+	}
+	rep, err := bundle.Verify(ctx, p, opts)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read bundle %s: %w", p, err)
+	}
+	return rep, nil
 }
 
 func writeReport(w io.Writer, rep *bundle.Report) {
@@ -100,6 +123,9 @@ func writeReport(w io.Writer, rep *bundle.Report) {
 			signed = " (signed)"
 		}
 		fmt.Fprintf(w, "  %d  %s  %-12s %s%s\n", e.Seq, esc(e.Time), esc(e.Action), esc(e.Actor), signed)
+		if e.Stored != nil {
+			fmt.Fprintf(w, "     %s\n", esc(eventNote(e.Event)))
+		}
 	}
 	for _, p := range rep.Problems {
 		name := p.Path

@@ -70,24 +70,13 @@ func Check(spec *specs.Spec) []Finding {
 	if spec == nil {
 		return nil
 	}
-	c := &checker{spec: spec, rules: map[string]finding.Rule{}}
-	for _, r := range Rules() {
-		c.rules[r.ID] = r
-	}
-	c.rootfs()
-	privileged := c.privileged()
-	if !privileged {
-		c.capabilities()
-	}
-	c.namespaces()
-	c.mounts()
-	c.confinement()
-	c.user()
-	c.paths()
-	c.sysctls()
-	c.devices()
-	sort.SliceStable(c.out, func(i, j int) bool {
-		a, b := c.out[i], c.out[j]
+	var out []Finding
+	finding.Run(checks, newSubject(spec), func(r *finding.Rule, h finding.Hit) {
+		out = append(out, Finding{Rule: r.ID, Severity: h.Severity, Title: r.Title, Where: h.Where,
+			Evidence: forensic.EscapePath(h.Evidence), Reason: forensic.EscapePath(h.Reason)})
+	})
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i], out[j]
 		if a.Severity != b.Severity {
 			return a.Severity > b.Severity
 		}
@@ -96,34 +85,37 @@ func Check(spec *specs.Spec) []Finding {
 		}
 		return a.Where < b.Where
 	})
-	return c.out
+	return out
 }
 
-type checker struct {
-	spec  *specs.Spec
-	rules map[string]finding.Rule
-	out   []Finding
+// subject is the spec the checks look at, with what several of them derive
+// from it.
+type subject struct {
+	spec *specs.Spec
+	// caps is the union of the process's capability sets, CAP_-prefixed,
+	// upper case, sorted.
+	caps []string
 }
 
-// add records a finding of rule at its catalog severity.
-func (c *checker) add(rule, where, evidence, format string, args ...any) {
-	c.addAt(rule, c.rules[rule].Severity, where, evidence, format, args...)
+func newSubject(spec *specs.Spec) *subject {
+	return &subject{spec: spec, caps: capsOf(spec)}
 }
 
-func (c *checker) addAt(rule string, sev finding.Severity, where, evidence, format string, args ...any) {
-	c.out = append(c.out, Finding{Rule: rule, Severity: sev, Title: c.rules[rule].Title, Where: where,
-		Evidence: forensic.EscapePath(evidence), Reason: forensic.EscapePath(fmt.Sprintf(format, args...))})
+// hit is a finding's text at the rule's severity.
+func hit(where, evidence, format string, args ...any) []finding.Hit {
+	return []finding.Hit{{Where: where, Evidence: evidence, Reason: fmt.Sprintf(format, args...)}}
 }
 
-func (c *checker) rootfs() {
-	if c.spec.Root == nil || !c.spec.Root.Readonly {
-		c.add(RuleWritableRootfs, "root", "readonly: false", "the root filesystem is writable (root.readonly is false)")
+func writableRootfs(s *subject) []finding.Hit {
+	if s.spec.Root != nil && s.spec.Root.Readonly {
+		return nil
 	}
+	return hit("root", "readonly: false", "the root filesystem is writable (root.readonly is false)")
 }
 
-// caps returns the union of the process's capability sets.
-func (c *checker) caps() []string {
-	p := c.spec.Process
+// capsOf returns the union of the process's capability sets.
+func capsOf(spec *specs.Spec) []string {
+	p := spec.Process
 	if p == nil || p.Capabilities == nil {
 		return nil
 	}
@@ -150,33 +142,43 @@ func (c *checker) caps() []string {
 // container) may lack one or two.
 const privilegedMissing = 3
 
-func (c *checker) privileged() bool {
-	caps := c.caps()
+// isPrivileged tells whether the process holds (nearly) every capability,
+// CAP_SYS_ADMIN among them: what privileged mode gives.
+func (s *subject) isPrivileged() bool {
 	held := 0
 	for _, want := range allCapabilities {
-		if slices.Contains(caps, want) {
+		if slices.Contains(s.caps, want) {
 			held++
 		}
 	}
-	if held < len(allCapabilities)-privilegedMissing || !slices.Contains(caps, "CAP_SYS_ADMIN") {
-		return false
-	}
-	parts := []string{fmt.Sprintf("%d capabilities", len(caps))}
-	if c.noSeccomp() {
-		parts = append(parts, "no seccomp")
-	}
-	if c.writableSys() >= 0 {
-		parts = append(parts, "writable /sys")
-	}
-	if c.allDevices() {
-		parts = append(parts, "every device allowed")
-	}
-	c.add(RulePrivileged, "process.capabilities", strings.Join(parts, ", "), "privileged: %s", strings.Join(parts, ", "))
-	return true
+	return held >= len(allCapabilities)-privilegedMissing && slices.Contains(s.caps, "CAP_SYS_ADMIN")
 }
 
-func (c *checker) capabilities() {
-	for _, cp := range c.caps() {
+func privileged(s *subject) []finding.Hit {
+	if !s.isPrivileged() {
+		return nil
+	}
+	parts := []string{fmt.Sprintf("%d capabilities", len(s.caps))}
+	if s.noSeccomp() {
+		parts = append(parts, "no seccomp")
+	}
+	if s.writableSys() >= 0 {
+		parts = append(parts, "writable /sys")
+	}
+	if s.allDevices() {
+		parts = append(parts, "every device allowed")
+	}
+	return hit("process.capabilities", strings.Join(parts, ", "), "privileged: %s", strings.Join(parts, ", "))
+}
+
+// addedCapabilities reports the capabilities beyond the default set, unless
+// the container is privileged (which RulePrivileged reports).
+func addedCapabilities(s *subject) []finding.Hit {
+	if s.isPrivileged() {
+		return nil
+	}
+	var out []finding.Hit
+	for _, cp := range s.caps {
 		if slices.Contains(DefaultCapabilities, cp) {
 			continue
 		}
@@ -184,26 +186,28 @@ func (c *checker) capabilities() {
 		if slices.Contains(dangerousCapabilities, cp) {
 			sev = finding.High
 		}
-		c.addAt(RuleAddedCapability, sev, "process.capabilities", cp, "capability %s added beyond the runtime's default set", cp)
+		out = append(out, finding.Hit{Severity: sev, Where: "process.capabilities", Evidence: cp,
+			Reason: fmt.Sprintf("capability %s added beyond the runtime's default set", cp)})
 	}
+	return out
 }
 
-func (c *checker) namespaces() {
-	var have []specs.LinuxNamespace
-	if c.spec.Linux != nil {
-		have = c.spec.Linux.Namespaces
-	}
-	for _, ns := range []struct {
-		typ  specs.LinuxNamespaceType
-		rule string
-	}{{specs.PIDNamespace, RuleHostPID}, {specs.NetworkNamespace, RuleHostNetwork}, {specs.IPCNamespace, RuleHostIPC}, {specs.UTSNamespace, RuleHostUTS}} {
-		i := slices.IndexFunc(have, func(n specs.LinuxNamespace) bool { return n.Type == ns.typ })
+// hostNamespace returns the check of the namespace typ: none of its own, or
+// the host's joined.
+func hostNamespace(typ specs.LinuxNamespaceType) func(*subject) []finding.Hit {
+	return func(s *subject) []finding.Hit {
+		var have []specs.LinuxNamespace
+		if s.spec.Linux != nil {
+			have = s.spec.Linux.Namespaces
+		}
+		i := slices.IndexFunc(have, func(n specs.LinuxNamespace) bool { return n.Type == typ })
 		switch {
 		case i < 0:
-			c.add(ns.rule, "linux.namespaces", string(ns.typ)+": none", "no %s namespace of its own: the host's is shared", ns.typ)
+			return hit("linux.namespaces", string(typ)+": none", "no %s namespace of its own: the host's is shared", typ)
 		case isHostNamespace(have[i].Path):
-			c.add(ns.rule, fmt.Sprintf("linux.namespaces[%d]", i), have[i].Path, "joins the host's %s namespace (%s)", ns.typ, have[i].Path)
+			return hit(fmt.Sprintf("linux.namespaces[%d]", i), have[i].Path, "joins the host's %s namespace (%s)", typ, have[i].Path)
 		}
+		return nil
 	}
 }
 
@@ -212,31 +216,54 @@ func isHostNamespace(p string) bool {
 	return strings.HasPrefix(p, "/proc/1/ns/")
 }
 
-func (c *checker) mounts() {
-	for i, m := range c.spec.Mounts {
-		where := fmt.Sprintf("mounts[%d]", i)
-		ro := slices.Contains(m.Options, "ro")
-		src := path.Clean(m.Source)
-		if isRuntimeSocket(src) {
-			c.add(RuleRuntimeSocket, where, m.Source+" -> "+m.Destination, "container runtime socket %s mounted at %s", m.Source, m.Destination)
-		}
-		if !isBind(m) || !path.IsAbs(m.Source) {
-			continue
-		}
-		if sensitive(src) {
-			sev, mode := finding.High, "writable"
-			if ro {
-				sev, mode = finding.Medium, "read-only"
-			}
-			c.addAt(RuleSensitiveMount, sev, where, m.Source+" -> "+m.Destination, "host %s mounted %s at %s", m.Source, mode, m.Destination)
-		}
-		if !ro && !managed(src) {
-			c.add(RuleWritableBind, where, m.Source+" -> "+m.Destination, "host path %s bind-mounted writable at %s", m.Source, m.Destination)
-		}
+// eachMount collects the hits of fn on every mount, fn given the mount's
+// spec field and its cleaned source.
+func (s *subject) eachMount(fn func(where, src string, m specs.Mount) []finding.Hit) []finding.Hit {
+	var out []finding.Hit
+	for i, m := range s.spec.Mounts {
+		out = append(out, fn(fmt.Sprintf("mounts[%d]", i), path.Clean(m.Source), m)...)
 	}
-	if i := c.writableSys(); i >= 0 {
-		c.add(RuleWritableSys, fmt.Sprintf("mounts[%d]", i), "/sys rw", "sysfs is mounted writable at /sys")
+	return out
+}
+
+func runtimeSocketMounts(s *subject) []finding.Hit {
+	return s.eachMount(func(where, src string, m specs.Mount) []finding.Hit {
+		if !isRuntimeSocket(src) {
+			return nil
+		}
+		return hit(where, m.Source+" -> "+m.Destination, "container runtime socket %s mounted at %s", m.Source, m.Destination)
+	})
+}
+
+func sensitiveMounts(s *subject) []finding.Hit {
+	return s.eachMount(func(where, src string, m specs.Mount) []finding.Hit {
+		if !isBind(m) || !path.IsAbs(m.Source) || !sensitive(src) {
+			return nil
+		}
+		sev, mode := finding.High, "writable"
+		if slices.Contains(m.Options, "ro") {
+			sev, mode = finding.Medium, "read-only"
+		}
+		return []finding.Hit{{Severity: sev, Where: where, Evidence: m.Source + " -> " + m.Destination,
+			Reason: fmt.Sprintf("host %s mounted %s at %s", m.Source, mode, m.Destination)}}
+	})
+}
+
+func writableBinds(s *subject) []finding.Hit {
+	return s.eachMount(func(where, src string, m specs.Mount) []finding.Hit {
+		if !isBind(m) || !path.IsAbs(m.Source) || slices.Contains(m.Options, "ro") || managed(src) {
+			return nil
+		}
+		return hit(where, m.Source+" -> "+m.Destination, "host path %s bind-mounted writable at %s", m.Source, m.Destination)
+	})
+}
+
+func writableSys(s *subject) []finding.Hit {
+	i := s.writableSys()
+	if i < 0 {
+		return nil
 	}
+	return hit(fmt.Sprintf("mounts[%d]", i), "/sys rw", "sysfs is mounted writable at /sys")
 }
 
 func isBind(m specs.Mount) bool {
@@ -264,8 +291,8 @@ func managed(src string) bool {
 }
 
 // writableSys returns the index of a writable sysfs mount at /sys, or -1.
-func (c *checker) writableSys() int {
-	for i, m := range c.spec.Mounts {
+func (s *subject) writableSys() int {
+	for i, m := range s.spec.Mounts {
 		if path.Clean(m.Destination) == "/sys" && (m.Type == "sysfs" || isBind(m)) && !slices.Contains(m.Options, "ro") {
 			return i
 		}
@@ -273,28 +300,35 @@ func (c *checker) writableSys() int {
 	return -1
 }
 
-func (c *checker) noSeccomp() bool {
-	l := c.spec.Linux
+func (s *subject) noSeccomp() bool {
+	l := s.spec.Linux
 	if l == nil || l.Seccomp == nil {
 		return true
 	}
 	return l.Seccomp.DefaultAction == specs.ActAllow && len(l.Seccomp.Syscalls) == 0
 }
 
-func (c *checker) confinement() {
-	if c.noSeccomp() {
-		c.add(RuleNoSeccomp, "linux.seccomp", "none", "no seccomp profile: every syscall is allowed")
+func noSeccomp(s *subject) []finding.Hit {
+	if !s.noSeccomp() {
+		return nil
 	}
-	p := c.spec.Process
-	if p == nil {
-		return
+	return hit("linux.seccomp", "none", "no seccomp profile: every syscall is allowed")
+}
+
+func noLSM(s *subject) []finding.Hit {
+	p := s.spec.Process
+	if p == nil || !unconfined(p.ApparmorProfile) || !unconfined(p.SelinuxLabel) {
+		return nil
 	}
-	if unconfined(p.ApparmorProfile) && unconfined(p.SelinuxLabel) {
-		c.add(RuleNoLSM, "process.apparmorProfile", orNone(p.ApparmorProfile), "no AppArmor profile and no SELinux label")
+	return hit("process.apparmorProfile", orNone(p.ApparmorProfile), "no AppArmor profile and no SELinux label")
+}
+
+func newPrivileges(s *subject) []finding.Hit {
+	p := s.spec.Process
+	if p == nil || p.NoNewPrivileges {
+		return nil
 	}
-	if !p.NoNewPrivileges {
-		c.add(RuleNewPrivileges, "process.noNewPrivileges", "false", "no_new_privileges is off: setuid binaries can raise privileges")
-	}
+	return hit("process.noNewPrivileges", "false", "no_new_privileges is off: setuid binaries can raise privileges")
 }
 
 func unconfined(label string) bool { return label == "" || label == "unconfined" }
@@ -306,17 +340,17 @@ func orNone(s string) string {
 	return s
 }
 
-func (c *checker) user() {
-	p := c.spec.Process
-	if p == nil || p.User.UID != 0 || c.rootMappedAway() {
-		return
+func rootUser(s *subject) []finding.Hit {
+	p := s.spec.Process
+	if p == nil || p.User.UID != 0 || s.rootMappedAway() {
+		return nil
 	}
-	c.add(RuleRootUser, "process.user", "uid 0", "the process runs as uid 0 (root) without a user namespace")
+	return hit("process.user", "uid 0", "the process runs as uid 0 (root) without a user namespace")
 }
 
 // rootMappedAway tells whether a user namespace maps uid 0 to another host uid.
-func (c *checker) rootMappedAway() bool {
-	l := c.spec.Linux
+func (s *subject) rootMappedAway() bool {
+	l := s.spec.Linux
 	if l == nil || !slices.ContainsFunc(l.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == specs.UserNamespace }) {
 		return false
 	}
@@ -328,17 +362,28 @@ func (c *checker) rootMappedAway() bool {
 	return false
 }
 
-func (c *checker) paths() {
-	var masked, readonly []string
-	if c.spec.Linux != nil {
-		masked, readonly = c.spec.Linux.MaskedPaths, c.spec.Linux.ReadonlyPaths
+func maskedPaths(s *subject) []finding.Hit {
+	var masked []string
+	if s.spec.Linux != nil {
+		masked = s.spec.Linux.MaskedPaths
 	}
-	if miss := missing(defaultMasked, masked); len(miss) > 0 {
-		c.add(RuleMaskedPaths, "linux.maskedPaths", strings.Join(miss, " "), "not masked: %s", strings.Join(miss, ", "))
+	miss := missing(defaultMasked, masked)
+	if len(miss) == 0 {
+		return nil
 	}
-	if miss := missing(defaultReadonly, readonly); len(miss) > 0 {
-		c.add(RuleReadonlyPaths, "linux.readonlyPaths", strings.Join(miss, " "), "not read-only: %s", strings.Join(miss, ", "))
+	return hit("linux.maskedPaths", strings.Join(miss, " "), "not masked: %s", strings.Join(miss, ", "))
+}
+
+func readonlyPaths(s *subject) []finding.Hit {
+	var readonly []string
+	if s.spec.Linux != nil {
+		readonly = s.spec.Linux.ReadonlyPaths
 	}
+	miss := missing(defaultReadonly, readonly)
+	if len(miss) == 0 {
+		return nil
+	}
+	return hit("linux.readonlyPaths", strings.Join(miss, " "), "not read-only: %s", strings.Join(miss, ", "))
 }
 
 func missing(want, have []string) []string {
@@ -351,25 +396,28 @@ func missing(want, have []string) []string {
 	return out
 }
 
-func (c *checker) sysctls() {
-	if c.spec.Linux == nil {
-		return
+func unsafeSysctls(s *subject) []finding.Hit {
+	if s.spec.Linux == nil {
+		return nil
 	}
-	keys := make([]string, 0, len(c.spec.Linux.Sysctl))
-	for k := range c.spec.Linux.Sysctl {
+	sysctl := s.spec.Linux.Sysctl
+	keys := make([]string, 0, len(sysctl))
+	for k := range sysctl {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	var out []finding.Hit
 	for _, k := range keys {
 		if !slices.Contains(safeSysctls, strings.ReplaceAll(k, "/", ".")) {
-			c.add(RuleUnsafeSysctl, "linux.sysctl", k+"="+c.spec.Linux.Sysctl[k], "unsafe sysctl %s=%s", k, c.spec.Linux.Sysctl[k])
+			out = append(out, hit("linux.sysctl", k+"="+sysctl[k], "unsafe sysctl %s=%s", k, sysctl[k])...)
 		}
 	}
+	return out
 }
 
 // allDevices tells whether the device cgroup allows every device.
-func (c *checker) allDevices() bool {
-	l := c.spec.Linux
+func (s *subject) allDevices() bool {
+	l := s.spec.Linux
 	if l == nil || l.Resources == nil {
 		return false
 	}
@@ -382,10 +430,11 @@ func (c *checker) allDevices() bool {
 	return allowed
 }
 
-func (c *checker) devices() {
-	if c.allDevices() {
-		c.add(RuleAllDevices, "linux.resources.devices", "allow a *:* rwm", "the device cgroup allows every device")
+func allDevices(s *subject) []finding.Hit {
+	if !s.allDevices() {
+		return nil
 	}
+	return hit("linux.resources.devices", "allow a *:* rwm", "the device cgroup allows every device")
 }
 
 // Rule returns the catalog entry of id.

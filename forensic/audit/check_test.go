@@ -155,6 +155,9 @@ func TestCatalog(t *testing.T) {
 	if Check(nil) != nil {
 		t.Error("a nil spec has findings")
 	}
+	if !slices.IsSortedFunc(Rules(), func(a, b finding.Rule) int { return strings.Compare(a.ID, b.ID) }) {
+		t.Error("the catalog is not in ID order")
+	}
 }
 
 func TestSARIF(t *testing.T) {

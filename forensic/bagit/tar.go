@@ -359,3 +359,12 @@ func (t *tarBag) rehash(ctx context.Context, _ *tar.Header, rel string, r io.Rea
 	delete(t.need, rel)
 	return t.v.rehash(ctx, rel, algs, r)
 }
+
+// VerifyStream checks a bag packed as a tar or gzip-compressed tar stream
+// that is not a local file (an object in a store, say): open returns the
+// stream from its start, and is called once per pass (a second pass only
+// when the first could not check everything). Like Verify, it never writes;
+// the error is for a stream that cannot be read at all.
+func VerifyStream(ctx context.Context, open func() (io.ReadCloser, error), opts Options) (*Result, error) {
+	return verifyTar(ctx, open, opts)
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"path"
 	"path/filepath"
 	"sort"
@@ -30,8 +31,11 @@ type Report struct {
 	Custody   []custody.Entry
 	// Unprotected are the sequence numbers of the custody events no trusted
 	// signature protects, accepted because of AllowUnsignedCustody.
-	Unprotected  []int
-	Head         string
+	Unprotected []int
+	Head        string
+	// Bag is the digest of the bag's tagmanifest-sha256.txt, as the custody
+	// events name it.
+	Bag          string
 	Acquisition  *Acquisition
 	PayloadFiles int64
 	PayloadBytes int64
@@ -56,6 +60,11 @@ type VerifyOptions struct {
 	AllowUnsignedCustody bool
 	// CustodyHead, when set, must be the custody chain's head digest.
 	CustodyHead string
+	// Custody, when set, is the chain to check instead of the bag's own
+	// custody.jsonl: a chain kept next to a bag that cannot be appended to
+	// (an object in write-once storage). It must begin with every line of
+	// the bag's own chain.
+	Custody []byte
 }
 
 // Verify checks a bundle (directory, tar or gzip-compressed tar) without
@@ -73,6 +82,22 @@ func Verify(ctx context.Context, p string, opts VerifyOptions) (*Report, error) 
 	if err != nil {
 		return nil, err
 	}
+	return report(p, res, opts), nil
+}
+
+// VerifyStream checks a tar or gzip-compressed tar bundle that is not a local
+// file, as Verify does: open returns the stream from its start and is called
+// once per pass (see bagit.VerifyStream); name is how the report names it.
+func VerifyStream(ctx context.Context, name string, open func() (io.ReadCloser, error), opts VerifyOptions) (*Report, error) {
+	res, err := bagit.VerifyStream(ctx, open, bagit.Options{Extra: selfVerifying, Keep: keep})
+	if err != nil {
+		return nil, err
+	}
+	return report(name, res, opts), nil
+}
+
+// report checks what bagit found against the bundle's own rules.
+func report(p string, res *bagit.Result, opts VerifyOptions) *Report {
 	r := &Report{Path: p, Problems: res.Problems, PayloadFiles: res.PayloadFiles, PayloadBytes: res.PayloadBytes, Algorithms: res.Algorithms}
 	for _, name := range res.Oversized {
 		if !strings.HasPrefix(name, ImageLayoutDir+"/") { // layer blobs may be large
@@ -88,12 +113,12 @@ func Verify(ctx context.Context, p string, opts VerifyOptions) (*Report, error) 
 	} else {
 		r.problem(AcquisitionFile, "missing", "the acquisition record is missing")
 	}
-	bagDigest := digestOf(res.Files[TagManifest])
+	r.Bag = digestOf(res.Files[TagManifest])
 	r.checkSignature(res.Files[AttestationFile], res.Files, opts.Keys)
-	r.checkCustody(res.Files[CustodyFile], bagDigest, opts)
+	r.checkCustody(res.Files[CustodyFile], r.Bag, opts)
 	r.checkLayout(res)
 	sort.SliceStable(r.Problems, func(i, j int) bool { return r.Problems[i].Path < r.Problems[j].Path })
-	return r, nil
+	return r
 }
 
 // keep names the files whose content Verify needs: small ones, and under
@@ -174,6 +199,13 @@ func (r *Report) checkCustody(chain []byte, bag string, opts VerifyOptions) {
 	if chain == nil {
 		r.problem(CustodyFile, "custody", "the chain of custody is missing")
 		return
+	}
+	if opts.Custody != nil {
+		if !bytes.HasPrefix(opts.Custody, chain) {
+			r.problem(CustodyFile, "custody", "the chain kept next to the bag does not begin with the bag's own chain: "+
+				"one of them was edited, or the record belongs to another bag")
+		}
+		chain = opts.Custody
 	}
 	entries, err := custody.Read(bytes.NewReader(chain))
 	r.Custody, r.Head = entries, custody.Head(entries)

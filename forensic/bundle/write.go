@@ -46,6 +46,8 @@ type Writer struct {
 	out  *output
 	bag  *bagit.Writer
 	stop func()
+	// sink, when set, receives the sealed bag (Store) instead of Commit.
+	sink Sink
 }
 
 // Create starts a bundle that Commit will put at path: a directory (which
@@ -316,17 +318,23 @@ func newOutput(path string) (*output, error) {
 	if err := o.checkFinal(); err != nil {
 		return nil, err
 	}
+	return o, o.makePartial()
+}
+
+// makePartial names and creates the partial directory next to o.final.
+func (o *output) makePartial() error {
+	abs := o.final
 	var id [4]byte
 	if _, err := rand.Read(id[:]); err != nil {
-		return nil, err
+		return err
 	}
 	o.partial = abs + PartialMarker + hex.EncodeToString(id[:])
 	name := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(filepath.Base(abs), ".tar"), ".tar.gz"), ".tgz")
 	o.bag = filepath.Join(o.partial, name)
 	if err := os.Mkdir(o.partial, 0o755); err != nil {
-		return nil, fmt.Errorf("create %s: %w", o.partial, err)
+		return fmt.Errorf("create %s: %w", o.partial, err)
 	}
-	return o, nil
+	return nil
 }
 
 // checkFinal refuses to overwrite anything but an empty directory.

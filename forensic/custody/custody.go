@@ -29,6 +29,32 @@ const FileName = "custody.jsonl"
 // ActionCollected is the first event of every chain.
 const ActionCollected = "collected"
 
+// ActionStored is the event of a bag stored in object storage; its Stored
+// field says where and as what bytes.
+const ActionStored = "stored"
+
+// Stored names the object a bag was stored as, as the store reported it on
+// completion, and the digest of the whole object as it was sent. A verifier
+// reading the object back checks each field against it.
+type Stored struct {
+	// URL is the object's address, s3://BUCKET/KEY.
+	URL    string `json:"url"`
+	Bucket string `json:"bucket"`
+	Key    string `json:"key"`
+	// VersionID is the object's version in a versioned (or object-locked)
+	// bucket; empty where the store keeps no versions.
+	VersionID string `json:"version_id,omitempty"`
+	ETag      string `json:"etag"`
+	// Size is the object's length in bytes.
+	Size int64 `json:"size"`
+	// SHA256 is "sha256:<hex>" of the whole object.
+	SHA256 string `json:"sha256"`
+	// ChecksumSHA256 is the store's own SHA-256 checksum of the object (for
+	// a multipart upload, base64 of the digest of the parts' digests
+	// followed by "-PARTS"), which the store checked part by part.
+	ChecksumSHA256 string `json:"checksum_sha256,omitempty"`
+}
+
 // Event is one link of the chain.
 type Event struct {
 	Seq    int    `json:"seq"`
@@ -39,9 +65,11 @@ type Event struct {
 	// Bag is the sha256 of the bag's tagmanifest-sha256.txt.
 	Bag string `json:"bag"`
 	// Prev is the sha256 of the previous event's line; empty for the first.
-	Prev  string `json:"prev"`
-	KeyID string `json:"keyid,omitempty"`
-	Sig   string `json:"sig,omitempty"`
+	Prev string `json:"prev"`
+	// Stored is set on a stored event.
+	Stored *Stored `json:"stored,omitempty"`
+	KeyID  string  `json:"keyid,omitempty"`
+	Sig    string  `json:"sig,omitempty"`
 }
 
 // Entry is an event as read, with the exact bytes of its line.
@@ -73,6 +101,22 @@ func Next(chain []Entry, at time.Time, action, actor, note, bag string, key ed25
 	}
 	ev := Event{Seq: len(chain) + 1, Time: at.UTC().Format("2006-01-02T15:04:05.000000000Z07:00"),
 		Action: action, Actor: actor, Note: note, Bag: bag, Prev: Head(chain)}
+	return ev.line(key)
+}
+
+// NextStored returns the line (with its newline) of a stored event following
+// chain: the bag was stored as the object st names.
+func NextStored(chain []Entry, at time.Time, actor, note, bag string, st Stored, key ed25519.PrivateKey) ([]byte, error) {
+	if actor == "" {
+		return nil, errors.New("a custody event needs an actor")
+	}
+	ev := Event{Seq: len(chain) + 1, Time: at.UTC().Format("2006-01-02T15:04:05.000000000Z07:00"),
+		Action: ActionStored, Actor: actor, Note: note, Bag: bag, Prev: Head(chain), Stored: &st}
+	return ev.line(key)
+}
+
+// line signs ev with key, when key is not nil, and encodes it as a line.
+func (ev Event) line(key ed25519.PrivateKey) ([]byte, error) {
 	if key != nil {
 		ev.KeyID = attest.KeyID(key.Public().(ed25519.PublicKey))
 		ev.Sig = base64.StdEncoding.EncodeToString(ed25519.Sign(key, ev.signedBytes()))

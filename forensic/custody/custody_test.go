@@ -154,3 +154,40 @@ func TestReadRejectsGarbage(t *testing.T) {
 		t.Error("an unknown field was accepted")
 	}
 }
+
+// TestStoredEvent: a signed stored event carries where the bag was stored;
+// editing any of it (the object's digest, say) breaks its signature.
+func TestStoredEvent(t *testing.T) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := chain(t, priv)[:bytes.IndexByte(chain(t, priv), '\n')+1]
+	entries, err := Read(bytes.NewReader(first))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := Stored{URL: "s3://evidence/web.tar.gz", Bucket: "evidence", Key: "web.tar.gz", VersionID: "v1", ETag: `"e-2"`,
+		Size: 42, SHA256: bag, ChecksumSHA256: "abc=-2"}
+	line, err := NextStored(entries, t0.Add(time.Hour), "alice", "", bag, st, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := append(append([]byte(nil), first...), line...)
+	want := Expect{Bag: bag, Collector: "alice", CollectedAt: entries[0].Time, Keys: []ed25519.PublicKey{pub}}
+	got, err := Read(bytes.NewReader(full))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := Verify(got, want); len(f.Problems) != 0 || got[1].Action != ActionStored || *got[1].Stored != st {
+		t.Fatalf("stored event: %v %+v", f.Problems, got[1].Stored)
+	}
+	edited := bytes.Replace(full, []byte(`"size":42`), []byte(`"size":43`), 1)
+	got, err = Read(bytes.NewReader(edited))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := Verify(got, want); len(f.Problems) == 0 || !strings.Contains(fmt.Sprint(f.Problems), "signature does not verify") {
+		t.Errorf("an edited stored event verified: %v", f.Problems)
+	}
+}

@@ -1,6 +1,8 @@
 // Package finding is the shared vocabulary of ctrforensics' rule-based
-// checks (image history, runtime spec audit): severities, rules with stable
-// IDs, and one SARIF 2.1.0 writer. It is portable and imports no containerd
+// checks (image history, runtime spec audit, content scan, package
+// integrity): severities, rules with stable IDs, the one shape of a rule
+// catalog (a table of Check: a rule and the predicate that fires it, run by
+// Run), and one SARIF 2.1.0 writer. It is portable and imports no containerd
 // code.
 //
 // Invariants: a rule ID, once published, keeps its meaning and is never

@@ -59,3 +59,30 @@ func TestWriteSARIF(t *testing.T) {
 		t.Error("empty artifact")
 	}
 }
+
+// TestRun: checks fire in catalog order, a hit without a severity takes its
+// rule's, and Catalog lists the rules in order.
+func TestRun(t *testing.T) {
+	checks := []Check[int]{
+		{Rule: Rule{ID: "X-1", Severity: Medium}, Fire: func(n int) []Hit {
+			if n < 0 {
+				return nil
+			}
+			return []Hit{{Reason: "a"}, {Severity: High, Reason: "b"}}
+		}},
+		{Rule: Rule{ID: "X-2", Severity: Low}, Fire: func(int) []Hit { return []Hit{{Reason: "c", Where: "w"}} }},
+	}
+	var got []string
+	Run(checks, 1, func(r *Rule, h Hit) { got = append(got, r.ID+" "+h.Severity.String()+" "+h.Reason+h.Where) })
+	if want := []string{"X-1 medium a", "X-1 high b", "X-2 low cw"}; strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("Run: %v, want %v", got, want)
+	}
+	got = nil
+	Run(checks, -1, func(r *Rule, h Hit) { got = append(got, r.ID) })
+	if len(got) != 1 || got[0] != "X-2" {
+		t.Errorf("Run on -1: %v", got)
+	}
+	if c := Catalog(checks); len(c) != 2 || c[0].ID != "X-1" || c[1].ID != "X-2" {
+		t.Errorf("Catalog: %+v", c)
+	}
+}

@@ -5,7 +5,11 @@
 // the drift: changes that must never be made writable (image files whose
 // content changed, new executables, new files in web roots and system
 // directories). The article's defaced index.html and dropped shell.php are
-// drift, never writable.
+// drift, never writable. What the container wrote in the writable tmpfs
+// mounts of its spec (read through the task's mount namespace) says which of
+// them a read-only run must keep writable, and which options what was found
+// there justifies (an executable dropped in /dev/shm: noexec; it is drift
+// too).
 //
 // Invariants: Derive is a pure function of the changes; a change is either in
 // the writable set or in the drift, never both; the writable directories
@@ -59,6 +63,8 @@ type Drift struct {
 type Profile struct {
 	Writable []Writable `json:"writable"`
 	Drift    []Drift    `json:"drift"`
+	// Tmpfs has one entry per writable tmpfs mount of the spec.
+	Tmpfs []Tmpfs `json:"tmpfs"`
 }
 
 // webRoots are directories web servers serve files from.
@@ -82,16 +88,22 @@ var anchors = []struct {
 	{"/var/log", Logs, false}, {"/var/lib", State, false}, {"/var/spool", State, false},
 }
 
-// Derive computes the profile of changes. Paths the runtime created and
+// Derive computes the profile of changes. The snapshot's changes give the
+// writable directories and the drift: paths the runtime created and
 // deletions lost with a directory are left out; a directory listed only as
-// the parent of a change says nothing by itself.
-func Derive(changes []forensic.Change) *Profile {
+// the parent of a change says nothing by itself. The changes found in the
+// writable tmpfs mounts among mounts (the spec's, as ExamineMounts records
+// them) give each such mount its advice (Tmpfs), and an executable dropped
+// in one is drift. Changes in other mounts (volumes, bind-mounted files)
+// are left out.
+func Derive(changes []forensic.Change, mounts []forensic.Mount) *Profile {
 	p := &Profile{Writable: []Writable{}, Drift: []Drift{}}
 	units := map[string]*Writable{}
 	hasChild := childDirs(changes)
+	p.Tmpfs, p.Drift = deriveTmpfs(mounts, changes)
 	for i := range changes {
 		c := &changes[i]
-		if c.Runtime || c.LostWith != "" || c.CopyUpOnly {
+		if c.Source != forensic.SourceSnapshot || c.Runtime || c.LostWith != "" || c.CopyUpOnly {
 			continue
 		}
 		isDir := c.Meta != nil && c.Meta.Type == forensic.TypeDir
@@ -124,7 +136,7 @@ func Derive(changes []forensic.Change) *Profile {
 func childDirs(changes []forensic.Change) map[string]bool {
 	m := map[string]bool{}
 	for _, c := range changes {
-		if c.Runtime || c.LostWith != "" {
+		if c.Source != forensic.SourceSnapshot || c.Runtime || c.LostWith != "" {
 			continue
 		}
 		for d := path.Dir(c.Path); d != "/" && d != "."; d = path.Dir(d) {

@@ -58,7 +58,7 @@ func TestDerive(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			p := Derive(tc.changes)
+			p := Derive(tc.changes, nil)
 			var w, d []string
 			for _, x := range p.Writable {
 				w = append(w, strings.Join([]string{x.Path, string(x.Class), itoa(x.Bytes), itoa(int64(x.Files))}, ":"))
@@ -76,7 +76,7 @@ func TestDerive(t *testing.T) {
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 func TestOutputs(t *testing.T) {
-	p := Derive(append(article(), file(forensic.Added, "/var/lib/app/db", 3<<20, 0o644)))
+	p := Derive(append(article(), file(forensic.Added, "/var/lib/app/db", 3<<20, 0o644)), nil)
 	flags := strings.Join(RunFlags(p, "web-"), " ")
 	want := "--read-only --tmpfs /run/app:rw,noexec,nosuid,nodev,size=1m --mount type=volume,src=web-var-lib-app,dst=/var/lib/app --tmpfs /var/lock/app:rw,noexec,nosuid,nodev,size=1m"
 	if flags != want {

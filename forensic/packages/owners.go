@@ -52,6 +52,30 @@ func usrMerged(p string) bool {
 	return false
 }
 
+// allTargets lists every recorded file at its path on disk: on a merged-/usr
+// root (symlink says /bin is a symbolic link), a recorded /bin/x is checked
+// at /usr/bin/x.
+func allTargets(symlink func(topDir string) bool, owners Owners) []Target {
+	merged := map[string]bool{}
+	for _, d := range []string{"bin", "sbin", "lib", "lib32", "lib64", "libx32"} {
+		merged[d] = symlink(d)
+	}
+	seen := make(map[string]bool, len(owners))
+	out := make([]Target, 0, len(owners))
+	for p := range owners {
+		first, _, _ := strings.Cut(strings.TrimPrefix(p, "/"), "/")
+		if merged[first] {
+			p = "/usr" + p
+		}
+		// A record of /bin/x and one of /usr/bin/x are one file on disk.
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, Target{Path: p})
+		}
+	}
+	return out
+}
+
 // Dirs returns the directories that hold a recorded file: a new file in one
 // of them is "not-owned".
 func (o Owners) Dirs() map[string]bool {

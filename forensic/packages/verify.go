@@ -66,6 +66,19 @@ type Stat struct {
 // Check compares one file, found at p with st and content r (nil when it
 // does not exist), with its record.
 func Check(p string, recorded string, rec Owned, st *Stat, r io.Reader) (Result, error) {
+	actual := ""
+	if h := newHash(rec.Algorithm); h != nil && r != nil && st != nil && st.Regular {
+		if _, err := io.Copy(h, r); err != nil {
+			return compare(p, recorded, rec, st, ""), fmt.Errorf("hash %s: %w", esc(p), err)
+		}
+		actual = hex.EncodeToString(h.Sum(nil))
+	}
+	return compare(p, recorded, rec, st, actual), nil
+}
+
+// compare is Check once the content's digest (hex, in rec.Algorithm; empty
+// when not computed) is known.
+func compare(p string, recorded string, rec Owned, st *Stat, actual string) Result {
 	res := Result{Path: p, Package: rec.Package, Version: rec.Version, Type: rec.Type, Algorithm: rec.Algorithm,
 		Expected: rec.Digest, Config: rec.Config}
 	if recorded != p {
@@ -73,13 +86,10 @@ func Check(p string, recorded string, rec Owned, st *Stat, r io.Reader) (Result,
 	}
 	if st == nil || !st.Regular {
 		res.Status = Missing
-		return res, nil
+		return res
 	}
-	if h := newHash(rec.Algorithm); h != nil && r != nil {
-		if _, err := io.Copy(h, r); err != nil {
-			return res, fmt.Errorf("hash %s: %w", esc(p), err)
-		}
-		res.Actual = hex.EncodeToString(h.Sum(nil))
+	if actual != "" {
+		res.Actual = actual
 		if res.Actual != rec.Digest {
 			res.Changed = append(res.Changed, "content")
 		}
@@ -103,7 +113,7 @@ func Check(p string, recorded string, rec Owned, st *Stat, r io.Reader) (Result,
 	default:
 		res.Status = Modified
 	}
-	return res, nil
+	return res
 }
 
 func newHash(alg string) hash.Hash {

@@ -39,7 +39,10 @@ func VerifyDir(ctx context.Context, recordRoot, root string, targets []Target, o
 	}
 	defer fdio.Close(rootfd)
 	if targets == nil {
-		targets = allTargets(rootfd, owners)
+		targets = allTargets(func(d string) bool {
+			st, err := fdio.Fstatat(rootfd, d)
+			return err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK
+		}, owners)
 	}
 	dirs := owners.Dirs()
 	recfd, err := fdio.OpenDir(unix.AT_FDCWD, recordRoot)
@@ -144,26 +147,6 @@ func openIn(rootfd int, p string) (*Stat, int, error) {
 		return nil, -1, fmt.Errorf("open %s: %w", esc(p), err)
 	}
 	return st, fd, nil
-}
-
-// allTargets lists every recorded file at its path on disk: on a merged-/usr
-// root (/bin a symlink), a recorded /bin/x is checked at /usr/bin/x.
-func allTargets(rootfd int, owners Owners) []Target {
-	merged := map[string]bool{}
-	for _, d := range []string{"bin", "sbin", "lib", "lib32", "lib64", "libx32"} {
-		if st, err := fdio.Fstatat(rootfd, d); err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
-			merged[d] = true
-		}
-	}
-	out := make([]Target, 0, len(owners))
-	for p := range owners {
-		first, _, _ := strings.Cut(strings.TrimPrefix(p, "/"), "/")
-		if merged[first] {
-			p = "/usr" + p
-		}
-		out = append(out, Target{Path: p})
-	}
-	return out
 }
 
 // scanDir is ScanDir on this Scanner, which keeps the records for Owners.

@@ -5,24 +5,23 @@ import (
 	"fmt"
 	"path"
 	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/ctrforensics/ctrforensics/forensic"
 	"github.com/ctrforensics/ctrforensics/forensic/finding"
+	"github.com/ctrforensics/ctrforensics/forensic/packages"
 )
 
-// hit is one firing of a built-in rule; severity 0 means the rule's.
-type hit struct {
-	severity finding.Severity
-	reason   string
-	evidence string
+// examined is what a built-in check looks at: a file and what was read of
+// it.
+type examined struct {
+	f *File
+	c *content
 }
 
-// builtin is a rule of the catalog with its check.
-type builtin struct {
-	finding.Rule
-	check func(f *File, c *content) []hit
+// on makes a check of a file and its content a check of the catalog.
+func on(check func(f *File, c *content) []finding.Hit) func(examined) []finding.Hit {
+	return func(x examined) []finding.Hit { return check(x.f, x.c) }
 }
 
 // The rule IDs. They are stable: a retired ID is never reused.
@@ -37,39 +36,37 @@ const (
 	RuleEmptyPass    = "CTRF-FS-008"
 	RuleReverseShell = "CTRF-FS-009"
 	RuleMiner        = "CTRF-FS-010"
+	RulePackageFile  = "CTRF-FS-011"
 )
 
-var builtins = []*builtin{
-	{finding.Rule{ID: RuleWebShell, Title: "Web shell", Severity: finding.High,
-		Help: "A PHP, JSP, ASP(X) or Python file passes request input to code or command execution (eval, assert, system, exec, passthru, shell_exec, popen, proc_open, preg_replace /e, create_function, Runtime.exec, Process.Start), or evaluates decoded data."}, checkWebShell},
-	{finding.Rule{ID: RuleHiddenExec, Title: "Executable in a temporary or hidden directory", Severity: finding.High,
-		Help: "An ELF binary or a script with a #! line in /tmp, /var/tmp, /dev/shm, /run, or below a hidden directory (a name starting with a dot, or made only of dots and spaces)."}, checkHiddenExec},
-	{finding.Rule{ID: RuleSetuidAdded, Title: "Setuid or setgid file added after the image", Severity: finding.High,
-		Help: "A file of the container is setuid or setgid and the image did not have it so."}, checkSetuidAdded},
-	{finding.Rule{ID: RuleCapAdded, Title: "File capabilities added after the image", Severity: finding.High,
-		Help: "A file of the container carries security.capability and the image's did not."}, checkCapAdded},
-	{finding.Rule{ID: RuleSetuidShell, Title: "Setuid shell", Severity: finding.High,
-		Help: "A shell, or a copy of one under a shell's name, is setuid or setgid: anyone who runs it gets its owner's rights."}, checkSetuidShell},
-	{finding.Rule{ID: RulePersistence, Title: "Persistence location changed", Severity: finding.Medium,
-		Help: "A file that runs code at boot, login, on a schedule, or grants access (cron, systemd units, rc.local, profile.d, shell rc files, ld.so.preload, authorized_keys, sudoers) was added or changed after the image; ld.so.preload and authorized_keys also in an image."}, checkPersistence},
-	{finding.Rule{ID: RuleUID0, Title: "Extra uid 0 account", Severity: finding.High,
-		Help: "/etc/passwd gives uid 0 to an account other than root."}, checkUID0},
-	{finding.Rule{ID: RuleEmptyPass, Title: "Account without a password", Severity: finding.High,
-		Help: "/etc/shadow or /etc/passwd has an empty password field: the account logs in without a password. Medium when the image ships it so, high when it changed after the image."}, checkEmptyPassword},
-	{finding.Rule{ID: RuleReverseShell, Title: "Reverse shell or download-and-run one-liner", Severity: finding.High,
-		Help: "A text file holds an interactive shell on a /dev/tcp socket, nc/ncat -e, a socat exec, or a download piped into a shell."}, checkReverseShell},
-	{finding.Rule{ID: RuleMiner, Title: "Cryptocurrency miner configuration", Severity: finding.High,
-		Help: "A text file names a mining pool (stratum+tcp://, stratum+ssl://) or holds an XMRig-style configuration."}, checkMiner},
+// builtins is the catalog, in ID order, with the check of each rule.
+var builtins = []finding.Check[examined]{
+	{Rule: finding.Rule{ID: RuleWebShell, Title: "Web shell", Severity: finding.High,
+		Help: "A PHP, JSP, ASP(X) or Python file passes request input to code or command execution (eval, assert, system, exec, passthru, shell_exec, popen, proc_open, preg_replace /e, create_function, Runtime.exec, Process.Start), or evaluates decoded data."}, Fire: on(checkWebShell)},
+	{Rule: finding.Rule{ID: RuleHiddenExec, Title: "Executable in a temporary or hidden directory", Severity: finding.High,
+		Help: "An ELF binary or a script with a #! line in /tmp, /var/tmp, /dev/shm, /run, or below a hidden directory (a name starting with a dot, or made only of dots and spaces)."}, Fire: on(checkHiddenExec)},
+	{Rule: finding.Rule{ID: RuleSetuidAdded, Title: "Setuid or setgid file added after the image", Severity: finding.High,
+		Help: "A file of the container is setuid or setgid and the image did not have it so."}, Fire: on(checkSetuidAdded)},
+	{Rule: finding.Rule{ID: RuleCapAdded, Title: "File capabilities added after the image", Severity: finding.High,
+		Help: "A file of the container carries security.capability and the image's did not."}, Fire: on(checkCapAdded)},
+	{Rule: finding.Rule{ID: RuleSetuidShell, Title: "Setuid shell", Severity: finding.High,
+		Help: "A shell, or a copy of one under a shell's name, is setuid or setgid: anyone who runs it gets its owner's rights."}, Fire: on(checkSetuidShell)},
+	{Rule: finding.Rule{ID: RulePersistence, Title: "Persistence location changed", Severity: finding.Medium,
+		Help: "A file that runs code at boot, login, on a schedule, or grants access (cron, systemd units, rc.local, profile.d, shell rc files, ld.so.preload, authorized_keys, sudoers) was added or changed after the image; ld.so.preload and authorized_keys also in an image."}, Fire: on(checkPersistence)},
+	{Rule: finding.Rule{ID: RuleUID0, Title: "Extra uid 0 account", Severity: finding.High,
+		Help: "/etc/passwd gives uid 0 to an account other than root."}, Fire: on(checkUID0)},
+	{Rule: finding.Rule{ID: RuleEmptyPass, Title: "Account without a password", Severity: finding.High,
+		Help: "/etc/shadow or /etc/passwd has an empty password field: the account logs in without a password. Medium when the image ships it so, high when it changed after the image."}, Fire: on(checkEmptyPassword)},
+	{Rule: finding.Rule{ID: RuleReverseShell, Title: "Reverse shell or download-and-run one-liner", Severity: finding.High,
+		Help: "A text file holds an interactive shell on a /dev/tcp socket, nc/ncat -e, a socat exec, or a download piped into a shell."}, Fire: on(checkReverseShell)},
+	{Rule: finding.Rule{ID: RuleMiner, Title: "Cryptocurrency miner configuration", Severity: finding.High,
+		Help: "A text file names a mining pool (stratum+tcp://, stratum+ssl://) or holds an XMRig-style configuration."}, Fire: on(checkMiner)},
+	{Rule: finding.Rule{ID: RulePackageFile, Title: "Package-owned file no longer matches its package", Severity: finding.High,
+		Help: "A file a package installed (dpkg, apk, rpm, Python RECORD) differs in content, mode or owner from what its package manager recorded, as `packages --verify` finds it: a binary replaced after installation, the article's trojaned tool. For a container the records are its image's, so an attacker who also rewrote the record is still caught; for an image, its own final records, so a later layer that replaced a package's file without the package manager is. Low for a configuration file (dpkg conffile, rpm %config)."}, Fire: on(checkPackageFile)},
 }
 
 // Rules returns the catalog of built-in rules, in ID order.
-func Rules() []finding.Rule {
-	out := make([]finding.Rule, len(builtins))
-	for i, b := range builtins {
-		out[i] = b.Rule
-	}
-	return out
-}
+func Rules() []finding.Rule { return finding.Catalog(builtins) }
 
 // Web shells.
 
@@ -124,7 +121,7 @@ var (
 	aspxInput = regexp.MustCompile(`(?i)Request\s*(?:\.\s*(?:Form|QueryString|Params|Item)|\[)`)
 )
 
-func checkWebShell(f *File, c *content) []hit {
+func checkWebShell(f *File, c *content) []finding.Hit {
 	lang := webShellExt[strings.ToLower(path.Ext(f.Path))]
 	if lang == "" || !c.text() {
 		return nil
@@ -135,13 +132,13 @@ func checkWebShell(f *File, c *content) []hit {
 	for _, re := range webShellPatterns[lang] {
 		if loc := re.FindIndex(c.data); loc != nil {
 			ev := lineAt(c.data, loc[0])
-			return []hit{{reason: fmt.Sprintf("%s file passes request input or decoded data to execution: %s", strings.ToUpper(lang), ev), evidence: ev}}
+			return []finding.Hit{{Reason: fmt.Sprintf("%s file passes request input or decoded data to execution: %s", strings.ToUpper(lang), ev), Evidence: ev}}
 		}
 	}
 	pairs := map[string][2]*regexp.Regexp{"jsp": {jspExec, jspInput}, "asp": {aspxExec, aspxInput}}
 	if p, ok := pairs[lang]; ok && len(c.data) < 64<<10 {
 		if e, i := p[0].Find(c.data), p[1].Find(c.data); e != nil && i != nil {
-			return []hit{{reason: fmt.Sprintf("%s file runs commands (%s) and reads request parameters (%s)", strings.ToUpper(lang), snippet(e), snippet(i)), evidence: snippet(e)}}
+			return []finding.Hit{{Reason: fmt.Sprintf("%s file runs commands (%s) and reads request parameters (%s)", strings.ToUpper(lang), snippet(e), snippet(i)), Evidence: snippet(e)}}
 		}
 	}
 	return nil
@@ -151,7 +148,7 @@ func checkWebShell(f *File, c *content) []hit {
 
 var tempDirs = []string{"/tmp", "/var/tmp", "/dev/shm", "/run"}
 
-func checkHiddenExec(f *File, c *content) []hit {
+func checkHiddenExec(f *File, c *content) []finding.Hit {
 	if f.Type != forensic.TypeFile {
 		return nil
 	}
@@ -167,11 +164,11 @@ func checkHiddenExec(f *File, c *content) []hit {
 	}
 	for _, d := range tempDirs {
 		if strings.HasPrefix(f.Path, d+"/") {
-			return []hit{{severity: sev, reason: fmt.Sprintf("%s in %s, a temporary directory, mode %04o", what, d, f.Mode&0o7777), evidence: what}}
+			return []finding.Hit{{Severity: sev, Reason: fmt.Sprintf("%s in %s, a temporary directory, mode %04o", what, d, f.Mode&0o7777), Evidence: what}}
 		}
 	}
 	if dir, ok := hiddenComponent(f.Path); ok {
-		return []hit{{severity: sev, reason: fmt.Sprintf("%s in a hidden place: %q", what, dir), evidence: what}}
+		return []finding.Hit{{Severity: sev, Reason: fmt.Sprintf("%s in a hidden place: \"%s\"", what, dir), Evidence: what}}
 	}
 	return nil
 }
@@ -207,34 +204,34 @@ func setIDText(mode uint32) string {
 	return "setuid and setgid"
 }
 
-func checkSetuidAdded(f *File, _ *content) []hit {
+func checkSetuidAdded(f *File, _ *content) []finding.Hit {
 	if f.Type != forensic.TypeFile || f.Mode&setIDBits == 0 {
 		return nil
 	}
 	switch {
 	case f.Change == forensic.Added:
-		return []hit{{reason: fmt.Sprintf("new %s file, owner %d, mode %04o", setIDText(f.Mode), f.UID, f.Mode&0o7777), evidence: fmt.Sprintf("%04o", f.Mode&0o7777)}}
+		return []finding.Hit{{Reason: fmt.Sprintf("new %s file, owner %d, mode %04o", setIDText(f.Mode), f.UID, f.Mode&0o7777), Evidence: fmt.Sprintf("%04o", f.Mode&0o7777)}}
 	case f.Change == forensic.Changed && f.Mode&setIDBits&^f.BaseMode != 0:
-		return []hit{{reason: fmt.Sprintf("became %s after the image: mode %04o, the image had %04o", setIDText(f.Mode&^f.BaseMode), f.Mode&0o7777, f.BaseMode&0o7777), evidence: fmt.Sprintf("%04o", f.Mode&0o7777)}}
+		return []finding.Hit{{Reason: fmt.Sprintf("became %s after the image: mode %04o, the image had %04o", setIDText(f.Mode&^f.BaseMode), f.Mode&0o7777, f.BaseMode&0o7777), Evidence: fmt.Sprintf("%04o", f.Mode&0o7777)}}
 	}
 	return nil
 }
 
-func checkCapAdded(f *File, _ *content) []hit {
+func checkCapAdded(f *File, _ *content) []finding.Hit {
 	if len(f.Capability) == 0 || f.Change == "" || bytes.Equal(f.Capability, f.BaseCapability) {
 		return nil
 	}
-	return []hit{{reason: fmt.Sprintf("file capabilities (security.capability, %d bytes) on a file %s after the image", len(f.Capability), changeVerb(f.Change)), evidence: fmt.Sprintf("%x", f.Capability)}}
+	return []finding.Hit{{Reason: fmt.Sprintf("file capabilities (security.capability, %d bytes) on a file %s after the image", len(f.Capability), changeVerb(f.Change)), Evidence: fmt.Sprintf("%x", f.Capability)}}
 }
 
 var shells = map[string]bool{"sh": true, "bash": true, "dash": true, "zsh": true, "ksh": true, "mksh": true,
 	"csh": true, "tcsh": true, "fish": true, "ash": true, "busybox": true, "python": true, "python3": true, "perl": true}
 
-func checkSetuidShell(f *File, _ *content) []hit {
+func checkSetuidShell(f *File, _ *content) []finding.Hit {
 	if f.Type != forensic.TypeFile || f.Mode&setIDBits == 0 || !shells[path.Base(f.Path)] {
 		return nil
 	}
-	return []hit{{reason: fmt.Sprintf("%s %s owned by uid %d, mode %04o", setIDText(f.Mode), path.Base(f.Path), f.UID, f.Mode&0o7777), evidence: fmt.Sprintf("%04o", f.Mode&0o7777)}}
+	return []finding.Hit{{Reason: fmt.Sprintf("%s %s owned by uid %d, mode %04o", setIDText(f.Mode), path.Base(f.Path), f.UID, f.Mode&0o7777), Evidence: fmt.Sprintf("%04o", f.Mode&0o7777)}}
 }
 
 func changeVerb(k forensic.Kind) string {
@@ -281,7 +278,7 @@ var persistence = []struct {
 var shellRC = map[string]bool{".bashrc": true, ".bash_profile": true, ".bash_login": true, ".profile": true,
 	".zshrc": true, ".zprofile": true, ".bash_logout": true}
 
-func checkPersistence(f *File, c *content) []hit {
+func checkPersistence(f *File, c *content) []finding.Hit {
 	if f.Type != forensic.TypeFile && f.Type != forensic.TypeSymlink {
 		return nil
 	}
@@ -302,7 +299,7 @@ func checkPersistence(f *File, c *content) []hit {
 		if ev != "" {
 			reason += ": " + ev
 		}
-		return []hit{{severity: p.sev, reason: reason, evidence: ev}}
+		return []finding.Hit{{Severity: p.sev, Reason: reason, Evidence: ev}}
 	}
 	return nil
 }
@@ -324,21 +321,21 @@ func firstLine(c *content) string {
 
 // Accounts.
 
-func checkUID0(f *File, c *content) []hit {
+func checkUID0(f *File, c *content) []finding.Hit {
 	if f.Path != "/etc/passwd" || !c.text() {
 		return nil
 	}
-	var out []hit
+	var out []finding.Hit
 	for _, l := range lines(c.data) {
 		fs := strings.Split(l, ":")
 		if len(fs) >= 4 && fs[0] != "root" && strings.TrimSpace(fs[2]) == "0" {
-			out = append(out, hit{reason: fmt.Sprintf("account %q has uid 0 (root's rights): %s", fs[0], l), evidence: l})
+			out = append(out, finding.Hit{Reason: fmt.Sprintf("account \"%s\" has uid 0 (root's rights): %s", fs[0], l), Evidence: l})
 		}
 	}
 	return out
 }
 
-func checkEmptyPassword(f *File, c *content) []hit {
+func checkEmptyPassword(f *File, c *content) []finding.Hit {
 	if (f.Path != "/etc/shadow" && f.Path != "/etc/passwd") || !c.text() {
 		return nil
 	}
@@ -347,11 +344,11 @@ func checkEmptyPassword(f *File, c *content) []hit {
 	if f.Change == forensic.Added || f.Change == forensic.Changed {
 		sev, how = finding.High, "changed after the image"
 	}
-	var out []hit
+	var out []finding.Hit
 	for _, l := range lines(c.data) {
 		fs := strings.Split(l, ":")
 		if len(fs) >= 2 && fs[0] != "" && fs[1] == "" {
-			out = append(out, hit{severity: sev, reason: fmt.Sprintf("account %q has an empty password field in %s (%s): it logs in without a password", fs[0], f.Path, how), evidence: fs[0] + "::"})
+			out = append(out, finding.Hit{Severity: sev, Reason: fmt.Sprintf("account \"%s\" has an empty password field in %s (%s): it logs in without a password", fs[0], f.Path, how), Evidence: fs[0] + "::"})
 		}
 	}
 	return out
@@ -413,13 +410,13 @@ func findOnLines(data []byte, literal string, re *regexp.Regexp) []byte {
 	return nil
 }
 
-func checkReverseShell(f *File, c *content) []hit {
+func checkReverseShell(f *File, c *content) []finding.Hit {
 	if f.Type != forensic.TypeFile || !c.text() {
 		return nil
 	}
 	for _, p := range reverseShell {
 		if m := findOnLines(c.data, p.literal, p.re); m != nil {
-			return []hit{{reason: "shell one-liner: " + snippet(m), evidence: snippet(m)}}
+			return []finding.Hit{{Reason: "shell one-liner: " + snippet(m), Evidence: snippet(m)}}
 		}
 	}
 	return nil
@@ -431,7 +428,7 @@ var (
 	minerPools  = regexp.MustCompile(`"pools"\s*:\s*\[`)
 )
 
-func checkMiner(f *File, c *content) []hit {
+func checkMiner(f *File, c *content) []finding.Hit {
 	if f.Type != forensic.TypeFile || !c.text() {
 		return nil
 	}
@@ -439,10 +436,10 @@ func checkMiner(f *File, c *content) []hit {
 		return nil
 	}
 	if m := minerPool.Find(c.data); m != nil {
-		return []hit{{reason: "mining pool URL: " + snippet(m), evidence: snippet(m)}}
+		return []finding.Hit{{Reason: "mining pool URL: " + snippet(m), Evidence: snippet(m)}}
 	}
 	if minerDonate.Match(c.data) && minerPools.Match(c.data) {
-		return []hit{{reason: "XMRig-style miner configuration (donate-level and pools)", evidence: "donate-level, pools"}}
+		return []finding.Hit{{Reason: "XMRig-style miner configuration (donate-level and pools)", Evidence: "donate-level, pools"}}
 	}
 	return nil
 }
@@ -459,11 +456,31 @@ func lineAt(data []byte, i int) string {
 	return snippet(data[start:end])
 }
 
-// snippet returns m as one printable line of at most 120 bytes.
+// snippet returns m as one line of at most 120 bytes, as written: runs of
+// white space (newlines included) become one space; other control
+// characters are left for the printers to escape.
 func snippet(m []byte) string {
-	s := strings.Join(strings.Fields(string(m)), " ")
-	if len(s) > 120 {
-		s = s[:117] + "..."
+	return forensic.Clip(strings.Join(strings.Fields(string(m)), " "), 120)
+}
+
+// Package integrity.
+
+func checkPackageFile(f *File, _ *content) []finding.Hit {
+	r := f.Package
+	if r == nil || (r.Status != packages.Modified && r.Status != packages.ConfigModified) {
+		return nil
 	}
-	return strconv.Quote(s)[1 : len(strconv.Quote(s))-1]
+	var sev finding.Severity
+	what := "file"
+	if r.Status == packages.ConfigModified {
+		sev, what = finding.Low, "configuration file"
+	}
+	reason := fmt.Sprintf("%s of %s package %s %s no longer matches its record: %s differs", what, r.Type, r.Package,
+		r.Version, strings.Join(r.Changed, ", "))
+	ev := strings.Join(r.Changed, ",")
+	if r.Actual != "" && r.Actual != r.Expected {
+		reason += fmt.Sprintf(" (%s recorded %s, found %s)", r.Algorithm, r.Expected, r.Actual)
+		ev = r.Algorithm + ":" + r.Actual
+	}
+	return []finding.Hit{{Severity: sev, Reason: reason, Evidence: ev}}
 }

@@ -160,3 +160,23 @@ func TestRulesHaveHelp(t *testing.T) {
 		seen[r.ID] = true
 	}
 }
+
+// TestReasonAsWritten: a reason quotes the evidence as the file has it:
+// quotes and backslashes unescaped, white space runs (newlines included)
+// made one space.
+func TestReasonAsWritten(t *testing.T) {
+	root := t.TempDir()
+	p := filepath.Join(root, "x.php")
+	if err := os.WriteFile(p, []byte("<?php\n echo system( $_POST[\"c\"] . \"\\x65\");\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	changes := []forensic.Change{{Kind: forensic.Added, Path: "/x.php", Meta: &forensic.Metadata{Type: forensic.TypeFile, Mode: 0o644}}}
+	rep, err := Scan(context.Background(), ChangesInput(root, changes), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `PHP file passes request input or decoded data to execution: echo system( $_POST["c"] . "\x65");`
+	if len(rep.Findings) != 1 || rep.Findings[0].Reason != want {
+		t.Errorf("findings %+v, want the reason %s", rep.Findings, want)
+	}
+}

@@ -1,7 +1,8 @@
 // Package scan looks for what an attacker leaves in a filesystem: web shells,
 // executables in temporary and hidden directories, setuid files and file
 // capabilities added after the image, persistence, rogue accounts,
-// reverse-shell one-liners and miner configurations. Each rule has a stable
+// reverse-shell one-liners, miner configurations, and package-owned files
+// that no longer match their package (from packages --verify results). Each rule has a stable
 // ID (CTRF-FS-...), a severity, and gives a one-line reason naming the
 // evidence.
 //
@@ -28,6 +29,7 @@ import (
 
 	"github.com/ctrforensics/ctrforensics/forensic"
 	"github.com/ctrforensics/ctrforensics/forensic/finding"
+	"github.com/ctrforensics/ctrforensics/forensic/packages"
 )
 
 // Defaults for Options.
@@ -63,6 +65,9 @@ type File struct {
 	// Hidden says a later layer deletes or replaces the entry: the image's
 	// final filesystem does not show it.
 	Hidden bool
+	// Package is the check of the file against its package's record, when
+	// Options.Packages has one for it (never for a hidden file).
+	Package *packages.Result
 }
 
 // An Input yields the files to scan. It calls fn for every entry with a
@@ -85,6 +90,12 @@ type Options struct {
 	// Matchers run on the content of every file read in full (for example
 	// YARA rules); their findings join the built-in ones.
 	Matchers []Matcher
+	// Packages are the results of checking the scanned filesystem's
+	// package-owned files against their package manager's records
+	// (packages.VerifyDir, packages.VerifyImage): a file of the final
+	// filesystem whose result is modified or config-modified fires
+	// RulePackageModified.
+	Packages []packages.Result
 }
 
 // A Matcher looks at the bytes of one file.
@@ -99,7 +110,10 @@ type Finding struct {
 	Title    string
 	// Path is the file, absolute in the scanned root filesystem.
 	Path string
-	// Reason says in one line why the rule fired, naming the evidence.
+	// Reason says in one line why the rule fired, naming the evidence as
+	// written: quotes and backslashes are the file's own; control characters
+	// of the evidence are left for the printer to escape
+	// (forensic.EscapeControl), as JSON encoders do.
 	Reason string
 	// Evidence is the matched text (at most a line), or a metadata value.
 	Evidence string
@@ -142,7 +156,10 @@ func Scan(ctx context.Context, in Input, opts Options) (*Report, error) {
 	if opts.FileTimeout <= 0 {
 		opts.FileTimeout = DefaultFileTimeout
 	}
-	s := &scanner{opts: opts, rep: &Report{}, buf: make([]byte, 64<<10)}
+	s := &scanner{opts: opts, rep: &Report{}, buf: make([]byte, 64<<10), packages: make(map[string]*packages.Result, len(opts.Packages))}
+	for i := range opts.Packages {
+		s.packages[opts.Packages[i].Path] = &opts.Packages[i]
+	}
 	err := in.Walk(ctx, func(f *File, r io.Reader) error {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -157,24 +174,27 @@ func Scan(ctx context.Context, in Input, opts Options) (*Report, error) {
 }
 
 type scanner struct {
-	opts Options
-	rep  *Report
-	buf  []byte
+	opts     Options
+	rep      *Report
+	buf      []byte
+	packages map[string]*packages.Result
 }
 
 func (s *scanner) file(ctx context.Context, f *File, r io.Reader) error {
 	s.rep.Files++
+	if !f.Hidden {
+		f.Package = s.packages[f.Path]
+	}
 	c := &content{}
 	if r != nil {
 		if err := s.read(f, r, c); err != nil {
 			s.skip(f, err.Error())
 		}
 	}
-	for _, rule := range builtins {
-		for _, h := range rule.check(f, c) {
-			s.add(f, rule, h)
-		}
-	}
+	finding.Run(builtins, examined{f, c}, func(r *finding.Rule, h finding.Hit) {
+		s.rep.Findings = append(s.rep.Findings, Finding{Rule: r.ID, Severity: h.Severity, Title: r.Title,
+			Path: f.Path, Reason: h.Reason, Evidence: h.Evidence, Layer: f.Layer, Hidden: f.Hidden})
+	})
 	if !c.full {
 		return nil
 	}
@@ -190,15 +210,6 @@ func (s *scanner) file(ctx context.Context, f *File, r io.Reader) error {
 		}
 	}
 	return nil
-}
-
-func (s *scanner) add(f *File, rule *builtin, h hit) {
-	sev := rule.Severity
-	if h.severity != 0 {
-		sev = h.severity
-	}
-	s.rep.Findings = append(s.rep.Findings, Finding{Rule: rule.ID, Severity: sev, Title: rule.Title,
-		Path: f.Path, Reason: h.reason, Evidence: h.evidence, Layer: f.Layer, Hidden: f.Hidden})
 }
 
 func (s *scanner) skip(f *File, why string) {

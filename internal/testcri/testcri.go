@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -32,7 +31,7 @@ const callTimeout = 60 * time.Second
 
 // Client is a CRI client connected to one containerd.
 type Client struct {
-	conn *grpc.ClientConn
+	close func() error
 	// Runtime is the CRI runtime service (pods, containers, exec).
 	Runtime runtimeapi.RuntimeServiceClient
 	// Images is the CRI image service.
@@ -42,23 +41,20 @@ type Client struct {
 	CgroupParent string
 }
 
-// Dial connects to the CRI plugin of the containerd listening on the unix
-// socket at address. It does not wait for the daemon: the first call does.
-func Dial(address, cgroupParent string) (*Client, error) {
-	conn, err := grpc.NewClient("unix://"+address, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return nil, fmt.Errorf("connect to CRI at %s: %w", address, err)
-	}
+// New returns a CRI client on conn, a connection to containerd's gRPC
+// socket (the one a containerd client holds: the CRI plugin serves on the
+// same socket). Close calls closeConn, which owns conn.
+func New(conn grpc.ClientConnInterface, cgroupParent string, closeConn func() error) *Client {
 	return &Client{
-		conn:         conn,
+		close:        closeConn,
 		Runtime:      runtimeapi.NewRuntimeServiceClient(conn),
 		Images:       runtimeapi.NewImageServiceClient(conn),
 		CgroupParent: cgroupParent,
-	}, nil
+	}
 }
 
 // Close closes the connection.
-func (c *Client) Close() error { return c.conn.Close() }
+func (c *Client) Close() error { return c.close() }
 
 // Ready waits until the runtime answers Status and reports RuntimeReady
 // (NetworkReady is not needed: pods use the node's network).

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"google.golang.org/grpc"
 
 	"github.com/ctrforensics/ctrforensics/internal/testcri"
 	"github.com/ctrforensics/ctrforensics/internal/testimage"
@@ -32,12 +33,22 @@ func (d *Daemon) CRI() bool { return d.cri }
 func (d *Daemon) CgroupParent() string { return "/" + d.Namespace }
 
 // CRIClient returns a CRI client connected to the daemon whose pods use
-// CgroupParent. The caller must Close it.
+// CgroupParent. It shares the connection setup of Client (the CRI plugin
+// serves on the same socket). The caller must Close it.
 func (d *Daemon) CRIClient() (*testcri.Client, error) {
 	if !d.cri {
 		return nil, errors.New("testdaemon: the CRI plugin is not enabled (start with Options.CRI)")
 	}
-	return testcri.Dial(d.Address, d.CgroupParent())
+	c, err := d.Client()
+	if err != nil {
+		return nil, err
+	}
+	conn, ok := c.Conn().(grpc.ClientConnInterface)
+	if !ok {
+		c.Close()
+		return nil, fmt.Errorf("testdaemon: the containerd client's connection is a %T, not a gRPC connection", c.Conn())
+	}
+	return testcri.New(conn, d.CgroupParent(), c.Close), nil
 }
 
 // majorVersion runs `bin --version` and returns containerd's major version

@@ -301,9 +301,9 @@ func (d *Daemon) ping(ctx context.Context) error {
 	if _, err := os.Stat(d.Address); err != nil {
 		return fmt.Errorf("socket not ready: %w", err)
 	}
-	c, err := client.New(d.Address, client.WithTimeout(time.Second))
+	c, err := d.Client(client.WithTimeout(time.Second))
 	if err != nil {
-		return fmt.Errorf("connect: %w", err)
+		return err
 	}
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -467,9 +467,9 @@ type nsID struct{ ns, id string }
 func (d *Daemon) cleanupViaAPI(ctx context.Context) ([]nsID, error) {
 	ctx, cancel := context.WithTimeout(ctx, apiCleanupBudget)
 	defer cancel()
-	c, err := client.New(d.Address, client.WithTimeout(2*time.Second))
+	c, err := d.Client(client.WithTimeout(2 * time.Second))
 	if err != nil {
-		return nil, fmt.Errorf("connect for cleanup: %w", err)
+		return nil, fmt.Errorf("cleanup: %w", err)
 	}
 	defer c.Close()
 	nss, err := c.NamespaceService().List(ctx)

@@ -40,8 +40,8 @@ func main() {
 	runs := flag.Int("runs", 7, "runs per method and size")
 	sizes := flag.String("sizes", "10000,100000", "image sizes in files")
 	changes := flag.Int("changes", 100, "changed files per image")
-	suites := flag.String("suites", "diff,bundle,image,imagespeed,dive,commit,offline,sparse,scan,packages",
-		"which benchmarks: diff, bundle, image, imagespeed, dive, commit, offline, sparse, scan, packages; imagesame (with -before: outputs compared)")
+	suites := flag.String("suites", "diff,bundle,image,imagespeed,dive,commit,offline,sparse,scan,packages,s3",
+		"which benchmarks: diff, bundle, image, imagespeed, dive, commit, offline, sparse, scan, packages, s3; imagesame (with -before: outputs compared)")
 	bin := flag.String("bin", "bin/ctrforensics", "the ctrforensics binary, for the bundle suite")
 	bundleMiB := flag.Int("bundle-mib", 1024, "changed data of the bundle benchmark, in MiB")
 	bundleFiles := flag.Int("bundle-files", 10000, "files of the bundle benchmark")
@@ -49,7 +49,16 @@ func main() {
 	bigImageFiles := flag.Int("big-image-files", 1000000, "files of the image whose listing's peak RSS is measured")
 	sparseGiB := flag.Int("sparse-gib", 2, "logical size of the sparse file of the sparse benchmark, in GiB")
 	before := flag.String("before", "", "an older ctrforensics binary to measure in the same run (sparse and imagespeed suites), or to compare outputs with (imagesame)")
+	uploadFile := flag.String("upload", "", "internal: upload FILE to the -to object (the s3 suite's baseline)")
+	uploadTo := flag.String("to", "", "internal: the object of -upload, s3://BUCKET/KEY")
 	flag.Parse()
+	if *uploadFile != "" {
+		if err := uploadWorker(*uploadFile, *uploadTo); err != nil {
+			fmt.Fprintln(os.Stderr, "benchreport upload:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *worker != "" {
 		if err := runWorker(*worker, *upper, *lower, *merged); err != nil {
 			fmt.Fprintln(os.Stderr, "benchreport worker:", err)
@@ -129,6 +138,13 @@ func main() {
 				break
 			}
 			err = packagesBench(context.Background(), abs, *imageFiles, *changes, *runs)
+		case "s3":
+			abs, aerr := filepath.Abs(*bin)
+			if aerr != nil {
+				err = aerr
+				break
+			}
+			err = s3Bench(context.Background(), abs, *bundleFiles, *bundleMiB, 3)
 		case "offline":
 			abs, aerr := filepath.Abs(*bin)
 			if aerr != nil {

@@ -38,7 +38,9 @@ var osTypes = map[string]bool{"deb": true, "apk": true, "rpm": true}
 // Debian image with files more files on top, in the same run: medians of
 // runs, warm page cache, peak RSS and the OS packages each found. Then
 // `packages --verify` of a container of each image with changes changed
-// files, whose cost should not depend on the image's size.
+// files, whose cost should not depend on the image's size. Last, `packages
+// --verify IMAGE` against dpkg --verify --root on the same final filesystem,
+// extracted.
 func packagesBench(ctx context.Context, bin string, files, changes, runs int) error {
 	if _, err := os.Stat(debianTar()); err != nil {
 		return fmt.Errorf("no Debian root at %s: run scripts/bench-debian.sh", debianTar())
@@ -67,8 +69,9 @@ func packagesBench(ctx context.Context, bin string, files, changes, runs int) er
 	defer os.RemoveAll(work)
 	cf := []string{"--address", d.Address, "-n", d.Namespace}
 	type target struct {
-		label string
-		ctr   client.Container
+		label, image, root string
+		extract            time.Duration
+		ctr                client.Container
 	}
 	var targets []target
 	fmt.Printf("\npackages benchmark: page cache warm, %d runs, median (peak RSS), OS packages found\n\n", runs)
@@ -91,7 +94,12 @@ func packagesBench(ctx context.Context, bin string, files, changes, runs int) er
 			return err
 		}
 		defer ctr.Delete(context.WithoutCancel(ctx), client.WithSnapshotCleanup)
-		targets = append(targets, target{label, ctr})
+		start := time.Now()
+		root, err := exportRoot(bin, cf, img.Name, filepath.Join(work, fmt.Sprintf("root%d", i)))
+		if err != nil {
+			return err
+		}
+		targets = append(targets, target{label, img.Name, root, time.Since(start), ctr})
 	}
 	fmt.Printf("\npackages --verify, a container with %d changed files (half package files rewritten, half new)\n\n", changes)
 	fmt.Printf("%-34s %12s %10s %8s\n", "image", "median", "peak RSS", "results")
@@ -106,6 +114,64 @@ func packagesBench(ctx context.Context, bin string, files, changes, runs int) er
 			return err
 		}
 		fmt.Printf("%-34s %12s %7.0fMiB %8d\n", t.label, s.dur.Round(time.Millisecond), float64(s.rssKiB)/1024, bytes.Count(out, []byte("\n")))
+	}
+	fmt.Printf("\npackages --verify IMAGE (every package-owned file, from the layers) against dpkg --verify --root on the\nsame final filesystem extracted\n\n")
+	fmt.Printf("%-34s %-36s %12s %10s %8s\n", "image", "command", "median", "peak RSS", "flagged")
+	for _, t := range targets {
+		if err := compareVerify(bin, cf, t.label, t.image, t.root, runs); err != nil {
+			return err
+		}
+		fmt.Printf("%-34s %-36s %12s %10s %8s\n", t.label, "(dpkg's input: image export + tar -x)", t.extract.Round(time.Millisecond), "1 run", "-")
+	}
+	return nil
+}
+
+// exportRoot extracts the final filesystem of image ref into dir, through
+// image export.
+func exportRoot(bin string, cf []string, ref, dir string) (string, error) {
+	archive := dir + ".tar"
+	if out, err := exec.Command(bin, append(cf, "image", "export", "-o", archive, ref)...).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("image export: %v: %s", err, out)
+	}
+	defer os.Remove(archive)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return "", err
+	}
+	if out, err := exec.Command("tar", "--numeric-owner", "-C", dir, "-xf", archive).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("extract %s: %v: %s", archive, err, out)
+	}
+	return dir, nil
+}
+
+// compareVerify prints the rows of packages --verify IMAGE and of dpkg
+// --verify --root on the image's extracted final filesystem, with the files
+// each flags (results not ok; dpkg prints only those).
+func compareVerify(bin string, cf []string, label, ref, root string, runs int) error {
+	ours := append(cf, "packages", "--verify", "--format", "json", ref)
+	out, err := exec.Command(bin, ours...).Output()
+	if err != nil {
+		return fmt.Errorf("packages --verify %s: %w", ref, err)
+	}
+	flagged := bytes.Count(out, []byte("\n")) - bytes.Count(out, []byte(`"status":"ok"`))
+	dpkgArgs := []string{"--root=" + root, "--verify"}
+	dout, err := exec.Command("dpkg", dpkgArgs...).Output()
+	if err != nil {
+		return fmt.Errorf("dpkg --verify --root=%s: %w", root, err)
+	}
+	rows := []struct {
+		name, bin string
+		args      []string
+		flagged   int
+	}{
+		{"ctrforensics packages --verify", bin, ours, flagged},
+		{"dpkg --verify --root DIR", "dpkg", dpkgArgs, bytes.Count(dout, []byte("\n"))},
+	}
+	for _, r := range rows {
+		s, err := timeRuns(r.bin, r.args, nil, false, runs)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%-34s %-36s %12s %7.0fMiB %8d\n", label, r.name, s.dur.Round(time.Millisecond), float64(s.rssKiB)/1024, r.flagged)
 	}
 	return nil
 }

@@ -43,6 +43,7 @@ func runImageFiles(ctx context.Context, c *cli.Command) error {
 	if err != nil {
 		return err
 	}
+	indexGC()
 	return withImage(ctx, c, []string{"IMAGE"}, func(ctx context.Context, _ *snapshot.Client, img *snapshot.ResolvedImage, _ []string) error {
 		opts, err := layerOptions(c, img)
 		if err != nil {

@@ -36,6 +36,7 @@ func runImageLayers(ctx context.Context, c *cli.Command) error {
 	if err != nil {
 		return err
 	}
+	indexGC()
 	return withImage(ctx, c, []string{"IMAGE"}, func(ctx context.Context, _ *snapshot.Client, img *snapshot.ResolvedImage, _ []string) error {
 		opts, err := layerOptions(c, img)
 		if err != nil {

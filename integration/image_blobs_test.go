@@ -115,7 +115,8 @@ func TestImageRefusesATamperedBlob(t *testing.T) {
 // directory: the second run reads the layers it needs from their index (no
 // layer is decompressed to make one), says so with
 // --verbose, and prints the same bytes; --no-index neither reads nor writes
-// one; and the index directory cannot be inside the content store.
+// one; without --index-dir there is none; and the index directory cannot be
+// inside the content store.
 func TestImageLayerIndex(t *testing.T) {
 	if _, err := mergedUsrOnce(); err != nil {
 		t.Fatal(err)
@@ -141,6 +142,10 @@ func TestImageLayerIndex(t *testing.T) {
 				}
 			}
 		})
+	}
+	// Off by default: an index is written to disk and trusted later.
+	if r := h.cli(t, "image", "files", "-v", mergedUsrName); r.code != 0 || strings.Contains(r.stderr, "index") {
+		t.Errorf("image files without --index-dir: exit %d, stderr:\n%s", r.code, r.stderr)
 	}
 	inside := filepath.Join(h.daemon.Root, "io.containerd.content.v1.content", "index")
 	if r := h.cli(t, "image", "files", "--index-dir", inside, mergedUsrName); r.code != 2 || !strings.Contains(r.stderr, "outside the evidence") {

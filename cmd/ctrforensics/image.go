@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -47,23 +46,14 @@ func imageFlags(extra ...cli.Flag) []cli.Flag {
 // indexFlags are the flags of the image commands that keep layer indexes.
 func indexFlags(extra ...cli.Flag) []cli.Flag {
 	return append([]cli.Flag{
-		&cli.StringFlag{Name: "index-dir", Value: defaultIndexDir(), Usage: "where to keep an index of each layer read in full (outside the content store): a later run reads an unchanged blob's index instead of decompressing it"},
-		&cli.BoolFlag{Name: "no-index", Usage: "neither read nor keep layer indexes: decompress every layer and check its digests again"},
+		&cli.StringFlag{Name: "index-dir", Sources: cli.EnvVars("CTRFORENSICS_INDEX_DIR"), Usage: "keep an index of each layer read in full in `DIR` (off by default: it writes to disk, and a later run trusts it instead of checking the blob's digests again; use a directory the examined host cannot write, e.g. on the lab's disk for a --root): a later run reads an unchanged blob's index instead of decompressing it"},
+		&cli.BoolFlag{Name: "no-index", Usage: "neither read nor keep layer indexes, even with --index-dir or CTRFORENSICS_INDEX_DIR set"},
 	}, extra...)
 }
 
-// defaultIndexDir is the layer index cache under the user's cache directory.
-func defaultIndexDir() string {
-	dir, err := os.UserCacheDir()
-	if err != nil {
-		return ""
-	}
-	return filepath.Join(dir, "ctrforensics", "layer-index")
-}
-
 // layerOptions are the imagefs options of an image command: warnings on
-// stderr and, unless --no-index, the layer index cache of the blobs read from
-// the local content store, each use named with --verbose.
+// stderr and, when asked for with --index-dir, the layer index cache of the
+// blobs read from the local content store, each use named with --verbose.
 func layerOptions(c *cli.Command, img *snapshot.ResolvedImage) (imagefs.Options, error) {
 	opts := imagefs.Options{Warn: warner(c)}
 	dir := c.String("index-dir")

@@ -89,6 +89,13 @@ func TestImageRefusesATamperedBlob(t *testing.T) {
 		t.Fatal(err)
 	}
 	layer := built.Layers[0].Digest
+	// A run before the tampering leaves an index of the layer: the run after
+	// it must not trust that index.
+	index := t.TempDir()
+	h.mustCLI(t, "image", "files", "--index-dir", index, img.Name)
+	if _, err := os.Stat(filepath.Join(index, "sha256", layer.Encoded())); err != nil {
+		t.Fatalf("no index of the layer was kept: %v", err)
+	}
 	p := blobPath(layer)
 	data, err := os.ReadFile(p)
 	if err != nil {
@@ -98,9 +105,54 @@ func TestImageRefusesATamperedBlob(t *testing.T) {
 	if err := os.WriteFile(p, tampered, 0o444); err != nil {
 		t.Fatal(err)
 	}
-	r := h.cli(t, "image", "files", img.Name)
+	r := h.cli(t, "image", "files", "--index-dir", index, img.Name)
 	if r.code == 0 || !strings.Contains(r.stderr, "does not match its digest") || !strings.Contains(r.stderr, layer.Encoded()) {
 		t.Errorf("image files of a tampered blob: exit %d, stderr %s", r.code, r.stderr)
+	}
+}
+
+// TestImageLayerIndex runs the image commands twice with a layer index
+// directory: the second run reads the layers it needs from their index (no
+// layer is decompressed to make one), says so with
+// --verbose, and prints the same bytes; --no-index neither reads nor writes
+// one; without --index-dir there is none; and the index directory cannot be
+// inside the content store.
+func TestImageLayerIndex(t *testing.T) {
+	if _, err := mergedUsrOnce(); err != nil {
+		t.Fatal(err)
+	}
+	index := t.TempDir()
+	for _, args := range [][]string{
+		{"image", "files", "--digest", mergedUsrName}, {"image", "layers", "--format", "json", mergedUsrName},
+		{"image", "cat", mergedUsrName, "/bin/sh"}, {"image", "cat", mergedUsrName, "/etc/hard"},
+		{"image", "cat", mergedUsrName, "/etc/hostname"}, {"image", "cat", "--layer", "0", mergedUsrName, "/etc/hard"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			want := h.cli(t, append(args, "--no-index", "-v", "--index-dir", index)...)
+			if strings.Contains(want.stderr, "index") {
+				t.Errorf("--no-index used an index: %s", want.stderr)
+			}
+			for run := range 2 {
+				got := h.cli(t, append(args, "-v", "--index-dir", index)...)
+				if got.stdout != want.stdout || got.code != want.code {
+					t.Errorf("run %d: exit %d, stdout %q; without an index: exit %d, stdout %q", run, got.code, got.stdout, want.code, want.stdout)
+				}
+				if run == 1 && (!strings.Contains(got.stderr, "read from its index") || strings.Contains(got.stderr, "index written")) {
+					t.Errorf("run %d read a layer again instead of its index: %s", run, got.stderr)
+				}
+			}
+		})
+	}
+	// Off by default: an index is written to disk and trusted later.
+	if r := h.cli(t, "image", "files", "-v", mergedUsrName); r.code != 0 || strings.Contains(r.stderr, "index") {
+		t.Errorf("image files without --index-dir: exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+	inside := filepath.Join(h.daemon.Root, "io.containerd.content.v1.content", "index")
+	if r := h.cli(t, "image", "files", "--index-dir", inside, mergedUsrName); r.code != 2 || !strings.Contains(r.stderr, "outside the evidence") {
+		t.Errorf("an index directory inside the content store: exit %d, stderr %s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(inside); err == nil {
+		t.Errorf("%s was created", inside)
 	}
 }
 

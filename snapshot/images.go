@@ -122,6 +122,9 @@ type ResolvedImage struct {
 	// BlobSource says where the layer blobs are read from: the content
 	// store's directory on this host, or containerd's content API and why.
 	BlobSource string
+	// Local is the content store directory some layer blobs are read from,
+	// nil when none is.
+	Local *contentdir.Store
 }
 
 // PlatformError says a platform is not valid (Err), or that an index has no
@@ -248,6 +251,9 @@ func (s *Session) layers(ctx context.Context, r *ResolvedImage, snapshotter stri
 			}
 		}
 		r.Layers = append(r.Layers, layer)
+	}
+	if direct > 0 {
+		r.Local = local
 	}
 	switch {
 	case local == nil:

@@ -4,15 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"runtime/debug"
 	"slices"
 	"strings"
 
 	"github.com/docker/go-units"
+	"github.com/opencontainers/go-digest"
 	"github.com/urfave/cli/v3"
 
 	"github.com/ctrforensics/ctrforensics/forensic"
+	"github.com/ctrforensics/ctrforensics/forensic/imagefs"
 	"github.com/ctrforensics/ctrforensics/internal/output"
 	"github.com/ctrforensics/ctrforensics/snapshot"
+	"github.com/ctrforensics/ctrforensics/snapshot/contentdir"
 )
 
 func imageCommand() *cli.Command {
@@ -34,8 +39,42 @@ func imageFlags(extra ...cli.Flag) []cli.Flag {
 	return append([]cli.Flag{
 		&cli.StringFlag{Name: "platform", Usage: "platform of a multi-platform image, e.g. linux/arm64 (default: this host's)"},
 		&cli.StringFlag{Name: "snapshotter", Value: "overlayfs", Usage: "where to read layers whose blobs were discarded after unpacking"},
-		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "say on stderr where the layer blobs are read from (the content store directory, or containerd's content API and why)"},
+		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "say on stderr where the layer blobs are read from (the content store directory, or containerd's content API and why), and which layer indexes are read or written (files, layers, cat)"},
 	}, extra...)
+}
+
+// indexFlags are the flags of the image commands that keep layer indexes.
+func indexFlags(extra ...cli.Flag) []cli.Flag {
+	return append([]cli.Flag{
+		&cli.StringFlag{Name: "index-dir", Sources: cli.EnvVars("CTRFORENSICS_INDEX_DIR"), Usage: "keep an index of each layer read in full in `DIR` (off by default: it writes to disk, and a later run trusts it instead of checking the blob's digests again; use a directory the examined host cannot write, e.g. on the lab's disk for a --root): a later run reads an unchanged blob's index instead of decompressing it"},
+		&cli.BoolFlag{Name: "no-index", Usage: "neither read nor keep layer indexes, even with --index-dir or CTRFORENSICS_INDEX_DIR set"},
+	}, extra...)
+}
+
+// layerOptions are the imagefs options of an image command: warnings on
+// stderr and, when asked for with --index-dir, the layer index cache of the
+// blobs read from the local content store, each use named with --verbose.
+func layerOptions(c *cli.Command, img *snapshot.ResolvedImage) (imagefs.Options, error) {
+	opts := imagefs.Options{Warn: warner(c)}
+	dir := c.String("index-dir")
+	if c.Bool("no-index") || dir == "" || img.Local == nil {
+		return opts, nil
+	}
+	ix, err := contentdir.NewIndexCache(dir, img.Local)
+	if err != nil {
+		return opts, err
+	}
+	say := func(string, ...any) {}
+	if c.Bool("verbose") {
+		say = func(format string, a ...any) { fmt.Fprintf(c.Root().ErrWriter, "ctrforensics: "+format+"\n", a...) }
+	}
+	ix.Used = func(d digest.Digest, p string) {
+		say("layer %s read from its index %s (made by a full read that checked its digests; the blob file is unchanged since: same device, inode, size and times; --no-index reads it again)", d, p)
+	}
+	ix.Wrote = func(d digest.Digest, p string) { say("layer %s: index written to %s", d, p) }
+	ix.Failed = func(d digest.Digest, err error) { say("layer %s: no index kept: %v", d, err) }
+	opts.Index = ix
+	return opts, nil
 }
 
 // withImage resolves IMAGE (the first argument) under a session and runs fn.
@@ -62,6 +101,17 @@ func withImage(ctx context.Context, c *cli.Command, names []string, fn func(ctx 
 		err = errors.Join(err, s.Close(ctx))
 		return err
 	})
+}
+
+// indexGC sets the collector for image files and image layers, unless GOGC
+// says otherwise: their index of the image's paths lives to the end and grows
+// with each layer, and Go's default (GOGC=100) lets the heap reach twice it
+// between collections; 50 keeps the peak near 1.5 times (`image layers` of a
+// 1M-file image: 306 -> 265 MiB peak RSS, for a few more collections).
+func indexGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
+	}
 }
 
 func imageLsCommand() *cli.Command {

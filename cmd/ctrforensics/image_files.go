@@ -23,13 +23,13 @@ func imageFilesCommand() *cli.Command {
 		Name:      "files",
 		Usage:     "every path of the image's final filesystem (what docker export of a never-started container holds)",
 		ArgsUsage: "IMAGE",
-		Flags: imageFlags(formatFlag(),
+		Flags: imageFlags(indexFlags(formatFlag(),
 			&cli.BoolFlag{Name: "digest", Usage: "add the sha256 of every regular file"},
 			&cli.StringFlag{Name: "type", Usage: "only this type: file, dir, symlink, fifo, socket, char, block"},
 			&cli.StringFlag{Name: "path", Usage: "only paths matching this glob on the whole path: * and ? within a name, ** across directories, [a-z], {a,b} (e.g. '/usr/bin/*', '/**/.*', '/etc/**/*.conf')"},
 			&cli.BoolFlag{Name: "setuid", Usage: "only setuid or setgid files"},
 			&cli.StringFlag{Name: "newer", Usage: "only paths modified after this time (RFC 3339, or YYYY-MM-DD)"},
-		),
+		)...),
 		Action: runImageFiles,
 	}
 }
@@ -43,12 +43,17 @@ func runImageFiles(ctx context.Context, c *cli.Command) error {
 	if err != nil {
 		return err
 	}
+	indexGC()
 	return withImage(ctx, c, []string{"IMAGE"}, func(ctx context.Context, _ *snapshot.Client, img *snapshot.ResolvedImage, _ []string) error {
-		opts := imagefs.Options{Digest: c.Bool("digest"), Warn: warner(c)}
+		opts, err := layerOptions(c, img)
+		if err != nil {
+			return err
+		}
+		opts.Digest = c.Bool("digest")
 		// One write per block, not per cell or line: a million paths would
 		// otherwise be millions of system calls.
 		out := bufio.NewWriterSize(c.Root().Writer, 256<<10)
-		err := listFiles(ctx, img, opts, format, keep, c.Bool("digest"), out)
+		err = listFiles(ctx, img, opts, format, keep, c.Bool("digest"), out)
 		if ferr := out.Flush(); err == nil {
 			err = ferr
 		}

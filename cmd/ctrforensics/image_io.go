@@ -17,10 +17,10 @@ func imageCatCommand() *cli.Command {
 		Name:      "cat",
 		Usage:     "print a file's bytes from the final filesystem, or from one layer (hidden files included)",
 		ArgsUsage: "IMAGE PATH",
-		Flags: imageFlags(
+		Flags: imageFlags(indexFlags(
 			&cli.IntFlag{Name: "layer", Value: -1, Usage: "read the entry this layer ships, at its literal path (0 is the bottom one)"},
 			&cli.BoolFlag{Name: "no-follow", Usage: "print a symbolic link's target instead of following it"},
-		),
+		)...),
 		Description: "Symbolic links are resolved inside the image (with its root as /, never on the host), and\n" +
 			"every link followed is named on stderr. Only the layers needed are read, from the top down.",
 		Action: func(ctx context.Context, c *cli.Command) error {
@@ -31,8 +31,12 @@ func imageCatCommand() *cli.Command {
 				if l := c.Int("layer"); l >= len(img.Layers) {
 					return fmt.Errorf("--layer %d: the image has %d layers (0 to %d)", l, len(img.Layers), len(img.Layers)-1)
 				}
+				opts, err := layerOptions(c, img)
+				if err != nil {
+					return err
+				}
 				return imagefs.Cat(ctx, img.Layers, a[1], c.Root().Writer, imagefs.CatOptions{
-					Options: imagefs.Options{Warn: warner(c)}, Layer: c.Int("layer"), NoFollow: c.Bool("no-follow"),
+					Options: opts, Layer: c.Int("layer"), NoFollow: c.Bool("no-follow"),
 					Followed: func(link, target string) {
 						fmt.Fprintf(c.Root().ErrWriter, "ctrforensics: followed symbolic link %s -> %s (inside the image)\n",
 							forensic.EscapePath(link), forensic.EscapePath(target))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -23,9 +24,9 @@ func imageLayersCommand() *cli.Command {
 		Name:      "layers",
 		Usage:     "per layer: what it added, changed and deleted, and the files later layers hide",
 		ArgsUsage: "IMAGE",
-		Flags: imageFlags(formatFlag(),
+		Flags: imageFlags(indexFlags(formatFlag(),
 			&cli.BoolFlag{Name: "show-hidden", Usage: "list the hidden files (deleted or overwritten above, still shipped) with their sha256"},
-		),
+		)...),
 		Action: runImageLayers,
 	}
 }
@@ -35,9 +36,14 @@ func runImageLayers(ctx context.Context, c *cli.Command) error {
 	if err != nil {
 		return err
 	}
+	indexGC()
 	return withImage(ctx, c, []string{"IMAGE"}, func(ctx context.Context, _ *snapshot.Client, img *snapshot.ResolvedImage, _ []string) error {
+		opts, err := layerOptions(c, img)
+		if err != nil {
+			return err
+		}
 		bw := bufio.NewWriterSize(c.Root().Writer, 256<<10) // one write per block, not per line
-		err := writeLayers(ctx, img, format, c.Bool("show-hidden"), warner(c), bw)
+		err = writeLayers(ctx, img, format, c.Bool("show-hidden"), opts, bw)
 		if ferr := bw.Flush(); err == nil {
 			err = ferr
 		}
@@ -47,19 +53,19 @@ func runImageLayers(ctx context.Context, c *cli.Command) error {
 
 // writeLayers writes each layer's changes to w as soon as it is read, then
 // the hidden files.
-func writeLayers(ctx context.Context, img *snapshot.ResolvedImage, format output.Format, showHidden bool, warn func(string), w io.Writer) error {
+func writeLayers(ctx context.Context, img *snapshot.ResolvedImage, format output.Format, showHidden bool, opts imagefs.Options, w io.Writer) error {
 	createdBy := layerCreatedBy(img)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	// Each layer is printed as soon as it is read; the files a layer ships
 	// that later layers hide are only known at the end, and follow.
-	hidden, err := imagefs.WalkLayers(ctx, img.Layers, imagefs.Options{Warn: warn}, func(r *imagefs.LayerReport) error {
+	hidden, err := imagefs.WalkLayers(ctx, img.Layers, opts, func(r *imagefs.LayerReport) error {
 		if format == output.JSON {
-			return enc.Encode(layerRowOf(r, createdBy[r.Index]))
+			return writeLayerRow(w, r, createdBy[r.Index])
 		}
 		fmt.Fprintf(w, "LAYER %d  %s  +%d ~%d -%d  %s  %s\n", r.Index, orDash(img.DiffID(r.Index).String()), r.Added, r.Changed, r.Deleted,
 			units.HumanSize(float64(r.Bytes)), history.CommandText(createdBy[r.Index]))
-		for _, ch := range r.Changes {
+		for ch := range r.AllChanges() {
 			if _, err := fmt.Fprintf(w, "  %s %s%s\n", ch.Kind, forensic.EscapePath(ch.Path), changeNote(ch)); err != nil {
 				return err
 			}
@@ -99,20 +105,51 @@ func layerCreatedBy(img *snapshot.ResolvedImage) map[int]string {
 	return out
 }
 
-func layerRowOf(r *imagefs.LayerReport, createdBy string) layerRow {
-	changes := make([]layerChangeRow, len(r.Changes))
-	for j, ch := range r.Changes {
-		changes[j] = layerChangeRow{Kind: ch.Kind, Path: forensic.EscapePath(ch.Path), Size: displaySize(ch.Entry), Type: ch.Type,
-			LinkTarget: forensic.EscapePath(ch.LinkTarget), HardLink: ch.HardLink, Digest: ch.Digest.String(),
-			BaseDigest: ch.BaseDigest.String(), Fields: ch.Fields, MtimeOnly: ch.MtimeOnly()}
-	}
-	return layerRow{Added: r.Added, Bytes: r.Bytes, Changed: r.Changed, Changes: changes, CreatedBy: createdBy,
+// writeLayerRow writes the layerRow of r as one JSON line, its changes
+// encoded one at a time as they are converted: the line of a layer of a
+// million entries is never held in memory.
+func writeLayerRow(w io.Writer, r *imagefs.LayerReport, createdBy string) error {
+	row := layerRow{Added: r.Added, Bytes: r.Bytes, Changed: r.Changed, Changes: []layerChangeRow{}, CreatedBy: createdBy,
 		Deleted: r.Deleted, DiffID: r.DiffID, Index: r.Index}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(row); err != nil {
+		return err
+	}
+	// The keys before "changes" hold numbers only: the first match is the key.
+	head, tail, ok := bytes.Cut(buf.Bytes(), []byte(`"changes":[]`))
+	if !ok {
+		return fmt.Errorf("encode layer %d: no changes key", r.Index)
+	}
+	tail = bytes.Clone(tail)
+	if _, err := fmt.Fprintf(w, "%s\"changes\":[", head); err != nil {
+		return err
+	}
+	sep := ""
+	for ch := range r.AllChanges() {
+		buf.Reset()
+		if err := enc.Encode(layerChangeRowOf(ch)); err != nil {
+			return err
+		}
+		if _, err := fmt.Fprintf(w, "%s%s", sep, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))); err != nil {
+			return err
+		}
+		sep = ","
+	}
+	_, err := fmt.Fprintf(w, "]%s", tail)
+	return err
+}
+
+func layerChangeRowOf(ch *imagefs.Change) layerChangeRow {
+	return layerChangeRow{Kind: ch.Kind, Path: forensic.EscapePath(ch.Path), Size: displaySize(ch.Entry), Type: ch.Type,
+		LinkTarget: forensic.EscapePath(ch.LinkTarget), HardLink: ch.HardLink, Digest: ch.Digest.String(),
+		BaseDigest: ch.BaseDigest.String(), Fields: ch.Fields, MtimeOnly: ch.MtimeOnly()}
 }
 
 // changeNote says what a changed entry changed: the fields, "mtime only" for
 // a re-ship of the same bytes, and a symlink's target.
-func changeNote(ch imagefs.Change) string {
+func changeNote(ch *imagefs.Change) string {
 	note := ""
 	if ch.Type == forensic.TypeSymlink {
 		note = " -> " + forensic.EscapePath(ch.LinkTarget)

@@ -148,6 +148,17 @@ func BenchmarkListing1M(b *testing.B) {
 			files, err := Files(context.Background(), layers, Options{})
 			return len(files), err
 		}},
+		{"layers", func() (int, error) {
+			n := 0
+			_, err := WalkLayers(context.Background(), layers, Options{}, func(r *LayerReport) error {
+				for ch := range r.AllChanges() {
+					n++
+					_, _ = io.WriteString(io.Discard, ch.Path)
+				}
+				return nil
+			})
+			return n, err
+		}},
 	}
 	for _, r := range runs {
 		b.Run(r.name, func(b *testing.B) {

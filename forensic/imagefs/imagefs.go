@@ -9,6 +9,11 @@
 // symlink "a -> /etc" then "a/passwd") is kept at its literal path "/a/passwd"
 // in the image namespace, never resolved, and reported with a warning.
 //
+// A layer read in full, its digests checked, can be kept as an index by an
+// IndexStore (Options.Index), outside the evidence: a later run reads an
+// unchanged blob's index instead of decompressing it, and the same results
+// come out (warnings included).
+//
 // Paths are ordered component by component ("/a", "/a/b", "/a-b"), so that a
 // directory is immediately followed by its whole subtree.
 package imagefs
@@ -61,6 +66,13 @@ type Options struct {
 	// suspicious (escaping names, hard links to missing targets, paths below a
 	// non-directory). Names in it are escaped with forensic.EscapePath.
 	Warn func(msg string)
+	// Index, when set, keeps an index of each layer read in full and checked,
+	// and gives it back instead of the layer being read again (see
+	// IndexStore). A layer read from its index is not decompressed, so its
+	// blob digest and DiffID are not checked again in this run: Indexed, when
+	// set, is told of each such layer by its index.
+	Index   IndexStore
+	Indexed func(layer int)
 }
 
 // Entry is one path of a filesystem built from layers.
@@ -130,10 +142,12 @@ type config struct {
 	hash     bool
 	maxBytes int64
 	warn     func(string)
+	index    IndexStore
+	indexed  func(int)
 }
 
 func newConfig(opts Options, hash bool) *config {
-	c := &config{hash: hash, maxBytes: opts.MaxLayerBytes, warn: opts.Warn}
+	c := &config{hash: hash, maxBytes: opts.MaxLayerBytes, warn: opts.Warn, index: opts.Index}
 	if c.maxBytes <= 0 {
 		c.maxBytes = DefaultMaxLayerBytes
 	}
@@ -147,6 +161,13 @@ func newConfig(opts Options, hash bool) *config {
 		mu.Lock()
 		defer mu.Unlock()
 		warn(msg)
+	}
+	if opts.Indexed != nil {
+		c.indexed = func(k int) {
+			mu.Lock()
+			defer mu.Unlock()
+			opts.Indexed(k)
+		}
 	}
 	return c
 }

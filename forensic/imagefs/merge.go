@@ -217,10 +217,8 @@ func (m *merger) resolve(r *rec) bool {
 			r.ext.srcLayer, r.ext.srcOrd = tr.layer, tr.ord
 		}
 		r.typ, r.size = tr.typ, tr.size
-		r.flags |= fResolved | tr.flags&fDigest
-		if tr.flags&fDigest != 0 {
-			r.ext.sum = tr.ext.sum
-		}
+		r.flags |= fResolved
+		r.sum = tr.sum
 		return true
 	}
 	return false

@@ -6,6 +6,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
+	"hash"
 	"io"
 	"path"
 	"slices"
@@ -55,10 +56,13 @@ type layerOps struct {
 
 // reader turns one layer's tar headers into ops.
 type reader struct {
-	s     *stream
-	k     int
-	c     *config
-	in    *interner
+	s    *stream
+	k    int
+	c    *config
+	in   *interner
+	sums sums
+	// h hashes one entry's content at a time.
+	h     hash.Hash
 	hash  bool
 	bytes int64
 	buf   []byte
@@ -81,13 +85,28 @@ func readLayer(ctx context.Context, layers []Layer, k int, c *config, report boo
 
 // readLayerKeeping reads layer k whole and keeps the content of the small
 // regular files keep names (when not hashing), in layerOps.kept by ordinal.
+// A layer c.index has an index for is not read: nothing is kept then.
 func readLayerKeeping(ctx context.Context, layers []Layer, k int, c *config, report bool, keep func(string) bool) (*layerOps, error) {
+	hash := c.hash || report
+	if lo := cachedLayer(layers, k, c, hash, report); lo != nil {
+		return lo, nil
+	}
+	var warnings []string
+	if c.index != nil {
+		// The layer's own warnings are stored with its index.
+		cc, warn := *c, c.warn
+		cc.warn = func(msg string) {
+			warnings = append(warnings, msg)
+			warn(msg)
+		}
+		c = &cc
+	}
 	s, err := openStream(ctx, layers, k, c, report)
 	if err != nil {
 		return nil, err
 	}
 	defer s.close()
-	rd := &reader{s: s, k: k, c: c, in: &interner{}, hash: c.hash || report, buf: make([]byte, 32<<10), keep: keep}
+	rd := &reader{s: s, k: k, c: c, in: &interner{}, hash: hash, buf: make([]byte, 32<<10), keep: keep}
 	for {
 		hdr, err := s.next()
 		if err == io.EOF {
@@ -103,8 +122,11 @@ func readLayerKeeping(ctx context.Context, layers []Layer, k int, c *config, rep
 	if err := s.finish(); err != nil {
 		return nil, err
 	}
+	diffID := s.diffID().sum()
+	storeLayer(layers, k, c, &index{digest: layers[k].Digest, wantDiffID: layers[k].DiffID, diffID: diffID, bytes: rd.bytes,
+		hashed: hash, size: max(s.lim.n, s.content), warnings: warnings}, &rd.ops)
 	lo := rd.sorted()
-	lo.diffID, lo.bytes, lo.kept = s.diffID().sum(), rd.bytes, rd.kept
+	lo.diffID, lo.bytes, lo.kept = diffID, rd.bytes, rd.kept
 	return lo, nil
 }
 
@@ -280,12 +302,15 @@ func (rd *reader) digest(r *rec) error {
 	if !rd.hash {
 		return nil
 	}
-	h := sha256.New()
-	if _, err := rd.s.copyContent(h, rd.buf); err != nil {
+	if rd.h == nil {
+		rd.h = sha256.New()
+	}
+	rd.h.Reset()
+	if _, err := rd.s.copyContent(rd.h, rd.buf); err != nil {
 		return err
 	}
-	h.Sum(r.x().sum[:0])
-	r.flags |= fDigest
+	r.sum = rd.sums.next()
+	rd.h.Sum(r.sum[:0])
 	return nil
 }
 

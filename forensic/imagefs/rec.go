@@ -1,6 +1,7 @@
 package imagefs
 
 import (
+	"crypto/sha256"
 	"strings"
 	"time"
 	"unsafe"
@@ -49,14 +50,17 @@ const (
 	// the entry holding its content.
 	fResolved
 	fImplicit // a parent directory no layer shipped
-	fDigest   // ext.sum holds the content's sha256
 )
 
-// rec is the compact form of an entry kept for every path: 64 bytes plus its
-// path in an arena, and an ext for the rare extras.
+// rec is the compact form of an entry kept for every path: 72 bytes plus its
+// path in an arena, its digest (when hashed) in another, and an ext for the
+// rare extras.
 type rec struct {
-	path  string // "/a/b"
-	ext   *recExt
+	path string // "/a/b"
+	ext  *recExt
+	// sum is the content's sha256, nil when not hashed; it points into an
+	// arena shared by the entries of a layer.
+	sum   *[sha256.Size]byte
 	size  int64
 	sec   int64
 	nsec  int32
@@ -74,7 +78,6 @@ type recExt struct {
 	link         string
 	xattrs       map[string]string
 	major, minor int64
-	sum          [32]byte
 	srcOrd       int32
 	srcLayer     uint16
 }
@@ -94,10 +97,10 @@ func (r *rec) hasContent() bool { return r.typ == tFile && r.flags&fHardLink == 
 func (r *rec) mtime() time.Time { return time.Unix(r.sec, int64(r.nsec)).UTC() }
 
 func (r *rec) digest() digest.Digest {
-	if r.flags&fDigest == 0 {
+	if r.sum == nil {
 		return ""
 	}
-	return digest.NewDigestFromBytes(digest.SHA256, r.ext.sum[:])
+	return digest.NewDigestFromBytes(digest.SHA256, r.sum[:])
 }
 
 // entry converts r into an Entry, sharing its strings.
@@ -227,4 +230,22 @@ func (in *interner) str(prefix, s string) string {
 	start := len(in.buf)
 	in.buf = append(append(in.buf, prefix...), s...)
 	return unsafe.String(&in.buf[start], n)
+}
+
+// sumsLen is the number of digests in a sums chunk (64 KiB).
+const sumsLen = 2048
+
+// sums hands out digest slots from shared chunks, so that a million digests
+// cost their bytes and not a million allocations. A slot is never reused.
+type sums struct {
+	buf [][sha256.Size]byte
+}
+
+// next returns a new slot.
+func (s *sums) next() *[sha256.Size]byte {
+	if len(s.buf) == cap(s.buf) {
+		s.buf = make([][sha256.Size]byte, 0, sumsLen)
+	}
+	s.buf = s.buf[:len(s.buf)+1]
+	return &s.buf[len(s.buf)-1]
 }

@@ -2,6 +2,7 @@ package imagefs
 
 import (
 	"context"
+	"iter"
 	"maps"
 	"slices"
 
@@ -19,6 +20,8 @@ type LayerReport struct {
 	// Changes lists what the layer adds (A), changes (C: the path existed
 	// below, including a directory the layer ships only because a child
 	// changed) and deletes (D: only the top of a deleted subtree), by path.
+	// Layers sets it; in a WalkLayers callback it is nil and AllChanges
+	// yields the changes one at a time.
 	Changes                 []Change
 	Added, Changed, Deleted int
 	// Bytes is the total size of the regular files the layer's blob ships.
@@ -28,6 +31,35 @@ type LayerReport struct {
 	// layer) deletes or replaces them: a classic hiding place. Their Digest is
 	// always computed. Sorted by path.
 	Hidden []Entry
+
+	// pending and state hold, in a WalkLayers callback, the changes not yet
+	// converted and the merged filesystem they point into.
+	pending []pending
+	state   *seq[rec]
+}
+
+// AllChanges yields the layer's changes in order: those of Changes when it
+// is set, otherwise (in a WalkLayers callback) each converted as it is
+// yielded, so that a layer of a million entries is never held as Change
+// values. A yielded Change is only valid until the next one.
+func (r *LayerReport) AllChanges() iter.Seq[*Change] {
+	return func(yield func(*Change) bool) {
+		if r.Changes != nil {
+			for i := range r.Changes {
+				if !yield(&r.Changes[i]) {
+					return
+				}
+			}
+			return
+		}
+		var ch Change
+		for i := range r.pending {
+			ch = r.pending[i].change(r.state)
+			if !yield(&ch) {
+				return
+			}
+		}
+	}
 }
 
 // Change is one path a layer adds, changes or deletes; for a deletion, Entry
@@ -58,7 +90,12 @@ func (c *Change) MtimeOnly() bool {
 func Layers(ctx context.Context, layers []Layer, opts Options) ([]LayerReport, error) {
 	var reps []LayerReport
 	hidden, err := WalkLayers(ctx, layers, opts, func(r *LayerReport) error {
-		reps = append(reps, *r)
+		changes := make([]Change, 0, len(r.pending))
+		for ch := range r.AllChanges() {
+			changes = append(changes, *ch)
+		}
+		reps = append(reps, LayerReport{Index: r.Index, DiffID: r.DiffID, Changes: changes,
+			Added: r.Added, Changed: r.Changed, Deleted: r.Deleted, Bytes: r.Bytes})
 		return nil
 	})
 	if err != nil {
@@ -71,8 +108,8 @@ func Layers(ctx context.Context, layers []Layer, opts Options) ([]LayerReport, e
 }
 
 // WalkLayers reads the layers bottom up and calls fn with each layer's
-// report as soon as the layer is merged, its Hidden still empty; the report
-// is only valid during the call. It returns, per layer, the hidden files,
+// report as soon as the layer is merged, its Hidden still empty and its
+// changes given by AllChanges; the report is only valid during the call. It returns, per layer, the hidden files,
 // which are only known once every layer above was read. Memory holds the
 // merged filesystem, one layer's entries and the hidden files, never every
 // layer's changes. Regular files are always hashed, since which files end up
@@ -150,27 +187,14 @@ func (rep *reporter) hidden(o *rec) {
 	rep.hiddenRecs[o.layer] = append(rep.hiddenRecs[o.layer], *o)
 }
 
-// layerMerged turns layer k's pending changes into its report and hands it
-// to fn.
+// layerMerged counts layer k's pending changes and hands its report to fn,
+// which converts the changes as it reads them.
 func (rep *reporter) layerMerged(out *seq[rec]) error {
 	if rep == nil {
 		return nil
 	}
 	r := &rep.cur
-	r.Changes = make([]Change, 0, len(rep.pending))
 	for _, p := range rep.pending {
-		ch := Change{Kind: p.kind}
-		if p.pos < 0 {
-			ch.Entry = p.base.entry()
-		} else {
-			cur := out.at(p.pos)
-			ch.Entry = cur.entry()
-			if p.kind == forensic.Changed {
-				ch.Fields = changedFields(&p.base, cur)
-				ch.BaseDigest = p.base.digest()
-			}
-		}
-		r.Changes = append(r.Changes, ch)
 		switch p.kind {
 		case forensic.Added:
 			r.Added++
@@ -180,10 +204,27 @@ func (rep *reporter) layerMerged(out *seq[rec]) error {
 			r.Deleted++
 		}
 	}
-	rep.pending = rep.pending[:0]
+	r.pending, r.state = rep.pending, out
 	err := rep.fn(r)
+	rep.pending = rep.pending[:0]
 	rep.cur = LayerReport{}
 	return err
+}
+
+// change converts a pending change, reading the written entry in state.
+func (p *pending) change(state *seq[rec]) Change {
+	ch := Change{Kind: p.kind}
+	if p.pos < 0 {
+		ch.Entry = p.base.entry()
+		return ch
+	}
+	cur := state.at(p.pos)
+	ch.Entry = cur.entry()
+	if p.kind == forensic.Changed {
+		ch.Fields = changedFields(&p.base, cur)
+		ch.BaseDigest = p.base.digest()
+	}
+	return ch
 }
 
 // changedFields lists what differs between a path's lower rec and the one a

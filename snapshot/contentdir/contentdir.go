@@ -2,8 +2,9 @@
 // directory (<root>/io.containerd.content.v1.content): a blob is the file
 // blobs/<algorithm>/<hex>, named by its digest.
 //
-// Invariants: nothing here writes, creates or renames anything (no ingest
-// directory, no lock); blobs are opened with O_NOFOLLOW and, where permitted,
+// Invariants: nothing here writes, creates or renames anything in the content
+// store (no ingest directory, no lock; an IndexCache writes only in its own
+// directory, which must be outside it); blobs are opened with O_NOFOLLOW and, where permitted,
 // O_NOATIME, so reading one changes neither its access time nor anything
 // else; a blob that is not a regular file is refused; and every byte served
 // is checked: a blob read from start to end in order is hashed as it goes,

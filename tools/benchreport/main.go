@@ -41,14 +41,14 @@ func main() {
 	sizes := flag.String("sizes", "10000,100000", "image sizes in files")
 	changes := flag.Int("changes", 100, "changed files per image")
 	suites := flag.String("suites", "diff,bundle,image,imagespeed,dive,commit,offline,sparse,scan,packages,s3",
-		"which benchmarks: diff, bundle, image, imagespeed, dive, commit, offline, sparse, scan, packages, s3")
+		"which benchmarks: diff, bundle, image, imagespeed, dive, commit, offline, sparse, scan, packages, s3; imagesame (with -before: outputs compared)")
 	bin := flag.String("bin", "bin/ctrforensics", "the ctrforensics binary, for the bundle suite")
 	bundleMiB := flag.Int("bundle-mib", 1024, "changed data of the bundle benchmark, in MiB")
 	bundleFiles := flag.Int("bundle-files", 10000, "files of the bundle benchmark")
 	imageFiles := flag.Int("image-files", 100000, "files of the image files benchmark")
 	bigImageFiles := flag.Int("big-image-files", 1000000, "files of the image whose listing's peak RSS is measured")
 	sparseGiB := flag.Int("sparse-gib", 2, "logical size of the sparse file of the sparse benchmark, in GiB")
-	before := flag.String("before", "", "an older ctrforensics binary to measure in the same run (sparse and imagespeed suites)")
+	before := flag.String("before", "", "an older ctrforensics binary to measure in the same run (sparse and imagespeed suites), or to compare outputs with (imagesame)")
 	uploadFile := flag.String("upload", "", "internal: upload FILE to the -to object (the s3 suite's baseline)")
 	uploadTo := flag.String("to", "", "internal: the object of -upload, s3://BUCKET/KEY")
 	flag.Parse()
@@ -96,6 +96,13 @@ func main() {
 				break
 			}
 			err = imageSpeedBench(context.Background(), abs, *before, *imageFiles, *runs)
+		case "imagesame":
+			abs, aerr := filepath.Abs(*bin)
+			if aerr != nil {
+				err = aerr
+				break
+			}
+			err = imageSameBench(context.Background(), abs, *before, *imageFiles)
 		case "dive":
 			abs, aerr := filepath.Abs(*bin)
 			if aerr != nil {

@@ -194,6 +194,7 @@ func compareImage(bin, syft string, cf []string, label, ref, archive string, run
 	}{
 		{"ctrforensics packages", bin, append(cf, "packages", "--format", "json", ref), fmt.Sprint(ours)},
 		{"ctrforensics image files", bin, append(cf, "image", "files", ref), "-"},
+		{"ctrforensics image files --no-index", bin, append(cf, "image", "files", "--no-index", ref), "-"},
 	}
 	if syft != "" {
 		if out, err := exec.Command(bin, append(cf, "image", "save", "-o", archive, ref)...).CombinedOutput(); err != nil {

@@ -1,0 +1,134 @@
+package contentdir
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// IndexCache keeps indexes of the store's layer blobs (imagefs.IndexStore)
+// in a directory of its own, outside the content store and never inside it:
+// one file per blob, <dir>/<algorithm>/<hex>, holding the blob file's stamp
+// (device, inode, size, modification and change times) when the index was
+// made, then the index. An index is given back only while the blob file has
+// the same stamp: a blob rewritten, replaced or removed since has none.
+type IndexCache struct {
+	dir   string
+	store *Store
+	// Used and Wrote, when set, are told of each index given back and each
+	// index written, with its path.
+	Used, Wrote func(d digest.Digest, path string)
+	// Failed, when set, is told why an index could not be written.
+	Failed func(d digest.Digest, err error)
+}
+
+// NewIndexCache returns the cache of the indexes of store's blobs in dir,
+// created (mode 0700) when the first index is written. A dir inside the
+// content store's directory is refused: nothing is ever written there.
+func NewIndexCache(dir string, store *Store) (*IndexCache, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("layer index directory %s: %w", dir, err)
+	}
+	root, err := filepath.Abs(store.dir)
+	if err != nil {
+		return nil, fmt.Errorf("content store %s: %w", store.dir, err)
+	}
+	if rel, err := filepath.Rel(root, abs); err == nil && (rel == "." || !strings.HasPrefix(rel, "..")) {
+		return nil, fmt.Errorf("layer index directory %s is inside the content store %s: it must be outside the evidence", dir, store.dir)
+	}
+	return &IndexCache{dir: abs, store: store}, nil
+}
+
+// Dir returns the cache's directory.
+func (c *IndexCache) Dir() string { return c.dir }
+
+// path returns where the index of d is, "" for an invalid digest.
+func (c *IndexCache) path(d digest.Digest) string {
+	if d.Validate() != nil {
+		return ""
+	}
+	return filepath.Join(c.dir, d.Algorithm().String(), d.Encoded())
+}
+
+// blobStamp returns the stamp of the blob file of d, "" when it has none.
+func (c *IndexCache) blobStamp(d digest.Digest) string {
+	p, err := c.store.BlobPath(d)
+	if err != nil {
+		return ""
+	}
+	fi, err := os.Lstat(p)
+	if err != nil || !fi.Mode().IsRegular() {
+		return ""
+	}
+	return stamp(fi)
+}
+
+// Get returns the index of the blob of d while its file is unchanged, or nil.
+func (c *IndexCache) Get(d digest.Digest) []byte {
+	p, st := c.path(d), c.blobStamp(d)
+	if p == "" || st == "" {
+		return nil
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil
+	}
+	head, index, ok := bytes.Cut(b, []byte("\n"))
+	if !ok || string(head) != st {
+		return nil
+	}
+	if c.Used != nil {
+		c.Used(d, p)
+	}
+	return index
+}
+
+// Put writes the index of the blob of d that write writes, replacing any: to
+// a temporary file renamed into place, so that a reader sees a whole index
+// or none. It is a cache: a crash may lose it, and nothing is synced.
+func (c *IndexCache) Put(d digest.Digest, write func(io.Writer) error) {
+	p, st := c.path(d), c.blobStamp(d)
+	if p == "" || st == "" {
+		return
+	}
+	if err := writeIndex(p, st, write); err != nil {
+		if c.Failed != nil {
+			c.Failed(d, err)
+		}
+		return
+	}
+	if c.Wrote != nil {
+		c.Wrote(d, p)
+	}
+}
+
+func writeIndex(p, stamp string, write func(io.Writer) error) error {
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(p), filepath.Base(p)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(f, "%s\n", stamp)
+	if err == nil {
+		err = write(f)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), p)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("write layer index %s: %w", p, err)
+	}
+	return nil
+}

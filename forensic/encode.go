@@ -25,22 +25,43 @@ func FormatTime(t time.Time) string {
 // backslashes are doubled, control and non-printable characters are written as
 // \n, \t or \xNN (\u{N} above ASCII), and bytes that are not UTF-8 as \xNN. The
 // result of a printable UTF-8 name without backslashes is the name itself.
-func EscapePath(p string) string {
-	if isPlain(p) {
-		return p
+func EscapePath(p string) string { return escape(p, pathStyle) }
+
+// EscapeControl makes text safe to print on one line while keeping it as
+// written: control and other non-printable characters are written as \n, \t,
+// \r, \xNN (\u{N} above ASCII), bytes that are not UTF-8 as \xNN; quotes and
+// backslashes are left alone, so a command pastes back into a shell. Unlike
+// EscapePath the result cannot always be read back: it is for human-readable
+// messages and commands, not names.
+func EscapeControl(s string) string { return escape(s, textStyle) }
+
+// escapeStyle tells the two escapings apart: a path doubles backslashes so it
+// reads back; text keeps them and names \r as shells do.
+type escapeStyle int
+
+const (
+	pathStyle escapeStyle = iota
+	textStyle
+)
+
+func escape(s string, style escapeStyle) string {
+	if isPlain(s, style) {
+		return s
 	}
 	var b strings.Builder
-	for i := 0; i < len(p); {
-		r, size := utf8.DecodeRuneInString(p[i:])
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
 		switch {
 		case r == utf8.RuneError && size <= 1:
-			fmt.Fprintf(&b, `\x%02x`, p[i])
-		case r == '\\':
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == '\\' && style == pathStyle:
 			b.WriteString(`\\`)
 		case r == '\n':
 			b.WriteString(`\n`)
 		case r == '\t':
 			b.WriteString(`\t`)
+		case r == '\r' && style == textStyle:
+			b.WriteString(`\r`)
 		case r < 0x80 && !unicode.IsPrint(r):
 			fmt.Fprintf(&b, `\x%02x`, r)
 		case !unicode.IsPrint(r):
@@ -53,9 +74,9 @@ func EscapePath(p string) string {
 	return b.String()
 }
 
-func isPlain(p string) bool {
-	for _, r := range p {
-		if r == utf8.RuneError || r == '\\' || !unicode.IsPrint(r) {
+func isPlain(s string, style escapeStyle) bool {
+	for _, r := range s {
+		if r == utf8.RuneError || (r == '\\' && style == pathStyle) || !unicode.IsPrint(r) {
 			return false
 		}
 	}

@@ -1,9 +1,7 @@
 package forensic
 
 import (
-	"fmt"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 )
 
@@ -48,42 +46,4 @@ func tokenLen(s string) int {
 		}
 	}
 	return 2
-}
-
-// EscapeControl makes text safe to print on one line while keeping it as
-// written: control and other non-printable characters are written as \n,
-// \t, \xNN (\u{N} above ASCII), bytes that are not UTF-8 as \xNN; quotes and
-// backslashes are left alone. Unlike EscapePath the result cannot always be
-// read back: it is for human-readable messages, not names.
-func EscapeControl(s string) string {
-	plain := true
-	for _, r := range s {
-		if r == utf8.RuneError || !unicode.IsPrint(r) {
-			plain = false
-			break
-		}
-	}
-	if plain {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size <= 1:
-			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r < 0x80 && !unicode.IsPrint(r):
-			fmt.Fprintf(&b, `\x%02x`, r)
-		case !unicode.IsPrint(r):
-			fmt.Fprintf(&b, `\u{%x}`, r)
-		default:
-			b.WriteRune(r)
-		}
-		i += size
-	}
-	return b.String()
 }

@@ -1,11 +1,8 @@
 package history
 
 import (
-	"fmt"
 	"sort"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/ctrforensics/ctrforensics/forensic"
 )
@@ -48,30 +45,5 @@ func cite(s string) string {
 
 // CommandText makes a command (a history created_by, a comment) printable on
 // one line while keeping it as it was, so that it pastes back into a shell:
-// only control and other non-printable characters are escaped (\n, \t, \r,
-// \xNN, \u{N}), and bytes that are not UTF-8 as \xNN. Backslashes, quotes and
-// every printable character are left alone.
-func CommandText(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size <= 1:
-			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r < 0x80 && !unicode.IsPrint(r):
-			fmt.Fprintf(&b, `\x%02x`, r)
-		case !unicode.IsPrint(r) && r != ' ':
-			fmt.Fprintf(&b, `\u{%x}`, r)
-		default:
-			b.WriteRune(r)
-		}
-		i += size
-	}
-	return b.String()
-}
+// forensic.EscapeControl.
+func CommandText(s string) string { return forensic.EscapeControl(s) }

@@ -77,6 +77,15 @@ func setup(ctx context.Context) (*harness, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A run killed before its teardown (a CI timeout, a SIGKILL) leaves its
+	// daemon's directory and mounts; they would show in every host snapshot.
+	removed, err := testdaemon.RemoveStale(time.Minute)
+	for _, dir := range removed {
+		fmt.Fprintf(os.Stderr, "removed %s, which a killed test run left\n", dir)
+	}
+	if err != nil {
+		return nil, err
+	}
 	d, err := testdaemon.Start(ctx, "")
 	if err != nil {
 		return nil, err

@@ -161,7 +161,7 @@ func StartWith(ctx context.Context, dir string, opts Options) (*Daemon, error) {
 	created := dir == ""
 	if created {
 		if err = os.MkdirAll(parentDir(), 0o711); err == nil {
-			dir, err = os.MkdirTemp(parentDir(), "ctrforensics-containerd-")
+			dir, err = os.MkdirTemp(parentDir(), dirPrefix)
 		}
 	} else {
 		err = os.MkdirAll(dir, 0o711)

@@ -153,9 +153,11 @@ func waitForTempMount(t *testing.T, cmd *exec.Cmd, stderr *bytes.Buffer) {
 	t.Helper()
 	start := time.Now()
 	for time.Since(start) < 90*time.Second {
-		b, err := os.ReadFile("/proc/self/mountinfo")
-		if err != nil {
-			t.Fatal(err)
+		// The process's own view: its mounts are there whatever this
+		// process's view is. It is gone once the process exited.
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", cmd.Process.Pid))
+		if err != nil || exited(cmd.Process.Pid) {
+			break
 		}
 		if bytes.Contains(b, []byte(fmt.Sprintf("ctrforensics-mount-%d-", cmd.Process.Pid))) {
 			t.Logf("mounted after %v", time.Since(start).Round(time.Millisecond))
@@ -164,9 +166,19 @@ func waitForTempMount(t *testing.T, cmd *exec.Cmd, stderr *bytes.Buffer) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	cmd.Process.Signal(syscall.SIGQUIT)
-	cmd.Wait()
+	err := cmd.Wait()
 	h.mustCLI(t, "cleanup")
-	t.Fatalf("ctrforensics never mounted anything in %v; its goroutines:\n%s", time.Since(start), stderr.String())
+	t.Fatalf("ctrforensics never mounted anything in %v (%v); its stderr (goroutines if it was still running):\n%s", time.Since(start), err, stderr.String())
+}
+
+// exited tells whether process pid has exited (a zombie not yet waited for).
+func exited(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	return len(f) == 0 || f[0] == "Z" || f[0] == "X"
 }
 
 // TestKilledMountIsCleanedByUmount kills `mount` with SIGKILL at different

@@ -112,11 +112,11 @@ func TestK8sAPIServer(t *testing.T) {
 		args          []string
 		kubeconfigEnv bool
 		behave        map[string]string // node -> what its collector does (see k8sKubelet)
-		exit int
+		exit          int
 		// parallel is the most collector pods alive at once (--parallel).
 		parallel int
-		want          map[string]string // target -> "collected HEAD" or "failed ERROR-PART"
-		phases        map[string]string // node -> the collector pod's last phase
+		want     map[string]string // target -> "collected HEAD" or "failed ERROR-PART"
+		phases   map[string]string // node -> the collector pod's last phase
 	}{
 		{"two pods, every container, all collected", []string{"web-1", "web-2", "--all-containers"}, false,
 			map[string]string{}, 0, 4,
@@ -152,7 +152,7 @@ func TestK8sAPIServer(t *testing.T) {
 			}
 			checkK8sReport(t, &rep, group, tt.want, tt.phases, pods)
 			if kl.maxLive < 1 || kl.maxLive > tt.parallel {
-				t.Errorf("%d collector pods alive at once, want 1 to %d", kl.maxLive, tt.parallel)
+				t.Errorf("%d collector pods alive at once, want 1 to %d; events:\n%s", kl.maxLive, tt.parallel, strings.Join(kl.events, "\n"))
 			}
 			for _, p := range pods {
 				checkK8sOrchestration(t, srv, p, group, len(tt.want), len(tt.phases))
@@ -332,6 +332,7 @@ type k8sKubelet struct {
 	alive   map[string]bool
 	maxLive int
 	errs    []string
+	events  []string
 }
 
 func startK8sKubelet(ctx context.Context, t *testing.T, cs kubernetes.Interface, behave, nodeOf map[string]string) *k8sKubelet {
@@ -366,6 +367,9 @@ func (k *k8sKubelet) stop(t *testing.T) []*corev1.Pod {
 	})
 	if err != nil {
 		t.Errorf("collector pods left in namespace %s: %v", kube.DefaultNamespace, err)
+		// Remove them, so that the next run starts on an empty namespace.
+		_ = k.cs.CoreV1().Pods(kube.DefaultNamespace).DeleteCollection(context.Background(),
+			metav1.DeleteOptions{GracePeriodSeconds: ptr.To(int64(0))}, metav1.ListOptions{})
 	}
 	k.cancel()
 	<-k.done
@@ -392,12 +396,13 @@ func (k *k8sKubelet) fail(format string, args ...any) {
 func (k *k8sKubelet) handle(ctx context.Context, ev watch.Event) error {
 	p, ok := ev.Object.(*corev1.Pod)
 	if !ok {
-		if ev.Type == watch.Error {
+		if ev.Type == watch.Error && ctx.Err() == nil {
 			return fmt.Errorf("watch: %v", apierrors.FromObject(ev.Object))
 		}
 		return nil
 	}
 	k.mu.Lock()
+	k.events = append(k.events, fmt.Sprintf("%s %s rv %s phase %s deleting %v", ev.Type, p.Name, p.ResourceVersion, p.Status.Phase, p.DeletionTimestamp != nil))
 	_, known := k.seen[p.Name]
 	switch ev.Type {
 	case watch.Added:
@@ -406,6 +411,12 @@ func (k *k8sKubelet) handle(ctx context.Context, ev watch.Event) error {
 		k.maxLive = max(k.maxLive, len(k.alive))
 	case watch.Deleted:
 		delete(k.alive, p.Name)
+	case watch.Modified:
+		if p.DeletionTimestamp != nil {
+			// Deleted by the run, ending on its node: no longer one of
+			// the run's pods at once (--parallel).
+			delete(k.alive, p.Name)
+		}
 	}
 	k.mu.Unlock()
 	switch {

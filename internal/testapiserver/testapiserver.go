@@ -92,7 +92,7 @@ func ForTest(t testing.TB) *Server {
 
 // Start runs etcd and kube-apiserver from binDir in a new temporary
 // directory and waits until the API server is ready (/readyz).
-func Start(ctx context.Context, binDir string) (s *Server, err error) {
+func Start(ctx context.Context, binDir string) (_ *Server, err error) {
 	for _, b := range []string{"etcd", "kube-apiserver"} {
 		if _, err := os.Stat(filepath.Join(binDir, b)); err != nil {
 			return nil, fmt.Errorf("%s: %w", Env, err)
@@ -102,7 +102,7 @@ func Start(ctx context.Context, binDir string) (s *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s = &Server{Dir: dir}
+	s := &Server{Dir: dir}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, s.Stop())
@@ -171,7 +171,7 @@ func (s *Server) startAPIServer(binDir, etcdURL string) error {
 		"--authorization-mode=RBAC", "--anonymous-auth=false",
 		"--service-account-issuer=https://kubernetes.default.svc", "--service-account-key-file="+p("sa.pub"),
 		"--service-account-signing-key-file="+p("sa.key"),
-		"--service-cluster-ip-range=10.0.0.0/24", "--allow-privileged=true",
+		"--service-cluster-ip-range=10.0.0.0/24", "--endpoint-reconciler-type=none", "--allow-privileged=true",
 		"--enable-priority-and-fairness=false", "--profiling=false", "--v=1")
 	return err
 }

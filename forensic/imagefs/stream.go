@@ -75,7 +75,7 @@ func (s *stream) setup(ctx context.Context) error {
 		return fmt.Errorf("diff ID: %w", err)
 	}
 	s.lim = &limitReader{ctx: ctx, r: diff, max: s.max}
-	s.tr = tar.NewReader(bufio.NewReaderSize(s.lim, 64<<10))
+	s.tr = tar.NewReader(s.lim)
 	return nil
 }
 

@@ -501,3 +501,62 @@ func TestLayersChangedFields(t *testing.T) {
 		"C /etc/xa [xattrs]",
 	})
 }
+
+// TestReadAllPastALargeLayer checks that the layers behind one still being
+// read are read meanwhile, up to the entries allowed to wait: layer 0's read
+// ends only once layer 3 was opened, which, with two reads at a time, needs
+// layers 1 and 2 read and waiting (a read slot held until its layer is
+// taken would wait forever); and that with no entries allowed to wait, no
+// read starts past the one waiting.
+func TestReadAllPastALargeLayer(t *testing.T) {
+	tests := []struct {
+		maxWaiting int
+		want       []int // the layers opened while layer 0 is read
+	}{
+		{1 << 17, []int{1, 2, 3}},
+		{0, []int{1}},
+	}
+	for _, tt := range tests {
+		var layers []Layer
+		for k := range 4 {
+			layers = append(layers, layerOf(t, "gzip", tfile(fmt.Sprintf("f%d", k), "x")))
+		}
+		opened := make(chan int, len(layers))
+		for k := 1; k < len(layers); k++ {
+			open := layers[k].Open
+			layers[k].Open = func(ctx context.Context) (io.ReadCloser, error) {
+				opened <- k
+				return open(ctx)
+			}
+		}
+		var got []int
+		open0 := layers[0].Open
+		layers[0].Open = func(ctx context.Context) (io.ReadCloser, error) {
+			for len(got) < len(tt.want) {
+				select {
+				case k := <-opened:
+					got = append(got, k)
+				case <-time.After(10 * time.Second):
+					return nil, fmt.Errorf("layers opened while layer 0 is read: %v, want %v", got, tt.want)
+				}
+			}
+			select { // nothing more is opened meanwhile
+			case k := <-opened:
+				got = append(got, k)
+			case <-time.After(50 * time.Millisecond):
+			}
+			return open0(ctx)
+		}
+		read, taken := readAll(context.Background(), layers, newConfig(Options{}, false), false, 2, tt.maxWaiting)
+		for k := range layers {
+			r := <-read[k]
+			taken(r.lo)
+			if r.err != nil {
+				t.Errorf("max waiting %d: layer %d: %v", tt.maxWaiting, k, r.err)
+			}
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("max waiting %d: layers opened while layer 0 was read: %v, want %v", tt.maxWaiting, got, tt.want)
+		}
+	}
+}

@@ -38,11 +38,12 @@ type CatOptions struct {
 // to its end (a later entry of a layer replaces an earlier one, a later
 // whiteout deletes it) and its digests checked before anything is written.
 // The layers just below the one being read are read at the same time, one
-// per CPU (at most 4), and dropped, warnings included, when not needed. A
+// per CPU (at most 4), unless the host's CPUs are busy, and dropped,
+// warnings included, when not needed. A
 // hard link gives its target's content as the target was when the link was
 // made.
 func Cat(ctx context.Context, layers []Layer, path string, w io.Writer, opts CatOptions) error {
-	return cat(ctx, layers, path, w, opts, readAhead())
+	return cat(ctx, layers, path, w, opts, catAhead())
 }
 
 // cat is Cat reading at most ahead layers at once.

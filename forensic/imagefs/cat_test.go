@@ -135,3 +135,23 @@ func TestCatCorruptBlob(t *testing.T) {
 		t.Errorf("Cat(/etc/g) = %q, %v, warnings %q", buf.String(), err, warned.msgs)
 	}
 }
+
+func TestParseLoadAverage(t *testing.T) {
+	tests := []struct {
+		in   string
+		want float64
+		ok   bool
+	}{
+		{"0.52 1.13 1.54 2/301 16628\n", 0.52, true},
+		{"12.94 9.39 6.13 5/400 1", 12.94, true},
+		{"", 0, false},
+		{"x 1 2", 0, false},
+		{"-1 0 0", -1, false},
+	}
+	for _, tt := range tests {
+		got, ok := parseLoadAverage([]byte(tt.in))
+		if ok != tt.ok || (ok && got != tt.want) {
+			t.Errorf("parseLoadAverage(%q) = %v, %v; want %v, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+}

@@ -170,13 +170,16 @@ func (v *view) write(r *rec, noFollow bool, w io.Writer) error {
 	if r.typ != tFile {
 		return fmt.Errorf("not a regular file but a %s", fileType(r.typ))
 	}
-	if lo := v.ops[r.layer]; lo != nil {
+	lo := v.ops[r.layer]
+	if lo != nil {
 		if b, ok := lo.kept[r.ord]; ok {
 			_, err := w.Write(b)
 			return err
 		}
 	}
-	return copyEntry(v.ctx, v.layers, int(r.layer), r.ord, w, v.c)
+	// A layer read from its index was checked by the run that made it: its
+	// blob is read up to the file, no further.
+	return copyEntry(v.ctx, v.layers, int(r.layer), r.ord, w, v.c, lo == nil || !lo.indexed)
 }
 
 // SymlinkError says the entry to read is a symbolic link Cat was told not
@@ -427,8 +430,12 @@ func parentsOf(p string) []string {
 	return out
 }
 
-// copyEntry copies the content of entry ord of layer k to w.
-func copyEntry(ctx context.Context, layers []Layer, k int, ord int32, w io.Writer, c *config) error {
+// copyEntry copies the content of entry ord of layer k to w and, when
+// recheck, then reads the layer to its end and checks its digests again: the
+// bytes come from a second read of a blob the first read checked, and a blob
+// that changed in between fails, after the fact, instead of passing
+// unnoticed.
+func copyEntry(ctx context.Context, layers []Layer, k int, ord int32, w io.Writer, c *config, recheck bool) error {
 	s, err := openStream(ctx, layers, k, c, false)
 	if err != nil {
 		return err
@@ -437,8 +444,13 @@ func copyEntry(ctx context.Context, layers []Layer, k int, ord int32, w io.Write
 	if err := s.seek(ord); err != nil {
 		return err
 	}
-	_, err = s.copyContent(w, make([]byte, 32<<10))
-	return err
+	if _, err := s.copyContent(w, make([]byte, 32<<10)); err != nil || !recheck {
+		return err
+	}
+	if err := s.finish(); err != nil {
+		return fmt.Errorf("the layer changed since it was checked, the bytes written are not to be trusted: %w", err)
+	}
+	return nil
 }
 
 // seek reads up to the header of entry ord, which must be a regular file.

@@ -155,3 +155,47 @@ func TestParseLoadAverage(t *testing.T) {
 		}
 	}
 }
+
+// TestCatRereadChecked checks that a file too big to be kept while its
+// layer is read (it is read again afterwards) fails Cat when the blob
+// changed between the two reads, before or after the file.
+func TestCatRereadChecked(t *testing.T) {
+	big := strings.Repeat("b", maxKept+10)
+	for _, off := range []int{4096, maxKept / 2} { // in the padding after the file, in the file
+		l := layerOf(t, "none", tdir("etc/"), tfile("etc/big", big), tfile("pad", strings.Repeat("p", 64<<10)))
+		l.DiffID = ""
+		bad := corrupt(t, l, off)
+		opens := 0
+		open := l.Open
+		l.Open = func(ctx context.Context) (io.ReadCloser, error) {
+			if opens++; opens > 1 {
+				return bad.Open(ctx)
+			}
+			return open(ctx)
+		}
+		var buf bytes.Buffer
+		err := Cat(context.Background(), []Layer{l}, "/etc/big", &buf, CatOptions{Layer: -1})
+		if err == nil || !strings.Contains(err.Error(), "changed since it was checked") || opens != 2 {
+			t.Errorf("blob changed at -%d between reads: %v (%d opens)", off, err, opens)
+		}
+	}
+	// Unchanged, the second read passes.
+	l := layerOf(t, "gzip", tdir("etc/"), tfile("etc/big", big), tfile("pad", "p"))
+	var buf bytes.Buffer
+	if err := Cat(context.Background(), []Layer{l}, "/etc/big", &buf, CatOptions{Layer: -1}); err != nil || buf.String() != big {
+		t.Errorf("Cat(/etc/big): %d bytes, %v", buf.Len(), err)
+	}
+}
+
+// TestKeepsOneEntryPerPath checks that a layer shipping a wanted path many
+// times keeps the content of its last entry only.
+func TestKeepsOneEntryPerPath(t *testing.T) {
+	l := layerOf(t, "gzip", tfile("f", "one"), tfile("f", "two"), tfile("g", "g"), tfile("f", "three"))
+	lo, err := readLayerKeeping(context.Background(), []Layer{l}, 0, newConfig(Options{}, false), false, func(p string) bool { return p == "/f" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lo.kept) != 1 || string(lo.kept[lo.lookup("/f").ord]) != "three" {
+		t.Errorf("kept %q", lo.kept)
+	}
+}

@@ -33,15 +33,18 @@ type CatOptions struct {
 // resolves them with the image's root as "/": inside the image only, never on
 // the host, at most 40 of them. A path that resolves nowhere but that a layer
 // ships literally below a symbolic link (hostile: extraction writes through
-// the link) is read at that literal path, with a warning. Layers are read from the top down and only until the path's final
-// state is known, then the one holding the content; each layer used is read
-// to its end (a later entry of a layer replaces an earlier one, a later
-// whiteout deletes it) and its digests checked before anything is written.
-// The layers just below the one being read are read at the same time, one
-// per CPU (at most 4), unless the host's CPUs are busy, and dropped,
-// warnings included, when not needed. A
-// hard link gives its target's content as the target was when the link was
-// made.
+// the link) is read at that literal path, with a warning. A hard link gives
+// its target's content as the target was when the link was made.
+//
+// Layers are read from the top down and only until the path's final state is
+// known, then the one holding the content. Each layer used is read to its end
+// (a later entry of a layer replaces an earlier one, a later whiteout deletes
+// it) and its digests checked before anything is written; a file too big to
+// be kept on the way is read again, and that read too goes to the blob's end
+// and is checked, failing after the bytes when the blob changed. The layers
+// just below the one being read are read at the same time, one per CPU (at
+// most 4) unless the host's CPUs are busy, and dropped, warnings included,
+// when not needed.
 func Cat(ctx context.Context, layers []Layer, path string, w io.Writer, opts CatOptions) error {
 	return cat(ctx, layers, path, w, opts, catAhead())
 }

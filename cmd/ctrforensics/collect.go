@@ -127,6 +127,7 @@ func collectSink(ctx context.Context, c *cli.Command, opts *snapshot.CollectOpti
 	}
 	sink.Actor, sink.Key = opts.Examiner, opts.SignKey
 	opts.Sink, opts.SinkRecord = sink, sink.Record()
+	uploadGC()
 	return sink, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/containerd/errdefs"
+	"github.com/urfave/cli/v3"
 
 	"github.com/ctrforensics/ctrforensics/snapshot"
 )
@@ -49,3 +50,15 @@ func (e *noSuchSourceError) Error() string {
 
 // Is makes errors.Is(err, errdefs.ErrNotFound) true.
 func (e *noSuchSourceError) Is(target error) bool { return target == errdefs.ErrNotFound }
+
+// withContainer connects to containerd and runs fn on the container named
+// name (an ID or a unique prefix).
+func withContainer(ctx context.Context, c *cli.Command, name string, fn func(ctx context.Context, cl *snapshot.Client, ctr *snapshot.Container) error) error {
+	return withClient(ctx, c, func(ctx context.Context, cl *snapshot.Client) error {
+		ctr, err := cl.LoadContainer(ctx, name)
+		if err != nil {
+			return err
+		}
+		return fn(ctx, cl, ctr)
+	})
+}

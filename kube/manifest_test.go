@@ -7,10 +7,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/yaml"
 
 	"github.com/ctrforensics/ctrforensics/forensic/bundle"
@@ -193,5 +196,42 @@ func TestManifestGolden(t *testing.T) {
 	want := map[string][]string{"cluster pods": {"get", "list"}, "ctrforensics pods": {"create", "get", "delete"}, "ctrforensics pods/log": {"get"}}
 	if !equalJSON(t, verbs, want) {
 		t.Errorf("verbs %v, want %v", verbs, want)
+	}
+}
+
+// TestManifestYAMLRoundTrip: every document of the manifest decodes, with the
+// API types kubectl uses, into the very object Manifest made, and none
+// carries the noise of zero-valued structs; an empty object that means
+// something (the scratch volume's emptyDir) stays.
+func TestManifestYAMLRoundTrip(t *testing.T) {
+	objs, err := Manifest(CollectorOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := YAML(objs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := strings.Split(string(y), "\n---\n")
+	if len(docs) != len(objs) {
+		t.Fatalf("%d documents for %d objects", len(docs), len(objs))
+	}
+	for i, doc := range docs {
+		got, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(doc), nil, nil)
+		if err != nil {
+			t.Fatalf("document %d: %v\n%s", i, err, doc)
+		}
+		if !apiequality.Semantic.DeepEqual(got, objs[i]) {
+			t.Errorf("document %d decodes to\n%#v\nwant\n%#v", i, got, objs[i])
+		}
+	}
+	text := strings.ReplaceAll(string(y), "emptyDir: {}\n", "")
+	for _, noise := range []string{": {}\n", ": null\n", "creationTimestamp"} {
+		if strings.Contains(text, noise) {
+			t.Errorf("%q in\n%s", noise, y)
+		}
+	}
+	if !strings.Contains(string(y), "- emptyDir: {}\n    name: scratch\n") {
+		t.Errorf("the scratch volume lost its emptyDir:\n%s", y)
 	}
 }

@@ -48,7 +48,7 @@ func collectorFlags() []cli.Flag {
 		&cli.StringFlag{Name: "image", Usage: "`IMAGE` holding this ctrforensics binary, which the collector pods run"},
 		&cli.StringFlag{Name: "image-binary", Value: kube.DefaultBinary, Usage: "path of ctrforensics in the image"},
 		&cli.StringFlag{Name: "image-pull-policy", Value: string(corev1.PullIfNotPresent), Usage: "Always, IfNotPresent or Never"},
-		&cli.StringFlag{Name: "collector-namespace", Value: kube.DefaultNamespace, Usage: "namespace of the collector pods (must allow privileged pods, as the manifest command's does)"},
+		&cli.StringFlag{Name: "collector-namespace", Value: kube.DefaultNamespace, Usage: "namespace of the collector pods; it must allow privileged pods (the manifest command prints one that does)"},
 		&cli.StringFlag{Name: "service-account", Value: kube.DefaultServiceAccount, Usage: "service account of the collector pods"},
 		&cli.StringFlag{Name: "s3-secret", Usage: "Secret of the collector namespace whose keys become the collectors' environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL...)"},
 		&cli.StringFlag{Name: "containerd-address", Value: kube.DefaultContainerdAddress, Usage: "containerd's socket on the nodes (k3s: /run/k3s/containerd/containerd.sock)"},

@@ -1,7 +1,7 @@
 package bagit
 
 import (
-	"bufio"
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -22,10 +22,12 @@ const (
 	fileMode = 0o644
 )
 
-// Writer builds a bag in a directory. Its methods are safe for concurrent
-// use; each payload file is written through its own io.WriteCloser.
+// Writer builds a bag in a directory (Create) or as a tar stream
+// (NewStream). Its methods are safe for concurrent use; each payload file is
+// written through its own io.WriteCloser, and a stream takes one at a time,
+// of a size given before its content.
 type Writer struct {
-	dir  string
+	st   store
 	algs algSet
 
 	mu       sync.Mutex
@@ -34,6 +36,10 @@ type Writer struct {
 	dirs     map[string]bool    // bag-relative directories holding written files
 	open     int
 	finished bool
+	// tagManifests holds what Finish wrote as tag manifests, by path;
+	// unlisted the files WriteUnlisted wrote.
+	tagManifests map[string][]byte
+	unlisted     map[string]bool
 
 	files, bytes atomic.Int64
 }
@@ -66,13 +72,40 @@ func Create(dir string, algs ...Algorithm) (*Writer, error) {
 	if err := mkdir(filepath.Join(dir, payloadDir)); err != nil {
 		return nil, fmt.Errorf("create bag: %w", err)
 	}
+	return newWriter(dirStore{dir}, set), nil
+}
+
+// NewStream starts a bag written to w as one PAX tar stream whose entries
+// are below the top-level directory name (a single path component): the
+// payload in the order it is written, then the tag files, then what
+// WriteUnlisted adds; Close ends the archive. Nothing is written anywhere
+// else. Each payload file's size must be given before its content
+// (CreatePayloadSized). Without algorithms the bag uses sha256 and sha512.
+func NewStream(w io.Writer, name string, algs ...Algorithm) (*Writer, error) {
+	set, err := algSetOf(algs)
+	if err != nil {
+		return nil, fmt.Errorf("create bag %s: %w", name, err)
+	}
+	st, err := newStreamStore(w, name)
+	if err != nil {
+		return nil, fmt.Errorf("create bag: %w", err)
+	}
+	if err := st.mkdir(payloadDir); err != nil {
+		return nil, fmt.Errorf("create bag: %w", err)
+	}
+	return newWriter(st, set), nil
+}
+
+func newWriter(st store, algs algSet) *Writer {
 	return &Writer{
-		dir:     dir,
-		algs:    set,
+		st:      st,
+		algs:    algs,
 		payload: make(map[string]*record),
 		tags:    make(map[string]*record),
 		dirs:    map[string]bool{".": true, payloadDir: true},
-	}, nil
+
+		tagManifests: make(map[string][]byte),
+	}
 }
 
 // mkdir creates a directory of mode 0755 whatever the umask; its parents
@@ -130,7 +163,7 @@ func (w *Writer) mkdirs(dir string) error {
 	if err := w.mkdirs(path.Dir(dir)); err != nil {
 		return err
 	}
-	if err := mkdir(filepath.Join(w.dir, filepath.FromSlash(dir))); err != nil {
+	if err := w.st.mkdir(dir); err != nil {
 		return fmt.Errorf("create parent: %w", err)
 	}
 	w.dirs[dir] = true
@@ -145,24 +178,20 @@ func (w *Writer) complete(rel string, into map[string]*record, sums *[numAlgs][]
 	w.mu.Unlock()
 }
 
-// createFile creates a new file of mode 0644 below the bag root.
-func (w *Writer) createFile(rel string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(w.dir, filepath.FromSlash(rel)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
-	if err != nil {
-		return nil, err
-	}
-	if err := f.Chmod(fileMode); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
-}
-
 // CreatePayload creates the payload file data/<rel>; rel is a clean relative
 // slash-separated path such as "rootfs/changes.tar". Every byte written is
 // hashed with every algorithm of the bag; Close syncs the file to disk and
-// records its digests. The caller must Close it before Finish.
+// records its digests. The caller must Close it before Finish. A stream
+// (NewStream) refuses it: see CreatePayloadSized.
 func (w *Writer) CreatePayload(rel string) (io.WriteCloser, error) {
+	return w.CreatePayloadSized(rel, -1)
+}
+
+// CreatePayloadSized is CreatePayload for a file of size bytes: Close fails
+// unless exactly size bytes were written (a stream's entry left short or
+// long cannot be repaired: the bag must be abandoned). A negative size is
+// unknown.
+func (w *Writer) CreatePayloadSized(rel string, size int64) (io.WriteCloser, error) {
 	if why := checkName(rel); why != "" {
 		return nil, fmt.Errorf("create payload %q: %s", rel, why)
 	}
@@ -170,26 +199,28 @@ func (w *Writer) CreatePayload(rel string) (io.WriteCloser, error) {
 	if err := w.reserve(bagRel, w.payload); err != nil {
 		return nil, fmt.Errorf("create payload %q: %w", rel, err)
 	}
-	f, err := w.createFile(bagRel)
+	f, err := w.st.create(bagRel, size)
 	if err != nil {
-		return nil, fmt.Errorf("create payload: %w", err)
+		return nil, fmt.Errorf("create payload %q: %w", rel, err)
 	}
 	w.mu.Lock()
 	w.open++
 	w.mu.Unlock()
 	d := newDigester()
 	d.reset(w.algs, f)
-	return &payloadWriter{w: w, rel: bagRel, f: f, d: d}, nil
+	return &payloadWriter{w: w, rel: bagRel, f: f, d: d, size: size}, nil
 }
 
 // payloadWriter writes and hashes one payload file.
 type payloadWriter struct {
 	w      *Writer
 	rel    string
-	f      *os.File
+	f      io.WriteCloser
 	d      *digester
 	err    error
 	closed bool
+	// size is the size announced (negative: none), n what was written.
+	size, n int64
 }
 
 // Write writes p to the payload file.
@@ -201,6 +232,7 @@ func (p *payloadWriter) Write(b []byte) (int, error) {
 		return 0, p.err
 	}
 	n, err := p.d.Write(b)
+	p.n += int64(n)
 	p.w.bytes.Add(int64(n))
 	if err != nil {
 		p.err = fmt.Errorf("write payload %s: %w", p.rel, err)
@@ -226,8 +258,8 @@ func (p *payloadWriter) Close() error {
 	if err == nil {
 		err = p.err
 	}
-	if err == nil {
-		err = p.f.Sync()
+	if err == nil && p.size >= 0 && p.n != p.size {
+		err = fmt.Errorf("%d bytes written, %d announced", p.n, p.size)
 	}
 	if cerr := p.f.Close(); err == nil {
 		err = cerr
@@ -242,7 +274,7 @@ func (p *payloadWriter) Close() error {
 
 // WritePayload writes b as the payload file data/<rel>.
 func (w *Writer) WritePayload(rel string, b []byte) error {
-	f, err := w.CreatePayload(rel)
+	f, err := w.CreatePayloadSized(rel, int64(len(b)))
 	if err != nil {
 		return err
 	}
@@ -266,7 +298,7 @@ func (w *Writer) WriteTag(rel string, b []byte) error {
 	if err := w.reserve(rel, w.tags); err != nil {
 		return fmt.Errorf("write tag %q: %w", rel, err)
 	}
-	sums, err := w.writeTagFile(rel, func(out io.Writer) error {
+	_, sums, err := w.writeTagFile(rel, func(out io.Writer) error {
 		_, err := out.Write(b)
 		return err
 	})
@@ -296,41 +328,40 @@ func reservedTag(rel string) bool {
 	return rel == bagitTxt || rel == bagInfoTxt || rel == fetchTxt
 }
 
-// writeTagFile creates the file rel, writes it with fill, syncs it and returns
-// its digests.
-func (w *Writer) writeTagFile(rel string, fill func(io.Writer) error) (*[numAlgs][]byte, error) {
-	f, err := w.createFile(rel)
+// writeTagFile creates the file rel with what fill writes (held in memory:
+// tag files are small, and a stream needs their size first), and returns
+// its content and digests.
+func (w *Writer) writeTagFile(rel string, fill func(io.Writer) error) ([]byte, *[numAlgs][]byte, error) {
+	var buf bytes.Buffer
+	if err := fill(&buf); err != nil {
+		return nil, nil, fmt.Errorf("write %s: %w", rel, err)
+	}
+	f, err := w.st.create(rel, int64(buf.Len()))
 	if err != nil {
-		return nil, err
+		return nil, nil, fmt.Errorf("write %s: %w", rel, err)
 	}
 	d := newDigester()
 	defer d.close()
 	d.reset(w.algs, f)
-	bw := bufio.NewWriterSize(d, 64<<10)
-	err = fill(bw)
-	if err == nil {
-		err = bw.Flush()
-	}
+	_, err = d.Write(buf.Bytes())
 	var sums *[numAlgs][]byte
 	if err == nil {
 		sums, err = d.finish()
-	}
-	if err == nil {
-		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return nil, fmt.Errorf("write %s: %w", rel, err)
+		return nil, nil, fmt.Errorf("write %s: %w", rel, err)
 	}
-	return sums, nil
+	return buf.Bytes(), sums, nil
 }
 
 // Finish writes bagit.txt, bag-info.txt (info in order, then Payload-Oxum and,
 // unless info has one, Bagging-Date), the payload manifests and the tag
-// manifests, and syncs the bag to disk. Every payload writer must be closed.
-// The writer refuses further writes afterwards, even when Finish fails.
+// manifests, and syncs a directory bag to disk. Every payload writer must be
+// closed. The writer refuses further writes afterwards, even when Finish
+// fails, but for WriteUnlisted.
 func (w *Writer) Finish(info []Field) error {
 	if err := checkInfo(info); err != nil {
 		return fmt.Errorf("finish bag: %w", err)
@@ -340,7 +371,7 @@ func (w *Writer) Finish(info []Field) error {
 	}
 	tags := sortedRecords(w.tags)
 	for _, s := range w.finishSteps(info) {
-		sums, err := w.writeTagFile(s.name, s.fill)
+		_, sums, err := w.writeTagFile(s.name, s.fill)
 		if err != nil {
 			return fmt.Errorf("finish bag: %w", err)
 		}
@@ -351,11 +382,78 @@ func (w *Writer) Finish(info []Field) error {
 		if !w.algs.has(i) {
 			continue
 		}
-		if _, err := w.writeTagFile(manifestName(true, i), func(out io.Writer) error { return w.writeManifest(out, i, tags) }); err != nil {
+		name := manifestName(true, i)
+		b, _, err := w.writeTagFile(name, func(out io.Writer) error { return w.writeManifest(out, i, tags) })
+		if err != nil {
 			return fmt.Errorf("finish bag: %w", err)
 		}
+		w.tagManifests[name] = b
 	}
-	return w.syncDirs()
+	if ds, ok := w.st.(dirStore); ok {
+		return ds.finish(w.dirList())
+	}
+	return nil
+}
+
+// TagManifest returns the tag manifest of algorithm alg that Finish wrote,
+// or nil.
+func (w *Writer) TagManifest(alg Algorithm) []byte {
+	i, ok := lookupAlg(alg)
+	if !ok {
+		return nil
+	}
+	return w.tagManifests[manifestName(true, i)]
+}
+
+// WriteUnlisted writes b as the file rel once the bag is finished: a file no
+// manifest lists, that verifies itself (a chain of custody, a signature over
+// the tag manifests). rel may not be under data/ nor be a file the bag holds
+// or reserves.
+func (w *Writer) WriteUnlisted(rel string, b []byte) error {
+	if why := checkName(rel); why != "" {
+		return fmt.Errorf("write %q: %s", rel, why)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, taken := w.tags[rel]
+	switch {
+	case !w.finished:
+		return fmt.Errorf("write %q: the bag is not finished", rel)
+	case reservedTag(rel) || taken || w.unlisted[rel]:
+		return fmt.Errorf("write %q: the bag holds or reserves that name", rel)
+	case path.Dir(rel) != "." && !w.dirs[path.Dir(rel)]:
+		return fmt.Errorf("write %q: its directory is not in the bag", rel)
+	}
+	f, err := w.st.create(rel, int64(len(b)))
+	if err != nil {
+		return fmt.Errorf("write %s: %w", rel, err)
+	}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", rel, err)
+	}
+	if w.unlisted == nil {
+		w.unlisted = map[string]bool{}
+	}
+	w.unlisted[rel] = true
+	return nil
+}
+
+// Close ends a stream (the end of the archive) or syncs a directory bag
+// again; nothing may be written afterwards.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.finished {
+		return errors.New("close bag: the bag is not finished")
+	}
+	if err := w.st.finish(w.dirListLocked()); err != nil {
+		return fmt.Errorf("close bag: %w", err)
+	}
+	return nil
 }
 
 // tagStep is a tag file Finish writes and lists in the tag manifests.
@@ -499,31 +597,17 @@ func (w *Writer) writeManifest(out io.Writer, i algIndex, files []named) error {
 	return nil
 }
 
-// syncDirs syncs every directory that received files, deepest first.
-func (w *Writer) syncDirs() error {
+// dirList returns the directories that received files.
+func (w *Writer) dirList() []string {
 	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.dirListLocked()
+}
+
+func (w *Writer) dirListLocked() []string {
 	dirs := make([]string, 0, len(w.dirs))
 	for d := range w.dirs {
 		dirs = append(dirs, d)
 	}
-	w.mu.Unlock()
-	sort.Sort(sort.Reverse(sort.StringSlice(dirs)))
-	for _, d := range dirs {
-		if err := syncDir(filepath.Join(w.dir, filepath.FromSlash(d))); err != nil {
-			return fmt.Errorf("finish bag: %w", err)
-		}
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
+	return dirs
 }

@@ -39,6 +39,25 @@ func UnsafeChanges(changes []forensic.Change) []forensic.Change {
 	return out
 }
 
+// Kind says which changes an archive holds, and how.
+type Kind int
+
+const (
+	// Layer is an OCI layer: the changes whose names a layer can carry,
+	// deletions as whiteouts (WriteChangesTar).
+	Layer Kind = iota
+	// Unsafe is a plain tar of the changes whose names a layer cannot carry
+	// (WriteUnsafeTar).
+	Unsafe
+	// Plain is a plain tar of every change but deletions (WritePlainTar).
+	Plain
+)
+
+// holds reports whether an archive of kind k holds the path p.
+func (k Kind) holds(p string) bool {
+	return k == Plain || UnsafeName(p) == (k == Unsafe)
+}
+
 // Options tune the archive.
 type Options struct {
 	// MaxBytes is the size above which a file's content is left out (its
@@ -51,4 +70,7 @@ type TarStats struct {
 	Entries, Bytes int64
 	// Notes name every change not archived as it is, and why.
 	Notes []string
+	// Padding counts the zero bytes after the end of the archive that stand
+	// in for content planned but not archived (see Archive).
+	Padding int64
 }

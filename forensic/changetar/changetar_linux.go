@@ -3,17 +3,11 @@ package changetar
 import (
 	"archive/tar"
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"io"
-	"os"
-	"path"
 	"strings"
 
-	"github.com/opencontainers/go-digest"
-
 	"github.com/ctrforensics/ctrforensics/forensic"
-	"github.com/ctrforensics/ctrforensics/forensic/internal/fsread"
 	"github.com/ctrforensics/ctrforensics/internal/fdio"
 )
 
@@ -23,12 +17,12 @@ import (
 // extended attribute, device numbers, link targets), hard links as links, and
 // every deletion as a whiteout (.wh.NAME; the entries lost with a deleted or
 // replaced directory need none). Applied over the image, it gives the
-// container's filesystem. A file whose content no longer matches the digest of
-// the change (it changed since the diff) is archived as it is now and noted.
-// A change whose name an OCI layer cannot carry (see UnsafeName) is left out,
-// with a note; a hard link to such a name is archived as a copy.
+// container's filesystem. It is Plan(Layer) written at once: see Archive for
+// content that changed since the diff. A change whose name an OCI layer
+// cannot carry (see UnsafeName) is left out, with a note; a hard link to such
+// a name is archived as a copy.
 func WriteChangesTar(ctx context.Context, w io.Writer, root string, changes []forensic.Change, opts Options) (*TarStats, error) {
-	return writeTar(ctx, w, root, changes, opts, archiveLayer)
+	return planAndWrite(ctx, w, root, changes, Layer, opts)
 }
 
 // WriteUnsafeTar writes, as a plain tar in the format of WriteChangesTar, the
@@ -38,7 +32,7 @@ func WriteChangesTar(ctx context.Context, w io.Writer, root string, changes []fo
 // filesystem. It is not an OCI layer and must never be applied as one. A
 // deletion of such a name cannot be written and is noted.
 func WriteUnsafeTar(ctx context.Context, w io.Writer, root string, changes []forensic.Change, opts Options) (*TarStats, error) {
-	return writeTar(ctx, w, root, changes, opts, archiveUnsafe)
+	return planAndWrite(ctx, w, root, changes, Unsafe, opts)
 }
 
 // WritePlainTar writes every change but deletions, whatever its name, as a
@@ -48,193 +42,15 @@ func WriteUnsafeTar(ctx context.Context, w io.Writer, root string, changes []for
 // changes' paths are relative to it. A deletion cannot be written and is
 // noted.
 func WritePlainTar(ctx context.Context, w io.Writer, root string, changes []forensic.Change, opts Options) (*TarStats, error) {
-	return writeTar(ctx, w, root, changes, opts, archivePlain)
+	return planAndWrite(ctx, w, root, changes, Plain, opts)
 }
 
-// archiveKind says which changes an archive holds.
-type archiveKind int
-
-const (
-	// archiveLayer is an OCI layer: the names a layer can carry, deletions
-	// as whiteouts.
-	archiveLayer archiveKind = iota
-	// archiveUnsafe is a plain tar of the names a layer cannot carry.
-	archiveUnsafe
-	// archivePlain is a plain tar of every change.
-	archivePlain
-)
-
-// holds reports whether an archive of kind a holds the path p.
-func (a archiveKind) holds(p string) bool {
-	return a == archivePlain || UnsafeName(p) == (a == archiveUnsafe)
-}
-
-func writeTar(ctx context.Context, w io.Writer, root string, changes []forensic.Change, opts Options, kind archiveKind) (*TarStats, error) {
-	dirs, err := newDirCache(root)
+func planAndWrite(ctx context.Context, w io.Writer, root string, changes []forensic.Change, kind Kind, opts Options) (*TarStats, error) {
+	a, err := Plan(ctx, root, changes, kind, opts)
 	if err != nil {
 		return nil, err
 	}
-	defer dirs.close()
-	tw := tar.NewWriter(w)
-	tb := &tarBuilder{ctx: ctx, w: w, tw: tw, dirs: dirs, maxBytes: fsread.NewHasher(opts.MaxBytes).MaxBytes(),
-		stats: &TarStats{}, kind: kind}
-	for i := range changes {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		c := &changes[i]
-		if !kind.holds(c.Path) {
-			if kind == archiveLayer && c.LostWith == "" && c.Kind != forensic.Deleted {
-				tb.note(c, "left out of the OCI layer: its name would be read as a whiteout; it is in changes.jsonl and the archive of unsafe names")
-			}
-			continue
-		}
-		if err := tb.add(c); err != nil {
-			return nil, fmt.Errorf("archive %s: %w", forensic.EscapePath(c.Path), err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	return tb.stats, nil
-}
-
-type tarBuilder struct {
-	ctx context.Context
-	// w is what tw writes to; sparse entries are written to it directly,
-	// between two entries of tw.
-	w        io.Writer
-	tw       *tar.Writer
-	dirs     *dirCache
-	maxBytes int64
-	stats    *TarStats
-	// kind says which changes the archive holds; all but archiveLayer are
-	// plain tars, without whiteouts.
-	// tar, without whiteouts.
-	kind archiveKind
-}
-
-func (tb *tarBuilder) note(c *forensic.Change, format string, args ...any) {
-	tb.stats.Notes = append(tb.stats.Notes, forensic.EscapePath(c.Path)+": "+fmt.Sprintf(format, args...))
-}
-
-func (tb *tarBuilder) add(c *forensic.Change) error {
-	name := strings.TrimPrefix(c.Path, "/")
-	if c.LostWith != "" {
-		return nil // the directory's whiteout or replacement removes it
-	}
-	if c.Kind == forensic.Deleted {
-		if tb.kind != archiveLayer {
-			tb.note(c, "the deletion is not archived in a plain tar; it is in changes.jsonl")
-			return nil
-		}
-		dir, base := path.Split(name)
-		return tb.write(&tar.Header{Typeflag: tar.TypeReg, Name: dir + ".wh." + base, Mode: 0o644, Format: tar.FormatPAX}, nil, 0)
-	}
-	dir, base, err := tb.dirs.parent(name)
-	if err != nil {
-		return err
-	}
-	dirfd, err := dir.Acquire()
-	if err != nil {
-		return err
-	}
-	defer dir.Release()
-	md, _, err := fsread.Lstat(dirfd, base, "") // root is a merged, read-only tree
-	if err != nil {
-		tb.note(c, "not archived: %v", err)
-		return nil
-	}
-	hdr, dropped := tarHeader(name, md)
-	for _, x := range dropped {
-		tb.note(c, "extended attribute %q cannot be stored in a tar (its name has '=' or NUL); it is in changes.jsonl", forensic.EscapePath(x))
-	}
-	linked := c.HardLinkTo != "" && md.Type != forensic.TypeDir
-	if linked && !tb.kind.holds(c.HardLinkTo) {
-		// The first name of the inode is in the other archive: keep a copy.
-		tb.note(c, "hard link to %s, which is in the other archive: archived as a copy", forensic.EscapePath(c.HardLinkTo))
-		linked = false
-	}
-	switch {
-	case linked:
-		hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, strings.TrimPrefix(c.HardLinkTo, "/"), 0
-	case md.Type == forensic.TypeSocket:
-		tb.note(c, "a socket cannot be archived; its metadata is in changes.jsonl")
-		return nil
-	case md.Type == forensic.TypeUnknown:
-		tb.note(c, "unknown file type: not archived")
-		return nil
-	case md.Type == forensic.TypeFile:
-		return tb.addFile(c, dirfd, base, hdr, md)
-	}
-	return tb.write(hdr, nil, 0)
-}
-
-// addFile archives a regular file's content, read once and hashed on the way.
-func (tb *tarBuilder) addFile(c *forensic.Change, dirfd int, base string, hdr *tar.Header, md *forensic.Metadata) error {
-	if md.Size > tb.maxBytes {
-		tb.note(c, "content not archived: size %d exceeds the size limit %d", md.Size, tb.maxBytes)
-		hdr.Size = 0
-		hdr.PAXRecords["CTRFORENSICS.content"] = "omitted"
-		return tb.write(hdr, nil, 0)
-	}
-	fd, err := fsread.OpenRegular(dirfd, base, md)
-	if err != nil {
-		tb.note(c, "content not archived: %v", err)
-		return nil
-	}
-	f := os.NewFile(uintptr(fd), base)
-	defer f.Close()
-	h := sha256.New()
-	var regions []region
-	sparse := false
-	if md.Allocated < md.Size { // holes are possible: find them
-		regions, sparse = dataRegions(fd, md.Size)
-	}
-	if sparse {
-		err = tb.writeSparse(hdr, fd, regions, h)
-	} else {
-		err = tb.write(hdr, io.TeeReader(ctxReader{tb.ctx, f}, h), md.Size)
-	}
-	if err != nil {
-		return err
-	}
-	if c.Digest != "" && digest.NewDigest(digest.SHA256, h) != c.Digest {
-		tb.note(c, "changed since the diff: archived content is %s, the diff saw %s", digest.NewDigest(digest.SHA256, h), c.Digest)
-	}
-	return nil
-}
-
-// write writes a header and exactly size bytes of content; a file that shrank
-// while it was read is padded with zeros and the shortfall reported as an error,
-// since the header already promised its size.
-func (tb *tarBuilder) write(hdr *tar.Header, content io.Reader, size int64) error {
-	if err := tb.tw.WriteHeader(hdr); err != nil {
-		return err
-	}
-	tb.stats.Entries++
-	if content == nil {
-		return nil
-	}
-	n, err := io.CopyN(tb.tw, content, size)
-	tb.stats.Bytes += n
-	if err == io.EOF {
-		return fmt.Errorf("file shrank while it was archived (%d of %d bytes)", n, size)
-	}
-	return err
-}
-
-// ctxReader stops reading once its context is cancelled.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
+	return a.WriteTo(ctx, w)
 }
 
 // tarHeader describes md as a PAX header keeping every attribute a PAX record

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -120,6 +121,9 @@ func TestWriteChangesTar(t *testing.T) {
 	if len(st.Notes) != 1 || !strings.Contains(st.Notes[0], `"user.a=b"`) {
 		t.Errorf("notes %q, want one naming the attribute user.a=b", st.Notes)
 	}
+	if st.Padding != 0 {
+		t.Errorf("%d bytes of padding: the plan of an unchanged tree is not exact", st.Padding)
+	}
 }
 
 func mapKeys[V any](m map[string]V) []string {
@@ -189,7 +193,7 @@ func TestDeepChain(t *testing.T) {
 	r := <-done
 	must(t, err)
 	must(t, r.err)
-	if st.Entries != int64(len(changes)) || r.entries != len(changes) || len(st.Notes) != 0 {
+	if st.Entries != int64(len(changes)) || r.entries != len(changes) || len(st.Notes) != 0 || st.Padding != 0 {
 		t.Errorf("%d entries written, %d read, notes %q; want %d", st.Entries, r.entries, st.Notes, len(changes))
 	}
 }
@@ -230,8 +234,8 @@ func TestSparseFile(t *testing.T) {
 	if fi.Size() > 64<<10 {
 		t.Errorf("tar of three 64 MiB sparse files is %d bytes", fi.Size())
 	}
-	if len(st.Notes) != 0 {
-		t.Errorf("notes %q", st.Notes)
+	if len(st.Notes) != 0 || st.Padding != 0 {
+		t.Errorf("notes %q, %d bytes of padding", st.Notes, st.Padding)
 	}
 	// archive/tar gives the logical content, whose digest the diff recorded.
 	in, err := os.Open(out.Name())
@@ -283,4 +287,57 @@ func find(t *testing.T, changes []forensic.Change, p string) *forensic.Change {
 	}
 	t.Fatalf("no change for %q", p)
 	return nil
+}
+
+// TestArchiveChangedAfterPlan plans an archive, changes the files before it
+// is written, and checks that the archive still has the planned size, reads
+// back, keeps each header as the diff recorded it, and notes every file
+// not archived as recorded.
+func TestArchiveChangedAfterPlan(t *testing.T) {
+	f := newOverlay(t, webImage)
+	files := map[string]string{"grow": "abc", "shrink": "abcdef", "gone": "x", "swap": "y", "same": "aaaa"}
+	for name, data := range files {
+		must(t, os.WriteFile(f.merged+"/tmp/"+name, []byte(data), 0o644))
+	}
+	changes, ro := f.readOnly(t)
+	a, err := Plan(context.Background(), ro, changes, Layer, Options{})
+	must(t, err)
+	must(t, unix.Unmount(ro, 0))
+	up := f.upper + "/tmp/"
+	must(t, os.WriteFile(up+"grow", []byte("abcdef"), 0o644))
+	must(t, os.WriteFile(up+"shrink", []byte("ab"), 0o644))
+	must(t, os.WriteFile(up+"same", []byte("bbbb"), 0o644))
+	must(t, os.Remove(up+"gone"))
+	must(t, os.Remove(up+"swap"))
+	must(t, os.Mkdir(up+"swap", 0o755))
+	must(t, unix.Mount("overlay", ro, "overlay", unix.MS_RDONLY, fmt.Sprintf("lowerdir=%s:%s", f.upper, f.lower)))
+	var buf bytes.Buffer
+	st, err := a.WriteTo(context.Background(), &buf)
+	must(t, err)
+	if int64(buf.Len()) != a.Size() || st.Padding == 0 {
+		t.Errorf("archive of %d bytes, %d planned, %d of padding", buf.Len(), a.Size(), st.Padding)
+	}
+	got, content := readTar(t, &buf)
+	cases := []struct {
+		name, content, note string
+		omitted             bool
+	}{
+		{"grow", "abc", "grew since the diff (3 bytes, now 6)", false},
+		{"shrink", "", "shrank since the diff (6 bytes, now 2)", true},
+		{"gone", "", "content not archived: file does not exist", true},
+		{"swap", "", "no longer a regular file (now dir)", true},
+		{"same", "bbbb", "changed since the diff", false},
+	}
+	for _, c := range cases {
+		h := got["tmp/"+c.name]
+		if h == nil || h.Typeflag != tar.TypeReg || content["tmp/"+c.name] != c.content || (h.PAXRecords[contentRecord] == "omitted") != c.omitted {
+			t.Errorf("%s: header %+v, content %q; want %q (omitted %v)", c.name, h, content["tmp/"+c.name], c.content, c.omitted)
+		}
+		if !slices.ContainsFunc(st.Notes, func(n string) bool { return strings.HasPrefix(n, "/tmp/"+c.name+": ") && strings.Contains(n, c.note) }) {
+			t.Errorf("%s: no note saying %q in %q", c.name, c.note, st.Notes)
+		}
+		if m := find(t, changes, "/tmp/"+c.name).Meta; h != nil && !h.ModTime.Equal(m.Mtime) {
+			t.Errorf("%s: header mtime %v, the diff recorded %v", c.name, h.ModTime, m.Mtime)
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 
@@ -144,11 +145,13 @@ func renameKeys(recs []byte, from, to string) error {
 	return nil
 }
 
-// writeSparse writes the open file fd, described by hdr, as a sparse entry
-// holding the data regions only, and hashes its logical content (the holes as
-// zeros) into h. The file was checked to fit the size limit.
-func (tb *tarBuilder) writeSparse(hdr *tar.Header, fd int, regions []region, h hash.Hash) error {
-	mapBytes, size := sparseMap(regions)
+// writeSparse writes the open file f, planned as e, as a sparse entry
+// holding its planned data regions only, and hashes its logical content (the
+// holes as zeros) into h. A region that ends early (the file shrank while it
+// was read) is completed with zeros.
+func (tb *tarBuilder) writeSparse(e *planned, f *os.File, h hash.Hash) error {
+	hdr := tb.a.header(e, sparse)
+	mapBytes, size := sparseMap(e.regions)
 	headers, err := sparseHeaders(hdr, size)
 	if err != nil {
 		return err
@@ -164,23 +167,26 @@ func (tb *tarBuilder) writeSparse(hdr *tar.Header, fd int, regions []region, h h
 	}
 	tb.stats.Entries++
 	var pos int64 // logical offset hashed so far
-	for _, r := range regions {
+	short := false
+	for _, r := range e.regions {
 		hashZeros(h, r.off-pos)
-		n, err := io.CopyN(io.MultiWriter(tb.w, h), ctxReader{tb.ctx, io.NewSectionReader(fdReaderAt(fd), r.off, r.n)}, r.n)
+		n, err := io.CopyN(io.MultiWriter(tb.w, h), ctxReader{tb.ctx, io.NewSectionReader(fdReaderAt(f.Fd()), r.off, r.n)}, r.n)
 		tb.stats.Bytes += n
+		if err == io.EOF {
+			short = true
+			hashZeros(h, r.n-n)
+			err = writeZeros(tb.w, r.n-n)
+		}
 		if err != nil {
-			if err == io.EOF {
-				return fmt.Errorf("file shrank while it was archived (%d of %d bytes at offset %d)", n, r.n, r.off)
-			}
 			return err
 		}
 		pos = r.off + r.n
 	}
-	hashZeros(h, hdr.Size-pos)
-	if pad := (size - int64(len(mapBytes))) % blockSize; pad != 0 {
-		_, err = tb.w.Write(make([]byte, blockSize-pad))
+	if short {
+		tb.note(e.c, "shrank while it was archived: the data past its new end archived as zeros")
 	}
-	return err
+	hashZeros(h, hdr.Size-pos)
+	return writeZeros(tb.w, blocks(size-int64(len(mapBytes)))-(size-int64(len(mapBytes))))
 }
 
 var zeros [64 << 10]byte
@@ -195,7 +201,7 @@ func hashZeros(h hash.Hash, n int64) {
 }
 
 // fdReaderAt reads a descriptor at an offset with pread.
-type fdReaderAt int
+type fdReaderAt uintptr
 
 func (f fdReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	for {

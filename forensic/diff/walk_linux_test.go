@@ -256,12 +256,7 @@ func TestDiffScenarios(t *testing.T) {
 			name:   "chmod only",
 			attack: func(t testing.TB, root string) { must(t, os.Chmod(root+"/etc/passwd", 0o666)) },
 			want:   []string{"C /etc", "C /etc/passwd"},
-			check: func(t *testing.T, changes []forensic.Change) {
-				c := find(t, changes, "/etc/passwd")
-				if cc, _ := c.ContentChanged(); cc || !reflect.DeepEqual(c.Fields, []forensic.Field{forensic.FieldMode}) {
-					t.Errorf("chmod: content changed %v, fields %v", cc, c.Fields)
-				}
-			},
+			check:  changedFields("/etc/passwd", false, forensic.FieldMode),
 		},
 		{
 			name: "touch only",
@@ -269,13 +264,8 @@ func TestDiffScenarios(t *testing.T) {
 				now := time.Now()
 				must(t, os.Chtimes(root+"/var/www/html/about.html", now, now))
 			},
-			want: []string{"C /var", "C /var/www", "C /var/www/html", "C /var/www/html/about.html"},
-			check: func(t *testing.T, changes []forensic.Change) {
-				c := find(t, changes, "/var/www/html/about.html")
-				if cc, _ := c.ContentChanged(); cc || !reflect.DeepEqual(c.Fields, []forensic.Field{forensic.FieldMtime}) {
-					t.Errorf("touch: content changed %v, fields %v", cc, c.Fields)
-				}
-			},
+			want:  []string{"C /var", "C /var/www", "C /var/www/html", "C /var/www/html/about.html"},
+			check: changedFields("/var/www/html/about.html", false, forensic.FieldMtime),
 		},
 		{
 			name: "edit with size and mtime put back",
@@ -284,13 +274,8 @@ func TestDiffScenarios(t *testing.T) {
 				must(t, os.WriteFile(p, []byte("<h1>Welcomf</h1>\n"), 0o644))
 				must(t, os.Chtimes(p, baseTime, baseTime))
 			},
-			want: []string{"C /var", "C /var/www", "C /var/www/html", "C /var/www/html/index.html"},
-			check: func(t *testing.T, changes []forensic.Change) {
-				c := find(t, changes, "/var/www/html/index.html")
-				if cc, known := c.ContentChanged(); !cc || !known || !reflect.DeepEqual(c.Fields, []forensic.Field{forensic.FieldContent}) {
-					t.Errorf("hidden edit: content changed %v (known %v), fields %v", cc, known, c.Fields)
-				}
-			},
+			want:  []string{"C /var", "C /var/www", "C /var/www/html", "C /var/www/html/index.html"},
+			check: changedFields("/var/www/html/index.html", true, forensic.FieldContent),
 		},
 		{
 			name: "hostile names",
@@ -447,6 +432,18 @@ func find(t *testing.T, changes []forensic.Change, p string) *forensic.Change {
 	}
 	t.Fatalf("no change for %q", p)
 	return nil
+}
+
+// changedFields is a check that the change of p has exactly fields, and
+// that its content changed or not, as told by both digests.
+func changedFields(p string, content bool, fields ...forensic.Field) func(*testing.T, []forensic.Change) {
+	return func(t *testing.T, changes []forensic.Change) {
+		t.Helper()
+		c := find(t, changes, p)
+		if cc, known := c.ContentChanged(); cc != content || !known || !reflect.DeepEqual(c.Fields, fields) {
+			t.Errorf("%s: content changed %v (known %v), fields %v; want %v, fields %v", p, cc, known, c.Fields, content, fields)
+		}
+	}
 }
 
 // TestOverlayDiffFallsBack checks the fast path refuses an upper directory

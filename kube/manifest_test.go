@@ -162,9 +162,9 @@ func equalJSON(t *testing.T, a, b any) bool {
 	return bytes.Equal(x, y)
 }
 
-// TestManifestGolden: the RBAC and namespace an administrator applies, and
-// the pod template, with the least verbs k8s collect uses.
-func TestManifestGolden(t *testing.T) {
+// defaultManifest is the manifest of the default options, and its YAML.
+func defaultManifest(t *testing.T) ([]any, []byte) {
+	t.Helper()
 	objs, err := Manifest(CollectorOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -173,6 +173,13 @@ func TestManifestGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return objs, y
+}
+
+// TestManifestGolden: the RBAC and namespace an administrator applies, and
+// the pod template, with the least verbs k8s collect uses.
+func TestManifestGolden(t *testing.T) {
+	objs, y := defaultManifest(t)
 	golden(t, "manifest.yaml", y)
 	var ns *corev1.Namespace
 	verbs := map[string][]string{}
@@ -204,14 +211,7 @@ func TestManifestGolden(t *testing.T) {
 // carries the noise of zero-valued structs; an empty object that means
 // something (the scratch volume's emptyDir) stays.
 func TestManifestYAMLRoundTrip(t *testing.T) {
-	objs, err := Manifest(CollectorOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	y, err := YAML(objs)
-	if err != nil {
-		t.Fatal(err)
-	}
+	objs, y := defaultManifest(t)
 	docs := strings.Split(string(y), "\n---\n")
 	if len(docs) != len(objs) {
 		t.Fatalf("%d documents for %d objects", len(docs), len(objs))

@@ -7,8 +7,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -45,7 +47,8 @@ func startS3(t *testing.T) *testobjstore.Server {
 }
 
 // s3CLI runs ctrforensics with the server's credentials and endpoint in its
-// environment, and a private TMPDIR (where a bag is staged).
+// environment, and a private TMPDIR (where nothing but the session's empty
+// mount points may appear: a bag sent to a bucket is never a local file).
 func s3CLI(t *testing.T, srv *testobjstore.Server, tmp string, env []string, args ...string) result {
 	t.Helper()
 	return h.cliWith(t, func(cmd *exec.Cmd) {
@@ -95,8 +98,12 @@ func TestS3CollectVerify(t *testing.T) {
 	if head.ObjectLockMode != s3types.ObjectLockModeGovernance || head.ObjectLockRetainUntilDate == nil || !head.ObjectLockRetainUntilDate.Equal(until) {
 		t.Errorf("object lock %q until %v, want GOVERNANCE until %v", head.ObjectLockMode, head.ObjectLockRetainUntilDate, until)
 	}
-	if !strings.HasPrefix(head.Metadata["ctrforensics-bag"], "sha256:") {
-		t.Errorf("object metadata %v lacks the bag digest", head.Metadata)
+	if head.Metadata["ctrforensics-custody-record"] != "cases/web.tar.gz.custody.jsonl" {
+		t.Errorf("object metadata %v does not name the custody record", head.Metadata)
+	}
+	tags := objectTags(t, cl, "evidence", "cases/web.tar.gz", aws.ToString(head.VersionId))
+	if !strings.HasPrefix(tags["ctrforensics-bag"], "sha256:") || !strings.HasPrefix(tags["ctrforensics-custody-head"], "sha256:") {
+		t.Errorf("object tags %v lack the bag digest and custody head", tags)
 	}
 	digest, size := objectDigest(t, cl, "evidence", "cases/web.tar.gz")
 
@@ -121,8 +128,8 @@ func TestS3CollectVerify(t *testing.T) {
 	if st.URL != url || st.VersionID != aws.ToString(head.VersionId) || st.ETag != aws.ToString(head.ETag) || st.SHA256 != digest || st.Size != size {
 		t.Errorf("stored event %+v, object version %s ETag %s sha256 %s size %d", st, aws.ToString(head.VersionId), aws.ToString(head.ETag), digest, size)
 	}
-	if events[1].Bag != head.Metadata["ctrforensics-bag"] {
-		t.Errorf("stored event names bag %s, object metadata %s", events[1].Bag, head.Metadata["ctrforensics-bag"])
+	if events[1].Bag != tags["ctrforensics-bag"] || events[1].Prev != tags["ctrforensics-custody-head"] {
+		t.Errorf("stored event names bag %s after head %s, object tags %v", events[1].Bag, events[1].Prev, tags)
 	}
 
 	for _, k := range []string{"cases/web.tar.gz", "cases/web.tar.gz.custody.jsonl"} {
@@ -192,6 +199,7 @@ func TestS3CollectRefused(t *testing.T) {
 		{"existing object", nil, []string{"-o", "s3://plain/taken.tar.gz"}, "the object already exists"},
 		{"no object lock", nil, []string{"-o", "s3://plain/y.tar.gz", "--retain-until", "2099-01-01", "--object-lock", "compliance"}, "the bucket has no object lock"},
 		{"bad URL", nil, []string{"-o", "s3://bucket-only"}, "is not an object URL"},
+		{"commit", nil, []string{"-o", "s3://plain/c.tar.gz", "--commit"}, "--commit cannot go with -o s3://"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"collect", "--s3-path-style"}, tc.args...)
@@ -242,8 +250,8 @@ func TestS3ReadRefused(t *testing.T) {
 
 // TestS3CollectInterrupted interrupts collect during its upload: SIGINT and
 // SIGTERM abort the multipart upload at once; after SIGKILL, cleanup aborts
-// it (the lease names it). Either way no object and no part is left, nor the
-// staged bag.
+// it (the lease names it). Either way no object and no part is left. While
+// the upload runs, no byte of the bag is on local disk.
 func TestS3CollectInterrupted(t *testing.T) {
 	srv := startS3(t)
 	c := h.runContainer(t, "s3-interrupt", "overlayfs")
@@ -266,6 +274,9 @@ func TestS3CollectInterrupted(t *testing.T) {
 			if !waitFor(done, func() bool { return partsUploaded(t, cl, "plain", key) }) {
 				t.Fatalf("collect finished before a part was uploaded: make the container's data larger\n%s", stderr.String())
 			}
+			if n := localBytes(t, tmp); n != 0 {
+				t.Errorf("%d bytes of files in TMPDIR while the bundle is uploaded: the bag is staged on local disk", n)
+			}
 			cmd.Process.Signal(sig)
 			<-done
 			if sig == syscall.SIGKILL {
@@ -282,8 +293,8 @@ func TestS3CollectInterrupted(t *testing.T) {
 					t.Errorf("cleanup without credentials: exit %d, stderr %q", r.code, r.stderr)
 				}
 				rep := mustS3CLI(t, srv, tmp, "cleanup")
-				if !strings.Contains(rep, "removed: unfinished upload to s3://plain/"+key+" (upload ") || !strings.Contains(rep, "removed: partial bag "+tmp) {
-					t.Errorf("cleanup did not abort the upload and remove the staged bag:\n%s", rep)
+				if !strings.Contains(rep, "removed: unfinished upload to s3://plain/"+key+" (upload ") || strings.Contains(rep, "partial bag") {
+					t.Errorf("cleanup did not abort the upload, or found a local partial bag:\n%s", rep)
 				}
 			} else if code := cmd.ProcessState.ExitCode(); code != 130 {
 				t.Errorf("exit %d after %v: %s", code, sig, stderr.String())
@@ -303,6 +314,45 @@ func TestS3CollectInterrupted(t *testing.T) {
 }
 
 // partsUploaded reports whether an upload to key has a part stored.
+// localBytes sums the sizes of the regular files below dir on dir's own
+// file system (the session's mounts below it are not counted).
+func localBytes(t *testing.T, dir string) int64 {
+	t.Helper()
+	var root syscall.Stat_t
+	if err := syscall.Lstat(dir, &root); err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		var st syscall.Stat_t
+		if err != nil || syscall.Lstat(p, &st) != nil {
+			return nil // a mount point or file that came and went
+		}
+		switch {
+		case st.Dev != root.Dev && d.IsDir():
+			return filepath.SkipDir
+		case d.Type().IsRegular() && st.Dev == root.Dev:
+			n += st.Size
+		}
+		return nil
+	})
+	return n
+}
+
+// objectTags returns the tags of an object's version.
+func objectTags(t *testing.T, cl *s3.Client, bucket, key, version string) map[string]string {
+	t.Helper()
+	out, err := cl.GetObjectTagging(h.ctx(t), &s3.GetObjectTaggingInput{Bucket: &bucket, Key: &key, VersionId: aws.String(version)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tags := map[string]string{}
+	for _, tag := range out.TagSet {
+		tags[aws.ToString(tag.Key)] = aws.ToString(tag.Value)
+	}
+	return tags
+}
+
 func partsUploaded(t *testing.T, cl *s3.Client, bucket, key string) bool {
 	ctx := h.ctx(t)
 	out, err := cl.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &bucket})

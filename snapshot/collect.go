@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"time"
 
@@ -34,11 +33,10 @@ const LabelUpload = "ctrforensics.io/upload"
 type CollectOptions struct {
 	// Output is a directory, or a .tar, .tar.gz or .tgz file.
 	Output string
-	// Sink, when set, receives the sealed bag instead of Output (see
-	// bundle.Sink): the bag is staged in a partial directory under Stage
-	// (the temporary directory when empty) and sent as one stream.
-	Sink  bundle.Sink
-	Stage string
+	// Sink, when set, receives the bag instead of Output, as one stream
+	// written while it is collected (see bundle.CreateStream): nothing is
+	// written to local disk. It cannot take Commit (ErrCommitToSink).
+	Sink bundle.Sink
 	// SinkRecord, with Sink, is what lets `cleanup` abort an upload a
 	// killed run left (LabelUpload).
 	SinkRecord           string
@@ -95,22 +93,12 @@ func (c *Client) Collect(ctx context.Context, ctr *Container, opts CollectOption
 	if o := opts.Orchestration; o != nil && o.Target.ContainerID != "" && o.Target.ContainerID != ctr.Info.ID {
 		return nil, fmt.Errorf("the orchestration names container %s, not %s", o.Target.ContainerID, ctr.Info.ID)
 	}
-	w, err := c.createBundle(ctx, ctr, opts)
+	if opts.Sink != nil && opts.Commit {
+		return nil, ErrCommitToSink
+	}
+	w, hold, err := c.createBundle(ctx, ctr, opts)
 	if err != nil {
 		return nil, err
-	}
-	labels := map[string]string{LabelPartial: w.Partial()}
-	if opts.Sink != nil && opts.SinkRecord != "" {
-		labels[LabelUpload] = opts.SinkRecord
-	}
-	hold, err := c.Begin(ctx, "", SessionOptions{Purpose: "collect", Labels: labels})
-	if err != nil {
-		w.Abandon()
-		return nil, err
-	}
-	hold.Record("partial output", w.Partial()+" (named on this lease until the bundle is committed)")
-	if opts.Sink != nil {
-		hold.Record("upload", opts.Sink.Name()+" (named on this lease until the upload is complete)")
 	}
 	res, err := c.collect(ctx, ctr, opts, w, hold.Effects())
 	switch {
@@ -129,24 +117,47 @@ func (c *Client) Collect(ctx context.Context, ctr *Container, opts CollectOption
 	return res, nil
 }
 
-// createBundle starts the bundle: at opts.Output, or staged for opts.Sink.
-// Neither may be inside the container's own file system.
-func (c *Client) createBundle(ctx context.Context, ctr *Container, opts CollectOptions) (*bundle.Writer, error) {
+// ErrCommitToSink refuses a committed image in a bundle sent to a sink: its
+// layer is compressed on local disk before its size is known, and a
+// streamed bundle writes nothing locally.
+var ErrCommitToSink = errors.New("a bundle streamed to object storage cannot hold the committed image: its layer would be built on local disk first")
+
+// createBundle starts the bundle, at opts.Output (which may not be inside
+// the container's own file system) or streamed to opts.Sink, and the lease
+// that names what a killed run leaves: the partial output, created first, or
+// the upload, named before it starts.
+func (c *Client) createBundle(ctx context.Context, ctr *Container, opts CollectOptions) (*bundle.Writer, *Session, error) {
 	bopts := bundle.CreateOptions{Algorithms: opts.Algorithms, Progress: opts.Progress}
-	if opts.Sink == nil {
-		if err := c.refuseOutputInside(ctx, ctr, "output", opts.Output); err != nil {
-			return nil, err
+	if opts.Sink != nil {
+		labels := map[string]string{}
+		if opts.SinkRecord != "" {
+			labels[LabelUpload] = opts.SinkRecord
 		}
-		return bundle.Create(opts.Output, bopts)
+		hold, err := c.Begin(ctx, "", SessionOptions{Purpose: "collect", Labels: labels})
+		if err != nil {
+			return nil, nil, err
+		}
+		hold.Record("upload", opts.Sink.Name()+" (named on this lease until the upload is complete)")
+		w, err := bundle.CreateStream(ctx, opts.Sink, bopts)
+		if err != nil {
+			return nil, nil, errors.Join(err, hold.Close(ctx))
+		}
+		return w, hold, nil
 	}
-	stage := opts.Stage
-	if stage == "" {
-		stage = os.TempDir()
+	if err := c.refuseOutputInside(ctx, ctr, "output", opts.Output); err != nil {
+		return nil, nil, err
 	}
-	if err := c.refuseOutputInside(ctx, ctr, "staging directory", stage); err != nil {
-		return nil, err
+	w, err := bundle.Create(opts.Output, bopts)
+	if err != nil {
+		return nil, nil, err
 	}
-	return bundle.CreateStaged(stage, opts.Sink, bopts)
+	hold, err := c.Begin(ctx, "", SessionOptions{Purpose: "collect", Labels: map[string]string{LabelPartial: w.Partial()}})
+	if err != nil {
+		w.Abandon()
+		return nil, nil, err
+	}
+	hold.Record("partial output", w.Partial()+" (named on this lease until the bundle is committed)")
+	return w, hold, nil
 }
 
 // collect acquires into w and seals it; effects are the side effects that
@@ -320,13 +331,7 @@ func writeChanges(ctx context.Context, s *Session, r *Rootfs, d *diff.Diff, moun
 	}
 	topts := changetar.Options{MaxBytes: opts.Diff.MaxHashBytes}
 	return s.WithMount(ctx, "container "+r.Key, mounts, func(root string) error {
-		if err := w.PutStream(bundle.ChangesTar, func(f io.Writer) error {
-			st, err := changetar.WriteChangesTar(ctx, f, root, d.Changes, topts)
-			if err == nil {
-				acq.Notes = append(acq.Notes, st.Notes...)
-			}
-			return err
-		}); err != nil {
+		if err := putArchive(ctx, w, bundle.ChangesTar, root, d.Changes, changetar.Layer, topts, acq); err != nil {
 			return err
 		}
 		if err := writeScanFindings(ctx, w, root, "container/"+acq.Container.ID, d.Changes, integrity, acq); err != nil {
@@ -337,13 +342,24 @@ func writeChanges(ctx context.Context, s *Session, r *Rootfs, d *diff.Diff, moun
 			return nil
 		}
 		acq.Notes = append(acq.Notes, fmt.Sprintf("%d changes whose names an OCI layer reads as whiteouts are in %s, a plain tar never to be applied as a layer", len(unsafe), bundle.UnsafeNamesTar))
-		return w.PutStream(bundle.UnsafeNamesTar, func(f io.Writer) error {
-			st, err := changetar.WriteUnsafeTar(ctx, f, root, unsafe, topts)
-			if err == nil {
-				acq.Notes = append(acq.Notes, st.Notes...)
-			}
-			return err
-		})
+		return putArchive(ctx, w, bundle.UnsafeNamesTar, root, unsafe, changetar.Unsafe, topts, acq)
+	})
+}
+
+// putArchive writes the archive of kind of changes read from root at name,
+// planned first so that its size is known (a streamed bundle needs it), and
+// adds its notes to the acquisition record.
+func putArchive(ctx context.Context, w *bundle.Writer, name, root string, changes []forensic.Change, kind changetar.Kind, opts changetar.Options, acq *bundle.Acquisition) error {
+	a, err := changetar.Plan(ctx, root, changes, kind, opts)
+	if err != nil {
+		return fmt.Errorf("archive changes: %w", err)
+	}
+	return w.PutSized(name, a.Size(), func(f io.Writer) error {
+		st, err := a.WriteTo(ctx, f)
+		if err == nil {
+			acq.Notes = append(acq.Notes, st.Notes...)
+		}
+		return err
 	})
 }
 
@@ -369,9 +385,7 @@ func writeMounts(ctx context.Context, m *Mounts, w *bundle.Writer, opts CollectO
 	if err := putJSONL(w, bundle.MountChangesJSONL, m.Changes); err != nil {
 		return err
 	}
-	notes, err := m.WriteArchives(ctx, bundle.MountArchive, func(name string, write func(io.Writer) error) error {
-		return w.PutStream(name, write)
-	}, MountArchivesOptions{Volumes: opts.Volumes, MaxBytes: opts.Diff.MaxHashBytes})
+	notes, err := m.WriteArchives(ctx, bundle.MountArchive, w.PutSized, MountArchivesOptions{Volumes: opts.Volumes, MaxBytes: opts.Diff.MaxHashBytes})
 	if err != nil {
 		return err
 	}
@@ -395,14 +409,14 @@ func (c *Client) writeImage(ctx context.Context, s *Session, ctr *Container, w *
 	}
 	written := map[string]bool{}
 	var index []byte // held back for the committed manifest
-	exp, err := c.ExportLayout(c.nsctx(ctx, ctr.Namespace), ctr.Info.Image, opts.IncludeLayers, func(rel string, r io.Reader) error {
+	exp, err := c.ExportLayout(c.nsctx(ctx, ctr.Namespace), ctr.Info.Image, opts.IncludeLayers, func(rel string, size int64, r io.Reader) error {
 		if opts.Commit && rel == "index.json" {
 			var err error
 			index, err = io.ReadAll(r)
 			return err
 		}
 		written[rel] = true
-		return w.PutStream(bundle.ImagePath(rel), func(f io.Writer) error {
+		return w.PutSized(bundle.ImagePath(rel), size, func(f io.Writer) error {
 			_, err := io.Copy(f, r)
 			return err
 		})

@@ -558,8 +558,12 @@ func (b *bagSink) copy(d digest.Digest) error {
 	}
 	defer f.Close()
 	defer os.Remove(f.Name()) // the scratch copy is no longer needed
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
 	b.written[rel] = true
-	return b.w.PutStream(bundle.ImagePath(rel), func(dst io.Writer) error {
+	return b.w.PutSized(bundle.ImagePath(rel), fi.Size(), func(dst io.Writer) error {
 		_, err := io.Copy(dst, f)
 		return err
 	})

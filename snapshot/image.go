@@ -18,8 +18,9 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// PutFunc stores one file of an export at a path relative to its root.
-type PutFunc func(rel string, r io.Reader) error
+// PutFunc stores one file of an export, of size bytes, at a path relative
+// to its root.
+type PutFunc func(rel string, size int64, r io.Reader) error
 
 // Export is what ExportLayout could not write, with the reasons.
 type Export struct {
@@ -130,7 +131,7 @@ func (e *exporter) readJSON(desc ocispec.Descriptor, v any) error {
 	if err != nil {
 		return fmt.Errorf("read %s: %w", desc.Digest, err)
 	}
-	if err := e.put(blobPath(desc.Digest), bytes.NewReader(b)); err != nil {
+	if err := e.put(blobPath(desc.Digest), int64(len(b)), bytes.NewReader(b)); err != nil {
 		return err
 	}
 	return json.Unmarshal(b, v)
@@ -147,7 +148,7 @@ func (e *exporter) copy(desc ocispec.Descriptor) error {
 		return fmt.Errorf("open %s: %w", desc.Digest, err)
 	}
 	defer ra.Close()
-	return e.put(blobPath(desc.Digest), io.NewSectionReader(ra, 0, ra.Size()))
+	return e.put(blobPath(desc.Digest), ra.Size(), io.NewSectionReader(ra, 0, ra.Size()))
 }
 
 func (e *exporter) putJSON(rel string, v any) error {
@@ -155,7 +156,7 @@ func (e *exporter) putJSON(rel string, v any) error {
 	if err != nil {
 		return err
 	}
-	return e.put(rel, bytes.NewReader(b))
+	return e.put(rel, int64(len(b)), bytes.NewReader(b))
 }
 
 func blobPath(d digest.Digest) string {

@@ -278,9 +278,11 @@ type MountArchivesOptions struct {
 // WriteArchives writes the content of every examined mount as a plain tar
 // (entries relative to the mount's destination) through put, which names
 // each archive after the mount's index and kind (see bundle.MountArchive),
-// and sets each record's Archive. It returns notes on what was left out.
+// and sets each record's Archive. put is given each archive's size, planned
+// before any content is read (see changetar.Archive). It returns notes on
+// what was left out.
 func (m *Mounts) WriteArchives(ctx context.Context, name func(index int, kind forensic.Source) string,
-	put func(name string, write func(io.Writer) error) error, opts MountArchivesOptions) ([]string, error) {
+	put func(name string, size int64, write func(io.Writer) error) error, opts MountArchivesOptions) ([]string, error) {
 	var notes []string
 	for _, ex := range m.examined {
 		rec := &m.Records[ex.record]
@@ -288,9 +290,13 @@ func (m *Mounts) WriteArchives(ctx context.Context, name func(index int, kind fo
 			notes = append(notes, fmt.Sprintf("volume %s: %d entries listed with their digests; their content is not in the bag (volumes are archived only on request)", forensic.EscapePath(rec.Destination), rec.Entries))
 			continue
 		}
+		a, err := changetar.Plan(ctx, ex.root.Root(), ex.changes, changetar.Plain, changetar.Options{MaxBytes: opts.MaxBytes})
+		if err != nil {
+			return nil, fmt.Errorf("archive %s %s: %w", rec.Kind, forensic.EscapePath(rec.Destination), err)
+		}
 		rec.Archive = name(ex.record, rec.Kind)
-		err := put(rec.Archive, func(w io.Writer) error {
-			st, err := changetar.WritePlainTar(ctx, w, ex.root.Root(), ex.changes, changetar.Options{MaxBytes: opts.MaxBytes})
+		err = put(rec.Archive, a.Size(), func(w io.Writer) error {
+			st, err := a.WriteTo(ctx, w)
 			if err == nil {
 				for _, n := range st.Notes {
 					notes = append(notes, fmt.Sprintf("%s %s: %s", rec.Kind, forensic.EscapePath(rec.Destination), n))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -116,6 +117,9 @@ func collectSink(ctx context.Context, c *cli.Command, opts *snapshot.CollectOpti
 			}
 		}
 		return nil, nil
+	}
+	if opts.Commit {
+		return nil, errors.New("--commit cannot go with -o s3://: the committed layer is built on local disk, and a bundle sent to a bucket writes nothing locally; commit separately (ctrforensics commit) or collect to a local file")
 	}
 	sink, err := objectSink(ctx, c, opts.Output)
 	if err != nil {

@@ -8,9 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path"
-	"path/filepath"
 	"strings"
 
 	"github.com/klauspost/compress/gzip"
@@ -19,43 +17,79 @@ import (
 	"github.com/ctrforensics/ctrforensics/forensic/custody"
 )
 
-// Sink stores a sealed bundle somewhere other than the local file system (an
-// object store), as one tar stream that is never a local file, and may extend
-// its chain of custody in a record of its own (the bag, once stored, is not
-// appended to).
+// Sink stores a bundle somewhere other than the local file system (an
+// object store) as one tar stream, written while the bundle is collected:
+// no part of the bag is ever a local file. It may extend the chain of
+// custody in a record of its own (the bag, once stored, is not appended to).
 type Sink interface {
 	// Name is where the bundle goes, ending in .tar, .tar.gz or .tgz; its
 	// base name, without the extension, is the bag's top-level directory.
 	Name() string
-	// Store stores the bag that pack writes (gzip-compressed when Name ends
-	// in .gz or .tgz). chain is the bag's chain of custody and bag the
-	// digest of its tag manifest. It returns the chain's head digest after
-	// what it recorded. On error nothing may look like a stored bundle.
-	Store(ctx context.Context, pack func(io.Writer) error, chain []custody.Entry, bag string) (head string, err error)
+	// Begin starts storing the stream written to the Upload it returns
+	// (gzip-compressed when Name ends in .gz or .tgz).
+	Begin(ctx context.Context) (Upload, error)
 }
 
-// CreateStaged starts a bundle that Store will send to sink: the bag is
-// built in a partial directory under stage (see Writer.Partial), and only
-// its packed stream leaves it.
-func CreateStaged(stage string, sink Sink, opts CreateOptions) (*Writer, error) {
+// Upload receives the stream of one bundle (see Sink).
+type Upload interface {
+	io.Writer
+	// Complete ends the stream and stores it; chain is the bag's chain of
+	// custody and bag the digest of its tag manifest. It returns the chain's
+	// head digest after what it recorded. On error nothing may look like a
+	// stored bundle, unless the error says what was stored.
+	Complete(ctx context.Context, chain []custody.Entry, bag string) (head string, err error)
+	// Abort abandons the upload: nothing may look like a stored bundle. It
+	// may be called after Complete failed, and more than once.
+	Abort()
+}
+
+// CreateStream starts a bundle that the sink stores as it is written: the
+// bag is written as one tar stream (see bagit.NewStream): the payload first,
+// each file's size known before its content (PutStream, PutSized), then the
+// tag files and the chain of custody. Store completes it.
+func CreateStream(ctx context.Context, sink Sink, opts CreateOptions) (*Writer, error) {
 	name := path.Base(sink.Name())
 	if !isTarName(name) {
 		return nil, fmt.Errorf("%s: a stored bundle is a tar: its name must end in .tar, .tar.gz or .tgz", sink.Name())
 	}
-	abs, err := filepath.Abs(filepath.Join(stage, name))
+	up, err := sink.Begin(ctx)
 	if err != nil {
 		return nil, err
 	}
-	o := &output{final: abs, tar: true, gzip: !strings.HasSuffix(name, ".tar")}
-	if err := o.makePartial(); err != nil {
-		return nil, err
+	st := &stream{sink: sink, up: up, w: up}
+	if !strings.HasSuffix(name, ".tar") {
+		st.zw, _ = gzip.NewWriterLevel(up, gzip.DefaultCompression) // the level is valid
+		st.w = st.zw
 	}
-	bag, err := bagit.Create(o.bag, opts.Algorithms...)
+	bag, err := bagit.NewStream(st.w, bagName(name), opts.Algorithms...)
 	if err != nil {
-		o.abandon()
+		up.Abort()
 		return nil, err
 	}
-	return &Writer{out: o, bag: bag, stop: reportProgress(bag, opts.Progress), sink: sink}, nil
+	return &Writer{bag: bag, stop: reportProgress(bag, opts.Progress), stream: st}, nil
+}
+
+// stream is where a Writer made by CreateStream writes.
+type stream struct {
+	sink Sink
+	up   Upload
+	zw   *gzip.Writer
+	w    io.Writer // zw, or up
+	// chain is the bag's chain of custody once sealed, bag the digest of
+	// its tag manifest.
+	chain []custody.Entry
+	bag   string
+}
+
+// bagName is a bundle's top-level directory: its file name without .tar,
+// .tar.gz or .tgz.
+func bagName(file string) string {
+	for _, ext := range []string{".tar.gz", ".tgz", ".tar"} {
+		if n, ok := strings.CutSuffix(file, ext); ok {
+			return n
+		}
+	}
+	return file
 }
 
 func isTarName(name string) bool {
@@ -67,35 +101,35 @@ func isTarName(name string) bool {
 	return false
 }
 
-// Store sends the sealed bundle to the sink it was created for (see
-// CreateStaged), then removes the staged bag, and returns the sink's name and
-// custody head. On error the caller must still Abandon.
+// Store ends the stream of a sealed bundle made by CreateStream and has the
+// sink store it; it returns the sink's name and custody head. On error the
+// caller must still Abandon.
 func (w *Writer) Store(ctx context.Context) (name, head string, err error) {
-	if w.sink == nil {
+	st := w.stream
+	switch {
+	case st == nil:
 		return "", "", errors.New("store bundle: the bundle was not created for a sink")
+	case st.chain == nil:
+		return "", "", errors.New("store bundle: the bundle is not sealed")
 	}
-	tm, err := os.ReadFile(w.path(TagManifest))
-	if err != nil {
+	if err := w.bag.Close(); err != nil {
 		return "", "", fmt.Errorf("store bundle: %w", err)
 	}
-	line, err := os.ReadFile(w.path(CustodyFile))
-	if err != nil {
-		return "", "", fmt.Errorf("store bundle: %w", err)
+	if st.zw != nil {
+		if err := st.zw.Close(); err != nil {
+			return "", "", fmt.Errorf("store bundle: gzip: %w", err)
+		}
 	}
-	chain, err := custody.Read(bytes.NewReader(line))
-	if err != nil {
-		return "", "", fmt.Errorf("store bundle: %w", err)
-	}
-	pack := func(dst io.Writer) error { return bagit.Pack(w.out.bag, dst, w.out.gzip) }
-	if head, err = w.sink.Store(ctx, pack, chain, digestOf(tm)); err != nil {
+	if head, err = st.up.Complete(ctx, st.chain, st.bag); err != nil {
 		return "", "", err
 	}
-	return w.sink.Name(), head, os.RemoveAll(w.out.partial)
+	return st.sink.Name(), head, nil
 }
 
 // ReadCustodyStream returns the chain of custody and the tag manifest's
 // digest of a tar or gzip-compressed tar bundle read as a stream, reading no
-// further than the two files (packed bags hold their tag files first).
+// further than the two files (packed bags hold their tag files first, bags
+// written as a stream last).
 func ReadCustodyStream(name string, r io.Reader) ([]custody.Entry, string, error) {
 	files := map[string][]byte{}
 	br := bufio.NewReaderSize(r, 64<<10)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,20 +14,28 @@ import (
 // memSink keeps a stored bundle in memory and records a stored event, as a
 // sink into object storage does.
 type memSink struct {
-	name   string
-	object []byte
-	record []byte
+	name    string
+	object  []byte
+	record  []byte
+	aborted bool
 }
 
 func (m *memSink) Name() string { return m.name }
 
-func (m *memSink) Store(_ context.Context, pack func(io.Writer) error, chain []custody.Entry, bag string) (string, error) {
-	var buf bytes.Buffer
-	if err := pack(&buf); err != nil {
-		return "", err
-	}
-	m.object = buf.Bytes()
-	line, err := custody.NextStored(chain, time.Now(), "alice", "", bag, custody.Stored{URL: m.name, Size: int64(buf.Len())}, nil)
+func (m *memSink) Begin(context.Context) (Upload, error) { return &memUpload{sink: m}, nil }
+
+// memUpload is an upload to a memSink.
+type memUpload struct {
+	sink *memSink
+	buf  bytes.Buffer
+}
+
+func (u *memUpload) Write(b []byte) (int, error) { return u.buf.Write(b) }
+
+func (u *memUpload) Complete(_ context.Context, chain []custody.Entry, bag string) (string, error) {
+	m := u.sink
+	m.object = u.buf.Bytes()
+	line, err := custody.NextStored(chain, time.Now(), "alice", "", bag, custody.Stored{URL: m.name, Size: int64(len(m.object))}, nil)
 	if err != nil {
 		return "", err
 	}
@@ -39,17 +46,18 @@ func (m *memSink) Store(_ context.Context, pack func(io.Writer) error, chain []c
 	return custody.LineDigest(line), nil
 }
 
+func (u *memUpload) Abort() { u.sink.aborted, u.sink.object = true, nil }
+
 func (m *memSink) open() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(m.object)), nil }
 
-// TestStoreToSink stages a bundle for a sink, stores it as a stream and
-// verifies the stream, with the chain the sink kept next to it; nothing
-// staged is left. A kept chain that does not begin with the bag's own fails.
+// TestStoreToSink writes a bundle as a stream into a sink and verifies the
+// stream, with the chain the sink kept next to it. A kept chain that does not
+// begin with the bag's own fails.
 func TestStoreToSink(t *testing.T) {
 	for _, name := range []string{"s3://b/cases/web.tar.gz", "s3://b/web.tar"} {
 		t.Run(name, func(t *testing.T) {
-			stage := t.TempDir()
 			sink := &memSink{name: name}
-			w, err := CreateStaged(stage, sink, CreateOptions{})
+			w, err := CreateStream(context.Background(), sink, CreateOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -66,9 +74,6 @@ func TestStoreToSink(t *testing.T) {
 			got, head, err := w.Store(context.Background())
 			if err != nil || got != name {
 				t.Fatalf("Store = %q, %v", got, err)
-			}
-			if left, _ := os.ReadDir(stage); len(left) != 0 {
-				t.Errorf("left staged: %v", left)
 			}
 			if strings.HasSuffix(name, ".gz") != (len(sink.object) > 2 && sink.object[0] == 0x1f && sink.object[1] == 0x8b) {
 				t.Errorf("%s stored compressed=%v", name, !strings.HasSuffix(name, ".gz"))
@@ -96,9 +101,32 @@ func TestStoreToSink(t *testing.T) {
 	}
 }
 
-// TestCreateStagedRefusesNonTar: a stored bundle is a tar.
-func TestCreateStagedRefusesNonTar(t *testing.T) {
-	if _, err := CreateStaged(t.TempDir(), &memSink{name: "s3://b/bag"}, CreateOptions{}); err == nil {
+// TestCreateStreamRefusesNonTar: a stored bundle is a tar.
+func TestCreateStreamRefusesNonTar(t *testing.T) {
+	if _, err := CreateStream(context.Background(), &memSink{name: "s3://b/bag"}, CreateOptions{}); err == nil {
 		t.Error("a sink named without .tar was accepted")
+	}
+}
+
+// TestStreamAbandoned: a stream whose fill is not the same twice, or that is
+// abandoned, stores nothing.
+func TestStreamAbandoned(t *testing.T) {
+	sink := &memSink{name: "s3://b/web.tar.gz"}
+	w, err := CreateStream(context.Background(), sink, CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	err = w.PutStream(ContainerJSON, func(f io.Writer) error {
+		calls++
+		_, err := io.WriteString(f, strings.Repeat("x", calls))
+		return err
+	})
+	if err == nil || !strings.Contains(err.Error(), "more than the 1 bytes announced") {
+		t.Errorf("a fill writing other bytes the second time: %v", err)
+	}
+	w.Abandon()
+	if !sink.aborted || sink.object != nil {
+		t.Errorf("abandoned: aborted %v, object of %d bytes", sink.aborted, len(sink.object))
 	}
 }

@@ -1,6 +1,7 @@
 package bundle
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
@@ -41,13 +42,14 @@ type CreateOptions struct {
 // Abandon on any failure). The bag is built under a partial name next to the
 // final path and only Commit makes it appear there, as a directory, a .tar
 // or a .tar.gz, so that the final path never holds an unsealed bundle. Put
-// methods are safe for concurrent use.
+// methods are safe for concurrent use, but for a bundle made by
+// CreateStream, which takes one file at a time and Store instead of Commit.
 type Writer struct {
-	out  *output
+	out  *output // nil for a stream
 	bag  *bagit.Writer
 	stop func()
-	// sink, when set, receives the sealed bag (Store) instead of Commit.
-	sink Sink
+	// stream, when set, is the sink the bag is written to as it is built.
+	stream *stream
 }
 
 // Create starts a bundle that Commit will put at path: a directory (which
@@ -69,7 +71,12 @@ func Create(path string, opts CreateOptions) (*Writer, error) {
 // Partial is the path where the bundle is built until Commit. A caller that
 // records it elsewhere lets a later cleanup remove what a killed run left
 // (see RemovePartial).
-func (w *Writer) Partial() string { return w.out.partial }
+func (w *Writer) Partial() string {
+	if w.out == nil {
+		return "" // a stream: nothing local
+	}
+	return w.out.partial
+}
 
 // PutJSON writes v, indented, as the payload file name (a bag path under
 // PayloadDir, such as ContainerJSON).
@@ -78,20 +85,39 @@ func (w *Writer) PutJSON(name string, v any) error {
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", name, err)
 	}
-	return w.PutStream(name, func(f io.Writer) error {
-		_, err := f.Write(append(b, '\n'))
+	b = append(b, '\n')
+	return w.PutSized(name, int64(len(b)), func(f io.Writer) error {
+		_, err := f.Write(b)
 		return err
 	})
 }
 
 // PutStream writes the payload file name (a bag path under PayloadDir) with
-// fill.
+// fill. In a bundle made by CreateStream, fill is called twice, first to
+// count what it writes (a stream needs each file's size before its content):
+// it must write the same bytes each time, from memory; content read from
+// files or another store goes through PutSized.
 func (w *Writer) PutStream(name string, fill func(io.Writer) error) error {
+	size := int64(-1)
+	if w.stream != nil {
+		var n counter
+		if err := fill(&n); err != nil {
+			return fmt.Errorf("write %s: %w", name, err)
+		}
+		size = n.n
+	}
+	return w.PutSized(name, size, fill)
+}
+
+// PutSized writes the payload file name (a bag path under PayloadDir), of
+// size bytes (negative: unknown, refused by a stream), with fill, which
+// must write exactly that many.
+func (w *Writer) PutSized(name string, size int64, fill func(io.Writer) error) error {
 	rel, err := payloadRel(name)
 	if err != nil {
 		return fmt.Errorf("write bundle: %w", err)
 	}
-	f, err := w.bag.CreatePayload(rel)
+	f, err := w.bag.CreatePayloadSized(rel, size)
 	if err != nil {
 		return err
 	}
@@ -99,8 +125,16 @@ func (w *Writer) PutStream(name string, fill func(io.Writer) error) error {
 		f.Close()
 		return fmt.Errorf("write %s: %w", name, err)
 	}
-	return f.Close()
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return nil
 }
+
+// counter counts the bytes written to it.
+type counter struct{ n int64 }
+
+func (c *counter) Write(b []byte) (int, error) { c.n += int64(len(b)); return len(b), nil }
 
 // Sealed describes a sealed bundle.
 type Sealed struct {
@@ -131,11 +165,12 @@ func (w *Writer) Seal(acq *Acquisition, key ed25519.PrivateKey) (*Sealed, error)
 	if err := w.bag.Finish(bagInfo(acq)); err != nil {
 		return nil, err
 	}
-	tm, err := os.ReadFile(w.path(TagManifest))
-	if err != nil {
-		return nil, fmt.Errorf("seal bundle: %w", err)
+	tm := w.bag.TagManifest(bagit.SHA256)
+	if tm == nil {
+		return nil, errors.New("seal bundle: the bag has no sha256 tag manifest")
 	}
-	line, err := custody.Next(nil, end, custody.ActionCollected, acq.Examiner, acq.Note, digestOf(tm), key)
+	bag := digestOf(tm)
+	line, err := custody.Next(nil, end, custody.ActionCollected, acq.Examiner, acq.Note, bag, key)
 	if err != nil {
 		return nil, err
 	}
@@ -144,14 +179,17 @@ func (w *Writer) Seal(acq *Acquisition, key ed25519.PrivateKey) (*Sealed, error)
 			return nil, err
 		}
 	}
-	if err := os.WriteFile(w.path(CustodyFile), line, 0o644); err != nil {
+	if err := w.bag.WriteUnlisted(CustodyFile, line); err != nil {
 		return nil, fmt.Errorf("write custody chain: %w", err)
+	}
+	if w.stream != nil {
+		if w.stream.chain, err = custody.Read(bytes.NewReader(line)); err != nil {
+			return nil, err
+		}
+		w.stream.bag = bag
 	}
 	return &Sealed{Head: custody.LineDigest(line), Signed: key != nil}, nil
 }
-
-// path returns the file system path of a bag path of the partial bundle.
-func (w *Writer) path(name string) string { return filepath.Join(w.out.bag, filepath.FromSlash(name)) }
 
 // bagInfo returns the bag-info.txt fields of an acquisition.
 func bagInfo(acq *Acquisition) []bagit.Field {
@@ -206,13 +244,13 @@ func podInfo(p *forensic.Pod) []bagit.Field {
 // envelope.
 func (w *Writer) attest(acq *Acquisition, firstEvent string, key ed25519.PrivateKey) error {
 	st := &attest.Statement{Type: attest.StatementType, PredicateType: attest.PredicateType}
-	for _, name := range []string{TagManifest, TagManifestSHA512} {
-		b, err := os.ReadFile(w.path(name))
-		if errors.Is(err, os.ErrNotExist) {
+	for _, m := range []struct {
+		name string
+		alg  bagit.Algorithm
+	}{{TagManifest, bagit.SHA256}, {TagManifestSHA512, bagit.SHA512}} {
+		name, b := m.name, w.bag.TagManifest(m.alg)
+		if b == nil {
 			continue
-		}
-		if err != nil {
-			return fmt.Errorf("sign bundle: %w", err)
 		}
 		st.Subject = append(st.Subject, attest.Subject{Name: name, Digest: map[string]string{"sha256": strings.TrimPrefix(digestOf(b), "sha256:")}})
 	}
@@ -230,7 +268,7 @@ func (w *Writer) attest(acq *Acquisition, firstEvent string, key ed25519.Private
 	if err != nil {
 		return fmt.Errorf("sign bundle: %w", err)
 	}
-	return os.WriteFile(w.path(AttestationFile), append(b, '\n'), 0o644)
+	return w.bag.WriteUnlisted(AttestationFile, append(b, '\n'))
 }
 
 // predicate is the predicate of the signed statement.
@@ -248,6 +286,12 @@ type predicate struct {
 // Commit moves or packs the sealed bundle to its final path and returns that
 // path. On error the caller must still Abandon.
 func (w *Writer) Commit() (string, error) {
+	if w.out == nil {
+		return "", errors.New("commit bundle: a bundle made for a sink is stored, not committed")
+	}
+	if err := w.bag.Close(); err != nil {
+		return "", err
+	}
 	if err := w.out.commit(); err != nil {
 		return "", err
 	}
@@ -257,6 +301,10 @@ func (w *Writer) Commit() (string, error) {
 // Abandon removes everything the writer wrote; the final path is untouched.
 func (w *Writer) Abandon() {
 	w.stop()
+	if w.stream != nil {
+		w.stream.up.Abort()
+		return
+	}
 	w.out.abandon()
 }
 

@@ -34,13 +34,17 @@ const Scheme = "s3://"
 // CustodySuffix names an object's custody record: KEY + CustodySuffix.
 const CustodySuffix = ".custody.jsonl"
 
-// Metadata keys set on a stored bundle (x-amz-meta-*).
+// Metadata (x-amz-meta-*) and tag keys of a stored bundle. The metadata is
+// fixed when the upload starts, before the bag's last byte exists; what is
+// known only at its end is set as tags once the object is complete.
 const (
-	// MetaBag is the digest of the bag's tagmanifest-sha256.txt.
+	// MetaBag, a tag, is the digest of the bag's tagmanifest-sha256.txt.
 	MetaBag = "ctrforensics-bag"
-	// MetaCustodyHead is the bag's own custody head when it was stored.
+	// MetaCustodyHead, a tag, is the bag's own custody head when it was
+	// stored.
 	MetaCustodyHead = "ctrforensics-custody-head"
-	// MetaCustodyRecord is the key of the object's custody record.
+	// MetaCustodyRecord, metadata, is the key of the object's custody
+	// record.
 	MetaCustodyRecord = "ctrforensics-custody-record"
 )
 

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/ctrforensics/ctrforensics/forensic/bundle"
 	"github.com/ctrforensics/ctrforensics/forensic/custody"
 )
 
@@ -96,12 +98,74 @@ func (s *Store) probe(ctx context.Context, op string, l Location) error {
 	return out.Body.Close()
 }
 
-// Store uploads the bag that pack writes as the sink's object, then writes
-// its custody record: the bag's chain followed by a stored event naming the
-// object (bucket, key, version, ETag, size, SHA-256). It returns that event's
-// digest, the new custody head.
-func (k *Sink) Store(ctx context.Context, pack func(io.Writer) error, chain []custody.Entry, bag string) (string, error) {
-	st, err := k.upload(ctx, pack, bag, custody.Head(chain))
+// Begin starts the multipart upload of the stream written to the Upload
+// it returns, each part carrying its SHA-256 checksum (see bundle.Sink). The
+// object's metadata names its custody record; the bag's digest and custody
+// head, known only at the end of the stream, are its tags once stored.
+func (k *Sink) Begin(ctx context.Context) (bundle.Upload, error) {
+	pr, pw := io.Pipe()
+	u := &upload{k: k, pw: pw, sum: sha256.New(), done: make(chan struct{})}
+	in := &tm.UploadObjectInput{Bucket: &k.loc.Bucket, Key: &k.loc.Key, Body: pr,
+		ChecksumAlgorithm: tmtypes.ChecksumAlgorithmSha256,
+		// Never replace an object: the store refuses to complete the
+		// upload when the key appeared meanwhile.
+		IfNoneMatch: aws.String("*"),
+		Metadata:    map[string]string{MetaCustodyRecord: k.loc.record().Key}}
+	if r := k.Retention; r != nil {
+		in.ObjectLockMode, in.ObjectLockRetainUntilDate = tmtypes.ObjectLockMode(r.Mode), aws.Time(r.Until)
+	}
+	go func() {
+		defer close(u.done)
+		u.out, u.err = k.transfer().UploadObject(ctx, in)
+		pr.CloseWithError(errUploadEnded) // a writer still writing learns the upload stopped reading
+	}()
+	return u, nil
+}
+
+// upload is one bundle's stream into a multipart upload.
+type upload struct {
+	k   *Sink
+	pw  *io.PipeWriter
+	sum hash.Hash
+	n   int64
+	// done is closed when the upload returned out or err.
+	done chan struct{}
+	out  *tm.UploadObjectOutput
+	err  error
+}
+
+// Write sends b to the upload; it fails once the upload failed.
+func (u *upload) Write(b []byte) (int, error) {
+	n, err := u.pw.Write(b)
+	u.sum.Write(b[:n])
+	u.n += int64(n)
+	if err != nil {
+		return n, u.failure(err)
+	}
+	return n, nil
+}
+
+// failure is why the upload stopped taking the stream.
+func (u *upload) failure(err error) error {
+	<-u.done // the pipe fails only once the upload has stopped reading
+	if u.err != nil {
+		return u.k.uploadErr(u.err)
+	}
+	return err
+}
+
+// Complete ends the stream, waits for the store to complete the object,
+// then writes its custody record (the bag's chain followed by a stored event
+// naming the object: bucket, key, version, ETag, size, SHA-256) and tags it
+// with the bag's digest and that record's head, which it returns.
+func (u *upload) Complete(ctx context.Context, chain []custody.Entry, bag string) (string, error) {
+	u.pw.Close() // EOF: the end of the object
+	<-u.done
+	if u.err != nil {
+		return "", u.k.uploadErr(u.err)
+	}
+	k := u.k
+	st, err := k.describe(ctx, u.out, u.n, "sha256:"+hex.EncodeToString(u.sum.Sum(nil)))
 	if err != nil {
 		return "", err
 	}
@@ -118,44 +182,34 @@ func (k *Sink) Store(ctx context.Context, pack func(io.Writer) error, chain []cu
 	if err := k.putRecord(ctx, rec.Bytes()); err != nil {
 		return "", fmt.Errorf("the bundle is stored as %s, but its custody record is not: %w", k.loc, err)
 	}
-	return custody.LineDigest(line), nil
+	head := custody.LineDigest(line)
+	if err := k.tag(ctx, st.VersionID, bag, custody.Head(chain)); err != nil {
+		return "", fmt.Errorf("the bundle is stored as %s with its custody record (head %s), but its tags are not: %w", k.loc, head, err)
+	}
+	return head, nil
 }
 
-// upload streams pack's output to the object with a multipart upload, each
-// part carrying its SHA-256 checksum, and returns what the store reports of
-// the completed object with the digest of every byte sent. A failed or
-// interrupted upload is aborted.
-func (k *Sink) upload(ctx context.Context, pack func(io.Writer) error, bag, head string) (*custody.Stored, error) {
-	pr, pw := io.Pipe()
-	sum := sha256.New()
-	count := &counter{}
-	packed := make(chan error, 1)
-	go func() {
-		err := pack(io.MultiWriter(pw, sum, count))
-		pw.CloseWithError(err) // nil: EOF, the end of the object
-		packed <- err
-	}()
-	in := &tm.UploadObjectInput{Bucket: &k.loc.Bucket, Key: &k.loc.Key, Body: pr,
-		ChecksumAlgorithm: tmtypes.ChecksumAlgorithmSha256,
-		// Never replace an object: the store refuses to complete the
-		// upload when the key appeared meanwhile.
-		IfNoneMatch: aws.String("*"),
-		Metadata:    map[string]string{MetaBag: bag, MetaCustodyHead: head, MetaCustodyRecord: k.loc.record().Key}}
-	if r := k.Retention; r != nil {
-		in.ObjectLockMode, in.ObjectLockRetainUntilDate = tmtypes.ObjectLockMode(r.Mode), aws.Time(r.Until)
-	}
-	out, err := k.transfer().UploadObject(ctx, in)
-	pr.CloseWithError(errUploadEnded) // unblocks pack when the upload stopped reading
-	if perr := <-packed; err == nil && perr != nil {
-		err = perr // cannot happen: a pack error fails the upload's read
-	}
-	if err != nil {
-		return nil, k.uploadErr(err)
-	}
-	return k.describe(ctx, out, count.n, "sha256:"+hex.EncodeToString(sum.Sum(nil)))
+// Abort abandons the stream; the transfer manager aborts the multipart
+// upload (on a fresh context, so that an interrupted run still aborts it).
+func (u *upload) Abort() {
+	u.pw.CloseWithError(errAborted)
+	<-u.done
 }
 
-// errUploadEnded tells pack the upload no longer reads.
+// errAborted ends the stream of an abandoned bundle.
+var errAborted = errors.New("the bundle was abandoned")
+
+// tag sets the object's tags: the bag's digest and its own custody head.
+func (k *Sink) tag(ctx context.Context, version, bag, head string) error {
+	_, err := k.store.c.PutObjectTagging(ctx, &s3.PutObjectTaggingInput{Bucket: &k.loc.Bucket, Key: &k.loc.Key,
+		VersionId: nonEmpty(version), Tagging: &s3types.Tagging{TagSet: []s3types.Tag{
+			{Key: aws.String(MetaBag), Value: aws.String(bag)},
+			{Key: aws.String(MetaCustodyHead), Value: aws.String(head)},
+		}}})
+	return classify(err, "tag", k.loc.String())
+}
+
+// errUploadEnded tells the writer the upload no longer reads.
 var errUploadEnded = errors.New("the upload ended")
 
 func (k *Sink) uploadErr(err error) error {
@@ -230,10 +284,6 @@ type uploadRecord struct {
 	PathStyle bool   `json:"path_style,omitempty"`
 	Region    string `json:"region,omitempty"`
 }
-
-type counter struct{ n int64 }
-
-func (c *counter) Write(b []byte) (int, error) { c.n += int64(len(b)); return len(b), nil }
 
 func nonEmpty(s string) *string {
 	if s == "" {

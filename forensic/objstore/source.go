@@ -31,6 +31,8 @@ type object struct {
 	size      int64
 	checksum  string
 	meta      map[string]string
+	// tags are the object's tags; none when the store keeps none.
+	tags map[string]string
 	// record is the custody record's content; nil when there is none.
 	record []byte
 }
@@ -45,7 +47,7 @@ func (s *Store) head(ctx context.Context, op string, loc Location) (*object, err
 		return nil, classify(err, op, loc.String())
 	}
 	o := &object{loc: loc, versionID: aws.ToString(h.VersionId), etag: aws.ToString(h.ETag), size: aws.ToInt64(h.ContentLength),
-		checksum: aws.ToString(h.ChecksumSHA256), meta: h.Metadata}
+		checksum: aws.ToString(h.ChecksumSHA256), meta: h.Metadata, tags: s.tags(ctx, loc, aws.ToString(h.VersionId))}
 	rec := loc.record()
 	out, err := s.c.GetObject(ctx, &s3.GetObjectInput{Bucket: &rec.Bucket, Key: &rec.Key})
 	if err != nil {
@@ -59,6 +61,21 @@ func (s *Store) head(ctx context.Context, op string, loc Location) (*object, err
 		return nil, classify(err, op, rec.String())
 	}
 	return o, nil
+}
+
+// tags returns the tags of the object's version; a store that keeps none,
+// or refuses to say, gives none: they are labels, the custody record is what
+// verify checks.
+func (s *Store) tags(ctx context.Context, loc Location, version string) map[string]string {
+	out, err := s.c.GetObjectTagging(ctx, &s3.GetObjectTaggingInput{Bucket: &loc.Bucket, Key: &loc.Key, VersionId: nonEmpty(version)})
+	if err != nil {
+		return nil
+	}
+	tags := map[string]string{}
+	for _, t := range out.TagSet {
+		tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	return tags
 }
 
 // open returns a reader of the object's version that was described.
@@ -126,8 +143,8 @@ func (s *Store) VerifyObject(ctx context.Context, loc Location, opts bundle.Veri
 // checkStored checks the object against its metadata and its newest stored
 // event, adding problems to rep.
 func (o *object) checkStored(rep *bundle.Report, size int64, digest string) {
-	if b := o.meta[MetaBag]; b != "" && b != rep.Bag {
-		problem(rep, fmt.Sprintf("the object's metadata names bag %s, the bag's tag manifest is %s", b, rep.Bag))
+	if b := o.tags[MetaBag]; b != "" && b != rep.Bag {
+		problem(rep, fmt.Sprintf("the object's tag names bag %s, the bag's tag manifest is %s", b, rep.Bag))
 	}
 	if o.record == nil {
 		if rk := o.meta[MetaCustodyRecord]; rk != "" {

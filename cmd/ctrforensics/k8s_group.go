@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -115,11 +116,28 @@ func newPluginApp(stdout, stderr io.Writer) *cli.Command {
 		"short-lived collector pod per node collects the pods' containers read-only, each into a sealed\n" +
 		"evidence bag in object storage. The cluster's flags go before or after the command, as kubectl's."
 	app.Flags = kubeFlags()
-	app.Commands = []*cli.Command{k8sCollectCommand(), k8sManifestCommand()}
+	manifest := k8sManifestCommand()
+	manifest.Before = refuseClusterFlags
+	app.Commands = []*cli.Command{k8sCollectCommand(), manifest}
 	app.EnableShellCompletion, app.ShellComplete, app.ConfigureShellCompletionCommand = false, nil, nil
 	app.OnUsageError = func(_ context.Context, _ *cli.Command, err error, _ bool) error {
 		return fmt.Errorf("%v (see `kubectl ctrforensics --help`)", err)
 	}
 	configure(app.Commands)
 	return app
+}
+
+// refuseClusterFlags stops the plugin's manifest command, which asks nothing
+// of a cluster, from ignoring a cluster flag given to it: -n in particular is
+// not the collector pods' namespace.
+func refuseClusterFlags(ctx context.Context, c *cli.Command) (context.Context, error) {
+	for _, f := range []string{"kubeconfig", "context", "namespace"} {
+		switch {
+		case c.IsSet(f) && f == "namespace":
+			return ctx, errors.New("manifest asks nothing of a cluster: -n does not apply (the collector pods' namespace is --collector-namespace)")
+		case c.IsSet(f):
+			return ctx, fmt.Errorf("manifest asks nothing of a cluster: --%s does not apply", f)
+		}
+	}
+	return ctx, nil
 }

@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ctrforensics/ctrforensics/internal/testutil"
 )
 
 // TestIsPlugin: the binary run by the name kubectl-ctrforensics is the
@@ -53,6 +56,24 @@ func TestPluginHelp(t *testing.T) {
 					t.Errorf("%q in\n%s", not, help)
 				}
 			}
+		})
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// TestPluginHelpGolden pins the help of the plugin's commands as a kubectl
+// user reads it.
+func TestPluginHelpGolden(t *testing.T) {
+	t.Setenv("SUDO_USER", "") // the default of --examiner
+	t.Setenv("USER", "alice")
+	for _, cmd := range []string{"collect", "manifest"} {
+		t.Run(cmd, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := run(context.Background(), []string{"kubectl-ctrforensics", cmd, "--help"}, &stdout, &stderr); code != 0 {
+				t.Fatalf("exit %d, stderr %q", code, stderr.String())
+			}
+			testutil.Golden(t, filepath.Join("testdata", "kubectl-ctrforensics-"+cmd+"-help.txt"), stdout.Bytes(), *update)
 		})
 	}
 }
@@ -113,6 +134,10 @@ func TestK8sUsage(t *testing.T) {
 		{[]string{"ctrforensics", "collect", "web", "-o", "x", "--bag-group", "g1", "--orchestration", `{"bag_group":"g2"}`}, 2, "give the same"},
 		{[]string{"ctrforensics", "collect", "web", "-o", "x", "--orchestration", `{"forged":1}`}, 2, "not an orchestration record"},
 		{[]string{"kubectl-ctrforensics", "manifest"}, 0, ""},
+		{[]string{"kubectl-ctrforensics", "manifest", "-n", "forensics"}, 2, "-n does not apply (the collector pods' namespace is --collector-namespace)"},
+		{[]string{"kubectl-ctrforensics", "--namespace=forensics", "manifest"}, 2, "-n does not apply"},
+		{[]string{"kubectl-ctrforensics", "manifest", "--context", "prod"}, 2, "--context does not apply"},
+		{[]string{"kubectl-ctrforensics", "manifest", "--collector-namespace", "forensics"}, 0, ""},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

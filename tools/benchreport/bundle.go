@@ -16,7 +16,6 @@ import (
 
 	"github.com/ctrforensics/ctrforensics/internal/testdaemon"
 	"github.com/ctrforensics/ctrforensics/internal/testimage"
-	"github.com/ctrforensics/ctrforensics/mountutil"
 )
 
 // bundleBench measures collect against `tar | sha256sum` of the upper
@@ -39,11 +38,7 @@ func bundleBench(ctx context.Context, bin string, files, sizeMiB, runs int) erro
 	if err != nil {
 		return err
 	}
-	mounts, err := c.SnapshotService(info.Snapshotter).Mounts(ctx, info.SnapshotKey)
-	if err != nil {
-		return err
-	}
-	o, err := mountutil.ParseOverlay(mounts[0])
+	upper, err := upperOf(ctx, c, info)
 	if err != nil {
 		return err
 	}
@@ -56,7 +51,7 @@ func bundleBench(ctx context.Context, bin string, files, sizeMiB, runs int) erro
 	bag := filepath.Join(work, "bag")
 	measures := []measure{
 		{name: "tar | sha256sum", run: func() (sample, error) {
-			tar := exec.Command("tar", "-C", o.Upper, "-cf", "-", ".")
+			tar := exec.Command("tar", "-C", upper, "-cf", "-", ".")
 			sum := exec.Command("sha256sum")
 			pipe, err := tar.StdoutPipe()
 			if err != nil {

@@ -5,23 +5,18 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 
 	"github.com/ctrforensics/ctrforensics/internal/testcri"
 	"github.com/ctrforensics/ctrforensics/internal/testimage"
-	"github.com/ctrforensics/ctrforensics/internal/testutil"
 )
 
 // TestCRIPod runs a pod with two containers through the CRI API, execs in
 // one, and checks that Stop leaves no container, shim, mount, runc state or
 // cgroup behind.
 func TestCRIPod(t *testing.T) {
-	testutil.RequiresRoot(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	d, c := startDaemon(ctx, t, Options{CRI: true})
+	ctx, d, c := startDaemon(t, Options{CRI: true})
 	cri, err := d.CRIClient()
 	if err != nil {
 		t.Fatal(err)

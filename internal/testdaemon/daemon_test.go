@@ -15,10 +15,7 @@ import (
 )
 
 func TestDaemonLifecycle(t *testing.T) {
-	testutil.RequiresRoot(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	d, c := startDaemon(ctx, t, Options{})
+	ctx, d, c := startDaemon(t, Options{})
 	t.Logf("containerd pid %d in %s, namespace %s", d.Pid(), d.Dir, d.Namespace)
 	ctx = d.Context(ctx)
 
@@ -96,10 +93,7 @@ func TestDaemonLifecycle(t *testing.T) {
 // with running containers, so Stop must find and kill the shims and their
 // containers itself and unmount the rootfs.
 func TestStopAfterDaemonCrash(t *testing.T) {
-	testutil.RequiresRoot(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	d, c := startDaemon(ctx, t, Options{})
+	ctx, d, c := startDaemon(t, Options{})
 	ctx = d.Context(ctx)
 
 	web, err := testimage.WebImage(ctx)
@@ -142,10 +136,7 @@ func TestStopAfterDaemonCrash(t *testing.T) {
 // TestImportLayerFormats checks that containerd unpacks gzip, zstd and
 // plain layers and honours the whiteouts written by testimage.
 func TestImportLayerFormats(t *testing.T) {
-	testutil.RequiresRoot(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	d, c := startDaemon(ctx, t, Options{})
+	ctx, d, c := startDaemon(t, Options{})
 	ctx = d.Context(ctx)
 
 	base, err := testimage.Busybox(ctx)
@@ -267,11 +258,15 @@ func TestParseHelpers(t *testing.T) {
 	}
 }
 
-// startDaemon starts a private containerd with opts for the test, and a
-// client of it; both are closed when the test ends, the daemon by a Stop that
-// must succeed (again, if the test stopped it).
-func startDaemon(ctx context.Context, t *testing.T, opts Options) (*Daemon, *client.Client) {
+// startDaemon starts a private containerd with opts for a test that needs
+// root, and a client of it; both are closed when the test ends, the daemon by
+// a Stop that must succeed (again, if the test stopped it). ctx ends then too,
+// or after three minutes.
+func startDaemon(t *testing.T, opts Options) (context.Context, *Daemon, *client.Client) {
 	t.Helper()
+	testutil.RequiresRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
 	d, err := StartWith(ctx, "", opts)
 	if err != nil {
 		t.Fatal(err)
@@ -286,7 +281,7 @@ func startDaemon(ctx context.Context, t *testing.T, opts Options) (*Daemon, *cli
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return d, c
+	return ctx, d, c
 }
 
 // checkStopped checks that Stop left nothing of d behind: none of shims (the

@@ -178,13 +178,17 @@ var webImage = map[string]string{
 	"/tmp/":                      "",
 }
 
+// scenario is an attack on a container's root and the changes both walks
+// must report for it: want, the docker-diff lines, and check, the details.
+type scenario struct {
+	name   string
+	attack func(t testing.TB, root string)
+	want   []string
+	check  func(t *testing.T, changes []forensic.Change)
+}
+
 func TestDiffScenarios(t *testing.T) {
-	tests := []struct {
-		name   string
-		attack func(t testing.TB, root string)
-		want   []string
-		check  func(t *testing.T, changes []forensic.Change)
-	}{
+	tests := []scenario{
 		{
 			name: "deface and drop a shell",
 			attack: func(t testing.TB, root string) {
@@ -305,12 +309,7 @@ func TestDiffScenarios(t *testing.T) {
 			},
 		},
 	}
-	tests = append(tests, struct {
-		name   string
-		attack func(t testing.TB, root string)
-		want   []string
-		check  func(t *testing.T, changes []forensic.Change)
-	}{
+	tests = append(tests, scenario{
 		name: "a file replaces a directory",
 		attack: func(t testing.TB, root string) {
 			must(t, os.RemoveAll(root+"/opt/data"))
@@ -339,12 +338,7 @@ func TestDiffScenarios(t *testing.T) {
 		{forensic.TypeDir, func(t testing.TB, p string) { must(t, os.Mkdir(p, 0o700)) }},
 	} {
 		if r.typ != forensic.TypeDir {
-			tests = append(tests, struct {
-				name   string
-				attack func(t testing.TB, root string)
-				want   []string
-				check  func(t *testing.T, changes []forensic.Change)
-			}{
+			tests = append(tests, scenario{
 				name: "a " + string(r.typ) + " replaces a directory",
 				attack: func(t testing.TB, root string) {
 					must(t, os.RemoveAll(root+"/opt/data"))
@@ -358,12 +352,7 @@ func TestDiffScenarios(t *testing.T) {
 				},
 			})
 		}
-		tests = append(tests, struct {
-			name   string
-			attack func(t testing.TB, root string)
-			want   []string
-			check  func(t *testing.T, changes []forensic.Change)
-		}{
+		tests = append(tests, scenario{
 			name: "a " + string(r.typ) + " replaces a file",
 			attack: func(t testing.TB, root string) {
 				must(t, os.Remove(root+"/etc/passwd"))
@@ -381,12 +370,7 @@ func TestDiffScenarios(t *testing.T) {
 			},
 		})
 	}
-	tests = append(tests, struct {
-		name   string
-		attack func(t testing.TB, root string)
-		want   []string
-		check  func(t *testing.T, changes []forensic.Change)
-	}{
+	tests = append(tests, scenario{
 		// On an overlay mounted by root, user.overlay.* attributes are the
 		// container's own data: they must not hide a file, empty a directory
 		// or force a fallback.

@@ -219,7 +219,7 @@ func TestManifestYAMLRoundTrip(t *testing.T) {
 			t.Errorf("%q in\n%s", noise, y)
 		}
 	}
-	if !strings.Contains(string(y), "- emptyDir: {}\n    name: scratch\n") {
-		t.Errorf("the scratch volume lost its emptyDir:\n%s", y)
+	if !strings.Contains(string(y), "- emptyDir:\n      medium: Memory\n      sizeLimit: 16Mi\n    name: scratch\n") {
+		t.Errorf("the scratch volume is not an emptyDir in memory:\n%s", y)
 	}
 }

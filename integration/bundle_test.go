@@ -94,19 +94,30 @@ func extract(t *testing.T, archive string) string {
 	return filepath.Join(dir, entries[0].Name())
 }
 
-func checkBagContent(t *testing.T, bag string, c *container, diffJSON []change) {
+// bagFile reads the file p of the bag directory bag.
+func bagFile(t *testing.T, bag, p string) []byte {
 	t.Helper()
-	read := func(p string) []byte {
-		b, err := os.ReadFile(filepath.Join(bag, p))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
+	b, err := os.ReadFile(filepath.Join(bag, p))
+	if err != nil {
+		t.Fatal(err)
 	}
-	inBag := mergeByPath(decodeChanges(t, string(read(bundle.ChangesJSONL))), decodeChanges(t, string(read(bundle.MountChangesJSONL))))
+	return b
+}
+
+// checkBagChanges checks that a bag's changes, of the snapshot and of the
+// mounts, are those diff --format json gave.
+func checkBagChanges(t *testing.T, bag string, diffJSON []change) {
+	t.Helper()
+	inBag := mergeByPath(decodeChanges(t, string(bagFile(t, bag, bundle.ChangesJSONL))), decodeChanges(t, string(bagFile(t, bag, bundle.MountChangesJSONL))))
 	if got, want := comparable(inBag), comparable(diffJSON); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("changes.jsonl of the snapshot and of the mounts differ from diff --format json:\n%s", firstDifferences(got, want))
 	}
+}
+
+func checkBagContent(t *testing.T, bag string, c *container, diffJSON []change) {
+	t.Helper()
+	read := func(p string) []byte { return bagFile(t, bag, p) }
+	checkBagChanges(t, bag, diffJSON)
 	entries := tarEntries(t, read("data/rootfs/changes.tar"))
 	if e, ok := entries["var/www/html/shell.php"]; !ok || e.content != "<?php eval($_GET['cmd']); ?>\n" || e.hdr.Uid != 0 {
 		t.Errorf("changes.tar shell.php: %+v", e)

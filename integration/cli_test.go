@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ctrforensics/ctrforensics/internal/testimage"
+	"github.com/ctrforensics/ctrforensics/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files of the CLI tests")
@@ -22,19 +23,7 @@ var update = flag.Bool("update", false, "rewrite the golden files of the CLI tes
 // golden compares got with testdata/name, or rewrites it with -update.
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("%v (run the test with -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("output differs from %s:\n--- got\n%s--- want\n%s", p, got, want)
-	}
+	testutil.Golden(t, filepath.Join("testdata", name), []byte(got), *update)
 }
 
 // TestDiffGolden pins the exact output of the article's attack.

@@ -222,15 +222,7 @@ func TestVerifyCustodyAttacks(t *testing.T) {
 // recomputes every prev: the chain still links.
 func stripChain(t *testing.T, bag string) {
 	t.Helper()
-	p := filepath.Join(bag, bundle.CustodyFile)
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	entries, err := custody.Read(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, _, entries := readCustodyFile(t, bag)
 	var out []byte
 	prev := ""
 	for _, e := range entries {
@@ -248,9 +240,9 @@ func stripChain(t *testing.T, bag string) {
 	}
 }
 
-// appendForged appends an unsigned "transferred to mallory" event dated
-// 2099, written by hand.
-func appendForged(t *testing.T, bag string) {
+// readCustodyFile reads the custody log of the bag directory bag: its path,
+// its bytes and its entries.
+func readCustodyFile(t *testing.T, bag string) (string, []byte, []custody.Entry) {
 	t.Helper()
 	p := filepath.Join(bag, bundle.CustodyFile)
 	b, err := os.ReadFile(p)
@@ -261,6 +253,14 @@ func appendForged(t *testing.T, bag string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return p, b, entries
+}
+
+// appendForged appends an unsigned "transferred to mallory" event dated
+// 2099, written by hand.
+func appendForged(t *testing.T, bag string) {
+	t.Helper()
+	p, b, entries := readCustodyFile(t, bag)
 	last := entries[len(entries)-1]
 	ev := custody.Event{Seq: last.Seq + 1, Time: "2099-01-01T00:00:00.000000000Z", Action: "transferred",
 		Actor: "mallory", Note: "to mallory", Bag: last.Bag, Prev: custody.LineDigest(last.Line)}

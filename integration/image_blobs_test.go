@@ -111,6 +111,59 @@ func TestImageRefusesATamperedBlob(t *testing.T) {
 	}
 }
 
+// TestImageRefusesATamperedManifestOrConfig overwrites the manifest, then
+// the config, of a private image in the test daemon's content store with
+// bytes that still parse (same size): they decide which layer blobs and
+// history the image is read against, so the image commands must fail and
+// name the blob instead of trusting them.
+func TestImageRefusesATamperedManifestOrConfig(t *testing.T) {
+	ctx := h.ctx(t)
+	for _, what := range []string{"manifest", "config"} {
+		img := &testimage.Image{Name: "docker.io/ctrforensics/tampered-" + what + ":1", Layers: []testimage.Layer{{
+			Files: []testimage.File{testimage.Reg("/f", 0o644, what)}, CreatedBy: "original step"}}}
+		built, err := img.Build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pr, pw := io.Pipe()
+		go func() { _, err := built.WriteTo(pw); pw.CloseWithError(err) }()
+		if _, err := h.client.Import(ctx, pr); err != nil {
+			t.Fatal(err)
+		}
+		ci, err := h.client.GetImage(ctx, img.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := images.Manifest(ctx, h.client.ContentStore(), ci.Target(), platforms.Default())
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, from, to := ci.Target().Digest, `"schemaVersion":2`, `"schemaVersion":3`
+		if what == "config" {
+			d, from, to = m.Config.Digest, "original step", "tampered step"
+		}
+		h.mustCLI(t, "image", "history", img.Name)
+		p := blobPath(d)
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(data, []byte(from)) {
+			t.Fatalf("%s %s does not hold %q: %s", what, d, from, data)
+		}
+		if err := os.WriteFile(p, bytes.Replace(data, []byte(from), []byte(to), 1), 0o444); err != nil {
+			t.Fatal(err)
+		}
+		for _, args := range [][]string{{"image", "history", img.Name}, {"image", "cat", img.Name, "/f"}} {
+			r := h.cli(t, args...)
+			if r.code == 0 || !strings.Contains(r.stderr, "does not match its digest") || !strings.Contains(r.stderr, d.String()) ||
+				strings.Contains(r.stdout, "tampered step") {
+				t.Errorf("%s after the %s was tampered with: exit %d, stdout %s, stderr %s", strings.Join(args[:2], " "), what, r.code, r.stdout, r.stderr)
+			}
+		}
+	}
+}
+
 // TestImageLayerIndex runs the image commands twice with a layer index
 // directory: the second run reads the layers it needs from their index (no
 // layer is decompressed to make one), says so with

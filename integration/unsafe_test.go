@@ -2,7 +2,6 @@ package integration
 
 import (
 	"bytes"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
@@ -41,13 +40,7 @@ echo p > /tmp/.wh.var/payload && rm -rf /opt/data`)
 	if v := h.mustCLI(t, "verify", bag); !strings.Contains(v, "VALID") {
 		t.Errorf("verify:\n%s", v)
 	}
-	read := func(p string) []byte {
-		b, err := os.ReadFile(filepath.Join(bag, p))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	read := func(p string) []byte { return bagFile(t, bag, p) }
 	var lost []string
 	for _, ch := range decodeChanges(t, string(read("data/rootfs/changes.jsonl"))) {
 		if ch.LostWith != nil {

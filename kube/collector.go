@@ -11,6 +11,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -244,7 +245,11 @@ func escapeDollar(s string) string { return strings.ReplaceAll(s, "$", "$$") }
 // collectorSpec is the collector pod's spec on node, without its command.
 func collectorSpec(node string, opts CollectorOptions) corev1.PodSpec {
 	vols, mounts := hostVolumes(opts)
-	vols = append(vols, corev1.Volume{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+	// /tmp holds only the empty directories the snapshots are mounted on
+	// (the bag streams to the bucket): in memory, so that nothing of the
+	// run is written to the node's disk.
+	vols = append(vols, corev1.Volume{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{
+		Medium: corev1.StorageMediumMemory, SizeLimit: ptr.To(resource.MustParse("16Mi"))}}})
 	mounts = append(mounts, corev1.VolumeMount{Name: "scratch", MountPath: "/tmp"})
 	c := corev1.Container{
 		Name:                     "collector",

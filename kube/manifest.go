@@ -3,10 +3,13 @@ package kube
 import (
 	"bytes"
 	"fmt"
+	"reflect"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
 
 	"github.com/ctrforensics/ctrforensics/forensic/bundle"
@@ -78,11 +81,20 @@ func typeMeta(apiVersion, kind string) metav1.TypeMeta {
 	return metav1.TypeMeta{APIVersion: apiVersion, Kind: kind}
 }
 
-// YAML writes objects as one YAML stream, documents separated by "---".
+// YAML writes objects as one YAML stream, documents separated by "---", as
+// an administrator would write them: a struct field left at its zero value
+// (`spec: {}`, `status: {}`, `resources: {}`, `creationTimestamp: null`) is
+// left out, since decoding gives the same object without it. An empty object
+// behind a pointer says something (`emptyDir: {}`) and stays.
 func YAML(objs []any) ([]byte, error) {
 	var b bytes.Buffer
 	for i, o := range objs {
-		y, err := yaml.Marshal(o)
+		m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(o)
+		if err != nil {
+			return nil, fmt.Errorf("encode %T: %w", o, err)
+		}
+		dropZeroStructs(reflect.ValueOf(o), m)
+		y, err := yaml.Marshal(m)
 		if err != nil {
 			return nil, fmt.Errorf("encode %T: %w", o, err)
 		}
@@ -92,4 +104,61 @@ func YAML(objs []any) ([]byte, error) {
 		b.Write(y)
 	}
 	return b.Bytes(), nil
+}
+
+// dropZeroStructs deletes from m, the unstructured form of v, the members
+// that stand for struct fields (not pointers) at their zero value, at every
+// depth.
+func dropZeroStructs(v reflect.Value, m map[string]any) {
+	for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
+		if v.IsNil() {
+			return
+		}
+		v = v.Elem()
+	}
+	if v.Kind() != reflect.Struct {
+		return // a map's values are left as they are
+	}
+	t := v.Type()
+	for i := range t.NumField() {
+		f, fv := t.Field(i), v.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch {
+		case !f.IsExported() || name == "-":
+			continue
+		case name == "" && f.Anonymous: // inlined, as TypeMeta
+			dropZeroStructs(fv, m)
+			continue
+		case name == "":
+			name = f.Name
+		}
+		child, ok := m[name]
+		if !ok {
+			continue
+		}
+		if fv.Kind() == reflect.Struct && fv.IsZero() {
+			delete(m, name)
+			continue
+		}
+		dropZeroIn(fv, child)
+	}
+}
+
+// dropZeroIn applies dropZeroStructs to the object or the list elements of
+// child, the unstructured form of v.
+func dropZeroIn(v reflect.Value, child any) {
+	switch c := child.(type) {
+	case map[string]any:
+		dropZeroStructs(v, c)
+	case []any:
+		for v.Kind() == reflect.Pointer && !v.IsNil() {
+			v = v.Elem()
+		}
+		if v.Kind() != reflect.Slice && v.Kind() != reflect.Array {
+			return
+		}
+		for i := range min(len(c), v.Len()) {
+			dropZeroIn(v.Index(i), c[i])
+		}
+	}
 }

@@ -4,16 +4,19 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
-	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/yaml"
 
 	"github.com/ctrforensics/ctrforensics/forensic/bundle"
+	"github.com/ctrforensics/ctrforensics/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -21,19 +24,7 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 // golden compares got with testdata/name, or rewrites it under -update.
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (go test ./kube -update rewrites it):\n%s", path, got)
-	}
+	testutil.Golden(t, filepath.Join("testdata", name), got, *update)
 }
 
 func testRun() bundle.Orchestration {
@@ -159,9 +150,9 @@ func equalJSON(t *testing.T, a, b any) bool {
 	return bytes.Equal(x, y)
 }
 
-// TestManifestGolden: the RBAC and namespace an administrator applies, and
-// the pod template, with the least verbs k8s collect uses.
-func TestManifestGolden(t *testing.T) {
+// defaultManifest is the manifest of the default options, and its YAML.
+func defaultManifest(t *testing.T) ([]any, []byte) {
+	t.Helper()
 	objs, err := Manifest(CollectorOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -170,6 +161,13 @@ func TestManifestGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return objs, y
+}
+
+// TestManifestGolden: the RBAC and namespace an administrator applies, and
+// the pod template, with the least verbs k8s collect uses.
+func TestManifestGolden(t *testing.T) {
+	objs, y := defaultManifest(t)
 	golden(t, "manifest.yaml", y)
 	var ns *corev1.Namespace
 	verbs := map[string][]string{}
@@ -193,5 +191,35 @@ func TestManifestGolden(t *testing.T) {
 	want := map[string][]string{"cluster pods": {"get", "list"}, "ctrforensics pods": {"create", "get", "delete"}, "ctrforensics pods/log": {"get"}}
 	if !equalJSON(t, verbs, want) {
 		t.Errorf("verbs %v, want %v", verbs, want)
+	}
+}
+
+// TestManifestYAMLRoundTrip: every document of the manifest decodes, with the
+// API types kubectl uses, into the very object Manifest made, and none
+// carries the noise of zero-valued structs; an empty object that means
+// something (the scratch volume's emptyDir) stays.
+func TestManifestYAMLRoundTrip(t *testing.T) {
+	objs, y := defaultManifest(t)
+	docs := strings.Split(string(y), "\n---\n")
+	if len(docs) != len(objs) {
+		t.Fatalf("%d documents for %d objects", len(docs), len(objs))
+	}
+	for i, doc := range docs {
+		got, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(doc), nil, nil)
+		if err != nil {
+			t.Fatalf("document %d: %v\n%s", i, err, doc)
+		}
+		if !apiequality.Semantic.DeepEqual(got, objs[i]) {
+			t.Errorf("document %d decodes to\n%#v\nwant\n%#v", i, got, objs[i])
+		}
+	}
+	text := strings.ReplaceAll(string(y), "emptyDir: {}\n", "")
+	for _, noise := range []string{": {}\n", ": null\n", "creationTimestamp"} {
+		if strings.Contains(text, noise) {
+			t.Errorf("%q in\n%s", noise, y)
+		}
+	}
+	if !strings.Contains(string(y), "- emptyDir:\n      medium: Memory\n      sizeLimit: 16Mi\n    name: scratch\n") {
+		t.Errorf("the scratch volume is not an emptyDir in memory:\n%s", y)
 	}
 }

@@ -218,15 +218,51 @@ func manifestFor(ctx context.Context, cs content.Store, target ocispec.Descripto
 	return candidates[0], nil
 }
 
-func readJSONBlob(ctx context.Context, cs content.Store, desc ocispec.Descriptor, v any) error {
-	b, err := content.ReadBlob(ctx, cs, desc)
+func readJSONBlob(ctx context.Context, cs content.Provider, desc ocispec.Descriptor, v any) error {
+	b, err := readBlob(ctx, cs, desc)
 	if err != nil {
-		return fmt.Errorf("read %s %s: %w", desc.MediaType, desc.Digest, err)
+		return err
 	}
 	if err := json.Unmarshal(b, v); err != nil {
 		return fmt.Errorf("decode %s %s: %w", desc.MediaType, desc.Digest, err)
 	}
 	return nil
+}
+
+// readBlob reads a small blob (an index, a manifest, a config) whole and
+// checks it against desc's digest and size: containerd's content API serves
+// the bytes on disk as they are, and these bytes decide which layer blobs,
+// hence which digests, the image is checked against.
+func readBlob(ctx context.Context, cs content.Provider, desc ocispec.Descriptor) ([]byte, error) {
+	b, err := content.ReadBlob(ctx, cs, desc)
+	if err != nil {
+		return nil, fmt.Errorf("read %s %s: %w", desc.MediaType, desc.Digest, err)
+	}
+	if err := desc.Digest.Validate(); err != nil {
+		return nil, fmt.Errorf("%s %q: %w", desc.MediaType, desc.Digest, err)
+	}
+	if got := desc.Digest.Algorithm().FromBytes(b); got != desc.Digest || (desc.Size > 0 && int64(len(b)) != desc.Size) {
+		return nil, &BlobMismatchError{Digest: desc.Digest, MediaType: desc.MediaType, Got: got, Size: int64(len(b)), WantSize: desc.Size}
+	}
+	return b, nil
+}
+
+// BlobMismatchError says a blob read from the content store does not match
+// the digest or size that names it.
+type BlobMismatchError struct {
+	Digest         digest.Digest
+	MediaType      string
+	Got            digest.Digest
+	Size, WantSize int64
+}
+
+func (e *BlobMismatchError) Error() string {
+	size := fmt.Sprintf("%d bytes", e.Size)
+	if e.WantSize > 0 && e.WantSize != e.Size {
+		size += fmt.Sprintf(", the descriptor says %d", e.WantSize)
+	}
+	return fmt.Sprintf("%s %s does not match its digest (content is %s, %s): the content store is damaged or was tampered with",
+		e.MediaType, e.Digest, e.Got, size)
 }
 
 // layers sets r.Layers from the content store, or from snapshots when any

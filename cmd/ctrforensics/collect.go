@@ -78,11 +78,7 @@ func runCollect(ctx context.Context, c *cli.Command) error {
 	if err != nil {
 		return err
 	}
-	return withClient(ctx, c, func(ctx context.Context, cl *snapshot.Client) error {
-		ctr, err := cl.LoadContainer(ctx, a[0])
-		if err != nil {
-			return err
-		}
+	return withContainer(ctx, c, a[0], func(ctx context.Context, cl *snapshot.Client, ctr *snapshot.Container) error {
 		if term.IsTerminal(int(os.Stderr.Fd())) {
 			opts.Progress = progressPrinter(c.Root().ErrWriter)
 		}
@@ -127,6 +123,7 @@ func collectSink(ctx context.Context, c *cli.Command, opts *snapshot.CollectOpti
 	}
 	sink.Actor, sink.Key = opts.Examiner, opts.SignKey
 	opts.Sink, opts.SinkRecord = sink, sink.Record()
+	uploadGC()
 	return sink, nil
 }
 

@@ -59,11 +59,7 @@ func runCommit(ctx context.Context, c *cli.Command) error {
 	if err != nil {
 		return err
 	}
-	return withClient(ctx, c, func(ctx context.Context, cl *snapshot.Client) error {
-		ctr, err := cl.LoadContainer(ctx, a[0])
-		if err != nil {
-			return err
-		}
+	return withContainer(ctx, c, a[0], func(ctx context.Context, cl *snapshot.Client, ctr *snapshot.Container) error {
 		if !c.IsSet("name") && !c.IsSet("import") {
 			opts.Name = defaultCommitName(ctr.Info.ID)
 		}

@@ -54,11 +54,7 @@ func runDiff(ctx context.Context, c *cli.Command) error {
 	if err != nil {
 		return err
 	}
-	return withClient(ctx, c, func(ctx context.Context, cl *snapshot.Client) error {
-		ctr, err := cl.LoadContainer(ctx, a[0])
-		if err != nil {
-			return err
-		}
+	return withContainer(ctx, c, a[0], func(ctx context.Context, cl *snapshot.Client, ctr *snapshot.Container) error {
 		s, err := cl.Begin(ctx, "", snapshot.SessionOptions{Purpose: "diff"})
 		if err != nil {
 			return err

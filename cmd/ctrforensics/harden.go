@@ -46,11 +46,7 @@ func runHarden(ctx context.Context, c *cli.Command) error {
 	if err != nil {
 		return err
 	}
-	return withClient(ctx, c, func(ctx context.Context, cl *snapshot.Client) error {
-		ctr, err := cl.LoadContainer(ctx, a[0])
-		if err != nil {
-			return err
-		}
+	return withContainer(ctx, c, a[0], func(ctx context.Context, cl *snapshot.Client, ctr *snapshot.Container) error {
 		res, err := cl.Harden(ctx, ctr, opts)
 		if err != nil {
 			return fmt.Errorf("harden %s: %w", ctr.Info.ID, err)

@@ -29,7 +29,7 @@ func k8sCommand() *cli.Command {
 		Usage: "collect pods' containers across a Kubernetes cluster (also the kubectl plugin kubectl-ctrforensics)",
 		Description: "Installed as kubectl-ctrforensics on PATH (a link to this binary), it is the kubectl plugin\n" +
 			"`kubectl ctrforensics collect POD -n NS --to s3://BUCKET/PREFIX --image IMAGE`.",
-		Commands: []*cli.Command{k8sCollectCommand(), k8sManifestCommand(), k8sCollectorCommand()},
+		Commands: []*cli.Command{k8sCollectCommand(kubeFlags()...), k8sManifestCommand(), k8sCollectorCommand()},
 	}
 }
 
@@ -48,7 +48,7 @@ func collectorFlags() []cli.Flag {
 		&cli.StringFlag{Name: "image", Usage: "`IMAGE` holding this ctrforensics binary, which the collector pods run"},
 		&cli.StringFlag{Name: "image-binary", Value: kube.DefaultBinary, Usage: "path of ctrforensics in the image"},
 		&cli.StringFlag{Name: "image-pull-policy", Value: string(corev1.PullIfNotPresent), Usage: "Always, IfNotPresent or Never"},
-		&cli.StringFlag{Name: "collector-namespace", Value: kube.DefaultNamespace, Usage: "namespace of the collector pods (must allow privileged pods; see `k8s manifest`)"},
+		&cli.StringFlag{Name: "collector-namespace", Value: kube.DefaultNamespace, Usage: "namespace of the collector pods; it must allow privileged pods (the manifest command prints one that does)"},
 		&cli.StringFlag{Name: "service-account", Value: kube.DefaultServiceAccount, Usage: "service account of the collector pods"},
 		&cli.StringFlag{Name: "s3-secret", Usage: "Secret of the collector namespace whose keys become the collectors' environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL...)"},
 		&cli.StringFlag{Name: "containerd-address", Value: kube.DefaultContainerdAddress, Usage: "containerd's socket on the nodes (k3s: /run/k3s/containerd/containerd.sock)"},
@@ -61,7 +61,9 @@ func collectorFlags() []cli.Flag {
 	}
 }
 
-func k8sCollectCommand() *cli.Command {
+// k8sCollectCommand is k8s collect, with the cluster's flags (kubeFlags)
+// given, or inherited from the kubectl plugin's root.
+func k8sCollectCommand(cluster ...cli.Flag) *cli.Command {
 	return &cli.Command{
 		Name:      "collect",
 		Usage:     "collect pods' containers through one short-lived collector pod per node, into object storage",
@@ -71,7 +73,7 @@ func k8sCollectCommand() *cli.Command {
 			"read-only) running `ctrforensics collect ... -o s3://BUCKET/PREFIX/GROUP/NS/POD/CONTAINER.tar.gz`\n" +
 			"for each target there, waits, reports each target, and deletes the collector pods. All bags of the\n" +
 			"run share a Bag-Group-Identifier and record the run. Exit 1 when a target failed.",
-		Flags: append(append(kubeFlags(),
+		Flags: append(append(cluster,
 			&cli.StringFlag{Name: "selector", Aliases: []string{"l"}, Usage: "label `SELECTOR` of the pods (instead of names)"},
 			&cli.StringFlag{Name: "container", Aliases: []string{"c"}, Usage: "the container of each pod (default: the pod's default container)"},
 			&cli.BoolFlag{Name: "all-containers", Usage: "every container of each pod (init and ephemeral ones too)"},
@@ -232,9 +234,9 @@ func dash(s string) string {
 func k8sManifestCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "manifest",
-		Usage: "print the namespace, service accounts and RBAC k8s collect needs, and the collector pod template, as YAML",
-		Description: "For an administrator to review and apply once: `ctrforensics k8s manifest | kubectl apply -f -`\n" +
-			"(the last document, the collector pod template with placeholders, is for review: leave it out of apply).",
+		Usage: "print the namespace, service accounts and RBAC that collect needs, and the collector pod template, as YAML",
+		Description: "For an administrator to review and apply once, piped to `kubectl apply -f -` (the last\n" +
+			"document, the collector pod template with placeholders, is for review: leave it out of apply).",
 		Flags: collectorFlags(),
 		Action: func(_ context.Context, c *cli.Command) error {
 			if _, err := args(c); err != nil {

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -84,19 +86,58 @@ func stored(sink *objstore.Sink) *custody.Stored {
 // (`kubectl ctrforensics ...`).
 const pluginName = "kubectl-ctrforensics"
 
-// pluginArgs turns the command line of the kubectl plugin into that of
-// `ctrforensics k8s`.
-func pluginArgs(args []string) []string {
-	if len(args) == 0 {
-		return args
+// isPlugin tells whether arg0, the name this binary was run by, is that of
+// the kubectl plugin.
+func isPlugin(arg0 string) bool {
+	if i := strings.LastIndexAny(arg0, `/\`); i >= 0 {
+		arg0 = arg0[i+1:]
 	}
-	name := args[0]
-	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
-		name = name[i+1:]
+	return strings.TrimSuffix(arg0, ".exe") == pluginName
+}
+
+// appFor is the command line's application: the kubectl plugin when the
+// binary runs by its name, else ctrforensics.
+func appFor(args []string, stdout, stderr io.Writer) *cli.Command {
+	if len(args) > 0 && isPlugin(args[0]) {
+		return newPluginApp(stdout, stderr)
 	}
-	name = strings.TrimSuffix(name, ".exe")
-	if name != pluginName {
-		return args
+	return newApp(stdout, stderr)
+}
+
+// newPluginApp is the kubectl plugin, `kubectl ctrforensics`: the commands of
+// `ctrforensics k8s` with kubectl's flags for the cluster (--kubeconfig,
+// --context, -n as the pods' namespace) given anywhere, and none of
+// containerd's, which mean nothing on a kubectl user's machine.
+func newPluginApp(stdout, stderr io.Writer) *cli.Command {
+	app := newApp(stdout, stderr)
+	app.Name = "kubectl ctrforensics"
+	app.Usage = "collect pods' containers across a Kubernetes cluster into object storage, sealed and hashed"
+	app.Description = "The kubectl plugin of ctrforensics (this binary installed as kubectl-ctrforensics on PATH): one\n" +
+		"short-lived collector pod per node collects the pods' containers read-only, each into a sealed\n" +
+		"evidence bag in object storage. The cluster's flags go before or after the command, as kubectl's."
+	app.Flags = kubeFlags()
+	manifest := k8sManifestCommand()
+	manifest.Before = refuseClusterFlags
+	app.Commands = []*cli.Command{k8sCollectCommand(), manifest}
+	app.EnableShellCompletion, app.ShellComplete, app.ConfigureShellCompletionCommand = false, nil, nil
+	app.OnUsageError = func(_ context.Context, _ *cli.Command, err error, _ bool) error {
+		return fmt.Errorf("%v (see `kubectl ctrforensics --help`)", err)
 	}
-	return append([]string{args[0], "k8s"}, args[1:]...)
+	configure(app.Commands)
+	return app
+}
+
+// refuseClusterFlags stops the plugin's manifest command, which asks nothing
+// of a cluster, from ignoring a cluster flag given to it: -n in particular is
+// not the collector pods' namespace.
+func refuseClusterFlags(ctx context.Context, c *cli.Command) (context.Context, error) {
+	for _, f := range []string{"kubeconfig", "context", "namespace"} {
+		switch {
+		case c.IsSet(f) && f == "namespace":
+			return ctx, errors.New("manifest asks nothing of a cluster: -n does not apply (the collector pods' namespace is --collector-namespace)")
+		case c.IsSet(f):
+			return ctx, fmt.Errorf("manifest asks nothing of a cluster: --%s does not apply", f)
+		}
+	}
+	return ctx, nil
 }

@@ -39,8 +39,7 @@ func main() {
 
 // run executes the command line and returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	app := newApp(stdout, stderr)
-	err := app.Run(ctx, pluginArgs(args))
+	err := appFor(args, stdout, stderr).Run(ctx, args)
 	if err == nil {
 		return exitOK
 	}

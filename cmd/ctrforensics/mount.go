@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/containerd/errdefs"
 	"github.com/urfave/cli/v3"
 
 	"github.com/ctrforensics/ctrforensics/snapshot"
@@ -64,38 +63,19 @@ func runMount(ctx context.Context, c *cli.Command) error {
 func mountTarget(ctx context.Context, c *cli.Command, cl *snapshot.Client, name string) (snapshot.MountTarget, error) {
 	t := snapshot.MountTarget{UpperOnly: c.Bool("upper-only"), Snapshotter: c.String("snapshotter"),
 		NoSpecial: c.Bool("no-special")}
-	ctr, err := cl.LoadContainer(ctx, name)
-	var nf *snapshot.NotFoundError
-	switch {
-	case err == nil:
+	if t.UpperOnly {
+		ctr, err := cl.LoadContainer(ctx, name)
+		var nf *snapshot.NotFoundError
+		if errors.As(err, &nf) {
+			return t, fmt.Errorf("--upper-only needs a container: %w", err)
+		}
 		t.Container = ctr
-		return t, nil
-	case !errors.As(err, &nf):
-		return t, err
-	case t.UpperOnly:
-		return t, fmt.Errorf("--upper-only needs a container: %w", err)
-	}
-	ok, err := cl.HasImage(ctx, name)
-	if err != nil {
 		return t, err
 	}
-	if !ok {
-		return t, &noSuchSourceError{name: name, namespace: cl.Namespace()}
-	}
-	t.Image = name
-	return t, nil
+	src, err := resolveSource(ctx, cl, name)
+	t.Container, t.Image = src.container, src.image
+	return t, err
 }
-
-// noSuchSourceError says mount's argument names neither a container nor an
-// image. It satisfies errdefs.IsNotFound.
-type noSuchSourceError struct{ name, namespace string }
-
-func (e *noSuchSourceError) Error() string {
-	return fmt.Sprintf("neither a container nor an image named %q exists in namespace %q", e.name, e.namespace)
-}
-
-// Is makes errors.Is(err, errdefs.ErrNotFound) true.
-func (e *noSuchSourceError) Is(target error) bool { return target == errdefs.ErrNotFound }
 
 func umountCommand() *cli.Command {
 	return &cli.Command{

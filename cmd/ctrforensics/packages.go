@@ -89,42 +89,45 @@ func runPackages(ctx context.Context, c *cli.Command) error {
 }
 
 // scanPackages scans the container named name, else the image.
-func scanPackages(ctx context.Context, c *cli.Command, cl *snapshot.Client, name string, subj *packages.Subject) (*packages.Inventory, error) {
-	ctr, err := cl.LoadContainer(ctx, name)
-	var nf *snapshot.NotFoundError
-	switch {
-	case err == nil:
-		subj.Kind, subj.Name = "container", ctr.Info.ID
-		s, err := cl.Begin(ctx, "", snapshot.SessionOptions{Purpose: "packages"})
-		if err != nil {
-			return nil, err
-		}
-		inv, err := s.Packages(ctx, ctr, packages.Options{})
-		return inv, errors.Join(err, s.Close(ctx))
-	case !errors.As(err, &nf):
-		return nil, err
-	}
-	ok, err := cl.HasImage(ctx, name)
+func scanPackages(ctx context.Context, c *cli.Command, cl *snapshot.Client, name string, subj *packages.Subject) (inv *packages.Inventory, err error) {
+	err = withPackageSource(ctx, c, cl, name,
+		func(ctx context.Context, s *snapshot.Session, ctr *snapshot.Container) (err error) {
+			subj.Kind, subj.Name = "container", ctr.Info.ID
+			inv, err = s.Packages(ctx, ctr, packages.Options{})
+			return err
+		},
+		func(ctx context.Context, img *snapshot.ResolvedImage) (err error) {
+			subj.Kind, subj.Name, subj.Digest = "image", img.Name, img.ManifestDesc.Digest.String()
+			inv, err = packages.ScanImage(ctx, img.Layers, packages.Options{}, imagefs.Options{Warn: warner(c)})
+			return err
+		})
+	return inv, err
+}
+
+// withPackageSource runs onContainer on the container named name, else
+// onImage on the image resolved, both under one session.
+func withPackageSource(ctx context.Context, c *cli.Command, cl *snapshot.Client, name string,
+	onContainer func(context.Context, *snapshot.Session, *snapshot.Container) error,
+	onImage func(context.Context, *snapshot.ResolvedImage) error) error {
+	src, err := resolveSource(ctx, cl, name)
 	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, &noSuchSourceError{name: name, namespace: cl.Namespace()}
+		return err
 	}
 	s, err := cl.Begin(ctx, "", snapshot.SessionOptions{Purpose: "packages"})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var inv *packages.Inventory
-	img, err := s.ResolveImage(ctx, name, c.String("platform"), c.String("snapshotter"))
+	if src.container != nil {
+		return errors.Join(onContainer(ctx, s, src.container), s.Close(ctx))
+	}
+	img, err := s.ResolveImage(ctx, src.image, c.String("platform"), c.String("snapshotter"))
 	if err == nil {
 		for _, n := range img.Notes {
 			fmt.Fprintln(c.Root().ErrWriter, "ctrforensics: note: "+n)
 		}
-		subj.Kind, subj.Name, subj.Digest = "image", img.Name, img.ManifestDesc.Digest.String()
-		inv, err = packages.ScanImage(ctx, img.Layers, packages.Options{}, imagefs.Options{Warn: warner(c)})
+		err = onImage(ctx, img)
 	}
-	return inv, errors.Join(err, s.Close(ctx))
+	return errors.Join(err, s.Close(ctx))
 }
 
 func writePackagesTable(w io.Writer, kind string, inv *packages.Inventory) error {
@@ -186,40 +189,17 @@ func runVerifyPackages(ctx context.Context, c *cli.Command, name string) error {
 
 // verifyPackages checks the container named name against its image's
 // records, else every package file of the image against its own records.
-func verifyPackages(ctx context.Context, c *cli.Command, cl *snapshot.Client, name string, opts snapshot.DiffOptions) ([]packages.Result, error) {
-	ctr, err := cl.LoadContainer(ctx, name)
-	var nf *snapshot.NotFoundError
-	switch {
-	case err == nil:
-		s, err := cl.Begin(ctx, "", snapshot.SessionOptions{Purpose: "packages"})
-		if err != nil {
-			return nil, err
-		}
-		res, err := s.VerifyPackages(ctx, ctr, c.Bool("all"), opts)
-		return res, errors.Join(err, s.Close(ctx))
-	case !errors.As(err, &nf):
-		return nil, err
-	}
-	ok, err := cl.HasImage(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, &noSuchSourceError{name: name, namespace: cl.Namespace()}
-	}
-	s, err := cl.Begin(ctx, "", snapshot.SessionOptions{Purpose: "packages"})
-	if err != nil {
-		return nil, err
-	}
-	var res []packages.Result
-	img, err := s.ResolveImage(ctx, name, c.String("platform"), c.String("snapshotter"))
-	if err == nil {
-		for _, n := range img.Notes {
-			fmt.Fprintln(c.Root().ErrWriter, "ctrforensics: note: "+n)
-		}
-		res, err = packages.VerifyImage(ctx, img.Layers, packages.Options{}, imagefs.Options{Warn: warner(c)})
-	}
-	return res, errors.Join(err, s.Close(ctx))
+func verifyPackages(ctx context.Context, c *cli.Command, cl *snapshot.Client, name string, opts snapshot.DiffOptions) (res []packages.Result, err error) {
+	err = withPackageSource(ctx, c, cl, name,
+		func(ctx context.Context, s *snapshot.Session, ctr *snapshot.Container) (err error) {
+			res, err = s.VerifyPackages(ctx, ctr, c.Bool("all"), opts)
+			return err
+		},
+		func(ctx context.Context, img *snapshot.ResolvedImage) (err error) {
+			res, err = packages.VerifyImage(ctx, img.Layers, packages.Options{}, imagefs.Options{Warn: warner(c)})
+			return err
+		})
+	return res, err
 }
 
 func writeVerify(w io.Writer, format output.Format, res []packages.Result) error {

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/urfave/cli/v3"
@@ -93,4 +95,15 @@ func objectHint(ae *objstore.AccessError) string {
 		return "create the bucket with object lock enabled, or drop --retain-until and --object-lock"
 	}
 	return ""
+}
+
+// uploadGC sets the collector for a collect streamed to a bucket, unless
+// GOGC says otherwise: the upload's part buffers (uploadConcurrency+1 parts
+// of 16 MiB) live alongside the collect's own memory, and Go's default lets
+// the heap reach twice what is live between collections (1 GiB in 10,000
+// files: 255 MiB peak RSS at GOGC=100, 185 MiB at 50 with 3 parts in flight).
+func uploadGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
+	}
 }

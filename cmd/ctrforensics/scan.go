@@ -110,25 +110,16 @@ func runScan(ctx context.Context, c *cli.Command) error {
 // scanTarget scans the container named name, else the image: a container ID
 // (or unique prefix) wins over an image of the same name.
 func scanTarget(ctx context.Context, cl *snapshot.Client, name string, opts snapshot.ScanOptions) (*snapshot.ScanResult, error) {
-	ctr, err := cl.LoadContainer(ctx, name)
-	var nf *snapshot.NotFoundError
+	src, err := resolveSource(ctx, cl, name)
 	switch {
-	case err == nil:
-		return cl.ScanContainer(ctx, ctr, opts)
-	case !errors.As(err, &nf):
+	case err != nil:
 		return nil, err
-	}
-	ok, err := cl.HasImage(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, &noSuchSourceError{name: name, namespace: cl.Namespace()}
-	}
-	if opts.All {
+	case src.container != nil:
+		return cl.ScanContainer(ctx, src.container, opts)
+	case opts.All:
 		return nil, errors.New("--all applies to containers: an image is always scanned whole, every layer")
 	}
-	return cl.ScanImage(ctx, name, opts)
+	return cl.ScanImage(ctx, src.image, opts)
 }
 
 func writeScan(w io.Writer, a *scanArgs, res *snapshot.ScanResult) error {

@@ -363,27 +363,26 @@ func (s *subject) rootMappedAway() bool {
 }
 
 func maskedPaths(s *subject) []finding.Hit {
-	var masked []string
-	if s.spec.Linux != nil {
-		masked = s.spec.Linux.MaskedPaths
-	}
-	miss := missing(defaultMasked, masked)
-	if len(miss) == 0 {
-		return nil
-	}
-	return hit("linux.maskedPaths", strings.Join(miss, " "), "not masked: %s", strings.Join(miss, ", "))
+	return missingDefaults(s, "linux.maskedPaths", "not masked", defaultMasked, func(l *specs.Linux) []string { return l.MaskedPaths })
 }
 
 func readonlyPaths(s *subject) []finding.Hit {
-	var readonly []string
+	return missingDefaults(s, "linux.readonlyPaths", "not read-only", defaultReadonly, func(l *specs.Linux) []string { return l.ReadonlyPaths })
+}
+
+// missingDefaults hits when the list of the spec's linux section that field
+// names (list reads it) lacks some of the runtimes' defaults: what names
+// their state in the reason.
+func missingDefaults(s *subject, field, what string, defaults []string, list func(*specs.Linux) []string) []finding.Hit {
+	var have []string
 	if s.spec.Linux != nil {
-		readonly = s.spec.Linux.ReadonlyPaths
+		have = list(s.spec.Linux)
 	}
-	miss := missing(defaultReadonly, readonly)
+	miss := missing(defaults, have)
 	if len(miss) == 0 {
 		return nil
 	}
-	return hit("linux.readonlyPaths", strings.Join(miss, " "), "not read-only: %s", strings.Join(miss, ", "))
+	return hit(field, strings.Join(miss, " "), what+": %s", strings.Join(miss, ", "))
 }
 
 func missing(want, have []string) []string {

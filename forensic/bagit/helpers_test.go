@@ -56,6 +56,13 @@ func makeBag(t testing.TB, large int, algs ...Algorithm) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	fillBag(t, w, large)
+	return dir
+}
+
+// fillBag writes testPayloads and a tag file into w, and finishes it.
+func fillBag(t testing.TB, w *Writer, large int) {
+	t.Helper()
 	for _, p := range testPayloads(large) {
 		if err := w.WritePayload(p.rel, p.data); err != nil {
 			t.Fatal(err)
@@ -67,7 +74,6 @@ func makeBag(t testing.TB, large int, algs ...Algorithm) string {
 	if err := w.Finish([]Field{{"Source-Organization", "Example"}, {"External-Identifier", "case 42"}}); err != nil {
 		t.Fatal(err)
 	}
-	return dir
 }
 
 // packBag packs a bag directory into a file next to it.

@@ -15,17 +15,7 @@ func streamBag(t testing.TB, large int, algs ...Algorithm) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range testPayloads(large) {
-		if err := w.WritePayload(p.rel, p.data); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.WriteTag(testTag, []byte(`{"tool":"ctrforensics"}`)); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Finish([]Field{{"Source-Organization", "Example"}, {"External-Identifier", "case 42"}}); err != nil {
-		t.Fatal(err)
-	}
+	fillBag(t, w, large)
 	if err := w.WriteUnlisted("custody.jsonl", []byte("{}\n")); err != nil {
 		t.Fatal(err)
 	}

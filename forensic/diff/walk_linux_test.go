@@ -178,13 +178,17 @@ var webImage = map[string]string{
 	"/tmp/":                      "",
 }
 
+// scenario is an attack on a container's root and the changes both walks
+// must report for it: want, the docker-diff lines, and check, the details.
+type scenario struct {
+	name   string
+	attack func(t testing.TB, root string)
+	want   []string
+	check  func(t *testing.T, changes []forensic.Change)
+}
+
 func TestDiffScenarios(t *testing.T) {
-	tests := []struct {
-		name   string
-		attack func(t testing.TB, root string)
-		want   []string
-		check  func(t *testing.T, changes []forensic.Change)
-	}{
+	tests := []scenario{
 		{
 			name: "deface and drop a shell",
 			attack: func(t testing.TB, root string) {
@@ -256,12 +260,7 @@ func TestDiffScenarios(t *testing.T) {
 			name:   "chmod only",
 			attack: func(t testing.TB, root string) { must(t, os.Chmod(root+"/etc/passwd", 0o666)) },
 			want:   []string{"C /etc", "C /etc/passwd"},
-			check: func(t *testing.T, changes []forensic.Change) {
-				c := find(t, changes, "/etc/passwd")
-				if cc, _ := c.ContentChanged(); cc || !reflect.DeepEqual(c.Fields, []forensic.Field{forensic.FieldMode}) {
-					t.Errorf("chmod: content changed %v, fields %v", cc, c.Fields)
-				}
-			},
+			check:  changedFields("/etc/passwd", false, forensic.FieldMode),
 		},
 		{
 			name: "touch only",
@@ -269,13 +268,8 @@ func TestDiffScenarios(t *testing.T) {
 				now := time.Now()
 				must(t, os.Chtimes(root+"/var/www/html/about.html", now, now))
 			},
-			want: []string{"C /var", "C /var/www", "C /var/www/html", "C /var/www/html/about.html"},
-			check: func(t *testing.T, changes []forensic.Change) {
-				c := find(t, changes, "/var/www/html/about.html")
-				if cc, _ := c.ContentChanged(); cc || !reflect.DeepEqual(c.Fields, []forensic.Field{forensic.FieldMtime}) {
-					t.Errorf("touch: content changed %v, fields %v", cc, c.Fields)
-				}
-			},
+			want:  []string{"C /var", "C /var/www", "C /var/www/html", "C /var/www/html/about.html"},
+			check: changedFields("/var/www/html/about.html", false, forensic.FieldMtime),
 		},
 		{
 			name: "edit with size and mtime put back",
@@ -284,13 +278,8 @@ func TestDiffScenarios(t *testing.T) {
 				must(t, os.WriteFile(p, []byte("<h1>Welcomf</h1>\n"), 0o644))
 				must(t, os.Chtimes(p, baseTime, baseTime))
 			},
-			want: []string{"C /var", "C /var/www", "C /var/www/html", "C /var/www/html/index.html"},
-			check: func(t *testing.T, changes []forensic.Change) {
-				c := find(t, changes, "/var/www/html/index.html")
-				if cc, known := c.ContentChanged(); !cc || !known || !reflect.DeepEqual(c.Fields, []forensic.Field{forensic.FieldContent}) {
-					t.Errorf("hidden edit: content changed %v (known %v), fields %v", cc, known, c.Fields)
-				}
-			},
+			want:  []string{"C /var", "C /var/www", "C /var/www/html", "C /var/www/html/index.html"},
+			check: changedFields("/var/www/html/index.html", true, forensic.FieldContent),
 		},
 		{
 			name: "hostile names",
@@ -320,12 +309,7 @@ func TestDiffScenarios(t *testing.T) {
 			},
 		},
 	}
-	tests = append(tests, struct {
-		name   string
-		attack func(t testing.TB, root string)
-		want   []string
-		check  func(t *testing.T, changes []forensic.Change)
-	}{
+	tests = append(tests, scenario{
 		name: "a file replaces a directory",
 		attack: func(t testing.TB, root string) {
 			must(t, os.RemoveAll(root+"/opt/data"))
@@ -354,12 +338,7 @@ func TestDiffScenarios(t *testing.T) {
 		{forensic.TypeDir, func(t testing.TB, p string) { must(t, os.Mkdir(p, 0o700)) }},
 	} {
 		if r.typ != forensic.TypeDir {
-			tests = append(tests, struct {
-				name   string
-				attack func(t testing.TB, root string)
-				want   []string
-				check  func(t *testing.T, changes []forensic.Change)
-			}{
+			tests = append(tests, scenario{
 				name: "a " + string(r.typ) + " replaces a directory",
 				attack: func(t testing.TB, root string) {
 					must(t, os.RemoveAll(root+"/opt/data"))
@@ -373,12 +352,7 @@ func TestDiffScenarios(t *testing.T) {
 				},
 			})
 		}
-		tests = append(tests, struct {
-			name   string
-			attack func(t testing.TB, root string)
-			want   []string
-			check  func(t *testing.T, changes []forensic.Change)
-		}{
+		tests = append(tests, scenario{
 			name: "a " + string(r.typ) + " replaces a file",
 			attack: func(t testing.TB, root string) {
 				must(t, os.Remove(root+"/etc/passwd"))
@@ -396,12 +370,7 @@ func TestDiffScenarios(t *testing.T) {
 			},
 		})
 	}
-	tests = append(tests, struct {
-		name   string
-		attack func(t testing.TB, root string)
-		want   []string
-		check  func(t *testing.T, changes []forensic.Change)
-	}{
+	tests = append(tests, scenario{
 		// On an overlay mounted by root, user.overlay.* attributes are the
 		// container's own data: they must not hide a file, empty a directory
 		// or force a fallback.
@@ -447,6 +416,18 @@ func find(t *testing.T, changes []forensic.Change, p string) *forensic.Change {
 	}
 	t.Fatalf("no change for %q", p)
 	return nil
+}
+
+// changedFields is a check that the change of p has exactly fields, and
+// that its content changed or not, as told by both digests.
+func changedFields(p string, content bool, fields ...forensic.Field) func(*testing.T, []forensic.Change) {
+	return func(t *testing.T, changes []forensic.Change) {
+		t.Helper()
+		c := find(t, changes, p)
+		if cc, known := c.ContentChanged(); cc != content || !known || !reflect.DeepEqual(c.Fields, fields) {
+			t.Errorf("%s: content changed %v (known %v), fields %v; want %v, fields %v", p, cc, known, c.Fields, content, fields)
+		}
+	}
 }
 
 // TestOverlayDiffFallsBack checks the fast path refuses an upper directory

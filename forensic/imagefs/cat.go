@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 
 	"github.com/ctrforensics/ctrforensics/forensic"
 )
@@ -32,10 +33,24 @@ type CatOptions struct {
 // resolves them with the image's root as "/": inside the image only, never on
 // the host, at most 40 of them. A path that resolves nowhere but that a layer
 // ships literally below a symbolic link (hostile: extraction writes through
-// the link) is read at that literal path, with a warning. Layers are read from the top down and only until the path's final
-// state is known, then the one holding the content. A hard link gives its
-// target's content as the target was when the link was made.
+// the link) is read at that literal path, with a warning. A hard link gives
+// its target's content as the target was when the link was made.
+//
+// Layers are read from the top down and only until the path's final state is
+// known, then the one holding the content. Each layer used is read to its end
+// (a later entry of a layer replaces an earlier one, a later whiteout deletes
+// it) and its digests checked before anything is written; a file too big to
+// be kept on the way is read again, and that read too goes to the blob's end
+// and is checked, failing after the bytes when the blob changed. The layers
+// just below the one being read are read at the same time, one per CPU (at
+// most 4) unless the host's CPUs are busy, and dropped, warnings included,
+// when not needed.
 func Cat(ctx context.Context, layers []Layer, path string, w io.Writer, opts CatOptions) error {
+	return cat(ctx, layers, path, w, opts, catAhead())
+}
+
+// cat is Cat reading at most ahead layers at once.
+func cat(ctx context.Context, layers []Layer, path string, w io.Writer, opts CatOptions, ahead int) error {
 	if opts.Layer >= len(layers) {
 		return fmt.Errorf("cat: layer %d out of range: the image has %d layers", opts.Layer, len(layers))
 	}
@@ -43,10 +58,15 @@ func Cat(ctx context.Context, layers []Layer, path string, w io.Writer, opts Cat
 	if !ok || name == "" {
 		return fmt.Errorf("cat %s: not a path of a file in the image", forensic.EscapePath(path))
 	}
+	ctx, cancel := context.WithCancel(ctx)
 	v := &view{ctx: ctx, layers: layers, c: newConfig(opts.Options, false), ops: make([]*layerOps, len(layers)),
-		wanted: map[string]bool{}}
+		reads: make([]*layerRead, len(layers)), ahead: ahead, wanted: map[string]bool{}}
+	// Reads still ahead when Cat returns are not needed: stopped and waited
+	// for, so that nothing reads a layer once Cat has returned.
+	defer v.wg.Wait()
+	defer cancel()
 	abs := "/" + name
-	v.wanted[abs] = true
+	v.want(abs)
 	var err error
 	if opts.Layer >= 0 {
 		err = v.catLayer(abs, opts, w)
@@ -153,13 +173,16 @@ func (v *view) write(r *rec, noFollow bool, w io.Writer) error {
 	if r.typ != tFile {
 		return fmt.Errorf("not a regular file but a %s", fileType(r.typ))
 	}
-	if lo := v.ops[r.layer]; lo != nil {
+	lo := v.ops[r.layer]
+	if lo != nil {
 		if b, ok := lo.kept[r.ord]; ok {
 			_, err := w.Write(b)
 			return err
 		}
 	}
-	return copyEntry(v.ctx, v.layers, int(r.layer), r.ord, w, v.c)
+	// A layer read from its index was checked by the run that made it: its
+	// blob is read up to the file, no further.
+	return copyEntry(v.ctx, v.layers, int(r.layer), r.ord, w, v.c, lo == nil || !lo.indexed)
 }
 
 // SymlinkError says the entry to read is a symbolic link Cat was told not
@@ -179,27 +202,97 @@ func (e *SymlinkError) Error() string {
 }
 
 // view answers questions about the filesystem the layers build, reading
-// layers from the top down, each at most once, and only when asked.
+// layers from the top down, each at most once, and only when asked. While a
+// layer is read, the next ones below it are read ahead (ahead layers at
+// once), since a path the upper layer does not decide sends the
+// question below; a layer read ahead but never asked for is dropped, its
+// warnings with it, so that what Cat says depends only on the layers it
+// needed. With an IndexStore, layers are read one at a time when asked
+// (reading an index is cheap, and making one is a side effect).
 type view struct {
 	ctx    context.Context
 	layers []Layer
 	c      *config
-	ops    []*layerOps // nil until read
+	ops    []*layerOps  // nil until asked for and read
+	reads  []*layerRead // nil until started
+	ahead  int          // layers read at once, at least 1
+	wg     sync.WaitGroup
 	// wanted holds the paths looked up so far: a layer read keeps their
-	// content (when small), so that the file need not be read again.
+	// content (when small), so that the file need not be read again. Layers
+	// read ahead consult it, hence mu.
+	mu     sync.Mutex
 	wanted map[string]bool
 }
 
-// layer returns layer k's ops, reading it the first time.
+// layerRead is one layer read, perhaps ahead of being asked for: done is
+// closed once lo or err and the layer's warnings are set.
+type layerRead struct {
+	done     chan struct{}
+	lo       *layerOps
+	err      error
+	warnings []string
+}
+
+// want adds p to the wanted paths.
+func (v *view) want(p string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.wanted[p] = true
+}
+
+// isWanted says whether p is a wanted path.
+func (v *view) isWanted(p string) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.wanted[p]
+}
+
+// layer returns layer k's ops, reading it the first time, and starts reading
+// the layers below it ahead.
 func (v *view) layer(k int) (*layerOps, error) {
-	if v.ops[k] == nil {
-		lo, err := readLayerKeeping(v.ctx, v.layers, k, v.c, false, func(p string) bool { return v.wanted[p] })
+	if v.ops[k] != nil {
+		return v.ops[k], nil
+	}
+	if v.c.index != nil {
+		lo, err := readLayerKeeping(v.ctx, v.layers, k, v.c, false, v.isWanted)
 		if err != nil {
 			return nil, err
 		}
 		v.ops[k] = lo
+		return lo, nil
 	}
-	return v.ops[k], nil
+	for j := k; j >= 0 && j > k-max(v.ahead, 1); j-- {
+		v.start(j)
+	}
+	r := v.reads[k]
+	<-r.done
+	for _, w := range r.warnings {
+		v.c.warn(w)
+	}
+	r.warnings = nil
+	if r.err != nil {
+		return nil, r.err
+	}
+	v.ops[k] = r.lo
+	return r.lo, nil
+}
+
+// start starts reading layer k, unless it was started already. Its warnings
+// are held until the layer is asked for.
+func (v *view) start(k int) {
+	if v.reads[k] != nil {
+		return
+	}
+	r := &layerRead{done: make(chan struct{})}
+	v.reads[k] = r
+	c := *v.c
+	c.warn = func(msg string) { r.warnings = append(r.warnings, msg) }
+	v.wg.Add(1)
+	go func() {
+		defer v.wg.Done()
+		defer close(r.done)
+		r.lo, r.err = readLayerKeeping(v.ctx, v.layers, k, &c, false, v.isWanted)
+	}()
 }
 
 // lookup returns the op the layer folds for path p, or nil.
@@ -227,7 +320,7 @@ func (lo *layerOps) lookup(p string) *op {
 // ships p, or deletes p or one of its parents, or replaces a parent by a
 // non-directory.
 func (v *view) stat(p string, top int) (*rec, error) {
-	v.wanted[p] = true
+	v.want(p)
 	parents := parentsOf(p)
 	for k := top; k >= 0; k-- {
 		lo, err := v.layer(k)
@@ -340,8 +433,12 @@ func parentsOf(p string) []string {
 	return out
 }
 
-// copyEntry copies the content of entry ord of layer k to w.
-func copyEntry(ctx context.Context, layers []Layer, k int, ord int32, w io.Writer, c *config) error {
+// copyEntry copies the content of entry ord of layer k to w and, when
+// recheck, then reads the layer to its end and checks its digests again: the
+// bytes come from a second read of a blob the first read checked, and a blob
+// that changed in between fails, after the fact, instead of passing
+// unnoticed.
+func copyEntry(ctx context.Context, layers []Layer, k int, ord int32, w io.Writer, c *config, recheck bool) error {
 	s, err := openStream(ctx, layers, k, c, false)
 	if err != nil {
 		return err
@@ -350,8 +447,13 @@ func copyEntry(ctx context.Context, layers []Layer, k int, ord int32, w io.Write
 	if err := s.seek(ord); err != nil {
 		return err
 	}
-	_, err = s.copyContent(w, make([]byte, 32<<10))
-	return err
+	if _, err := s.copyContent(w, make([]byte, 32<<10)); err != nil || !recheck {
+		return err
+	}
+	if err := s.finish(); err != nil {
+		return fmt.Errorf("the layer changed since it was checked, the bytes written are not to be trusted: %w", err)
+	}
+	return nil
 }
 
 // seek reads up to the header of entry ord, which must be a regular file.

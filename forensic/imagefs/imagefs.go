@@ -177,20 +177,19 @@ func (c *config) warnf(format string, args ...any) {
 }
 
 // build applies the layers in order and returns the final state. Layers are
-// read (decompressed, parsed, sorted) in parallel, ahead of the merge, at
-// most readAhead of them at a time, so that memory holds the merged state and
-// a few layers' entries.
+// read (decompressed, parsed, sorted) in parallel, ahead of the merge (see
+// readAll), so that memory holds the merged state and a few layers' entries.
 func build(ctx context.Context, layers []Layer, c *config, rep *reporter) (*seq[rec], error) {
 	if len(layers) > maxLayers {
 		return nil, fmt.Errorf("image has %d layers, more than the %d supported", len(layers), maxLayers)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	read, done := readAll(ctx, layers, c, rep != nil)
+	read, taken := readAll(ctx, layers, c, rep != nil, readAhead(), maxWaitingOps)
 	st := &seq[rec]{}
 	for k := range layers {
 		r := <-read[k]
-		done()
+		taken(r.lo)
 		if r.err != nil {
 			return nil, r.err
 		}
@@ -209,20 +208,29 @@ type readResult struct {
 	err error
 }
 
-// readAll starts reading the layers in order, each channel yielding once, at
-// most readAhead() of them read or waiting at a time: done says one was taken.
-// Cancelling ctx stops it.
-func readAll(ctx context.Context, layers []Layer, c *config, report bool) (read []chan readResult, done func()) {
+// maxWaitingOps bounds the entries of the layers read and not merged yet
+// beyond which no other read starts (about 16 MiB): small layers behind a
+// large one are read while it is, and large layers are not all held at once.
+const maxWaitingOps = 1 << 17
+
+// readAll starts reading the layers in order, each channel yielding once:
+// at most cpus layers are being read at a time, and a read starts only while
+// the layers read but not taken yet hold at most maxWaiting entries, so that
+// memory holds, besides the merged state, cpus layers' entries and about
+// maxWaiting more. taken must be called with each layer taken (nil for a
+// failed read). Cancelling ctx stops it.
+func readAll(ctx context.Context, layers []Layer, c *config, report bool, cpus, maxWaiting int) (read []chan readResult, taken func(*layerOps)) {
 	out := make([]chan readResult, len(layers))
 	for k := range out {
 		out[k] = make(chan readResult, 1)
 	}
-	slots := make(chan struct{}, readAhead())
+	q := &readQueue{cpus: cpus, maxWaiting: maxWaiting}
+	q.cond = sync.NewCond(&q.mu)
+	stop := context.AfterFunc(ctx, q.wake)
 	go func() {
+		defer stop()
 		for k := range layers {
-			select {
-			case slots <- struct{}{}:
-			case <-ctx.Done():
+			if !q.start(ctx) {
 				for ; k < len(layers); k++ {
 					out[k] <- readResult{err: ctx.Err()}
 				}
@@ -230,11 +238,67 @@ func readAll(ctx context.Context, layers []Layer, c *config, report bool) (read 
 			}
 			go func() {
 				lo, err := readLayer(ctx, layers, k, c, report)
+				q.finished(lo)
 				out[k] <- readResult{lo: lo, err: err}
 			}()
 		}
 	}()
-	return out, func() { <-slots }
+	return out, q.taken
+}
+
+// readQueue counts the reads in progress and the entries of the layers read
+// but not taken.
+type readQueue struct {
+	mu               sync.Mutex
+	cond             *sync.Cond
+	cpus, maxWaiting int
+	reading, waiting int
+}
+
+// start waits until another read may start and counts it; false when ctx is
+// done first.
+func (q *readQueue) start(ctx context.Context) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for ctx.Err() == nil && (q.reading >= max(q.cpus, 1) || q.waiting > q.maxWaiting) {
+		q.cond.Wait()
+	}
+	if ctx.Err() != nil {
+		return false
+	}
+	q.reading++
+	return true
+}
+
+// finished counts a read that ended with lo (nil when it failed).
+func (q *readQueue) finished(lo *layerOps) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.reading--
+	q.waiting += lo.size()
+	q.cond.Broadcast()
+}
+
+// taken counts a layer read that was taken.
+func (q *readQueue) taken(lo *layerOps) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.waiting -= lo.size()
+	q.cond.Broadcast()
+}
+
+func (q *readQueue) wake() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.cond.Broadcast()
+}
+
+// size is the number of ops the layer holds, 0 for nil.
+func (lo *layerOps) size() int {
+	if lo == nil {
+		return 0
+	}
+	return lo.ops.n
 }
 
 // readAhead is how many layers are read at once: one per CPU, at most 4.

@@ -9,6 +9,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -385,6 +386,8 @@ func TestCatFollowsLinksInsideTheImage(t *testing.T) {
 // TestCatReadsOnlyTheLayersItNeeds counts how often each layer is opened:
 // a file the top layer ships (with its parent, as docker and buildkit write
 // layers) is known from the top layer alone, whose read keeps the content.
+// Reading ahead opens at most ahead-1 layers below the lowest one asked for,
+// never more.
 func TestCatReadsOnlyTheLayersItNeeds(t *testing.T) {
 	opened := make([]int, 3)
 	layers := []Layer{
@@ -392,31 +395,41 @@ func TestCatReadsOnlyTheLayersItNeeds(t *testing.T) {
 		layerOf(t, "gzip", tdir("etc/"), tfile("etc/passwd", "v1")),
 		layerOf(t, "zstd", tdir("etc/"), tfile("etc/passwd", "v2"), tsym("etc/link", "passwd"), tfile("etc/.wh.gone", "")),
 	}
+	var mu sync.Mutex // layers read ahead are opened by other goroutines
 	for k := range layers {
 		open := layers[k].Open
 		layers[k].Open = func(ctx context.Context) (io.ReadCloser, error) {
+			mu.Lock()
 			opened[k]++
+			mu.Unlock()
 			return open(ctx)
 		}
 	}
 	tests := []struct {
 		path   string
+		ahead  int
 		want   string
 		opened []int
 	}{
-		{"/etc/passwd", "v2", []int{0, 0, 1}},
-		{"/etc/link", "v2", []int{0, 0, 2}}, // passwd is looked up after the layer was read
-		{"/etc/gone", "", []int{0, 0, 1}},
+		{"/etc/passwd", 1, "v2", []int{0, 0, 1}},
+		{"/etc/link", 1, "v2", []int{0, 0, 2}}, // passwd is looked up after the layer was read
+		{"/etc/gone", 1, "", []int{0, 0, 1}},
+		{"/etc/passwd", 2, "v2", []int{0, 1, 1}},
+		{"/etc/link", 2, "v2", []int{0, 1, 2}},
+		{"/etc/gone", 2, "", []int{0, 1, 1}},
+		{"/etc/passwd", 3, "v2", []int{1, 1, 1}},
+		{"/etc/passwd", 8, "v2", []int{1, 1, 1}},
 	}
 	for _, tt := range tests {
 		clear(opened)
 		var buf bytes.Buffer
-		err := Cat(context.Background(), layers, tt.path, &buf, CatOptions{Layer: -1})
+		err := cat(context.Background(), layers, tt.path, &buf, CatOptions{Layer: -1}, tt.ahead)
 		if buf.String() != tt.want || (err == nil) != (tt.want != "") {
-			t.Errorf("Cat(%s) = %q, %v", tt.path, buf.String(), err)
+			t.Errorf("Cat(%s), ahead %d = %q, %v", tt.path, tt.ahead, buf.String(), err)
 		}
+		// cat has waited for the layers it read ahead: the counts are final.
 		if !slices.Equal(opened, tt.opened) {
-			t.Errorf("Cat(%s) opened the layers %v times, want %v", tt.path, opened, tt.opened)
+			t.Errorf("Cat(%s), ahead %d opened the layers %v times, want %v", tt.path, tt.ahead, opened, tt.opened)
 		}
 	}
 }
@@ -487,4 +500,63 @@ func TestLayersChangedFields(t *testing.T) {
 		"C /etc/typed [type]",
 		"C /etc/xa [xattrs]",
 	})
+}
+
+// TestReadAllPastALargeLayer checks that the layers behind one still being
+// read are read meanwhile, up to the entries allowed to wait: layer 0's read
+// ends only once layer 3 was opened, which, with two reads at a time, needs
+// layers 1 and 2 read and waiting (a read slot held until its layer is
+// taken would wait forever); and that with no entries allowed to wait, no
+// read starts past the one waiting.
+func TestReadAllPastALargeLayer(t *testing.T) {
+	tests := []struct {
+		maxWaiting int
+		want       []int // the layers opened while layer 0 is read
+	}{
+		{1 << 17, []int{1, 2, 3}},
+		{0, []int{1}},
+	}
+	for _, tt := range tests {
+		var layers []Layer
+		for k := range 4 {
+			layers = append(layers, layerOf(t, "gzip", tfile(fmt.Sprintf("f%d", k), "x")))
+		}
+		opened := make(chan int, len(layers))
+		for k := 1; k < len(layers); k++ {
+			open := layers[k].Open
+			layers[k].Open = func(ctx context.Context) (io.ReadCloser, error) {
+				opened <- k
+				return open(ctx)
+			}
+		}
+		var got []int
+		open0 := layers[0].Open
+		layers[0].Open = func(ctx context.Context) (io.ReadCloser, error) {
+			for len(got) < len(tt.want) {
+				select {
+				case k := <-opened:
+					got = append(got, k)
+				case <-time.After(10 * time.Second):
+					return nil, fmt.Errorf("layers opened while layer 0 is read: %v, want %v", got, tt.want)
+				}
+			}
+			select { // nothing more is opened meanwhile
+			case k := <-opened:
+				got = append(got, k)
+			case <-time.After(50 * time.Millisecond):
+			}
+			return open0(ctx)
+		}
+		read, taken := readAll(context.Background(), layers, newConfig(Options{}, false), false, 2, tt.maxWaiting)
+		for k := range layers {
+			r := <-read[k]
+			taken(r.lo)
+			if r.err != nil {
+				t.Errorf("max waiting %d: layer %d: %v", tt.maxWaiting, k, r.err)
+			}
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("max waiting %d: layers opened while layer 0 was read: %v, want %v", tt.maxWaiting, got, tt.want)
+		}
+	}
 }

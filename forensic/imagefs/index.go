@@ -68,6 +68,7 @@ func cachedLayer(layers []Layer, k int, c *config, hash, report bool) *layerOps 
 	if c.indexed != nil {
 		c.indexed(k)
 	}
+	lo.indexed = true
 	return lo
 }
 

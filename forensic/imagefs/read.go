@@ -52,6 +52,8 @@ type layerOps struct {
 	replaced []rec
 	// kept holds the content a reader was told to keep, by entry ordinal.
 	kept map[int32][]byte
+	// indexed says the layer was read from its index, not from its blob.
+	indexed bool
 }
 
 // reader turns one layer's tar headers into ops.
@@ -71,6 +73,9 @@ type reader struct {
 	// (at most maxKept bytes each), by path.
 	keep func(path string) bool
 	kept map[int32][]byte
+	// keptAt is the ordinal of the entry kept for each path: a later entry
+	// for the same path replaces it (at most one file's content per path).
+	keptAt map[string]int32
 }
 
 // maxKept bounds the content of one file a reader keeps.
@@ -291,9 +296,12 @@ func (rd *reader) content(r *rec) error {
 		return err
 	}
 	if rd.kept == nil {
-		rd.kept = map[int32][]byte{}
+		rd.kept, rd.keptAt = map[int32][]byte{}, map[string]int32{}
 	}
-	rd.kept[r.ord] = b.Bytes()
+	if old, ok := rd.keptAt[r.path]; ok {
+		delete(rd.kept, old)
+	}
+	rd.kept[r.ord], rd.keptAt[r.path] = b.Bytes(), r.ord
 	return nil
 }
 

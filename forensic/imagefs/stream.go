@@ -74,8 +74,8 @@ func (s *stream) setup(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("diff ID: %w", err)
 	}
-	s.lim = &limitReader{ctx: ctx, r: diff, max: s.max}
-	s.tr = tar.NewReader(bufio.NewReaderSize(s.lim, 64<<10))
+	s.lim = &limitReader{ctx: ctx, r: diff.piped(), max: s.max}
+	s.tr = tar.NewReader(s.lim)
 	return nil
 }
 
@@ -200,6 +200,9 @@ func (s *stream) finish() error {
 func (s *stream) diffID() *hashReader { return s.lim.r.(*hashReader) }
 
 func (s *stream) close() {
+	if s.lim != nil {
+		s.diffID().stop()
+	}
 	s.closeDec()
 	s.raw.Close()
 }
@@ -232,11 +235,13 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// hashReader digests what is read through it when a digest is expected.
+// hashReader digests what is read through it when a digest is expected,
+// inline or, when piped, on a goroutine of its own (see hashPipe).
 type hashReader struct {
 	r    io.Reader
 	want digest.Digest
 	h    hash.Hash
+	pipe *hashPipe
 }
 
 // newHashReader hashes with want's algorithm, or with sha256 when want is
@@ -256,7 +261,18 @@ func newHashReader(r io.Reader, want digest.Digest, compute bool) (*hashReader, 
 	return hr, nil
 }
 
+// piped makes h hash on a goroutine of its own; stop must then be called.
+func (h *hashReader) piped() *hashReader {
+	if h.h != nil {
+		h.pipe = newHashPipe(h.r, h.h)
+	}
+	return h
+}
+
 func (h *hashReader) Read(p []byte) (int, error) {
+	if h.pipe != nil {
+		return h.pipe.Read(p)
+	}
 	n, err := h.r.Read(p)
 	if h.h != nil && n > 0 {
 		h.h.Write(p[:n])
@@ -264,8 +280,17 @@ func (h *hashReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// stop ends the hashing goroutine of a piped hashReader, once everything
+// read is hashed. Reading on hashes nothing more.
+func (h *hashReader) stop() {
+	if h.pipe != nil {
+		h.pipe.stop()
+	}
+}
+
 // verify compares the digest of everything read with the expected one.
 func (h *hashReader) verify() error {
+	h.stop()
 	if h.h == nil || h.want == "" {
 		return nil
 	}
@@ -278,6 +303,7 @@ func (h *hashReader) verify() error {
 // sum returns the digest of everything read: the expected one once verified,
 // the computed one, or "" when nothing was hashed.
 func (h *hashReader) sum() digest.Digest {
+	h.stop()
 	if h.h == nil || h.want != "" {
 		return h.want
 	}

@@ -27,7 +27,7 @@ import (
 // (uploadConcurrency+1) parts of the stream at once.
 const (
 	uploadPartSize    = 16 << 20
-	uploadConcurrency = 4
+	uploadConcurrency = 3
 	// abortTimeout bounds the abort of an upload that failed or was
 	// interrupted (it runs on a fresh context).
 	abortTimeout = 30 * time.Second

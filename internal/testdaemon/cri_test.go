@@ -5,37 +5,18 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 
 	"github.com/ctrforensics/ctrforensics/internal/testcri"
 	"github.com/ctrforensics/ctrforensics/internal/testimage"
-	"github.com/ctrforensics/ctrforensics/internal/testutil"
 )
 
 // TestCRIPod runs a pod with two containers through the CRI API, execs in
 // one, and checks that Stop leaves no container, shim, mount, runc state or
 // cgroup behind.
 func TestCRIPod(t *testing.T) {
-	testutil.RequiresRoot(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	d, err := StartWith(ctx, "", Options{CRI: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			d.Stop(context.Background())
-		}
-	})
-	c, err := d.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	ctx, d, c := startDaemon(t, Options{CRI: true})
 	cri, err := d.CRIClient()
 	if err != nil {
 		t.Fatal(err)
@@ -75,24 +56,10 @@ func TestCRIPod(t *testing.T) {
 	if err := d.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	stopped = true
-	for _, p := range shims {
-		if processAlive(p) {
-			t.Errorf("shim %d alive after Stop", p)
-		}
-	}
+	checkStopped(t, d, shims)
 	for _, id := range append([]string{pod.ID}, ids...) {
 		if _, err := os.Stat(filepath.Join("/run/containerd/runc", CRINamespace, id)); err == nil {
 			t.Errorf("runc state of %s left", id)
 		}
-	}
-	if cg, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", d.Namespace)); len(cg) > 0 {
-		t.Errorf("cgroups left: %v", cg)
-	}
-	if _, err := os.Stat(d.Dir); err == nil {
-		t.Errorf("%s left", d.Dir)
-	}
-	if mounts, _ := Mounts(d.Dir); len(mounts) > 0 {
-		t.Errorf("mounts left: %v", mounts)
 	}
 }

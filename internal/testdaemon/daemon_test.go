@@ -8,31 +8,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/v2/client"
+
 	"github.com/ctrforensics/ctrforensics/internal/testimage"
 	"github.com/ctrforensics/ctrforensics/internal/testutil"
 )
 
 func TestDaemonLifecycle(t *testing.T) {
-	testutil.RequiresRoot(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-
-	d, err := Start(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := d.Stop(context.Background()); err != nil {
-			t.Errorf("cleanup stop: %v", err)
-		}
-	})
+	ctx, d, c := startDaemon(t, Options{})
 	t.Logf("containerd pid %d in %s, namespace %s", d.Pid(), d.Dir, d.Namespace)
-
-	c, err := d.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	ctx = d.Context(ctx)
 
 	web, err := testimage.WebImage(ctx)
@@ -102,43 +86,14 @@ func TestDaemonLifecycle(t *testing.T) {
 	if err := d.Stop(ctx); err != nil {
 		t.Errorf("second Stop: %v", err)
 	}
-	mounts, err := Mounts(d.Dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(mounts) > 0 {
-		t.Errorf("mounts left under %s: %v", d.Dir, mounts)
-	}
-	if left, err := d.ShimPIDs(); err != nil || len(left) > 0 {
-		t.Errorf("shims left: %v (%v)", left, err)
-	}
-	if _, err := os.Stat(d.Dir); !os.IsNotExist(err) {
-		t.Errorf("%s still exists: %v", d.Dir, err)
-	}
-	for _, p := range shims {
-		if processAlive(p) {
-			t.Errorf("shim %d still alive", p)
-		}
-	}
+	checkStopped(t, d, shims)
 }
 
 // TestStopAfterDaemonCrash checks the forced path of Stop: the daemon dies
 // with running containers, so Stop must find and kill the shims and their
 // containers itself and unmount the rootfs.
 func TestStopAfterDaemonCrash(t *testing.T) {
-	testutil.RequiresRoot(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	d, err := Start(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = d.Stop(context.Background()) })
-	c, err := d.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	ctx, d, c := startDaemon(t, Options{})
 	ctx = d.Context(ctx)
 
 	web, err := testimage.WebImage(ctx)
@@ -172,46 +127,16 @@ func TestStopAfterDaemonCrash(t *testing.T) {
 	if processAlive(containerPid) {
 		t.Errorf("container process %d survived Stop", containerPid)
 	}
-	if left, _ := d.ShimPIDs(); len(left) > 0 {
-		t.Errorf("shims left: %v", left)
-	}
-	if mounts, _ := Mounts(d.Dir); len(mounts) > 0 {
-		t.Errorf("mounts left: %v", mounts)
-	}
-	if _, err := os.Stat(d.Dir); !os.IsNotExist(err) {
-		t.Errorf("%s still exists: %v", d.Dir, err)
-	}
+	checkStopped(t, d, nil)
 	if _, err := os.Stat(sock); !os.IsNotExist(err) {
 		t.Errorf("shim socket %s left behind: %v", sock, err)
-	}
-	if left, _ := filepath.Glob("/sys/fs/cgroup/*/" + d.Namespace); len(left) > 0 {
-		t.Errorf("cgroups left behind: %v", left)
-	}
-	if _, err := os.Stat("/run/containerd/runc/" + d.Namespace); !os.IsNotExist(err) {
-		t.Errorf("runc state left behind: %v", err)
 	}
 }
 
 // TestImportLayerFormats checks that containerd unpacks gzip, zstd and
 // plain layers and honours the whiteouts written by testimage.
 func TestImportLayerFormats(t *testing.T) {
-	testutil.RequiresRoot(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	d, err := Start(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := d.Stop(context.Background()); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
-	c, err := d.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	ctx, d, c := startDaemon(t, Options{})
 	ctx = d.Context(ctx)
 
 	base, err := testimage.Busybox(ctx)
@@ -330,5 +255,58 @@ func TestParseHelpers(t *testing.T) {
 	}
 	if got := unescapeMountinfo(`/x\04`); got != `/x\04` {
 		t.Errorf("unescapeMountinfo(short) = %q", got)
+	}
+}
+
+// startDaemon starts a private containerd with opts for a test that needs
+// root, and a client of it; both are closed when the test ends, the daemon by
+// a Stop that must succeed (again, if the test stopped it). ctx ends then too,
+// or after three minutes.
+func startDaemon(t *testing.T, opts Options) (context.Context, *Daemon, *client.Client) {
+	t.Helper()
+	testutil.RequiresRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	d, err := StartWith(ctx, "", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := d.Stop(context.Background()); err != nil {
+			t.Errorf("stop at cleanup: %v", err)
+		}
+	})
+	c, err := d.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return ctx, d, c
+}
+
+// checkStopped checks that Stop left nothing of d behind: none of shims (the
+// shim pids seen before) alive and no other shim, no mount under its
+// directory nor the directory, no cgroup or runc state of its namespace.
+func checkStopped(t *testing.T, d *Daemon, shims []int) {
+	t.Helper()
+	for _, p := range shims {
+		if processAlive(p) {
+			t.Errorf("shim %d alive after Stop", p)
+		}
+	}
+	if left, err := d.ShimPIDs(); err != nil || len(left) > 0 {
+		t.Errorf("shims left: %v (%v)", left, err)
+	}
+	if mounts, err := Mounts(d.Dir); err != nil || len(mounts) > 0 {
+		t.Errorf("mounts left under %s: %v (%v)", d.Dir, mounts, err)
+	}
+	if _, err := os.Stat(d.Dir); !os.IsNotExist(err) {
+		t.Errorf("%s still exists: %v", d.Dir, err)
+	}
+	if left, _ := filepath.Glob("/sys/fs/cgroup/*/" + d.Namespace); len(left) > 0 {
+		t.Errorf("cgroups left behind: %v", left)
+	}
+	if _, err := os.Stat("/run/containerd/runc/" + d.Namespace); !os.IsNotExist(err) {
+		t.Errorf("runc state left behind: %v", err)
 	}
 }

@@ -1,4 +1,5 @@
-// Package testutil holds the one policy for tests that need root.
+// Package testutil holds the policies tests share: the one for tests that
+// need root, and golden files (Golden).
 //
 // Tests that mount, run containerd or read other users' files call
 // RequiresRoot (or RequiresRootM from TestMain). When the process is not

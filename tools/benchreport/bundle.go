@@ -16,7 +16,6 @@ import (
 
 	"github.com/ctrforensics/ctrforensics/internal/testdaemon"
 	"github.com/ctrforensics/ctrforensics/internal/testimage"
-	"github.com/ctrforensics/ctrforensics/mountutil"
 )
 
 // bundleBench measures collect against `tar | sha256sum` of the upper
@@ -39,11 +38,7 @@ func bundleBench(ctx context.Context, bin string, files, sizeMiB, runs int) erro
 	if err != nil {
 		return err
 	}
-	mounts, err := c.SnapshotService(info.Snapshotter).Mounts(ctx, info.SnapshotKey)
-	if err != nil {
-		return err
-	}
-	o, err := mountutil.ParseOverlay(mounts[0])
+	upper, err := upperOf(ctx, c, info)
 	if err != nil {
 		return err
 	}
@@ -54,12 +49,9 @@ func bundleBench(ctx context.Context, bin string, files, sizeMiB, runs int) erro
 	defer os.RemoveAll(work)
 	cf := []string{bin, "--address", d.Address, "-n", d.Namespace}
 	bag := filepath.Join(work, "bag")
-	measures := []struct {
-		name, against string
-		run           func() (sample, error)
-	}{
+	measures := []measure{
 		{name: "tar | sha256sum", run: func() (sample, error) {
-			tar := exec.Command("tar", "-C", o.Upper, "-cf", "-", ".")
+			tar := exec.Command("tar", "-C", upper, "-cf", "-", ".")
 			sum := exec.Command("sha256sum")
 			pipe, err := tar.StdoutPipe()
 			if err != nil {
@@ -91,27 +83,11 @@ func bundleBench(ctx context.Context, bin string, files, sizeMiB, runs int) erro
 		fmt.Fprintf(os.Stderr, "  %-16s %v\n", m.name, medianOf(results[m.name]).dur)
 	}
 	fmt.Printf("\nevidence bundle benchmark: %d MiB of changed data in %d files, %d runs, warm page cache, median shown\n\n", sizeMiB, files, runs)
-	fmt.Printf("%-16s %12s %10s %10s %9s\n", "command", "median", "MiB/s", "vs base", "peak RSS")
-	for _, m := range measures {
-		med := medianOf(results[m.name])
-		ratio := "-"
-		if m.against != "" {
-			ratio = fmt.Sprintf("%.2fx", float64(med.dur)/float64(medianOf(results[m.against]).dur))
-		}
-		fmt.Printf("%-16s %12s %10.0f %10s %6.1fMiB\n", m.name, med.dur.Round(time.Millisecond),
-			float64(sizeMiB)/med.dur.Seconds(), ratio, float64(peak(results[m.name]))/1024)
-	}
+	printMeasures(measures, results, sizeMiB, 16)
 	collectRatio := float64(medianOf(results["collect"]).dur) / float64(medianOf(results["tar | sha256sum"]).dur)
 	verifyRatio := float64(medianOf(results["verify"]).dur) / float64(medianOf(results["sha256sum -c"]).dur)
 	fmt.Println("\ncollect hashes with sha256 and sha512 (and the diff's sha256 of every changed file); verify checks both manifests.")
 	fmt.Println("targets:")
-	target := func(name string, ok bool, got string) {
-		verdict := "met"
-		if !ok {
-			verdict = "MISSED"
-		}
-		fmt.Printf("  %-48s %-10s %s\n", name, got, verdict)
-	}
 	target("collect within 1.3x of tar | sha256sum", collectRatio <= 1.3, fmt.Sprintf("%.2fx", collectRatio))
 	target("verify within 1.1x of sha256sum -c", verifyRatio <= 1.1, fmt.Sprintf("%.2fx", verifyRatio))
 	target("collect peak RSS under 200 MiB", peak(results["collect"]) < 200<<10, fmt.Sprintf("%.0fMiB", float64(peak(results["collect"]))/1024))
@@ -197,6 +173,39 @@ func readHWM(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// measure is one command of a benchmark, compared with the median of the
+// measure named against ("" for a baseline).
+type measure struct {
+	name, against string
+	run           func() (sample, error)
+}
+
+// printMeasures prints a row per measure, the first column width wide: the
+// median time, the throughput of sizeMiB, the ratio to its baseline's median
+// and the peak RSS of its runs.
+func printMeasures(measures []measure, results map[string][]sample, sizeMiB, width int) {
+	fmt.Printf("%-*s %12s %10s %10s %9s\n", width, "command", "median", "MiB/s", "vs base", "peak RSS")
+	for _, m := range measures {
+		med := medianOf(results[m.name])
+		ratio := "-"
+		if m.against != "" {
+			ratio = fmt.Sprintf("%.2fx", float64(med.dur)/float64(medianOf(results[m.against]).dur))
+		}
+		fmt.Printf("%-*s %12s %10.0f %10s %6.1fMiB\n", width, m.name, med.dur.Round(time.Millisecond),
+			float64(sizeMiB)/med.dur.Seconds(), ratio, float64(peak(results[m.name]))/1024)
+	}
+}
+
+// target prints one line of a benchmark's targets: what was measured and
+// whether it met the target.
+func target(name string, ok bool, got string) {
+	verdict := "met"
+	if !ok {
+		verdict = "MISSED"
+	}
+	fmt.Printf("  %-48s %-10s %s\n", name, got, verdict)
 }
 
 func medianOf(s []sample) sample {

@@ -13,7 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ctrforensics/ctrforensics/internal/testdaemon"
-	"github.com/ctrforensics/ctrforensics/mountutil"
 )
 
 // offlineBench measures `diff` of a container of a files-file image with
@@ -86,15 +85,11 @@ func changeUpper(ctx context.Context, c *client.Client, ctr client.Container, ch
 	if err != nil {
 		return err
 	}
-	mounts, err := c.SnapshotService(info.Snapshotter).Mounts(ctx, info.SnapshotKey)
+	upper, err := upperOf(ctx, c, info)
 	if err != nil {
 		return err
 	}
-	o, err := mountutil.ParseOverlay(mounts[0])
-	if err != nil {
-		return err
-	}
-	dir := filepath.Join(o.Upper, "l0", "d0000")
+	dir := filepath.Join(upper, "l0", "d0000")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}

@@ -288,6 +288,8 @@ func verifyContainer(ctx context.Context, c *client.Client, id string, img clien
 	return ctr, nil
 }
 
+// upperOf is the upper directory of the overlay snapshot of the container
+// info describes.
 func upperOf(ctx context.Context, c *client.Client, info containers.Container) (string, error) {
 	mounts, err := c.SnapshotService(info.Snapshotter).Mounts(ctx, info.SnapshotKey)
 	if err != nil {

@@ -62,10 +62,7 @@ func s3Bench(ctx context.Context, bin string, files, sizeMiB, runs int) error {
 	}
 	cf := []string{"--address", w.daemon.Address, "-n", w.daemon.Namespace}
 	run := 0
-	measures := []struct {
-		name, against string
-		run           func() (sample, error)
-	}{
+	measures := []measure{
 		{name: "collect -o FILE + upload", run: func() (sample, error) {
 			run++
 			file := filepath.Join(work, fmt.Sprintf("bag%d.tar.gz", run))
@@ -97,26 +94,10 @@ func s3Bench(ctx context.Context, bin string, files, sizeMiB, runs int) error {
 		}
 	}
 	fmt.Printf("\nobject storage benchmark: %d MiB of changed data in %d files, .tar.gz, versitygw on loopback, %d runs interleaved, median shown\n\n", sizeMiB, files, runs)
-	fmt.Printf("%-26s %12s %10s %10s %9s\n", "command", "median", "MiB/s", "vs base", "peak RSS")
-	for _, m := range measures {
-		med := medianOf(results[m.name])
-		ratio := "-"
-		if m.against != "" {
-			ratio = fmt.Sprintf("%.2fx", float64(med.dur)/float64(medianOf(results[m.against]).dur))
-		}
-		fmt.Printf("%-26s %12s %10.0f %10s %6.1fMiB\n", m.name, med.dur.Round(time.Millisecond),
-			float64(sizeMiB)/med.dur.Seconds(), ratio, float64(peak(results[m.name]))/1024)
-	}
+	printMeasures(measures, results, sizeMiB, 26)
 	ratio := float64(medianOf(results["collect -o s3://"]).dur) / float64(medianOf(results["collect -o FILE + upload"]).dur)
 	fmt.Println("\nthe upload is the SDK's transfer manager with SHA-256 part checksums, in its own process (its peak RSS is counted).")
 	fmt.Println("targets:")
-	target := func(name string, ok bool, got string) {
-		verdict := "met"
-		if !ok {
-			verdict = "MISSED"
-		}
-		fmt.Printf("  %-48s %-10s %s\n", name, got, verdict)
-	}
 	target("collect -o s3:// no slower than collect + upload", ratio <= 1.0, fmt.Sprintf("%.2fx", ratio))
 	rss := peak(results["collect -o s3://"])
 	target("collect -o s3:// peak RSS under 200 MiB", rss < 200<<10, fmt.Sprintf("%.0fMiB", float64(rss)/1024))

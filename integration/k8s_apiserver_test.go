@@ -318,8 +318,8 @@ func checkLeastPrivilege(ctx context.Context, t *testing.T, srv *testapiserver.S
 
 // k8sKubelet plays the kubelets of the test cluster for the collector pods:
 // it watches them, checks each as the API server stored it, ends it as the
-// behaviour of its node says, and completes the deletion of each, as a
-// kubelet confirms a pod's end.
+// behaviour of its node says, and confirms the deletion of a pod that was
+// deleted before it ended (graceful deletion waits for the kubelet).
 type k8sKubelet struct {
 	cs     kubernetes.Interface
 	behave map[string]string // node -> "ok" (default), "fail:TARGET", "pull"
@@ -332,7 +332,8 @@ type k8sKubelet struct {
 	alive   map[string]bool
 	maxLive int
 	errs    []string
-	events  []string
+	// events are the watch events seen, for a failure's message.
+	events []string
 }
 
 func startK8sKubelet(ctx context.Context, t *testing.T, cs kubernetes.Interface, behave, nodeOf map[string]string) *k8sKubelet {

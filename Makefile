@@ -25,12 +25,15 @@ YARA_TAGS    := yara,yara_no_pkg_config
 YARA_LDFLAGS := -lyara -lmagic -ljansson -lcrypto -lz -lbz2 -llzma -lm -ldl -lpthread
 YARA_ENV     := CGO_ENABLED=1 CGO_LDFLAGS='$(YARA_LDFLAGS)'
 
-# What every integration run gets: the official schemas and the versitygw
-# S3 server, each built or fetched once into a cache outside the checkout (so
-# never inside a test's timeout), the binary under test, and root-only tests
-# failing instead of skipping.
+# What every integration run gets: the official schemas, the versitygw S3
+# server and a real kube-apiserver with etcd, each built or fetched once into
+# a cache outside the checkout (so never inside a test's timeout; the
+# kube-apiserver build is the long one: about 13 CPU-minutes on 2 idle cores,
+# once), the binary under test, and root-only tests failing instead of
+# skipping.
 INTEGRATION := schemas=$$(bash scripts/schemas.sh) && vgw=$$(bash scripts/versitygw.sh) && \
-	CTRFORENSICS_SCHEMA_DIR=$$schemas CTRFORENSICS_VERSITYGW=$$vgw CTRFORENSICS_TEST_ROOT=1 \
+	kube=$$(bash scripts/kubeapiserver.sh) && \
+	CTRFORENSICS_SCHEMA_DIR=$$schemas CTRFORENSICS_VERSITYGW=$$vgw CTRFORENSICS_KUBE=$$kube CTRFORENSICS_TEST_ROOT=1 \
 	CTRFORENSICS_BIN=$(CURDIR)/$(BIN)
 
 .PHONY: build-yara test-yara test-s3 test-kube
@@ -89,7 +92,9 @@ deps:
 # The package tests take their oracle's input, a debootstrap'ed Debian root,
 # from scripts/debian-root.sh (cached outside the checkout too). SARIF and
 # CycloneDX outputs are validated against their official JSON schemas,
-# fetched and cached by scripts/schemas.sh.
+# fetched and cached by scripts/schemas.sh; the object store and Kubernetes
+# tests run a real versitygw and a real kube-apiserver with etcd, built once
+# from the Go module proxy (see INTEGRATION).
 test: deps build lint cross
 	root=$$(bash scripts/debian-root.sh) && schemas=$$(bash scripts/schemas.sh) && \
 		CTRFORENSICS_DEBIAN_ROOT=$$root CTRFORENSICS_DEBIAN_TAR=$${root%.d}.tar CTRFORENSICS_TEST_ROOT=1 \
@@ -101,9 +106,9 @@ test: deps build lint cross
 
 # The second pass leaves out the tests whose subject does not touch the
 # daemon (a tree planted in the upper directory by descriptor, sparse-file
-# hashing, the object store): the 1.6 pass runs them, and they are the
-# longest of the suite.
-DAEMON_INDEPENDENT := ^(TestDiffAndCollectDeepChain|TestCollectSparseFiles|TestS3.*)$$
+# hashing, the object store, the Kubernetes API server): the 1.6 pass runs
+# them, and they are the longest of the suite.
+DAEMON_INDEPENDENT := ^(TestDiffAndCollectDeepChain|TestCollectSparseFiles|TestS3.*|TestK8sAPIServer)$$
 
 test-containerd2:
 	ctrd=$$(bash scripts/containerd2.sh) && echo "integration tests against $$($$ctrd --version)" && \
@@ -121,8 +126,7 @@ test-s3: build
 # scripts/kubeapiserver.sh into a cache outside the checkout. Not part of
 # `test`: the first build takes longer than CI can spare (see the README).
 test-kube: build
-	kube=$$(bash scripts/kubeapiserver.sh) && $(INTEGRATION) CTRFORENSICS_KUBE=$$kube $(GO) test -count=1 -timeout 30m \
-		-run 'TestK8sAPIServer' ./integration/...
+	$(INTEGRATION) $(GO) test -count=1 -timeout 30m -run 'TestK8sAPIServer' ./integration/...
 
 # Unit tests only; without root, the tests that need it are skipped.
 test-unit:

@@ -268,18 +268,21 @@ func podResults(ctx context.Context, cs Client, pod *corev1.Pod, targets []Targe
 			found = ParseResults([]byte(term.Message))
 		}
 	}
+	end := endState(pod, term)
 	if len(found) < len(targets) {
-		if log, err := podLog(ctx, cs, pod); err == nil {
-			for k, v := range ParseResults(log) {
-				found[k] = v
-			}
+		log, err := podLog(ctx, cs, pod)
+		if err != nil {
+			end += "; its log could not be read: " + err.Error()
+		}
+		for k, v := range ParseResults(log) {
+			found[k] = v
 		}
 	}
 	out := make([]Result, len(targets))
 	for i, t := range targets {
 		r, ok := found[t.Name()]
 		if !ok {
-			r = failure(t, "the collector pod ended without a result for it ("+endState(pod, term)+")")
+			r = failure(t, "the collector pod ended without a result for it ("+end+")")
 		}
 		r.Node, r.CollectorPod, r.CollectorUID = rec.Node, rec.Namespace+"/"+rec.Name, rec.UID
 		out[i] = r

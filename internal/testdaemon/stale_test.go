@@ -1,6 +1,8 @@
 package testdaemon
 
 import (
+	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,11 +37,24 @@ func TestRemoveStale(t *testing.T) {
 	t.Cleanup(func() { _ = unix.Unmount(rootfs, unix.MNT_DETACH) })
 	// A process naming a path below the live directory, as a shim names its
 	// socket.
-	user := exec.Command("sleep", "60", filepath.Join(live, "containerd.sock"))
+	// (The path is an argument of sh, which waits on sleep: sleep itself
+	// would refuse it and exit at once.)
+	user := exec.Command("sh", "-c", "sleep 60; :", "sh", filepath.Join(live, "containerd.sock"))
 	if err := user.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { user.Process.Kill(); user.Wait() })
+	// Start returns once the child is forked, maybe before it has exec'd
+	// sleep: until then its command line is the test binary's.
+	cmdline := fmt.Sprintf("/proc/%d/cmdline", user.Process.Pid)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if b, _ := os.ReadFile(cmdline); bytes.Contains(b, []byte(live)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never named %s", cmdline, live)
+		}
+	}
 
 	if removed, err := RemoveStale(time.Hour); err != nil || len(removed) != 0 {
 		t.Fatalf("RemoveStale removed fresh directories %v (%v)", removed, err)

@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -76,10 +77,11 @@ func (c *Client) Images(ctx context.Context) ([]ImageSummary, error) {
 	return out, nil
 }
 
-// summarize describes an image; what cannot be read (blobs discarded) stays empty.
+// summarize describes an image; what cannot be read (blobs discarded, or
+// not matching their digests) stays empty.
 func (c *Client) summarize(ctx context.Context, img images.Image) ImageSummary {
 	s := ImageSummary{Name: img.Name, Manifest: img.Target.Digest, Created: img.CreatedAt.UTC(), Unpacked: map[string]bool{}}
-	cs := c.c.ContentStore()
+	cs := verified{c.c.ContentStore()}
 	if ps, err := images.Platforms(ctx, cs, img.Target); err == nil {
 		for _, p := range ps {
 			s.Platforms = append(s.Platforms, platforms.Format(p))
@@ -246,6 +248,25 @@ func readBlob(ctx context.Context, cs content.Provider, desc ocispec.Descriptor)
 	}
 	return b, nil
 }
+
+// verified serves the small blobs an image listing reads (indexes,
+// manifests, configs) whole, each checked against its digest (readBlob), as
+// the offline content store does.
+type verified struct{ p content.Provider }
+
+// ReaderAt reads the blob desc names, checked.
+func (v verified) ReaderAt(ctx context.Context, desc ocispec.Descriptor) (content.ReaderAt, error) {
+	b, err := readBlob(ctx, v.p, desc)
+	if err != nil {
+		return nil, err
+	}
+	return blobReader{bytes.NewReader(b)}, nil
+}
+
+// blobReader is a blob held in memory.
+type blobReader struct{ *bytes.Reader }
+
+func (blobReader) Close() error { return nil }
 
 // BlobMismatchError says a blob read from the content store does not match
 // the digest or size that names it.

@@ -529,12 +529,7 @@ func TestCollectMultiPlatformImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pr, pw := io.Pipe()
-	go func() { _, err := built.WriteTo(pw); pw.CloseWithError(err) }()
-	imgs, err := h.client.Import(ctx, pr) // this platform's content only
-	if err != nil {
-		t.Fatal(err)
-	}
+	imgs := h.importArchive(t, built) // this platform's content only
 	img := client.NewImage(h.client, imgs[0])
 	if err := img.Unpack(ctx, "overlayfs"); err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package integration
 
 import (
 	"bytes"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -76,18 +75,13 @@ func TestImageReadsBlobsFromTheContentDirectory(t *testing.T) {
 // in the test daemon's content store with other bytes of the same size:
 // reading it must fail and name the blob.
 func TestImageRefusesATamperedBlob(t *testing.T) {
-	ctx := h.ctx(t)
 	img := &testimage.Image{Name: "docker.io/ctrforensics/tampered:1", Layers: []testimage.Layer{{Compression: testimage.None,
 		Files: []testimage.File{testimage.Reg("/f", 0o644, "original content")}}}}
 	built, err := img.Build()
 	if err != nil {
 		t.Fatal(err)
 	}
-	pr, pw := io.Pipe()
-	go func() { _, err := built.WriteTo(pw); pw.CloseWithError(err) }()
-	if _, err := h.client.Import(ctx, pr); err != nil {
-		t.Fatal(err)
-	}
+	h.importArchive(t, built)
 	layer := built.Layers[0].Digest
 	// A run before the tampering leaves an index of the layer: the run after
 	// it must not trust that index.
@@ -125,11 +119,7 @@ func TestImageRefusesATamperedManifestOrConfig(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pr, pw := io.Pipe()
-		go func() { _, err := built.WriteTo(pw); pw.CloseWithError(err) }()
-		if _, err := h.client.Import(ctx, pr); err != nil {
-			t.Fatal(err)
-		}
+		h.importArchive(t, built)
 		ci, err := h.client.GetImage(ctx, img.Name)
 		if err != nil {
 			t.Fatal(err)

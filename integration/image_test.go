@@ -279,11 +279,7 @@ func TestImageMultiPlatform(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pr, pw := io.Pipe()
-	go func() { _, err := built.WriteTo(pw); pw.CloseWithError(err) }()
-	if _, err := h.client.Import(ctx, pr, client.WithAllPlatforms(true)); err != nil {
-		t.Fatal(err)
-	}
+	h.importArchive(t, built, client.WithAllPlatforms(true))
 	ls := h.mustCLI(t, "image", "ls")
 	if !strings.Contains(ls, "linux/amd64,linux/arm64") {
 		t.Errorf("image ls does not show both platforms:\n%s", ls)
@@ -365,7 +361,6 @@ func TestImageCommandsLeaveNoTrace(t *testing.T) {
 // a hard link to nothing and duplicates: every command must answer, warn,
 // and write nothing outside its output.
 func TestImageHostileLayers(t *testing.T) {
-	ctx := h.ctx(t)
 	canary := t.TempDir()
 	img := &testimage.Image{Name: "docker.io/ctrforensics/hostile:1", Layers: []testimage.Layer{{Files: []testimage.File{
 		testimage.Dir("/etc", 0o755),
@@ -381,11 +376,7 @@ func TestImageHostileLayers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pr, pw := io.Pipe()
-	go func() { _, err := built.WriteTo(pw); pw.CloseWithError(err) }()
-	if _, err := h.client.Import(ctx, pr); err != nil {
-		t.Fatal(err)
-	}
+	h.importArchive(t, built)
 	files := h.cli(t, "image", "files", img.Name)
 	if files.code != 0 || !strings.Contains(files.stderr, "warning") || strings.Contains(files.stdout, "escaped") {
 		t.Errorf("image files: exit %d\nstdout %s\nstderr %s", files.code, files.stdout, files.stderr)

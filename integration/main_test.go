@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 
 	"github.com/ctrforensics/ctrforensics/internal/testdaemon"
@@ -145,6 +147,19 @@ func (hs *harness) ctx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), hs.daemon.Namespace), 5*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// importArchive imports an image archive (a testimage build) into the
+// daemon's namespace and returns the images created.
+func (hs *harness) importArchive(t testing.TB, archive io.WriterTo, opts ...client.ImportOpt) []images.Image {
+	t.Helper()
+	pr, pw := io.Pipe()
+	go func() { _, err := archive.WriteTo(pw); pw.CloseWithError(err) }()
+	imgs, err := hs.client.Import(hs.ctx(t), pr, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return imgs
 }
 
 // result is the outcome of one CLI run.

@@ -2,7 +2,6 @@ package integration
 
 import (
 	"crypto/rand"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,11 +29,7 @@ func TestImageOutputKilled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pr, pw := io.Pipe()
-	go func() { _, err := built.WriteTo(pw); pw.CloseWithError(err) }()
-	if _, err := h.client.Import(ctx, pr); err != nil {
-		t.Fatal(err)
-	}
+	h.importArchive(t, built)
 	defer h.client.ImageService().Delete(ctx, img.Name)
 	for _, sub := range []string{"export", "save"} {
 		t.Run(sub, func(t *testing.T) {

@@ -276,32 +276,44 @@ func (tb *tarBuilder) add(e *planned) error {
 // open opens the file of c as it is now, or says why its content cannot be
 // archived as its record describes (f nil).
 func (tb *tarBuilder) open(c *forensic.Change) (f *os.File, why string, err error) {
-	dir, base, err := tb.dirs.parent(entryName(c))
+	f, md, why, err := tb.dirs.openRegular(entryName(c))
+	switch {
+	case f == nil:
+		return nil, why, err
+	case md.Size < c.Meta.Size:
+		f.Close()
+		return nil, fmt.Sprintf("shrank since the diff (%d bytes, now %d)", c.Meta.Size, md.Size), nil
+	case md.Size > c.Meta.Size:
+		tb.note(c, "grew since the diff (%d bytes, now %d): its first %d bytes are archived", c.Meta.Size, md.Size, c.Meta.Size)
+	}
+	return f, "", nil
+}
+
+// openRegular opens the regular file at rel (below the root, read-only, never
+// following a symlink) with its metadata now, or says why it cannot (f nil;
+// err only when the tree itself cannot be read).
+func (d *dirCache) openRegular(rel string) (f *os.File, md *forensic.Metadata, why string, err error) {
+	dir, base, err := d.parent(rel)
 	if err != nil {
-		return nil, err.Error(), nil
+		return nil, nil, err.Error(), nil
 	}
 	dirfd, err := dir.Acquire()
 	if err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
 	defer dir.Release()
-	md, _, err := fsread.Lstat(dirfd, base, "") // root is a merged, read-only tree
+	md, _, err = fsread.Lstat(dirfd, base, "") // root is a merged, read-only tree
 	switch {
 	case err != nil:
-		return nil, err.Error(), nil
+		return nil, nil, err.Error(), nil
 	case md.Type != forensic.TypeFile:
-		return nil, fmt.Sprintf("no longer a regular file (now %s)", md.Type), nil
-	case md.Size < c.Meta.Size:
-		return nil, fmt.Sprintf("shrank since the diff (%d bytes, now %d)", c.Meta.Size, md.Size), nil
+		return nil, nil, fmt.Sprintf("no longer a regular file (now %s)", md.Type), nil
 	}
 	fd, err := fsread.OpenRegular(dirfd, base, md)
 	if err != nil {
-		return nil, err.Error(), nil
+		return nil, nil, err.Error(), nil
 	}
-	if md.Size > c.Meta.Size {
-		tb.note(c, "grew since the diff (%d bytes, now %d): its first %d bytes are archived", c.Meta.Size, md.Size, c.Meta.Size)
-	}
-	return os.NewFile(uintptr(fd), base), "", nil
+	return os.NewFile(uintptr(fd), base), md, "", nil
 }
 
 // writeRegular writes a file's header and its recorded size of content,
@@ -387,26 +399,15 @@ func (hf *holeFinder) find(c *forensic.Change) []region {
 	if hf.err != nil {
 		return nil
 	}
-	dir, base, err := hf.dirs.parent(entryName(c))
-	if err != nil {
+	f, md, _, err := hf.dirs.openRegular(entryName(c))
+	if f == nil || err != nil {
 		return nil
 	}
-	dirfd, err := dir.Acquire()
-	if err != nil {
-		return nil
-	}
-	defer dir.Release()
-	md, _, err := fsread.Lstat(dirfd, base, "")
-	if err != nil || md.Type != forensic.TypeFile || md.Size != c.Meta.Size {
-		return nil
-	}
-	fd, err := fsread.OpenRegular(dirfd, base, md)
-	if err != nil {
-		return nil
-	}
-	f := os.NewFile(uintptr(fd), base)
 	defer f.Close()
-	regions, ok := dataRegions(fd, md.Size)
+	if md.Size != c.Meta.Size {
+		return nil
+	}
+	regions, ok := dataRegions(int(f.Fd()), md.Size)
 	if !ok {
 		return nil
 	}

@@ -5,19 +5,10 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 )
 
-var (
-	reAWSKey     = regexp.MustCompile(`\b(?:AKIA|ASIA)[0-9A-Z]{16}\b`)
-	rePrivateKey = regexp.MustCompile(`-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(?s:.*?)(?:-----END[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\z)`)
-	reGitHub     = regexp.MustCompile(`\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b`)
-	reSlack      = regexp.MustCompile(`\bxox[abposr]-[A-Za-z0-9-]{10,}`)
-	reGitLab     = regexp.MustCompile(`\bglpat-[A-Za-z0-9_-]{20,}`)
-	reGoogleKey  = regexp.MustCompile(`\bAIza[0-9A-Za-z_-]{35}`)
-	reStripe     = regexp.MustCompile(`\b[rs]k_live_[0-9A-Za-z]{24,}`)
-	reNpmToken   = regexp.MustCompile(`\bnpm_[A-Za-z0-9]{36}\b`)
-	reVarRef     = regexp.MustCompile(`^\$\{?[A-Za-z_][A-Za-z0-9_]*\}?$`)
-)
+var reVarRef = regexp.MustCompile(`^\$\{?[A-Za-z_][A-Za-z0-9_]*\}?$`)
 
 // secretPattern is a credential format.
 type secretPattern struct {
@@ -25,18 +16,21 @@ type secretPattern struct {
 	re   *regexp.Regexp
 }
 
-func secretPatterns() []secretPattern {
+// secretPatterns returns the credential formats, compiled on first use
+// rather than at package initialization, which every command of the binary
+// would pay for.
+var secretPatterns = sync.OnceValue(func() []secretPattern {
 	return []secretPattern{
-		{"an AWS access key ID", reAWSKey},
-		{"a private key", rePrivateKey},
-		{"a GitHub token", reGitHub},
-		{"a Slack token", reSlack},
-		{"a GitLab token", reGitLab},
-		{"a Google API key", reGoogleKey},
-		{"a Stripe live key", reStripe},
-		{"an npm token", reNpmToken},
+		{"an AWS access key ID", regexp.MustCompile(`\b(?:AKIA|ASIA)[0-9A-Z]{16}\b`)},
+		{"a private key", regexp.MustCompile(`-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(?s:.*?)(?:-----END[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\z)`)},
+		{"a GitHub token", regexp.MustCompile(`\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b`)},
+		{"a Slack token", regexp.MustCompile(`\bxox[abposr]-[A-Za-z0-9-]{10,}`)},
+		{"a GitLab token", regexp.MustCompile(`\bglpat-[A-Za-z0-9_-]{20,}`)},
+		{"a Google API key", regexp.MustCompile(`\bAIza[0-9A-Za-z_-]{35}`)},
+		{"a Stripe live key", regexp.MustCompile(`\b[rs]k_live_[0-9A-Za-z]{24,}`)},
+		{"an npm token", regexp.MustCompile(`\bnpm_[A-Za-z0-9]{36}\b`)},
 	}
-}
+})
 
 // secretMatch is one credential found in a text.
 type secretMatch struct{ what, text string }

@@ -6,6 +6,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/ctrforensics/ctrforensics/forensic"
 	"github.com/ctrforensics/ctrforensics/forensic/finding"
@@ -77,29 +78,74 @@ var (
 	phpInput = `\$_(?:GET|POST|REQUEST|COOKIE|SERVER|FILES)\b|\bgetenv\s*\(\s*['"]HTTP_|php://input`
 	// A function call, not a method (->exec) or a static call (::exec).
 	phpSink = `(?:^|[^\w>:$\\])(eval|assert|system|exec|passthru|shell_exec|popen|proc_open|pcntl_exec|create_function)\s*\(`
-
-	webShellPatterns = map[string][]*regexp.Regexp{
-		"php": {
-			regexp.MustCompile(`(?i)` + phpSink + `[^;]{0,300}?(` + phpInput + `)`),
-			regexp.MustCompile("(?i)`[^`\n]{0,100}(" + phpInput + ")"),
-			regexp.MustCompile(`(?i)\$_(?:GET|POST|REQUEST|COOKIE)\s*\[[^\]]{0,40}\]\s*\(`),
-			regexp.MustCompile(`(?i)(?:^|[^\w>:$])(eval|assert)\s*\(\s*(?:@?\s*(?:base64_decode|gzinflate|gzuncompress|gzdecode|str_rot13|hex2bin|strrev|rawurldecode|urldecode|convert_uudecode)\s*\()+`),
-			pregReplaceE(),
-		},
-		"jsp": {
-			regexp.MustCompile(`(?s)Runtime\s*\.\s*getRuntime\s*\(\s*\)\s*\.\s*exec\s*\([^;]{0,300}?request\s*\.\s*getParameter`),
-			regexp.MustCompile(`(?s)new\s+ProcessBuilder\s*\([^;]{0,300}?request\s*\.\s*getParameter`),
-		},
-		"asp": {
-			regexp.MustCompile(`(?is)Process\s*\.\s*Start\s*\([^;]{0,300}?Request\s*(?:\.\s*(?:Form|QueryString|Params|Item)|\[|\()`),
-			regexp.MustCompile(`(?is)\b(?:eval|execute)\s*\(?\s*Request\s*(?:\.\s*(?:Form|QueryString|Item)|\(|\[)`),
-			regexp.MustCompile(`(?is)FileName\s*=\s*"cmd(?:\.exe)?"[^;]{0,300}?Request`),
-		},
-		"python": {
-			regexp.MustCompile(`(?:^|[^\w.])(eval|exec|os\.system|os\.popen|subprocess\.(?:call|run|Popen|check_output|check_call|getoutput))\s*\([^)\n]{0,200}?request\.(?:args|form|values|GET|POST|data|json|get_json|cookies|headers)`),
-		},
-	}
 )
+
+// contentPatterns are the regular expressions of the content rules.
+type contentPatterns struct {
+	// webShell holds, per language, the patterns of a web shell.
+	webShell map[string][]*regexp.Regexp
+	// JSP and ASPX shells often split the sink and the request across lines:
+	// both in one small file also counts.
+	jspExec, jspInput, aspxExec, aspxInput *regexp.Regexp
+	// reverseShell pairs each pattern with a literal the content must hold
+	// first: a literal search is far cheaper than a regular expression.
+	reverseShell                       []literalPattern
+	minerPool, minerDonate, minerPools *regexp.Regexp
+}
+
+// literalPattern is a regular expression that only matches text holding
+// literal.
+type literalPattern struct {
+	literal string
+	re      *regexp.Regexp
+}
+
+// patterns returns the content rules' regular expressions, compiled on
+// first use rather than at package initialization, which every command of
+// the binary would pay for (about 16 ms).
+var patterns = sync.OnceValue(func() *contentPatterns {
+	return &contentPatterns{
+		webShell: map[string][]*regexp.Regexp{
+			"php": {
+				regexp.MustCompile(`(?i)` + phpSink + `[^;]{0,300}?(` + phpInput + `)`),
+				regexp.MustCompile("(?i)`[^`\n]{0,100}(" + phpInput + ")"),
+				regexp.MustCompile(`(?i)\$_(?:GET|POST|REQUEST|COOKIE)\s*\[[^\]]{0,40}\]\s*\(`),
+				regexp.MustCompile(`(?i)(?:^|[^\w>:$])(eval|assert)\s*\(\s*(?:@?\s*(?:base64_decode|gzinflate|gzuncompress|gzdecode|str_rot13|hex2bin|strrev|rawurldecode|urldecode|convert_uudecode)\s*\()+`),
+				pregReplaceE(),
+			},
+			"jsp": {
+				regexp.MustCompile(`(?s)Runtime\s*\.\s*getRuntime\s*\(\s*\)\s*\.\s*exec\s*\([^;]{0,300}?request\s*\.\s*getParameter`),
+				regexp.MustCompile(`(?s)new\s+ProcessBuilder\s*\([^;]{0,300}?request\s*\.\s*getParameter`),
+			},
+			"asp": {
+				regexp.MustCompile(`(?is)Process\s*\.\s*Start\s*\([^;]{0,300}?Request\s*(?:\.\s*(?:Form|QueryString|Params|Item)|\[|\()`),
+				regexp.MustCompile(`(?is)\b(?:eval|execute)\s*\(?\s*Request\s*(?:\.\s*(?:Form|QueryString|Item)|\(|\[)`),
+				regexp.MustCompile(`(?is)FileName\s*=\s*"cmd(?:\.exe)?"[^;]{0,300}?Request`),
+			},
+			"python": {
+				regexp.MustCompile(`(?:^|[^\w.])(eval|exec|os\.system|os\.popen|subprocess\.(?:call|run|Popen|check_output|check_call|getoutput))\s*\([^)\n]{0,200}?request\.(?:args|form|values|GET|POST|data|json|get_json|cookies|headers)`),
+			},
+		},
+		jspExec:   regexp.MustCompile(`Runtime\s*\.\s*getRuntime\s*\(\s*\)\s*\.\s*exec\s*\(|new\s+ProcessBuilder\s*\(`),
+		jspInput:  regexp.MustCompile(`request\s*\.\s*getParameter\s*\(`),
+		aspxExec:  regexp.MustCompile(`(?i)Process\s*\.\s*Start\s*\(|\.StartInfo\.FileName`),
+		aspxInput: regexp.MustCompile(`(?i)Request\s*(?:\.\s*(?:Form|QueryString|Params|Item)|\[)`),
+		reverseShell: []literalPattern{
+			{"/dev/tcp/", regexp.MustCompile(`\b(?:ba|z|k|da)?sh\s+-i\s*(?:[0-9]?>&|&>|>)\s*/dev/tcp/[^\s/]+/[0-9]+`)},
+			{"/dev/udp/", regexp.MustCompile(`\b(?:ba|z|k|da)?sh\s+-i\s*(?:[0-9]?>&|&>|>)\s*/dev/udp/[^\s/]+/[0-9]+`)},
+			{"/dev/tcp/", regexp.MustCompile(`(?:exec\s+[0-9]+<>|[0-9]?[<>]&?\s*)/dev/tcp/[^\s/]+/[0-9]+`)},
+			{"/dev/udp/", regexp.MustCompile(`(?:exec\s+[0-9]+<>|[0-9]?[<>]&?\s*)/dev/udp/[^\s/]+/[0-9]+`)},
+			{"nc", regexp.MustCompile(`\b(?:nc|ncat|netcat)(?:\.\w+)?\s[^\n|;&]{0,100}?\s-(?:[a-zA-Z]*e|c)\s+\S*(?:ba|z|da)?sh\b`)},
+			{"socat", regexp.MustCompile(`\bsocat\b[^\n]{0,100}\bexec:['"]?(?:/bin/)?(?:ba)?sh`)},
+			{"curl", regexp.MustCompile(`\bcurl\b[^|;&\n]{0,200}\|\s*(?:sudo\s+)?(?:/bin/|/usr/bin/)?(?:ba|da|z)?sh\b`)},
+			{"wget", regexp.MustCompile(`\bwget\b[^|;&\n]{0,200}\|\s*(?:sudo\s+)?(?:/bin/|/usr/bin/)?(?:ba|da|z)?sh\b`)},
+			{"socket", regexp.MustCompile(`\bpython[0-9.]*\s+-c\s+['"][^\n]{0,200}socket[^\n]{0,200}(?:subprocess|pty\.spawn|os\.dup2)`)},
+		},
+		minerPool:   regexp.MustCompile(`stratum\+(?:tcp|ssl|tls)://[^\s"']+`),
+		minerDonate: regexp.MustCompile(`"donate-level"\s*:`),
+		minerPools:  regexp.MustCompile(`"pools"\s*:\s*\[`),
+	}
+})
 
 // pregReplaceE matches preg_replace with the /e modifier (code evaluation
 // of the replacement), for the usual delimiters: RE2 has no back references.
@@ -112,15 +158,6 @@ func pregReplaceE() *regexp.Regexp {
 	return regexp.MustCompile(`preg_replace\s*\(\s*['"](?:` + strings.Join(alts, "|") + `)`)
 }
 
-// JSP and ASPX shells often split the sink and the request across lines:
-// both in one small file also counts.
-var (
-	jspExec   = regexp.MustCompile(`Runtime\s*\.\s*getRuntime\s*\(\s*\)\s*\.\s*exec\s*\(|new\s+ProcessBuilder\s*\(`)
-	jspInput  = regexp.MustCompile(`request\s*\.\s*getParameter\s*\(`)
-	aspxExec  = regexp.MustCompile(`(?i)Process\s*\.\s*Start\s*\(|\.StartInfo\.FileName`)
-	aspxInput = regexp.MustCompile(`(?i)Request\s*(?:\.\s*(?:Form|QueryString|Params|Item)|\[)`)
-)
-
 func checkWebShell(f *File, c *content) []finding.Hit {
 	lang := webShellExt[strings.ToLower(path.Ext(f.Path))]
 	if lang == "" || !c.text() {
@@ -129,13 +166,14 @@ func checkWebShell(f *File, c *content) []finding.Hit {
 	if lang == "any" {
 		lang = "php"
 	}
-	for _, re := range webShellPatterns[lang] {
+	pt := patterns()
+	for _, re := range pt.webShell[lang] {
 		if loc := re.FindIndex(c.data); loc != nil {
 			ev := lineAt(c.data, loc[0])
 			return []finding.Hit{{Reason: fmt.Sprintf("%s file passes request input or decoded data to execution: %s", strings.ToUpper(lang), ev), Evidence: ev}}
 		}
 	}
-	pairs := map[string][2]*regexp.Regexp{"jsp": {jspExec, jspInput}, "asp": {aspxExec, aspxInput}}
+	pairs := map[string][2]*regexp.Regexp{"jsp": {pt.jspExec, pt.jspInput}, "asp": {pt.aspxExec, pt.aspxInput}}
 	if p, ok := pairs[lang]; ok && len(c.data) < 64<<10 {
 		if e, i := p[0].Find(c.data), p[1].Find(c.data); e != nil && i != nil {
 			return []finding.Hit{{Reason: fmt.Sprintf("%s file runs commands (%s) and reads request parameters (%s)", strings.ToUpper(lang), snippet(e), snippet(i)), Evidence: snippet(e)}}
@@ -366,23 +404,6 @@ func lines(b []byte) []string {
 
 // Reverse shells, download-and-run, miners.
 
-// reverseShell pairs each pattern with a literal the content must hold
-// first: a literal search is far cheaper than a regular expression.
-var reverseShell = []struct {
-	literal string
-	re      *regexp.Regexp
-}{
-	{"/dev/tcp/", regexp.MustCompile(`\b(?:ba|z|k|da)?sh\s+-i\s*(?:[0-9]?>&|&>|>)\s*/dev/tcp/[^\s/]+/[0-9]+`)},
-	{"/dev/udp/", regexp.MustCompile(`\b(?:ba|z|k|da)?sh\s+-i\s*(?:[0-9]?>&|&>|>)\s*/dev/udp/[^\s/]+/[0-9]+`)},
-	{"/dev/tcp/", regexp.MustCompile(`(?:exec\s+[0-9]+<>|[0-9]?[<>]&?\s*)/dev/tcp/[^\s/]+/[0-9]+`)},
-	{"/dev/udp/", regexp.MustCompile(`(?:exec\s+[0-9]+<>|[0-9]?[<>]&?\s*)/dev/udp/[^\s/]+/[0-9]+`)},
-	{"nc", regexp.MustCompile(`\b(?:nc|ncat|netcat)(?:\.\w+)?\s[^\n|;&]{0,100}?\s-(?:[a-zA-Z]*e|c)\s+\S*(?:ba|z|da)?sh\b`)},
-	{"socat", regexp.MustCompile(`\bsocat\b[^\n]{0,100}\bexec:['"]?(?:/bin/)?(?:ba)?sh`)},
-	{"curl", regexp.MustCompile(`\bcurl\b[^|;&\n]{0,200}\|\s*(?:sudo\s+)?(?:/bin/|/usr/bin/)?(?:ba|da|z)?sh\b`)},
-	{"wget", regexp.MustCompile(`\bwget\b[^|;&\n]{0,200}\|\s*(?:sudo\s+)?(?:/bin/|/usr/bin/)?(?:ba|da|z)?sh\b`)},
-	{"socket", regexp.MustCompile(`\bpython[0-9.]*\s+-c\s+['"][^\n]{0,200}socket[^\n]{0,200}(?:subprocess|pty\.spawn|os\.dup2)`)},
-}
-
 // findOnLines runs re on each line (up to 4 KiB of it) that holds literal:
 // the patterns are single-line, and most of a large text holds none of
 // their literals.
@@ -414,19 +435,13 @@ func checkReverseShell(f *File, c *content) []finding.Hit {
 	if f.Type != forensic.TypeFile || !c.text() {
 		return nil
 	}
-	for _, p := range reverseShell {
+	for _, p := range patterns().reverseShell {
 		if m := findOnLines(c.data, p.literal, p.re); m != nil {
 			return []finding.Hit{{Reason: "shell one-liner: " + snippet(m), Evidence: snippet(m)}}
 		}
 	}
 	return nil
 }
-
-var (
-	minerPool   = regexp.MustCompile(`stratum\+(?:tcp|ssl|tls)://[^\s"']+`)
-	minerDonate = regexp.MustCompile(`"donate-level"\s*:`)
-	minerPools  = regexp.MustCompile(`"pools"\s*:\s*\[`)
-)
 
 func checkMiner(f *File, c *content) []finding.Hit {
 	if f.Type != forensic.TypeFile || !c.text() {
@@ -435,10 +450,11 @@ func checkMiner(f *File, c *content) []finding.Hit {
 	if !bytes.Contains(c.data, []byte("stratum+")) && !bytes.Contains(c.data, []byte(`"donate-level"`)) {
 		return nil
 	}
-	if m := minerPool.Find(c.data); m != nil {
+	pt := patterns()
+	if m := pt.minerPool.Find(c.data); m != nil {
 		return []finding.Hit{{Reason: "mining pool URL: " + snippet(m), Evidence: snippet(m)}}
 	}
-	if minerDonate.Match(c.data) && minerPools.Match(c.data) {
+	if pt.minerDonate.Match(c.data) && pt.minerPools.Match(c.data) {
 		return []finding.Hit{{Reason: "XMRig-style miner configuration (donate-level and pools)", Evidence: "donate-level, pools"}}
 	}
 	return nil

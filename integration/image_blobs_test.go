@@ -186,9 +186,15 @@ func TestImageLayerIndex(t *testing.T) {
 			}
 		})
 	}
-	// Off by default: an index is written to disk and trusted later.
-	if r := h.cli(t, "image", "files", "-v", mergedUsrName); r.code != 0 || strings.Contains(r.stderr, "index") {
+	// Off by default on a live daemon: an index would be written to the
+	// examined host's disk, and trusted later.
+	cache := tmpfsDir(t)
+	r := h.cliWith(t, withCacheHome(cache), "--address", h.daemon.Address, "-n", h.daemon.Namespace, "image", "files", "-v", mergedUsrName)
+	if r.code != 0 || !strings.Contains(r.stderr, "no layer index read or kept: the content store is a live daemon's") {
 		t.Errorf("image files without --index-dir: exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+	if left := filesUnder(t, cache); len(left) > 0 {
+		t.Errorf("image files on a live daemon wrote %s", left)
 	}
 	inside := filepath.Join(h.daemon.Root, "io.containerd.content.v1.content", "index")
 	if r := h.cli(t, "image", "files", "--index-dir", inside, mergedUsrName); r.code != 2 || !strings.Contains(r.stderr, "outside the evidence") {
@@ -208,4 +214,104 @@ func atime(t *testing.T, p string) time.Time {
 	}
 	st := fi.Sys().(*syscall.Stat_t)
 	return time.Unix(st.Atim.Sec, st.Atim.Nsec)
+}
+
+// TestImageLayerIndexDefault checks where the image commands keep layer
+// indexes when no directory is given: in the user's cache directory for a
+// dead host's disk root on another filesystem (the second run reads them and
+// prints the same bytes), and nowhere, saying why, for a disk root a running
+// containerd holds or one on the cache directory's own filesystem.
+func TestImageLayerIndexDefault(t *testing.T) {
+	if _, err := mergedUsrOnce(); err != nil {
+		t.Fatal(err)
+	}
+	dead := deadRootCopy(t)
+	args := []string{"image", "cat", "-v", mergedUsrName, "/bin/sh"}
+	want := mustOffline(t, dead, append(args, "--no-index")...)
+	cache := tmpfsDir(t)
+	for run, says := range []string{"index written to " + cache + "/ctrforensics/layer-index/sha256/", "read from its index " + cache} {
+		r := h.cliWith(t, withCacheHome(cache), append([]string{"--root", dead, "-n", h.daemon.Namespace}, args...)...)
+		if r.code != 0 || r.stdout != want || !strings.Contains(r.stderr, says) {
+			t.Errorf("run %d on a dead root: exit %d, stdout %q (want %q), stderr without %q:\n%s", run, r.code, r.stdout, want, says, r.stderr)
+		}
+	}
+	if left := filesUnder(t, cache); len(left) == 0 {
+		t.Errorf("no index kept in %s", cache)
+	}
+	for _, tc := range []struct {
+		name, root, cache, why string
+	}{
+		{"held by the daemon", h.daemon.Root, tmpfsDir(t), "a running containerd holds the disk root's database"},
+		{"held by the daemon, mounted read-only", readOnlyRoot(t, filepath.Join(t.TempDir(), "ro")), tmpfsDir(t), "a running containerd holds the disk root's database"},
+		{"cache on the root's filesystem", dead, filepath.Join(filepath.Dir(dead), "cache"), "the cache directory is on the disk root's own filesystem"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := h.cliWith(t, withCacheHome(tc.cache), append([]string{"--root", tc.root, "-n", h.daemon.Namespace}, args...)...)
+			if r.code != 0 || r.stdout != want || !strings.Contains(r.stderr, "no layer index read or kept: "+tc.why) {
+				t.Errorf("exit %d, stdout %q (want %q), stderr without %q:\n%s", r.code, r.stdout, want, tc.why, r.stderr)
+			}
+			if left := filesUnder(t, tc.cache); len(left) > 0 {
+				t.Errorf("wrote %s", left)
+			}
+		})
+	}
+}
+
+// deadRootCopy returns a containerd root no daemon holds, as a dead host's
+// disk: a copy of the test daemon's meta.db beside hard links to its blobs.
+func deadRootCopy(t *testing.T) string {
+	t.Helper()
+	dead := filepath.Join(t.TempDir(), "root")
+	meta := filepath.Join(dead, "io.containerd.metadata.v1.bolt")
+	if err := os.MkdirAll(meta, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range [][]string{
+		{"cp", filepath.Join(h.daemon.Root, "io.containerd.metadata.v1.bolt", "meta.db"), meta},
+		{"cp", "-al", filepath.Join(h.daemon.Root, "io.containerd.content.v1.content"), dead},
+	} {
+		if out, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v: %s", strings.Join(cmd, " "), err, out)
+		}
+	}
+	return dead
+}
+
+// tmpfsDir returns a directory on a tmpfs of its own, unmounted at the end.
+func tmpfsDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=64m,mode=0700"); err != nil {
+		t.Fatalf("mount tmpfs on %s: %v", dir, err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, 0); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+	})
+	return dir
+}
+
+// withCacheHome runs a command with dir as the user's cache directory.
+func withCacheHome(dir string) func(*exec.Cmd) {
+	return func(cmd *exec.Cmd) { cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+dir) }
+}
+
+// filesUnder lists the regular files below dir.
+func filesUnder(t *testing.T, dir string) []string {
+	t.Helper()
+	var files []string
+	err := filepath.WalkDir(dir, func(p string, e os.DirEntry, err error) error {
+		if err == nil && e.Type().IsRegular() {
+			files = append(files, p)
+		}
+		if os.IsNotExist(err) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
 }

@@ -32,7 +32,8 @@ func boltReadOnly(o *bolt.Options) {
 // dbSource is the database file to open for an original under the root: the
 // original itself, or a private copy when the original is locked by a live
 // daemon or on a writable mount (reading it in place could move its access
-// time). The record says which, with the original's digests.
+// time). The record says which, with the original's digests, and whether a
+// live daemon held the original.
 func dbSource(original, copyDir string, writable bool) (string, bundle.DatabaseDigest, error) {
 	rec := bundle.DatabaseDigest{Path: original}
 	if !writable {
@@ -47,6 +48,8 @@ func dbSource(original, copyDir string, writable bool) (string, bundle.DatabaseD
 			return "", rec, fmt.Errorf("open %s read-only: %w", original, err)
 		}
 		rec.Locked = true
+	} else {
+		rec.Locked = heldByDaemon(original)
 	}
 	dst, err := os.CreateTemp(copyDir, filepath.Base(original)+"-")
 	if err != nil {

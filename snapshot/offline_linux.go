@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"os"
+	"path/filepath"
 
 	"golang.org/x/sys/unix"
 
@@ -37,4 +38,34 @@ func readDirNoatime(path string) ([]string, error) {
 	}
 	defer fdio.Close(fd)
 	return fdio.ReadNames(fd)
+}
+
+// sameFilesystem tells whether a (or, when it does not exist yet, where it
+// would be created) is on the filesystem (device) of b.
+func sameFilesystem(a, b string) (bool, error) {
+	a, err := existingAncestor(filepath.Join(a, "x"))
+	if err != nil {
+		return false, err
+	}
+	var sa, sb unix.Stat_t
+	if err := unix.Stat(a, &sa); err != nil {
+		return false, &os.PathError{Op: "stat", Path: a, Err: err}
+	}
+	if err := unix.Stat(b, &sb); err != nil {
+		return false, &os.PathError{Op: "stat", Path: b, Err: err}
+	}
+	return sa.Dev == sb.Dev, nil
+}
+
+// heldByDaemon tells whether a process holds the bolt database at path
+// locked, as a running containerd holds its own: it tries a shared lock
+// without waiting, on a descriptor opened without moving the access time, and
+// reads nothing.
+func heldByDaemon(path string) bool {
+	f, err := openNoatime(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	return unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB) == unix.EWOULDBLOCK
 }

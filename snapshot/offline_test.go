@@ -132,7 +132,8 @@ func TestDiskContentChecksDigests(t *testing.T) {
 
 // TestDBSourceLockedIsCopied holds a bolt database open for writing, as a live
 // daemon does, and expects dbSource to copy it at once instead of waiting,
-// with the original's digests; an unlocked database on a read-only source is
+// with the original's digests, and to tell it held on a writable mount too
+// (where it is always copied); an unlocked database on a read-only source is
 // read in place.
 func TestDBSourceLockedIsCopied(t *testing.T) {
 	dir := t.TempDir()
@@ -169,6 +170,9 @@ func TestDBSourceLockedIsCopied(t *testing.T) {
 		t.Error(err)
 	}
 	copied.Close()
+	if _, rec, err := dbSource(path, copies, true); err != nil || !rec.Locked || !rec.Copied {
+		t.Errorf("locked database on a writable mount: record %+v, %v; want it copied and told held", rec, err)
+	}
 	db.Close()
 
 	src, rec, err = dbSource(path, copies, false)

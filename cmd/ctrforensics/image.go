@@ -46,27 +46,36 @@ func imageFlags(extra ...cli.Flag) []cli.Flag {
 // indexFlags are the flags of the image commands that keep layer indexes.
 func indexFlags(extra ...cli.Flag) []cli.Flag {
 	return append([]cli.Flag{
-		&cli.StringFlag{Name: "index-dir", Sources: cli.EnvVars("CTRFORENSICS_INDEX_DIR"), Usage: "keep an index of each layer read in full in `DIR` (off by default: it writes to disk, and a later run trusts it instead of checking the blob's digests again; use a directory the examined host cannot write, e.g. on the lab's disk for a --root): a later run reads an unchanged blob's index instead of decompressing it"},
+		&cli.StringFlag{Name: "index-dir", Sources: cli.EnvVars("CTRFORENSICS_INDEX_DIR"), Usage: "keep an index of each layer read in full in `DIR`, where a later run reads an unchanged blob's index instead of decompressing it and trusts it instead of checking the blob's digests again: use a directory the examined host cannot write (default: for a --root no running containerd holds, ~/.cache/" + snapshot.LayerIndexSubdir + " when that is on another filesystem than the root; none for a live daemon, whose host's disk it would write)"},
 		&cli.BoolFlag{Name: "no-index", Usage: "neither read nor keep layer indexes, even with --index-dir or CTRFORENSICS_INDEX_DIR set"},
 	}, extra...)
 }
 
 // layerOptions are the imagefs options of an image command: warnings on
-// stderr and, when asked for with --index-dir, the layer index cache of the
-// blobs read from the local content store, each use named with --verbose.
-func layerOptions(c *cli.Command, img *snapshot.ResolvedImage) (imagefs.Options, error) {
+// stderr and the layer index cache of the blobs read from the local content
+// store, in --index-dir or, when not given, where cl keeps it by default (for
+// a dead host's --root only), each use named with --verbose.
+func layerOptions(c *cli.Command, cl *snapshot.Client, img *snapshot.ResolvedImage) (imagefs.Options, error) {
 	opts := imagefs.Options{Warn: warner(c)}
-	dir := c.String("index-dir")
-	if c.Bool("no-index") || dir == "" || img.Local == nil {
+	say := func(string, ...any) {}
+	if c.Bool("verbose") {
+		say = func(format string, a ...any) { fmt.Fprintf(c.Root().ErrWriter, "ctrforensics: "+format+"\n", a...) }
+	}
+	if c.Bool("no-index") || img.Local == nil {
 		return opts, nil
+	}
+	dir := c.String("index-dir")
+	if dir == "" {
+		cache, _ := os.UserCacheDir()
+		var why snapshot.NoLayerIndexReason
+		if dir, why = cl.LayerIndexDir(cache); dir == "" {
+			say("no layer index read or kept: %s (--index-dir DIR keeps them in DIR)", why)
+			return opts, nil
+		}
 	}
 	ix, err := contentdir.NewIndexCache(dir, img.Local)
 	if err != nil {
 		return opts, err
-	}
-	say := func(string, ...any) {}
-	if c.Bool("verbose") {
-		say = func(format string, a ...any) { fmt.Fprintf(c.Root().ErrWriter, "ctrforensics: "+format+"\n", a...) }
 	}
 	ix.Used = func(d digest.Digest, p string) {
 		say("layer %s read from its index %s (made by a full read that checked its digests; the blob file is unchanged since: same device, inode, size and times; --no-index reads it again)", d, p)

@@ -44,8 +44,8 @@ func runImageFiles(ctx context.Context, c *cli.Command) error {
 		return err
 	}
 	indexGC()
-	return withImage(ctx, c, []string{"IMAGE"}, func(ctx context.Context, _ *snapshot.Client, img *snapshot.ResolvedImage, _ []string) error {
-		opts, err := layerOptions(c, img)
+	return withImage(ctx, c, []string{"IMAGE"}, func(ctx context.Context, cl *snapshot.Client, img *snapshot.ResolvedImage, _ []string) error {
+		opts, err := layerOptions(c, cl, img)
 		if err != nil {
 			return err
 		}

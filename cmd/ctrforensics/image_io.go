@@ -27,11 +27,11 @@ func imageCatCommand() *cli.Command {
 			if c.Int("layer") < -1 {
 				return fmt.Errorf("--layer %d: layers are numbered from 0 (the bottom one)", c.Int("layer"))
 			}
-			return withImage(ctx, c, []string{"IMAGE", "PATH"}, func(ctx context.Context, _ *snapshot.Client, img *snapshot.ResolvedImage, a []string) error {
+			return withImage(ctx, c, []string{"IMAGE", "PATH"}, func(ctx context.Context, cl *snapshot.Client, img *snapshot.ResolvedImage, a []string) error {
 				if l := c.Int("layer"); l >= len(img.Layers) {
 					return fmt.Errorf("--layer %d: the image has %d layers (0 to %d)", l, len(img.Layers), len(img.Layers)-1)
 				}
-				opts, err := layerOptions(c, img)
+				opts, err := layerOptions(c, cl, img)
 				if err != nil {
 					return err
 				}

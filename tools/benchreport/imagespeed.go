@@ -64,24 +64,45 @@ func imageSpeedBench(ctx context.Context, bin, before string, files, runs int) e
 	}
 	first := 4 * (files / 5) // the top layer's first file
 	targets = append(targets, target{gen.Name, fmt.Sprintf("/l4/d%04d/f%07d", first/1000, first)})
-	// The layer indexes live in a directory of this run: "now" reads them
-	// (its warm-up run writes them), "no-index" reads every layer again.
-	index, err := os.MkdirTemp("/var/tmp", "ctrforensics-imagespeed-index-")
+	// The layer indexes live in directories of this run. "live" is the
+	// default on a live daemon (no index: every layer decompressed and
+	// checked); "root" the default on a dead host's root, a copy of the
+	// daemon's, with the user's cache directory on a tmpfs of its own (the
+	// examiner's disk), where its warm-up run keeps the indexes; "index-dir"
+	// the live daemon with --index-dir.
+	work, err := os.MkdirTemp("/var/tmp", "ctrforensics-imagespeed-")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(index)
+	defer os.RemoveAll(work)
+	dead, err := deadRoot(d.Root, filepath.Join(work, "root"))
+	if err != nil {
+		return err
+	}
+	cache := filepath.Join(work, "cache")
+	if err := os.Mkdir(cache, 0o700); err != nil {
+		return err
+	}
+	if err := unix.Mount("tmpfs", cache, "tmpfs", 0, "size=1g,mode=0700"); err != nil {
+		return fmt.Errorf("mount a tmpfs on %s: %w", cache, err)
+	}
+	defer unix.Unmount(cache, 0)
+	live := []string{"--address", d.Address, "-n", d.Namespace}
 	type binary struct {
-		name, path string
-		flags      []string
+		name, path    string
+		global, flags []string
+		env           []string
 	}
-	bins := []binary{{"now", bin, []string{"--index-dir", index}}, {"no-index", bin, []string{"--no-index"}}}
+	bins := []binary{
+		{"live", bin, live, nil, nil},
+		{"root", bin, []string{"--root", dead, "-n", d.Namespace}, nil, append(os.Environ(), "XDG_CACHE_HOME="+cache)},
+		{"index-dir", bin, live, []string{"--index-dir", filepath.Join(work, "index")}, nil},
+	}
 	if before != "" {
-		bins = append([]binary{{"before", before, nil}}, bins...)
+		bins = append([]binary{{"before", before, live, nil, nil}}, bins...)
 	}
-	cf := []string{"--address", d.Address, "-n", d.Namespace}
 	fmt.Printf("\nimage commands, images imported but not unpacked, %d runs, median (peak RSS)\n\n", runs)
-	fmt.Printf("%-28s %-8s %-7s %-22s %-22s\n", "image", "binary", "cache", "image files", "image layers")
+	fmt.Printf("%-28s %-9s %-7s %-22s %-22s\n", "image", "binary", "cache", "image files", "image layers")
 	for _, tg := range targets {
 		blobs, err := blobFiles(ctx, c, d.Root, tg.ref)
 		if err != nil {
@@ -95,18 +116,20 @@ func imageSpeedBench(ctx context.Context, bin, before string, files, runs int) e
 				}
 				row := []string{}
 				for _, args := range [][]string{{"image", "files", tg.ref}, {"image", "layers", tg.ref}, {"image", "cat", tg.ref, tg.cat}} {
-					s, err := timeRuns(b.path, append(append(cf, args...), b.flags...), blobs, cold, runs)
+					s, err := timeRunsEnv(b.path, append(append(append([]string{}, b.global...), args...), b.flags...), b.env, blobs, cold, runs)
 					if err != nil {
 						return err
 					}
 					row = append(row, fmt.Sprintf("%s (%.0fMiB)", s.dur.Round(time.Millisecond), float64(s.rssKiB)/1024))
 				}
-				fmt.Printf("%-28s %-8s %-7s %-22s %-22s image cat %s: %s\n", shortRef(tg.ref), b.name, cache, row[0], row[1], tg.cat, row[2])
+				fmt.Printf("%-28s %-9s %-7s %-22s %-22s image cat %s: %s\n", shortRef(tg.ref), b.name, cache, row[0], row[1], tg.cat, row[2])
 			}
 		}
 	}
 	fmt.Println("\ncold: the layer blobs are evicted from the page cache (posix_fadvise DONTNEED) before each run.")
-	fmt.Println("now: with the layer indexes its first (warm-up) run kept; no-index: --no-index, every layer decompressed and checked.")
+	fmt.Println("live: the default on a live daemon, every layer used decompressed and checked; root: the default on a dead host's")
+	fmt.Println("--root (here a copy of the daemon's), with the layer indexes its warm-up run kept in the user's cache directory;")
+	fmt.Println("index-dir: the live daemon with --index-dir, likewise. The indexes are never evicted (cold: the blobs only).")
 	return nil
 }
 
@@ -115,6 +138,17 @@ func shortRef(ref string) string { return ref[strings.LastIndexByte(ref, '/')+1:
 // timeRuns runs bin args runs times (after one warm-up run when warm) and
 // returns the median time with the peak RSS of all runs.
 func timeRuns(bin string, args, blobs []string, cold bool, runs int) (sample, error) {
+	return timeRunsEnv(bin, args, nil, blobs, cold, runs)
+}
+
+// timeRunsEnv is timeRuns with env as the command's environment (nil: this
+// process's).
+func timeRunsEnv(bin string, args, env, blobs []string, cold bool, runs int) (sample, error) {
+	command := func() *exec.Cmd {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = env
+		return cmd
+	}
 	var ss []sample
 	for i := -1; i < runs; i++ {
 		if cold {
@@ -122,7 +156,7 @@ func timeRuns(bin string, args, blobs []string, cold bool, runs int) (sample, er
 				return sample{}, err
 			}
 		} else if i < 0 {
-			if _, err := timeCommands(exec.Command(bin, args...)); err != nil {
+			if _, err := timeCommands(command()); err != nil {
 				return sample{}, err
 			}
 			continue
@@ -130,7 +164,7 @@ func timeRuns(bin string, args, blobs []string, cold bool, runs int) (sample, er
 		if i < 0 {
 			continue
 		}
-		s, err := timeCommands(exec.Command(bin, args...))
+		s, err := timeCommands(command())
 		if err != nil {
 			return sample{}, err
 		}
@@ -236,12 +270,19 @@ func diveBin() string {
 	return filepath.Join(home, ".cache", "ctrforensics", "bin", "dive")
 }
 
-// diveBench compares `image files` and `image layers` on the Debian image with
-// dive's analysis of the same image saved as a docker archive (`dive --ci
-// --source docker-archive`), page cache warm, medians of runs.
-func diveBench(ctx context.Context, bin string, runs int) error {
+// diveBench compares `image files` and `image layers` with what a user would
+// otherwise run on the same images saved as docker archives: dive's analysis
+// (`dive --ci --source docker-archive`) and syft's catalog (`syft -o json
+// docker-archive:`), on the Debian image, on an image of files files in 5
+// layers and, when bigFiles > 0 (the long report), on one of bigFiles files,
+// measured once there: dive and syft take minutes on it. Page cache warm,
+// medians of runs, peak RSS, ratios to `image files`, and issue 14's targets.
+func diveBench(ctx context.Context, bin string, files, bigFiles, runs int) error {
 	if _, err := os.Stat(diveBin()); err != nil {
 		return fmt.Errorf("no dive at %s: build it with GOBIN=%s go install github.com/wagoodman/dive@v0.13.1", diveBin(), filepath.Dir(diveBin()))
+	}
+	if _, err := os.Stat(syftBin()); err != nil {
+		return fmt.Errorf("no syft at %s: see syftBin in tools/benchreport/packages.go", syftBin())
 	}
 	if _, err := os.Stat(debianTar()); err != nil {
 		return fmt.Errorf("no Debian root at %s: run scripts/bench-debian.sh", debianTar())
@@ -251,43 +292,105 @@ func diveBench(ctx context.Context, bin string, runs int) error {
 		return err
 	}
 	defer stop()
-	img, err := debianImage(debianTar())
-	if err != nil {
-		return err
-	}
-	if err := importOnly(ctx, c, img); err != nil {
-		return err
-	}
 	work, err := os.MkdirTemp("/var/tmp", "ctrforensics-dive-bench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(work)
+	deb, err := debianImage(debianTar())
+	if err != nil {
+		return err
+	}
+	type target struct {
+		label string
+		img   *testimage.Image
+		runs  int
+	}
+	targets := []target{{"Debian (2 gzip layers)", deb, runs},
+		{fmt.Sprintf("%dk files, 5 layers", files/1000), generatedImage("docker.io/bench/dive:files", files, 5), runs}}
+	if bigFiles > 0 {
+		targets = append(targets, target{fmt.Sprintf("%dk files, 5 layers", bigFiles/1000), generatedImage("docker.io/bench/dive:big", bigFiles, 5), 1})
+	}
 	cf := []string{"--address", d.Address, "-n", d.Namespace}
-	archive := filepath.Join(work, "debian.tar")
-	if out, err := exec.Command(bin, append(cf, "image", "save", "-o", archive, img.Name)...).CombinedOutput(); err != nil {
-		return fmt.Errorf("image save: %v: %s", err, out)
-	}
-	// dive exits 0 on its CI rules; its report must show it analyzed the image.
-	out, err := exec.Command(diveBin(), "--ci", "--source", "docker-archive", archive).CombinedOutput()
-	if err != nil || !strings.Contains(strings.ToLower(string(out)), "efficiency") {
-		return fmt.Errorf("dive did not analyze the image: %v: %s", err, out)
-	}
-	fmt.Printf("\nDebian image (2 gzip layers), page cache warm, %d runs, median (peak RSS)\n\n", runs)
-	for _, m := range []struct {
-		name string
-		args []string
-		bin  string
-	}{
-		{"ctrforensics image files", append(cf, "image", "files", img.Name), bin},
-		{"ctrforensics image layers", append(cf, "image", "layers", img.Name), bin},
-		{"dive --ci (docker archive)", []string{"--ci", "--source", "docker-archive", archive}, diveBin()},
-	} {
-		s, err := timeRuns(m.bin, m.args, nil, false, runs)
-		if err != nil {
+	fmt.Printf("\nimage files and layers against dive and syft on the same image saved as a docker archive, page cache warm,\n"+
+		"median of %d runs after a warm-up (the big image: 1 run), peak RSS, time as a multiple of image files'\n\n", runs)
+	fmt.Printf("%-26s %-34s %10s %10s %8s\n", "image", "command", "median", "peak RSS", "x files")
+	var verdicts []string
+	for i, tg := range targets {
+		fmt.Fprintf(os.Stderr, "importing %s...\n", tg.label)
+		if err := importOnly(ctx, c, tg.img); err != nil {
 			return err
 		}
-		fmt.Printf("%-30s %10s %7.0fMiB\n", m.name, s.dur.Round(time.Millisecond), float64(s.rssKiB)/1024)
+		archive := filepath.Join(work, fmt.Sprintf("image%d.tar", i))
+		if out, err := exec.Command(bin, append(cf, "image", "save", "-o", archive, tg.img.Name)...).CombinedOutput(); err != nil {
+			return fmt.Errorf("image save: %v: %s", err, out)
+		}
+		// dive exits 0 on its CI rules; its report must show it analyzed the image.
+		if out, err := exec.Command(diveBin(), "--ci", "--source", "docker-archive", archive).CombinedOutput(); err != nil || !strings.Contains(strings.ToLower(string(out)), "efficiency") {
+			return fmt.Errorf("dive did not analyze %s: %v: %s", tg.label, err, out)
+		}
+		rows := []struct {
+			name, bin string
+			args      []string
+		}{
+			{"ctrforensics image files", bin, append(cf, "image", "files", tg.img.Name)},
+			{"ctrforensics image layers", bin, append(cf, "image", "layers", tg.img.Name)},
+			{"dive --ci (docker archive)", diveBin(), []string{"--ci", "--source", "docker-archive", archive}},
+			{"syft -o json docker-archive:FILE", syftBin(), []string{"-q", "-o", "json", "docker-archive:" + archive}},
+		}
+		got := make([]sample, len(rows))
+		for j, r := range rows {
+			cmd := exec.Command(r.bin, r.args...)
+			cmd.Env = append(os.Environ(), "SYFT_CHECK_FOR_APP_UPDATE=false")
+			if tg.runs == 1 {
+				got[j], err = timeCommands(cmd)
+			} else {
+				got[j], err = timeRunsEnv(r.bin, r.args, cmd.Env, nil, false, tg.runs)
+			}
+			if err != nil {
+				return fmt.Errorf("%s on %s: %w", r.name, tg.label, err)
+			}
+			fmt.Printf("%-26s %-34s %10s %7.0fMiB %7.1fx\n", tg.label, r.name, got[j].dur.Round(time.Millisecond),
+				float64(got[j].rssKiB)/1024, float64(got[j].dur)/float64(got[0].dur))
+		}
+		files, dive, syft := got[0].dur, got[2].dur, got[3].dur
+		if i == 0 {
+			verdicts = append(verdicts, verdict(fmt.Sprintf("image files at most dive's time on %s", tg.label), files <= dive))
+			continue
+		}
+		verdicts = append(verdicts, verdict(fmt.Sprintf("image files >= 10x faster than dive and syft at %s", tg.label),
+			dive >= 10*files && syft >= 10*files))
+	}
+	fmt.Println("\nissue 14 targets:")
+	for _, v := range verdicts {
+		fmt.Println("  " + v)
 	}
 	return nil
+}
+
+// verdict says whether a target was met.
+func verdict(target string, met bool) string {
+	if met {
+		return target + ": met"
+	}
+	return target + ": MISSED"
+}
+
+// deadRoot makes at dir a containerd root no daemon holds, as a dead host's
+// disk, from the live root root: a copy of its meta.db beside hard links to
+// its content store's files (the same inodes: evicting the originals evicts
+// them).
+func deadRoot(root, dir string) (string, error) {
+	meta := filepath.Join("io.containerd.metadata.v1.bolt", "meta.db")
+	if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(meta)), 0o700); err != nil {
+		return "", err
+	}
+	if out, err := exec.Command("cp", filepath.Join(root, meta), filepath.Join(dir, meta)).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("copy %s: %v: %s", meta, err, out)
+	}
+	content := filepath.Join(root, "io.containerd.content.v1.content")
+	if out, err := exec.Command("cp", "-al", content, dir).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("link %s: %v: %s", content, err, out)
+	}
+	return dir, nil
 }

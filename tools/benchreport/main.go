@@ -46,6 +46,7 @@ func main() {
 	bundleMiB := flag.Int("bundle-mib", 1024, "changed data of the bundle benchmark, in MiB")
 	bundleFiles := flag.Int("bundle-files", 10000, "files of the bundle benchmark")
 	imageFiles := flag.Int("image-files", 100000, "files of the image files benchmark")
+	long := flag.Bool("long", false, "the long report: the dive suite adds the -big-image-files image (dive and syft take minutes on it)")
 	bigImageFiles := flag.Int("big-image-files", 1000000, "files of the image whose listing's peak RSS is measured")
 	sparseGiB := flag.Int("sparse-gib", 2, "logical size of the sparse file of the sparse benchmark, in GiB")
 	before := flag.String("before", "", "an older ctrforensics binary to measure in the same run (sparse and imagespeed suites), or to compare outputs with (imagesame)")
@@ -109,7 +110,11 @@ func main() {
 				err = aerr
 				break
 			}
-			err = diveBench(context.Background(), abs, *runs)
+			big := 0
+			if *long {
+				big = *bigImageFiles
+			}
+			err = diveBench(context.Background(), abs, *imageFiles, big, *runs)
 		case "commit":
 			abs, aerr := filepath.Abs(*bin)
 			if aerr != nil {

@@ -218,14 +218,17 @@ func atime(t *testing.T, p string) time.Time {
 
 // TestImageLayerIndexDefault checks where the image commands keep layer
 // indexes when no directory is given: in the user's cache directory for a
-// dead host's disk root on another filesystem (the second run reads them and
-// prints the same bytes), and nowhere, saying why, for a disk root a running
-// containerd holds or one on the cache directory's own filesystem.
+// dead host's disk root mounted read-only, when the cache is on another
+// filesystem (the second run reads them and prints the same bytes); nowhere,
+// saying why, for a root a running containerd holds, a root on a writable
+// mount, or a cache on the root's own filesystem; and an --index-dir on the
+// root's filesystem is refused.
 func TestImageLayerIndexDefault(t *testing.T) {
 	if _, err := mergedUsrOnce(); err != nil {
 		t.Fatal(err)
 	}
-	dead := deadRootCopy(t)
+	writable := deadRootCopy(t)
+	dead := roBind(t, writable, filepath.Join(t.TempDir(), "dead"))
 	args := []string{"image", "cat", "-v", mergedUsrName, "/bin/sh"}
 	want := mustOffline(t, dead, append(args, "--no-index")...)
 	cache := tmpfsDir(t)
@@ -243,7 +246,8 @@ func TestImageLayerIndexDefault(t *testing.T) {
 	}{
 		{"held by the daemon", h.daemon.Root, tmpfsDir(t), "a running containerd holds the disk root's database"},
 		{"held by the daemon, mounted read-only", readOnlyRoot(t, filepath.Join(t.TempDir(), "ro")), tmpfsDir(t), "a running containerd holds the disk root's database"},
-		{"cache on the root's filesystem", dead, filepath.Join(filepath.Dir(dead), "cache"), "the cache directory is on the disk root's own filesystem"},
+		{"on a writable mount", writable, tmpfsDir(t), "the disk root is on a writable mount"},
+		{"cache on the root's filesystem", dead, filepath.Join(filepath.Dir(writable), "cache"), "the cache directory is on the disk root's own filesystem"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := h.cliWith(t, withCacheHome(tc.cache), append([]string{"--root", tc.root, "-n", h.daemon.Namespace}, args...)...)
@@ -254,6 +258,11 @@ func TestImageLayerIndexDefault(t *testing.T) {
 				t.Errorf("wrote %s", left)
 			}
 		})
+	}
+	onEvidence := filepath.Join(filepath.Dir(writable), "index")
+	r := offline(t, dead, append(args, "--index-dir", onEvidence)...)
+	if r.code != 2 || !strings.Contains(r.stderr, "is on the filesystem of the disk root") || strings.Count(r.stderr, "\n") > 2 {
+		t.Errorf("--index-dir on the root's filesystem: exit %d, stderr:\n%s", r.code, r.stderr)
 	}
 }
 
@@ -275,6 +284,29 @@ func deadRootCopy(t *testing.T) string {
 		}
 	}
 	return dead
+}
+
+// roBind bind-mounts src read-only at a private directory at, as a dead
+// host's disk is mounted, and returns at.
+func roBind(t *testing.T, src, at string) string {
+	t.Helper()
+	if err := os.MkdirAll(at, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount(src, at, "", syscall.MS_BIND, ""); err != nil {
+		t.Fatalf("bind %s: %v", src, err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(at, 0); err != nil {
+			t.Errorf("unmount %s: %v", at, err)
+		}
+	})
+	for _, flags := range []uintptr{syscall.MS_PRIVATE, syscall.MS_BIND | syscall.MS_REMOUNT | syscall.MS_RDONLY} {
+		if err := syscall.Mount("", at, "", flags, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return at
 }
 
 // tmpfsDir returns a directory on a tmpfs of its own, unmounted at the end.

@@ -27,24 +27,7 @@ import (
 // directory, as a disk image of a dead host is mounted, and returns it.
 func readOnlyRoot(t *testing.T, at string) string {
 	t.Helper()
-	if err := os.MkdirAll(at, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount(h.daemon.Root, at, "", unix.MS_BIND, ""); err != nil {
-		t.Fatalf("bind %s: %v", h.daemon.Root, err)
-	}
-	t.Cleanup(func() {
-		if err := unix.Unmount(at, 0); err != nil {
-			t.Errorf("unmount %s: %v", at, err)
-		}
-	})
-	if err := unix.Mount("", at, "", unix.MS_PRIVATE, ""); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount("", at, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
-		t.Fatal(err)
-	}
-	return at
+	return roBind(t, h.daemon.Root, at)
 }
 
 // offline runs ctrforensics on the disk root root, without the daemon.

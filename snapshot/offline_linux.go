@@ -59,13 +59,18 @@ func sameFilesystem(a, b string) (bool, error) {
 
 // heldByDaemon tells whether a process holds the bolt database at path
 // locked, as a running containerd holds its own: it tries a shared lock
-// without waiting, on a descriptor opened without moving the access time, and
-// reads nothing.
+// without waiting, on a descriptor opened without moving the access time
+// (and without blocking on a FIFO planted there), and reads nothing. When it
+// cannot tell, it says held.
 func heldByDaemon(path string) bool {
-	f, err := openNoatime(path)
+	fd, err := fdio.OpenNoatime(unix.AT_FDCWD, path, fdio.FileFlags)
 	if err != nil {
-		return false
+		return true
 	}
-	defer f.Close()
-	return unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB) == unix.EWOULDBLOCK
+	defer fdio.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return true
+	}
+	return unix.Flock(fd, unix.LOCK_SH|unix.LOCK_NB) != nil
 }

@@ -46,7 +46,7 @@ func imageFlags(extra ...cli.Flag) []cli.Flag {
 // indexFlags are the flags of the image commands that keep layer indexes.
 func indexFlags(extra ...cli.Flag) []cli.Flag {
 	return append([]cli.Flag{
-		&cli.StringFlag{Name: "index-dir", Sources: cli.EnvVars("CTRFORENSICS_INDEX_DIR"), Usage: "keep an index of each layer read in full in `DIR`, where a later run reads an unchanged blob's index instead of decompressing it and trusts it instead of checking the blob's digests again: use a directory the examined host cannot write (default: for a --root no running containerd holds, ~/.cache/" + snapshot.LayerIndexSubdir + " when that is on another filesystem than the root; none for a live daemon, whose host's disk it would write)"},
+		&cli.StringFlag{Name: "index-dir", Sources: cli.EnvVars("CTRFORENSICS_INDEX_DIR"), Usage: "keep an index of each layer read in full in `DIR`, where a later run reads the index of a blob whose digest it checks again instead of decompressing it: use a directory the examined host cannot write (default: for a --root mounted read-only that no running containerd holds, ~/.cache/" + snapshot.LayerIndexSubdir + " when that is on another filesystem; none for a live daemon, whose host's disk it would write)"},
 		&cli.BoolFlag{Name: "no-index", Usage: "neither read nor keep layer indexes, even with --index-dir or CTRFORENSICS_INDEX_DIR set"},
 	}, extra...)
 }
@@ -65,9 +65,17 @@ func layerOptions(c *cli.Command, cl *snapshot.Client, img *snapshot.ResolvedIma
 		return opts, nil
 	}
 	dir := c.String("index-dir")
-	if dir == "" {
-		cache, _ := os.UserCacheDir()
-		var why snapshot.NoLayerIndexReason
+	if dir != "" {
+		if err := cl.CheckLayerIndexDir(dir); err != nil {
+			return opts, err
+		}
+	} else {
+		cache, err := os.UserCacheDir()
+		if err != nil {
+			say("no layer index read or kept: %v (--index-dir DIR keeps them in DIR)", err)
+			return opts, nil
+		}
+		var why string
 		if dir, why = cl.LayerIndexDir(cache); dir == "" {
 			say("no layer index read or kept: %s (--index-dir DIR keeps them in DIR)", why)
 			return opts, nil
@@ -78,7 +86,7 @@ func layerOptions(c *cli.Command, cl *snapshot.Client, img *snapshot.ResolvedIma
 		return opts, err
 	}
 	ix.Used = func(d digest.Digest, p string) {
-		say("layer %s read from its index %s (made by a full read that checked its digests; the blob file is unchanged since: same device, inode, size and times; --no-index reads it again)", d, p)
+		say("layer %s read from its index %s (made by a full read that checked its digests; the blob's digest is checked again before it is used, only the decompression is saved; --no-index decompresses it again)", d, p)
 	}
 	ix.Wrote = func(d digest.Digest, p string) { say("layer %s: index written to %s", d, p) }
 	ix.Failed = func(d digest.Digest, err error) { say("layer %s: no index kept: %v", d, err) }

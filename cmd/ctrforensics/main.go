@@ -83,6 +83,7 @@ func hint(err error) string {
 		object      *objstore.AccessError
 		objectURL   *objstore.URLError
 		endpoint    *objstore.EndpointError
+		onEvidence  *snapshot.IndexDirOnEvidenceError
 	)
 	if h := commitHint(err); h != "" {
 		return h
@@ -127,6 +128,8 @@ func hint(err error) string {
 		return "give --s3-endpoint (or AWS_ENDPOINT_URL) as http(s)://HOST[:PORT]"
 	case errors.As(err, &symlink):
 		return "--no-follow prints the link's target"
+	case errors.As(err, &onEvidence):
+		return "give --index-dir a directory on the examiner's own disk, or --no-index"
 	case errors.Is(err, os.ErrPermission) && os.Geteuid() != 0:
 		return "run as root: sudo ctrforensics ..."
 	}

@@ -3,6 +3,7 @@ package imagefs
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -46,8 +47,12 @@ const (
 
 // cachedLayer returns layer k read from its index, or nil when there is none
 // that fits: a layer of another DiffID, without the digests or the DiffID
-// the read needs, or larger than the limit.
-func cachedLayer(layers []Layer, k int, c *config, hash, report bool) *layerOps {
+// the read needs, or larger than the limit, or whose blob no longer has its
+// digest. The blob is read and its digest checked again before the index is
+// used, without decompressing it: an index is the deterministic result of
+// decompressing the bytes of that digest, so only the decompression is
+// saved, and nothing is trusted for bytes that were not checked.
+func cachedLayer(ctx context.Context, layers []Layer, k int, c *config, hash, report bool) *layerOps {
 	l := layers[k]
 	if c.index == nil || l.Digest == "" {
 		return nil
@@ -62,6 +67,9 @@ func cachedLayer(layers []Layer, k int, c *config, hash, report bool) *layerOps 
 		report && x.diffID == "", x.size > c.maxBytes:
 		return nil
 	}
+	if checkBlob(ctx, l) != nil {
+		return nil // read in full, which fails naming the blob
+	}
 	for _, w := range x.warnings {
 		c.warn(fmt.Sprintf("layer %d: %s", k, w))
 	}
@@ -70,6 +78,28 @@ func cachedLayer(layers []Layer, k int, c *config, hash, report bool) *layerOps 
 	}
 	lo.indexed = true
 	return lo
+}
+
+// checkBlob reads l's blob to its end and checks its digest, without
+// decompressing it.
+func checkBlob(ctx context.Context, l Layer) error {
+	raw, err := l.Open(ctx)
+	if err != nil {
+		return err
+	}
+	defer raw.Close()
+	var sink io.Writer = io.Discard
+	v := l.Digest.Verifier()
+	if !l.DigestChecked {
+		sink = v
+	}
+	if _, err := io.CopyBuffer(sink, raw, make([]byte, 256<<10)); err != nil {
+		return err
+	}
+	if !l.DigestChecked && !v.Verified() {
+		return fmt.Errorf("blob %s: digest mismatch", l.Digest)
+	}
+	return nil
 }
 
 // storeLayer stores the index x of layer k, read in full and checked, with

@@ -93,7 +93,7 @@ func readLayer(ctx context.Context, layers []Layer, k int, c *config, report boo
 // A layer c.index has an index for is not read: nothing is kept then.
 func readLayerKeeping(ctx context.Context, layers []Layer, k int, c *config, report bool, keep func(string) bool) (*layerOps, error) {
 	hash := c.hash || report
-	if lo := cachedLayer(layers, k, c, hash, report); lo != nil {
+	if lo := cachedLayer(ctx, layers, k, c, hash, report); lo != nil {
 		return lo, nil
 	}
 	var warnings []string

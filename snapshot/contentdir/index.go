@@ -13,10 +13,10 @@ import (
 
 // IndexCache keeps indexes of the store's layer blobs (imagefs.IndexStore)
 // in a directory of its own, outside the content store and never inside it:
-// one file per blob, <dir>/<algorithm>/<hex>, holding the blob file's stamp
-// (device, inode, size, modification and change times) when the index was
-// made, then the index. An index is given back only while the blob file has
-// the same stamp: a blob rewritten, replaced or removed since has none.
+// one file per blob, <dir>/<algorithm>/<hex>, holding the blob's digest, then
+// the index. It does not look at the blob: imagefs checks the blob's digest
+// again before it uses an index, so an index serves any blob of its digest,
+// on any disk.
 type IndexCache struct {
 	dir   string
 	store *Store
@@ -56,23 +56,10 @@ func (c *IndexCache) path(d digest.Digest) string {
 	return filepath.Join(c.dir, d.Algorithm().String(), d.Encoded())
 }
 
-// blobStamp returns the stamp of the blob file of d, "" when it has none.
-func (c *IndexCache) blobStamp(d digest.Digest) string {
-	p, err := c.store.BlobPath(d)
-	if err != nil {
-		return ""
-	}
-	fi, err := os.Lstat(p)
-	if err != nil || !fi.Mode().IsRegular() {
-		return ""
-	}
-	return stamp(fi)
-}
-
-// Get returns the index of the blob of d while its file is unchanged, or nil.
+// Get returns the index stored for the blob of digest d, or nil.
 func (c *IndexCache) Get(d digest.Digest) []byte {
-	p, st := c.path(d), c.blobStamp(d)
-	if p == "" || st == "" {
+	p := c.path(d)
+	if p == "" {
 		return nil
 	}
 	b, err := os.ReadFile(p)
@@ -80,7 +67,7 @@ func (c *IndexCache) Get(d digest.Digest) []byte {
 		return nil
 	}
 	head, index, ok := bytes.Cut(b, []byte("\n"))
-	if !ok || string(head) != st {
+	if !ok || string(head) != d.String() {
 		return nil
 	}
 	if c.Used != nil {
@@ -93,11 +80,11 @@ func (c *IndexCache) Get(d digest.Digest) []byte {
 // a temporary file renamed into place, so that a reader sees a whole index
 // or none. It is a cache: a crash may lose it, and nothing is synced.
 func (c *IndexCache) Put(d digest.Digest, write func(io.Writer) error) {
-	p, st := c.path(d), c.blobStamp(d)
-	if p == "" || st == "" {
+	p := c.path(d)
+	if p == "" {
 		return
 	}
-	if err := writeIndex(p, st, write); err != nil {
+	if err := writeIndex(p, d, write); err != nil {
 		if c.Failed != nil {
 			c.Failed(d, err)
 		}
@@ -108,7 +95,8 @@ func (c *IndexCache) Put(d digest.Digest, write func(io.Writer) error) {
 	}
 }
 
-func writeIndex(p, stamp string, write func(io.Writer) error) error {
+// writeIndex writes the file of the index of d at p.
+func writeIndex(p string, d digest.Digest, write func(io.Writer) error) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return err
 	}
@@ -116,7 +104,7 @@ func writeIndex(p, stamp string, write func(io.Writer) error) error {
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(f, "%s\n", stamp)
+	_, err = fmt.Fprintf(f, "%s\n", d)
 	if err == nil {
 		err = write(f)
 	}

@@ -1,9 +1,7 @@
 package contentdir
 
 import (
-	"fmt"
 	"os"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -32,16 +30,4 @@ func listDir(p string) error {
 		return &os.PathError{Op: "readdir", Path: p, Err: err}
 	}
 	return nil
-}
-
-// stamp identifies a blob file's current state: its device, inode, size,
-// and modification and change times. Rewriting the file, even in place,
-// changes it.
-func stamp(fi os.FileInfo) string {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return ""
-	}
-	return fmt.Sprintf("dev %d ino %d size %d mtime %d.%09d ctime %d.%09d", st.Dev, st.Ino, st.Size,
-		st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
 }

@@ -22,6 +22,3 @@ func listDir(p string) error {
 	}
 	return nil
 }
-
-// stamp is empty where a file's change time is not known: no index is kept.
-func stamp(os.FileInfo) string { return "" }

@@ -75,10 +75,11 @@ func imageSpeedBench(ctx context.Context, bin, before string, files, runs int) e
 		return err
 	}
 	defer os.RemoveAll(work)
-	dead, err := deadRoot(d.Root, filepath.Join(work, "root"))
+	dead, unmount, err := deadRoot(d.Root, filepath.Join(work, "root"))
 	if err != nil {
 		return err
 	}
+	defer unmount()
 	cache := filepath.Join(work, "cache")
 	if err := os.Mkdir(cache, 0o700); err != nil {
 		return err
@@ -379,18 +380,33 @@ func verdict(target string, met bool) string {
 // deadRoot makes at dir a containerd root no daemon holds, as a dead host's
 // disk, from the live root root: a copy of its meta.db beside hard links to
 // its content store's files (the same inodes: evicting the originals evicts
-// them).
-func deadRoot(root, dir string) (string, error) {
+// them), bind-mounted read-only at dir+"-ro" as a dead host's disk is
+// mounted. It returns the mount and what unmounts it.
+func deadRoot(root, dir string) (string, func(), error) {
 	meta := filepath.Join("io.containerd.metadata.v1.bolt", "meta.db")
 	if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(meta)), 0o700); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if out, err := exec.Command("cp", filepath.Join(root, meta), filepath.Join(dir, meta)).CombinedOutput(); err != nil {
-		return "", fmt.Errorf("copy %s: %v: %s", meta, err, out)
+		return "", nil, fmt.Errorf("copy %s: %v: %s", meta, err, out)
 	}
 	content := filepath.Join(root, "io.containerd.content.v1.content")
 	if out, err := exec.Command("cp", "-al", content, dir).CombinedOutput(); err != nil {
-		return "", fmt.Errorf("link %s: %v: %s", content, err, out)
+		return "", nil, fmt.Errorf("link %s: %v: %s", content, err, out)
 	}
-	return dir, nil
+	ro := dir + "-ro"
+	if err := os.Mkdir(ro, 0o700); err != nil {
+		return "", nil, err
+	}
+	if err := unix.Mount(dir, ro, "", unix.MS_BIND, ""); err != nil {
+		return "", nil, fmt.Errorf("bind %s: %w", dir, err)
+	}
+	unmount := func() { unix.Unmount(ro, unix.MNT_DETACH) }
+	for _, flags := range []uintptr{unix.MS_PRIVATE, unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY} {
+		if err := unix.Mount("", ro, "", flags, ""); err != nil {
+			unmount()
+			return "", nil, fmt.Errorf("mount %s read-only: %w", ro, err)
+		}
+	}
+	return ro, unmount, nil
 }

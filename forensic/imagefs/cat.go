@@ -2,6 +2,7 @@ package imagefs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -64,7 +65,14 @@ func cat(ctx context.Context, layers []Layer, path string, w io.Writer, opts Cat
 	// Reads still ahead when Cat returns are not needed: stopped and waited
 	// for, so that nothing reads a layer once Cat has returned.
 	defer v.wg.Wait()
+	defer v.checks.wait()
 	defer cancel()
+	if v.c.index != nil {
+		// The blobs of the layers read from their indexes are checked while
+		// the path is looked up, all at once, and must pass before a byte
+		// or an answer is written.
+		v.c.checkLater = v.checks.start
+	}
 	abs := "/" + name
 	v.want(abs)
 	var err error
@@ -73,10 +81,42 @@ func cat(ctx context.Context, layers []Layer, path string, w io.Writer, opts Cat
 	} else {
 		err = v.catFinal(abs, opts, w)
 	}
+	if cerr := v.checks.wait(); cerr != nil {
+		err = cerr
+	}
 	if err != nil {
 		return fmt.Errorf("cat %s: %w", forensic.EscapePath(abs), err)
 	}
 	return nil
+}
+
+// blobChecks are the digest checks of the blobs of the layers read from
+// their indexes, run in the background.
+type blobChecks struct {
+	wg  sync.WaitGroup
+	mu  sync.Mutex
+	err error
+}
+
+// start runs the check of layer k's blob.
+func (b *blobChecks) start(k int, check func() error) {
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		if err := check(); err != nil {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			b.err = errors.Join(b.err, fmt.Errorf("layer %d changed since its index was made: %w", k, err))
+		}
+	}()
+}
+
+// wait waits for the checks started and returns their failures.
+func (b *blobChecks) wait() error {
+	b.wg.Wait()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
 }
 
 // catFinal writes the content p has in the final filesystem.
@@ -154,11 +194,15 @@ func (v *view) catLayer(p string, opts CatOptions, w io.Writer) error {
 	return v.write(&r, opts.NoFollow, w)
 }
 
-// write writes r's content, or a symbolic link's target when noFollow.
+// write writes r's content, or a symbolic link's target when noFollow, once
+// the blobs of the layers read from their indexes passed their checks.
 func (v *view) write(r *rec, noFollow bool, w io.Writer) error {
 	hardLink := r.flags&fHardLink != 0
 	switch {
 	case r.typ == tSymlink && !hardLink && noFollow:
+		if err := v.checks.wait(); err != nil {
+			return err
+		}
 		_, err := io.WriteString(w, r.ext.link)
 		return err
 	case r.typ == tSymlink && !hardLink:
@@ -173,6 +217,9 @@ func (v *view) write(r *rec, noFollow bool, w io.Writer) error {
 	if r.typ != tFile {
 		return fmt.Errorf("not a regular file but a %s", fileType(r.typ))
 	}
+	if err := v.checks.wait(); err != nil {
+		return err
+	}
 	lo := v.ops[r.layer]
 	if lo != nil {
 		if b, ok := lo.kept[r.ord]; ok {
@@ -180,8 +227,8 @@ func (v *view) write(r *rec, noFollow bool, w io.Writer) error {
 			return err
 		}
 	}
-	// A layer read from its index was checked by the run that made it: its
-	// blob is read up to the file, no further.
+	// A layer read from its index had its blob checked just now: the blob is
+	// read up to the file, no further.
 	return copyEntry(v.ctx, v.layers, int(r.layer), r.ord, w, v.c, lo == nil || !lo.indexed)
 }
 
@@ -222,6 +269,7 @@ type view struct {
 	// read ahead consult it, hence mu.
 	mu     sync.Mutex
 	wanted map[string]bool
+	checks blobChecks
 }
 
 // layerRead is one layer read, perhaps ahead of being asked for: done is

@@ -144,6 +144,9 @@ type config struct {
 	warn     func(string)
 	index    IndexStore
 	indexed  func(int)
+	// checkLater, when set, runs the digest check of the blob of a layer
+	// read from its index (see cachedLayer) while the read goes on.
+	checkLater func(k int, check func() error)
 }
 
 func newConfig(opts Options, hash bool) *config {

@@ -51,7 +51,9 @@ const (
 // digest. The blob is read and its digest checked again before the index is
 // used, without decompressing it: an index is the deterministic result of
 // decompressing the bytes of that digest, so only the decompression is
-// saved, and nothing is trusted for bytes that were not checked.
+// saved, and nothing is trusted for bytes that were not checked. With
+// c.checkLater the check is handed over instead, and the caller must see it
+// pass before it says anything the index decided.
 func cachedLayer(ctx context.Context, layers []Layer, k int, c *config, hash, report bool) *layerOps {
 	l := layers[k]
 	if c.index == nil || l.Digest == "" {
@@ -67,7 +69,9 @@ func cachedLayer(ctx context.Context, layers []Layer, k int, c *config, hash, re
 		report && x.diffID == "", x.size > c.maxBytes:
 		return nil
 	}
-	if checkBlob(ctx, l) != nil {
+	if c.checkLater != nil {
+		c.checkLater(k, func() error { return checkBlob(ctx, l) })
+	} else if checkBlob(ctx, l) != nil {
 		return nil // read in full, which fails naming the blob
 	}
 	for _, w := range x.warnings {

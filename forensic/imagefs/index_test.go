@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -207,4 +208,35 @@ func sortedCopy(s []string) []string {
 	out := append([]string(nil), s...)
 	slices.Sort(out)
 	return out
+}
+
+// TestCatChecksIndexedBlobs changes the blob of an indexed layer above the
+// one holding a file: Cat, whose blob checks run while it looks the path up,
+// fails naming the layer and writes nothing, as it does for a file of that
+// layer itself.
+func TestCatChecksIndexedBlobs(t *testing.T) {
+	for _, tt := range []struct{ path, layer string }{{"/etc/passwd", "layer 3"}, {"/etc/hosts", "layer 3"}} {
+		layers := indexedImage(t)
+		store := &memIndex{}
+		if _, err := Files(context.Background(), layers, Options{Index: store}); err != nil {
+			t.Fatal(err)
+		}
+		top := &layers[len(layers)-1]
+		open := top.Open
+		top.Open = func(ctx context.Context) (io.ReadCloser, error) {
+			rc, err := open(ctx)
+			if err != nil {
+				return nil, err
+			}
+			b, err := io.ReadAll(rc)
+			rc.Close()
+			b[len(b)-1] ^= 1
+			return io.NopCloser(bytes.NewReader(b)), err
+		}
+		var out bytes.Buffer
+		err := Cat(context.Background(), layers, tt.path, &out, CatOptions{Options: Options{Index: store}, Layer: -1})
+		if err == nil || !strings.Contains(err.Error(), tt.layer+" changed since its index was made") || out.Len() > 0 {
+			t.Errorf("cat %s: %v, wrote %q; want an error naming %s and nothing written", tt.path, err, out.String(), tt.layer)
+		}
+	}
 }

@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"sync"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 

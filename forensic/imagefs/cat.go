@@ -1,10 +1,13 @@
 package imagefs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 
@@ -46,6 +49,13 @@ type CatOptions struct {
 // just below the one being read are read at the same time, one per CPU (at
 // most 4) unless the host's CPUs are busy, and dropped, warnings included,
 // when not needed.
+//
+// With an IndexStore, a layer with an index is not decompressed: its blob's
+// digest is checked in the background while the path is looked up, and
+// every such check must pass before a byte, a warning or a link followed is
+// told. The bytes then come from a second read of the blob, decompressed up
+// to the file, whose digest is checked too: a file of up to 1 MiB is held
+// until then, a larger one fails after its bytes when the blob changed.
 func Cat(ctx context.Context, layers []Layer, path string, w io.Writer, opts CatOptions) error {
 	return cat(ctx, layers, path, w, opts, catAhead())
 }
@@ -67,11 +77,16 @@ func cat(ctx context.Context, layers []Layer, path string, w io.Writer, opts Cat
 	defer v.wg.Wait()
 	defer v.checks.wait()
 	defer cancel()
+	var held heldCalls
 	if v.c.index != nil {
 		// The blobs of the layers read from their indexes are checked while
-		// the path is looked up, all at once, and must pass before a byte
-		// or an answer is written.
+		// the path is looked up, all at once, and must pass before a byte,
+		// an answer, a warning or a link followed is told.
 		v.c.checkLater = v.checks.start
+		v.c.warn = held.wrap1(v.c.warn)
+		if opts.Followed != nil {
+			opts.Followed = held.wrap2(opts.Followed)
+		}
 	}
 	abs := "/" + name
 	v.want(abs)
@@ -83,6 +98,8 @@ func cat(ctx context.Context, layers []Layer, path string, w io.Writer, opts Cat
 	}
 	if cerr := v.checks.wait(); cerr != nil {
 		err = cerr
+	} else {
+		held.run()
 	}
 	if err != nil {
 		return fmt.Errorf("cat %s: %w", forensic.EscapePath(abs), err)
@@ -90,12 +107,43 @@ func cat(ctx context.Context, layers []Layer, path string, w io.Writer, opts Cat
 	return nil
 }
 
+// heldCalls holds calls until run.
+type heldCalls struct {
+	mu    sync.Mutex
+	calls []func()
+}
+
+func (h *heldCalls) hold(f func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.calls = append(h.calls, f)
+}
+
+// wrap1 and wrap2 return f held until run.
+func (h *heldCalls) wrap1(f func(string)) func(string) {
+	return func(a string) { h.hold(func() { f(a) }) }
+}
+
+func (h *heldCalls) wrap2(f func(string, string)) func(string, string) {
+	return func(a, b string) { h.hold(func() { f(a, b) }) }
+}
+
+// run makes the calls held, in order.
+func (h *heldCalls) run() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, f := range h.calls {
+		f()
+	}
+	h.calls = nil
+}
+
 // blobChecks are the digest checks of the blobs of the layers read from
 // their indexes, run in the background.
 type blobChecks struct {
-	wg  sync.WaitGroup
-	mu  sync.Mutex
-	err error
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	errs map[int]error
 }
 
 // start runs the check of layer k's blob.
@@ -106,17 +154,25 @@ func (b *blobChecks) start(k int, check func() error) {
 		if err := check(); err != nil {
 			b.mu.Lock()
 			defer b.mu.Unlock()
-			b.err = errors.Join(b.err, fmt.Errorf("layer %d changed since its index was made: %w", k, err))
+			if b.errs == nil {
+				b.errs = map[int]error{}
+			}
+			b.errs[k] = err
 		}
 	}()
 }
 
-// wait waits for the checks started and returns their failures.
+// wait waits for the checks started and returns their failures, from the
+// top layer down.
 func (b *blobChecks) wait() error {
 	b.wg.Wait()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.err
+	var errs []error
+	for _, k := range slices.Backward(slices.Sorted(maps.Keys(b.errs))) {
+		errs = append(errs, b.errs[k])
+	}
+	return errors.Join(errs...)
 }
 
 // catFinal writes the content p has in the final filesystem.
@@ -227,9 +283,9 @@ func (v *view) write(r *rec, noFollow bool, w io.Writer) error {
 			return err
 		}
 	}
-	// A layer read from its index had its blob checked just now: the blob is
-	// read up to the file, no further.
-	return copyEntry(v.ctx, v.layers, int(r.layer), r.ord, w, v.c, lo == nil || !lo.indexed)
+	// A layer read from its index had its blob checked: the bytes come from
+	// a second read, decompressed up to the file, whose blob is checked too.
+	return copyEntry(v.ctx, v.layers, int(r.layer), r.ord, r.size, w, v.c, lo == nil || !lo.indexed)
 }
 
 // SymlinkError says the entry to read is a symbolic link Cat was told not
@@ -481,12 +537,16 @@ func parentsOf(p string) []string {
 	return out
 }
 
-// copyEntry copies the content of entry ord of layer k to w and, when
-// recheck, then reads the layer to its end and checks its digests again: the
-// bytes come from a second read of a blob the first read checked, and a blob
-// that changed in between fails, after the fact, instead of passing
-// unnoticed.
-func copyEntry(ctx context.Context, layers []Layer, k int, ord int32, w io.Writer, c *config, recheck bool) error {
+// copyEntry copies the content of entry ord of layer k to w, from a second
+// read of a blob the first read (or, for a layer read from its index, the
+// blob check) checked, and checks that read too: when recheck, it reads the
+// layer to its end and checks both digests again; otherwise (a layer read
+// from its index) it reads the rest of the blob without decompressing it and
+// checks the blob's digest, holding a file of up to maxKept bytes (size, as
+// read the first time) until then.
+// A blob that changed in between fails, after the bytes of a larger file,
+// instead of passing unnoticed.
+func copyEntry(ctx context.Context, layers []Layer, k int, ord int32, size int64, w io.Writer, c *config, recheck bool) error {
 	s, err := openStream(ctx, layers, k, c, false)
 	if err != nil {
 		return err
@@ -495,10 +555,26 @@ func copyEntry(ctx context.Context, layers []Layer, k int, ord int32, w io.Write
 	if err := s.seek(ord); err != nil {
 		return err
 	}
-	if _, err := s.copyContent(w, make([]byte, 32<<10)); err != nil || !recheck {
+	buf := make([]byte, 32<<10)
+	if !recheck && size <= maxKept {
+		var held bytes.Buffer
+		if _, err := s.copyContent(&held, buf); err != nil {
+			return err
+		}
+		if err := s.finishBlob(); err != nil {
+			return fmt.Errorf("the layer changed since its blob was checked: %w", err)
+		}
+		_, err = w.Write(held.Bytes())
 		return err
 	}
-	if err := s.finish(); err != nil {
+	if _, err := s.copyContent(w, buf); err != nil {
+		return err
+	}
+	check := s.finish
+	if !recheck {
+		check = s.finishBlob
+	}
+	if err := check(); err != nil {
 		return fmt.Errorf("the layer changed since it was checked, the bytes written are not to be trusted: %w", err)
 	}
 	return nil

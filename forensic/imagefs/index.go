@@ -20,10 +20,11 @@ import (
 // reading a layer in full found (every entry with its metadata, the digests
 // of its files when they were hashed, its DiffID, its warnings), so that a
 // later run can skip decompressing it. An index is only stored once the layer
-// was read to its end and its blob digest and DiffID checked; the store must
-// give it back only while the blob it was made from is unchanged (a blob
-// file's device, inode, size and times), and may drop it at any time. An
-// index that does not decode, or names another blob, is ignored.
+// was read to its end and its blob digest and DiffID checked, and only used
+// once the blob's digest is checked again (see cachedLayer), so it serves
+// any blob of its digest; the store may drop it at any time. An index that
+// does not decode, or names another blob or DiffID, is ignored. What an
+// index says is believed: keep it where the examined host cannot write.
 type IndexStore interface {
 	// Get returns the index stored for the blob of digest d, or nil.
 	Get(d digest.Digest) []byte
@@ -70,7 +71,12 @@ func cachedLayer(ctx context.Context, layers []Layer, k int, c *config, hash, re
 		return nil
 	}
 	if c.checkLater != nil {
-		c.checkLater(k, func() error { return checkBlob(ctx, l) })
+		c.checkLater(k, func() error {
+			if err := checkBlob(ctx, l); err != nil {
+				return fmt.Errorf("%s: blob checked before its index is used: %w", layerName(layers, k), err)
+			}
+			return nil
+		})
 	} else if checkBlob(ctx, l) != nil {
 		return nil // read in full, which fails naming the blob
 	}
@@ -92,16 +98,19 @@ func checkBlob(ctx context.Context, l Layer) error {
 		return err
 	}
 	defer raw.Close()
-	var sink io.Writer = io.Discard
-	v := l.Digest.Verifier()
-	if !l.DigestChecked {
-		sink = v
+	want := l.Digest
+	if l.DigestChecked {
+		want = "" // the stream fails its last read on a mismatch
 	}
-	if _, err := io.CopyBuffer(sink, raw, make([]byte, 256<<10)); err != nil {
+	blob, err := newHashReader(raw, want, false)
+	if err != nil {
 		return err
 	}
-	if !l.DigestChecked && !v.Verified() {
-		return fmt.Errorf("blob %s: digest mismatch", l.Digest)
+	if _, err := io.CopyBuffer(io.Discard, blob, make([]byte, 256<<10)); err != nil {
+		return err
+	}
+	if err := blob.verify(); err != nil {
+		return fmt.Errorf("blob digest: %w", err)
 	}
 	return nil
 }

@@ -189,8 +189,8 @@ func TestIndexIgnoredWhenItDoesNotFit(t *testing.T) {
 			indexed := 0
 			_, err := Files(context.Background(), counted(layers, &opens), Options{Digest: tt.digest, Index: store, Indexed: func(int) { indexed++ }})
 			if tt.name == "another DiffID" || tt.name == "a blob changed since" {
-				if err == nil {
-					t.Fatalf("%s was accepted", tt.name)
+				if err == nil || tt.name == "a blob changed since" && !strings.Contains(err.Error(), "layer 3 (sha256:") {
+					t.Fatalf("%s was accepted, or the error does not name the layer: %v", tt.name, err)
 				}
 				return
 			}
@@ -210,33 +210,69 @@ func sortedCopy(s []string) []string {
 	return out
 }
 
-// TestCatChecksIndexedBlobs changes the blob of an indexed layer above the
-// one holding a file: Cat, whose blob checks run while it looks the path up,
-// fails naming the layer and writes nothing, as it does for a file of that
-// layer itself.
+// TestCatChecksIndexedBlobs indexes an image, then changes the blob of one
+// layer, for every open or only from the second (after the blob check, for
+// the read of the bytes): Cat, whose blob checks run while it looks the path
+// up, fails naming the layer and writes nothing (nor, when the check
+// fails, a warning or a link followed); a layer the read never reaches
+// changes nothing.
 func TestCatChecksIndexedBlobs(t *testing.T) {
-	for _, tt := range []struct{ path, layer string }{{"/etc/passwd", "layer 3"}, {"/etc/hosts", "layer 3"}} {
-		layers := indexedImage(t)
-		store := &memIndex{}
-		if _, err := Files(context.Background(), layers, Options{Index: store}); err != nil {
-			t.Fatal(err)
-		}
-		top := &layers[len(layers)-1]
-		open := top.Open
-		top.Open = func(ctx context.Context) (io.ReadCloser, error) {
-			rc, err := open(ctx)
-			if err != nil {
-				return nil, err
+	tests := []struct {
+		name    string
+		path    string
+		layer   int // the layer changed
+		from    int32
+		opts    CatOptions
+		wantErr string // "" when Cat must succeed
+	}{
+		{"a file below the changed layer", "/etc/passwd", 3, 1, CatOptions{Layer: -1}, "layer 3 (sha256:"},
+		{"a file of the changed layer", "/etc/hosts", 3, 1, CatOptions{Layer: -1}, "layer 3 (sha256:"},
+		{"a file of the changed layer, changed after its check", "/etc/hosts", 3, 2, CatOptions{Layer: -1}, "the layer changed since its blob was checked"},
+		{"a symbolic link not followed", "/app/shadow", 3, 1, CatOptions{Layer: -1, NoFollow: true}, "layer 3 (sha256:"},
+		{"a hard link to a file of the changed layer", "/usr/bin/su2", 2, 1, CatOptions{Layer: -1}, "layer 2 (sha256:"},
+		{"one layer's entry", "/etc/hosts", 3, 1, CatOptions{Layer: 3}, "layer 3 (sha256:"},
+		{"one layer's missing entry", "/nothing", 3, 1, CatOptions{Layer: 3}, "layer 3 (sha256:"},
+		{"a layer the read never reaches", "/etc/hosts", 0, 1, CatOptions{Layer: 3}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			layers := indexedImage(t)
+			store := &memIndex{}
+			if _, err := Files(context.Background(), layers, Options{Index: store}); err != nil {
+				t.Fatal(err)
 			}
-			b, err := io.ReadAll(rc)
-			rc.Close()
-			b[len(b)-1] ^= 1
-			return io.NopCloser(bytes.NewReader(b)), err
-		}
-		var out bytes.Buffer
-		err := Cat(context.Background(), layers, tt.path, &out, CatOptions{Options: Options{Index: store}, Layer: -1})
-		if err == nil || !strings.Contains(err.Error(), tt.layer+" changed since its index was made") || out.Len() > 0 {
-			t.Errorf("cat %s: %v, wrote %q; want an error naming %s and nothing written", tt.path, err, out.String(), tt.layer)
-		}
+			var want bytes.Buffer
+			wantErr := Cat(context.Background(), layers, tt.path, &want, tt.opts)
+			changed := &layers[tt.layer]
+			open := changed.Open
+			var opens atomic.Int32
+			changed.Open = func(ctx context.Context) (io.ReadCloser, error) {
+				rc, err := open(ctx)
+				if err != nil || opens.Add(1) < tt.from {
+					return rc, err
+				}
+				b, err := io.ReadAll(rc)
+				rc.Close()
+				b[len(b)-1] ^= 1 // the digest no longer matches
+				return io.NopCloser(bytes.NewReader(b)), err
+			}
+			var out bytes.Buffer
+			var told []string
+			opts := tt.opts
+			opts.Options = Options{Index: store, Warn: func(msg string) { told = append(told, msg) }}
+			opts.Followed = func(link, target string) { told = append(told, link+" -> "+target) }
+			err := Cat(context.Background(), layers, tt.path, &out, opts)
+			if tt.wantErr == "" {
+				if fmt.Sprint(err) != fmt.Sprint(wantErr) || out.String() != want.String() {
+					t.Errorf("got %q, %v; want %q, %v", out.String(), err, want.String(), wantErr)
+				}
+				return
+			}
+			// Warnings and links decided from checked blobs are told even
+			// when the bytes read after fail.
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || out.Len() > 0 || len(told) > 0 && tt.from == 1 {
+				t.Errorf("got %v, wrote %q, told %q; want an error with %q, nothing written or told", err, out.String(), told, tt.wantErr)
+			}
+		})
 	}
 }

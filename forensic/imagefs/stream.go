@@ -197,6 +197,20 @@ func (s *stream) finish() error {
 	return nil
 }
 
+// finishBlob reads the rest of the blob as stored, without decompressing it,
+// and checks its digest: what was decompressed came from checked bytes.
+func (s *stream) finishBlob() error {
+	s.closeDec()
+	s.closeDec = func() {}
+	if _, err := io.Copy(io.Discard, s.blob); err != nil {
+		return fmt.Errorf("read %s: %w", s.name, err)
+	}
+	if err := s.blob.verify(); err != nil {
+		return fmt.Errorf("%s: blob digest: %w", s.name, err)
+	}
+	return nil
+}
+
 func (s *stream) diffID() *hashReader { return s.lim.r.(*hashReader) }
 
 func (s *stream) close() {

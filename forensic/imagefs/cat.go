@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -139,18 +140,24 @@ func (h *heldCalls) run() {
 }
 
 // blobChecks are the digest checks of the blobs of the layers read from
-// their indexes, run in the background.
+// their indexes, run in the background, one per CPU at a time.
 type blobChecks struct {
 	wg   sync.WaitGroup
+	sem  chan struct{}
 	mu   sync.Mutex
 	errs map[int]error
 }
 
-// start runs the check of layer k's blob.
+// start runs the check of layer k's blob. It is called from one goroutine.
 func (b *blobChecks) start(k int, check func() error) {
+	if b.sem == nil {
+		b.sem = make(chan struct{}, runtime.GOMAXPROCS(0))
+	}
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
+		b.sem <- struct{}{}
+		defer func() { <-b.sem }()
 		if err := check(); err != nil {
 			b.mu.Lock()
 			defer b.mu.Unlock()

@@ -280,18 +280,31 @@ func (v *view) write(r *rec, noFollow bool, w io.Writer) error {
 	if r.typ != tFile {
 		return fmt.Errorf("not a regular file but a %s", fileType(r.typ))
 	}
+	lo := v.ops[r.layer]
+	if lo != nil && lo.indexed && r.size <= maxKept {
+		// A layer read from its index: the bytes come from a second read of
+		// its blob, decompressed up to the file and checked to its end,
+		// made while the blob checks go on and held until all pass.
+		var held bytes.Buffer
+		err := copyEntry(v.ctx, v.layers, int(r.layer), r.ord, r.size, &held, v.c, false)
+		if cerr := v.checks.wait(); cerr != nil {
+			return cerr
+		}
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(held.Bytes())
+		return err
+	}
 	if err := v.checks.wait(); err != nil {
 		return err
 	}
-	lo := v.ops[r.layer]
 	if lo != nil {
 		if b, ok := lo.kept[r.ord]; ok {
 			_, err := w.Write(b)
 			return err
 		}
 	}
-	// A layer read from its index had its blob checked: the bytes come from
-	// a second read, decompressed up to the file, whose blob is checked too.
 	return copyEntry(v.ctx, v.layers, int(r.layer), r.ord, r.size, w, v.c, lo == nil || !lo.indexed)
 }
 

@@ -55,8 +55,9 @@ type CatOptions struct {
 // digest is checked in the background while the path is looked up, and
 // every such check must pass before a byte, a warning or a link followed is
 // told. The bytes then come from a second read of the blob, decompressed up
-// to the file, whose digest is checked too: a file of up to 1 MiB is held
-// until then, a larger one fails after its bytes when the blob changed.
+// to the file, whose digest is checked too: a file of up to 1 MiB is read
+// while the checks run and held until all pass, a larger one is read after
+// them and fails after its bytes when the blob changed.
 func Cat(ctx context.Context, layers []Layer, path string, w io.Writer, opts CatOptions) error {
 	return cat(ctx, layers, path, w, opts, catAhead())
 }
@@ -286,7 +287,7 @@ func (v *view) write(r *rec, noFollow bool, w io.Writer) error {
 		// its blob, decompressed up to the file and checked to its end,
 		// made while the blob checks go on and held until all pass.
 		var held bytes.Buffer
-		err := copyEntry(v.ctx, v.layers, int(r.layer), r.ord, r.size, &held, v.c, false)
+		err := copyEntry(v.ctx, v.layers, int(r.layer), r.ord, &held, v.c, false)
 		if cerr := v.checks.wait(); cerr != nil {
 			return cerr
 		}
@@ -305,7 +306,11 @@ func (v *view) write(r *rec, noFollow bool, w io.Writer) error {
 			return err
 		}
 	}
-	return copyEntry(v.ctx, v.layers, int(r.layer), r.ord, r.size, w, v.c, lo == nil || !lo.indexed)
+	err := copyEntry(v.ctx, v.layers, int(r.layer), r.ord, w, v.c, lo == nil || !lo.indexed)
+	if errors.Is(err, errChanged) {
+		return fmt.Errorf("%w; the bytes written are not to be trusted", err)
+	}
+	return err
 }
 
 // SymlinkError says the entry to read is a symbolic link Cat was told not
@@ -557,16 +562,17 @@ func parentsOf(p string) []string {
 	return out
 }
 
+// errChanged says a blob read again no longer has the digest it had.
+var errChanged = errors.New("the layer changed since it was checked")
+
 // copyEntry copies the content of entry ord of layer k to w, from a second
 // read of a blob the first read (or, for a layer read from its index, the
 // blob check) checked, and checks that read too: when recheck, it reads the
 // layer to its end and checks both digests again; otherwise (a layer read
 // from its index) it reads the rest of the blob without decompressing it and
-// checks the blob's digest, holding a file of up to maxKept bytes (size, as
-// read the first time) until then.
-// A blob that changed in between fails, after the bytes of a larger file,
-// instead of passing unnoticed.
-func copyEntry(ctx context.Context, layers []Layer, k int, ord int32, size int64, w io.Writer, c *config, recheck bool) error {
+// checks the blob's digest. A blob that changed in between fails with
+// errChanged, after the bytes, instead of passing unnoticed.
+func copyEntry(ctx context.Context, layers []Layer, k int, ord int32, w io.Writer, c *config, recheck bool) error {
 	s, err := openStream(ctx, layers, k, c, false)
 	if err != nil {
 		return err
@@ -575,19 +581,7 @@ func copyEntry(ctx context.Context, layers []Layer, k int, ord int32, size int64
 	if err := s.seek(ord); err != nil {
 		return err
 	}
-	buf := make([]byte, 32<<10)
-	if !recheck && size <= maxKept {
-		var held bytes.Buffer
-		if _, err := s.copyContent(&held, buf); err != nil {
-			return err
-		}
-		if err := s.finishBlob(); err != nil {
-			return fmt.Errorf("the layer changed since its blob was checked: %w", err)
-		}
-		_, err = w.Write(held.Bytes())
-		return err
-	}
-	if _, err := s.copyContent(w, buf); err != nil {
+	if _, err := s.copyContent(w, make([]byte, 32<<10)); err != nil {
 		return err
 	}
 	check := s.finish
@@ -595,7 +589,7 @@ func copyEntry(ctx context.Context, layers []Layer, k int, ord int32, size int64
 		check = s.finishBlob
 	}
 	if err := check(); err != nil {
-		return fmt.Errorf("the layer changed since it was checked, the bytes written are not to be trusted: %w", err)
+		return fmt.Errorf("%w: %w", errChanged, err)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 
@@ -50,7 +51,8 @@ func (c *Client) LayerIndexDir(cacheDir string) (dir, why string) {
 	}
 	dir = filepath.Join(cacheDir, LayerIndexSubdir)
 	if err := c.CheckLayerIndexDir(dir); err != nil {
-		if _, ok := err.(*IndexDirOnEvidenceError); ok {
+		var onEvidence *IndexDirOnEvidenceError
+		if errors.As(err, &onEvidence) {
 			return "", IndexSameFilesystem
 		}
 		return "", err.Error()

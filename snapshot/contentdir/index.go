@@ -18,8 +18,7 @@ import (
 // again before it uses an index, so an index serves any blob of its digest,
 // on any disk.
 type IndexCache struct {
-	dir   string
-	store *Store
+	dir string
 	// Used and Wrote, when set, are told of each index given back and each
 	// index written, with its path.
 	Used, Wrote func(d digest.Digest, path string)
@@ -42,7 +41,7 @@ func NewIndexCache(dir string, store *Store) (*IndexCache, error) {
 	if rel, err := filepath.Rel(root, abs); err == nil && (rel == "." || !strings.HasPrefix(rel, "..")) {
 		return nil, fmt.Errorf("layer index directory %s is inside the content store %s: it must be outside the evidence", dir, store.dir)
 	}
-	return &IndexCache{dir: abs, store: store}, nil
+	return &IndexCache{dir: abs}, nil
 }
 
 // Dir returns the cache's directory.
